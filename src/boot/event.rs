@@ -1,0 +1,96 @@
+//! Boot events: what happened to a machine during a boot, kept as data (in the state
+//! store) rather than only as log lines, so an operator can ask why 7 of 400 nodes did
+//! not come back.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::{Digest, Mac};
+
+/// The stages of one netboot, in the order they normally happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BootStage {
+    /// A DHCP offer went out.
+    DhcpOffer,
+    /// A DHCP lease was acknowledged.
+    DhcpAck,
+    /// A loader (iPXE) was sent over TFTP or HTTP.
+    LoaderSent,
+    /// The machine's iPXE script was sent.
+    ScriptSent,
+    /// The kernel was sent.
+    KernelSent,
+    /// An initrd was sent.
+    InitrdSent,
+    /// The root image was sent.
+    RootfsSent,
+    /// The machine reported it is running the image.
+    Booted,
+    /// The machine (or tabula) reported a failure.
+    Failed,
+    /// tabula decided not to serve this machine.
+    Ignored,
+}
+
+impl BootStage {
+    /// Every stage, in boot order.
+    pub const ALL: [BootStage; 10] = [
+        BootStage::DhcpOffer,
+        BootStage::DhcpAck,
+        BootStage::LoaderSent,
+        BootStage::ScriptSent,
+        BootStage::KernelSent,
+        BootStage::InitrdSent,
+        BootStage::RootfsSent,
+        BootStage::Booted,
+        BootStage::Failed,
+        BootStage::Ignored,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootStage::DhcpOffer => "dhcp-offer",
+            BootStage::DhcpAck => "dhcp-ack",
+            BootStage::LoaderSent => "loader-sent",
+            BootStage::ScriptSent => "script-sent",
+            BootStage::KernelSent => "kernel-sent",
+            BootStage::InitrdSent => "initrd-sent",
+            BootStage::RootfsSent => "rootfs-sent",
+            BootStage::Booted => "booted",
+            BootStage::Failed => "failed",
+            BootStage::Ignored => "ignored",
+        }
+    }
+}
+
+impl FromStr for BootStage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BootStage::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown boot stage {s:?}"))
+    }
+}
+
+impl fmt::Display for BootStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing that happened to one machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootEvent {
+    /// Unix time in milliseconds.
+    pub at_ms: i64,
+    /// The machine's MAC.
+    pub mac: Mac,
+    /// The stage reached.
+    pub stage: BootStage,
+    /// The manifest digest of the plan involved, when one is known.
+    pub manifest: Option<Digest>,
+    /// Free-form facts (bytes, seconds, reason, peer), as a JSON object.
+    pub detail: serde_json::Value,
+}

@@ -1,0 +1,107 @@
+//! The configuration file as written: a serde model of `tabula.toml` with
+//! `deny_unknown_fields` on every table, so a typo is an error rather than a silently
+//! ignored setting. Nothing here is validated beyond types; see [`super::Config`].
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerFile,
+    pub store: StoreFile,
+    pub boot: BootFile,
+    pub dhcp: DhcpFile,
+    pub tftp: TftpFile,
+    pub http: HttpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    pub data_dir: Option<PathBuf>,
+    pub advertise: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreFile {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootFile {
+    pub unknown_machines: Option<String>,
+    pub console: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpFile {
+    pub mode: Option<String>,
+    pub interfaces: Vec<String>,
+    pub listen_port: Option<u16>,
+    pub proxy_port: Option<u16>,
+    pub chainload: Option<String>,
+    pub router_advertisement: Option<bool>,
+    pub lease_time: Option<String>,
+    pub loaders: LoadersFile,
+    pub subnets: Vec<SubnetFile>,
+    pub reservations: Vec<ReservationFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadersFile {
+    pub bios: Option<String>,
+    pub efi_ia32: Option<String>,
+    pub efi_x64: Option<String>,
+    pub efi_arm64: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetFile {
+    pub network: Ipv4Net,
+    #[serde(default)]
+    pub pools: Vec<String>,
+    pub router: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub lease_time: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationFile {
+    pub mac: String,
+    pub address: Ipv4Addr,
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TftpFile {
+    pub enabled: Option<bool>,
+    pub listen: Option<SocketAddr>,
+    pub root: Option<PathBuf>,
+    pub max_transfers: Option<usize>,
+    pub max_blksize: Option<u16>,
+    pub max_windowsize: Option<u16>,
+    pub timeout: Option<String>,
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpFile {
+    pub enabled: Option<bool>,
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+}

@@ -1,0 +1,242 @@
+//! Configuration: the TOML file model ([`file`]) is parsed once and validated once into
+//! a [`Config`] that the rest of tabula reads without re-checking. Every error names the
+//! file, the key and the reason, on one line.
+//!
+//! Resolution order for each setting: command-line flag or environment variable (only
+//! `--data-dir` / `TABULA_DATA_DIR`), then the file, then the built-in default.
+
+mod file;
+mod validate;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use crate::boot::{Firmware, Mac};
+
+pub use file::FileConfig;
+
+/// Where the configuration is read from when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/tabula/tabula.toml";
+/// Where state lives when neither `--data-dir` nor `server.data_dir` says.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/tabula";
+
+/// A configuration problem, always pointing at the file and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a key/type is wrong.
+    #[error("{file}:{line}: key `{key}`: {reason}")]
+    Parse {
+        file: String,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// How tabula takes part in DHCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpMode {
+    /// Authoritative server for the configured subnets.
+    Full,
+    /// proxyDHCP beside another server: boot information only, no addresses.
+    Proxy,
+    /// No DHCP; another server points machines at tabula.
+    Off,
+}
+
+/// What to do with a machine that is not in the inventory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownMachines {
+    /// Boot it with the default pin.
+    Default,
+    /// Do not answer it.
+    Ignore,
+}
+
+/// How to treat a client whose NIC ROM is already iPXE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Chainload {
+    /// Always hand out the configured loader first (once per boot), then the script.
+    LoaderFirst,
+    /// An iPXE client goes straight to its script.
+    Script,
+}
+
+/// One subnet tabula serves addresses on.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Subnet {
+    pub network: Ipv4Net,
+    /// Inclusive address ranges handed out dynamically.
+    pub pools: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub lease_time: Duration,
+}
+
+/// A fixed address from the config file (the inventory can also fix addresses).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Reservation {
+    pub mac: Mac,
+    pub address: Ipv4Addr,
+    pub hostname: Option<String>,
+}
+
+/// Loader file names (relative to the TFTP root) per firmware.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Loaders {
+    pub bios: String,
+    pub efi_ia32: String,
+    pub efi_x64: String,
+    pub efi_arm64: String,
+}
+
+impl Loaders {
+    /// The loader for a firmware.
+    pub fn for_firmware(&self, fw: Firmware) -> &str {
+        match fw {
+            Firmware::Bios => &self.bios,
+            Firmware::EfiIa32 => &self.efi_ia32,
+            Firmware::EfiX64 | Firmware::EfiX64Http => &self.efi_x64,
+            Firmware::EfiArm64 | Firmware::EfiArm64Http => &self.efi_arm64,
+        }
+    }
+}
+
+/// DHCP settings.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DhcpConfig {
+    pub mode: DhcpMode,
+    pub interfaces: Vec<String>,
+    pub listen_port: u16,
+    pub proxy_port: u16,
+    pub chainload: Chainload,
+    pub router_advertisement: bool,
+    pub loaders: Loaders,
+    pub subnets: Vec<Subnet>,
+    pub reservations: Vec<Reservation>,
+}
+
+/// TFTP settings.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TftpConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub root: PathBuf,
+    pub max_transfers: usize,
+    pub max_blksize: u16,
+    pub max_windowsize: u16,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+/// HTTP settings.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The base URL machines use to reach tabula's HTTP server, without a trailing slash.
+    pub public_url: String,
+}
+
+/// Policy settings shared by every front end.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BootConfig {
+    pub unknown_machines: UnknownMachines,
+    /// Serial console argument added to every kernel command line (`console=ttyS0,115200`), if any.
+    pub console: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Config {
+    /// The file it came from, if any (defaults only otherwise).
+    pub source: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub advertise: Option<Ipv4Addr>,
+    pub store_url: String,
+    pub boot: BootConfig,
+    pub dhcp: DhcpConfig,
+    pub tftp: TftpConfig,
+    pub http: HttpConfig,
+}
+
+impl Config {
+    /// Reads and validates a file. `data_dir` (from `--data-dir`) overrides the file.
+    pub fn load(path: &Path, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: name.clone(),
+            source,
+        })?;
+        let mut cfg = Config::parse(&text, &name, data_dir)?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
+    /// The configuration used when no file exists: every default, with `data_dir`.
+    pub fn defaults(data_dir: Option<&Path>) -> Config {
+        Config::parse("", "<defaults>", data_dir).unwrap_or_else(|e| {
+            // The empty file is tested to validate; reaching this is a bug in the defaults.
+            unreachable!("built-in defaults do not validate: {e}")
+        })
+    }
+
+    /// Parses and validates TOML text; `name` is used in error messages.
+    pub fn parse(text: &str, name: &str, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let model = parse_model(text, name)?;
+        validate::validate(model, name, data_dir)
+    }
+
+    /// Where the content-addressed blobs live.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+/// Parses TOML into the file model, reporting the dotted key path of any error.
+pub fn parse_model(text: &str, name: &str) -> Result<FileConfig, ConfigError> {
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0)
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse {
+        file: name.to_string(),
+        line: line_of(e.span()),
+        key: "(syntax)".to_string(),
+        reason: e.message().trim().to_string(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError::Parse {
+            file: name.to_string(),
+            line: line_of(inner.span()),
+            key,
+            reason: inner.message().trim().replace('\n', " "),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! Config tests: every shipped file parses, every table rejects an unknown key, and
+//! errors name the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn shipped() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "expected tabula.toml and lab.toml in {dir:?}");
+    files
+}
+
+#[test]
+fn every_shipped_config_validates() {
+    for f in shipped() {
+        Config::load(&f, None).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+}
+
+#[test]
+fn defaults_validate() {
+    let c = Config::defaults(Some(Path::new("/tmp/x")));
+    assert_eq!(c.store_url, "sqlite:///tmp/x/tabula.db");
+    assert_eq!(c.dhcp.mode, DhcpMode::Off);
+    assert_eq!(c.http.public_url, "http://127.0.0.1:8080");
+}
+
+/// Collects the dotted paths of every table in a document, including each element of an
+/// array of tables.
+fn table_paths(t: &toml::Table, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    out.push(prefix.clone());
+    for (k, v) in t {
+        match v {
+            toml::Value::Table(sub) => {
+                let mut p = prefix.clone();
+                p.push(k.clone());
+                table_paths(sub, p, out);
+            }
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let toml::Value::Table(sub) = item {
+                        let mut p = prefix.clone();
+                        p.push(format!("{k}[{i}]"));
+                        table_paths(sub, p, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn table_at<'a>(t: &'a mut toml::Table, path: &[String]) -> &'a mut toml::Table {
+    let Some((first, rest)) = path.split_first() else {
+        return t;
+    };
+    let next = if let Some((name, idx)) = first.strip_suffix(']').and_then(|s| s.split_once('['))
+    {
+        let i: usize = idx.parse().unwrap();
+        t.get_mut(name).unwrap().as_array_mut().unwrap()[i]
+            .as_table_mut()
+            .unwrap()
+    } else {
+        t.get_mut(first).unwrap().as_table_mut().unwrap()
+    };
+    table_at(next, rest)
+}
+
+#[test]
+fn unknown_key_in_every_table_is_rejected() {
+    let mut checked = 0;
+    for f in shipped() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let doc: toml::Table = toml::from_str(&text).unwrap();
+        let mut paths = Vec::new();
+        table_paths(&doc, Vec::new(), &mut paths);
+        for path in paths {
+            let mut d = doc.clone();
+            table_at(&mut d, &path).insert("bogus_key".into(), toml::Value::Integer(1));
+            let out = toml::to_string(&d).unwrap();
+            let err = match parse_model(&out, "x.toml") {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{}: unknown key in table {path:?} accepted", f.display()),
+            };
+            assert!(err.contains("bogus_key"), "{err}");
+            assert!(err.starts_with("x.toml:"), "{err}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 14, "only {checked} tables checked");
+}
+
+#[test]
+fn errors_name_file_key_and_reason() {
+    let e = Config::parse("[dhcp]\nmode = \"fulll\"\n", "t.toml", None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.toml: key `dhcp.mode`: \"fulll\" is not one of \"full\", \"proxy\", \"off\""
+    );
+    let e = Config::parse("[http]\nlisten = 5\n", "t.toml", None).unwrap_err();
+    let s = e.to_string();
+    assert!(s.starts_with("t.toml:2: key `http.listen`"), "{s}");
+    assert!(!s.contains('\n'), "one line: {s}");
+    let e = Config::parse(
+        "[dhcp]\nmode=\"full\"\n[[dhcp.subnets]]\nnetwork=\"10.0.0.0/24\"\npools=[\"10.0.1.5-10.0.1.9\"]\n",
+        "t.toml",
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("dhcp.subnets[0].pools"), "{e}");
+    let e = Config::parse("[dhcp]\nmode=\"full\"\n", "t.toml", None).unwrap_err();
+    assert!(e.to_string().contains("needs at least one"), "{e}");
+    let e = Config::parse("[tftp]\ntimeout=\"soon\"\n", "t.toml", None).unwrap_err();
+    assert!(e.to_string().contains("tftp.timeout"), "{e}");
+    let e = Config::parse("[dhcp.loaders]\nbios=\"../../etc/shadow\"\n", "t.toml", None).unwrap_err();
+    assert!(e.to_string().contains("dhcp.loaders.bios"), "{e}");
+}
+
+#[test]
+fn data_dir_override_wins() {
+    let c = Config::parse("[server]\ndata_dir=\"/a\"\n", "t", Some(Path::new("/b"))).unwrap();
+    assert_eq!(c.data_dir, Path::new("/b"));
+    let c = Config::parse("[server]\ndata_dir=\"/a\"\n", "t", None).unwrap();
+    assert_eq!(c.data_dir, Path::new("/a"));
+}

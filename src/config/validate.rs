@@ -1,0 +1,335 @@
+//! Turns the file model into a [`Config`]: fills defaults, parses durations and ranges,
+//! and checks that values agree with each other (pools inside their subnet, one owner
+//! per reserved address…). Pure: reads no files.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::file::{FileConfig, SubnetFile};
+use super::{
+    BootConfig, Chainload, Config, ConfigError, DEFAULT_DATA_DIR, DhcpConfig, DhcpMode,
+    HttpConfig, Loaders, Reservation, Subnet, TftpConfig, UnknownMachines,
+};
+
+pub(super) fn validate(
+    f: FileConfig,
+    file: &str,
+    data_dir_override: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let bad = |key: &str, reason: String| ConfigError::Invalid {
+        file: file.to_string(),
+        key: key.to_string(),
+        reason,
+    };
+
+    let data_dir: PathBuf = data_dir_override
+        .map(Path::to_path_buf)
+        .or(f.server.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let store_url = match f.store.url {
+        Some(u) if u.starts_with("sqlite://") || u.starts_with("sqlite:") => u,
+        Some(u) => {
+            return Err(bad(
+                "store.url",
+                format!("unsupported store {u:?}: only sqlite:// URLs are built in"),
+            ));
+        }
+        None => format!("sqlite://{}", data_dir.join("tabula.db").display()),
+    };
+
+    let unknown_machines = match f.boot.unknown_machines.as_deref() {
+        None | Some("default") => UnknownMachines::Default,
+        Some("ignore") => UnknownMachines::Ignore,
+        Some(o) => {
+            return Err(bad(
+                "boot.unknown_machines",
+                format!("{o:?} is not one of \"default\", \"ignore\""),
+            ));
+        }
+    };
+    if let Some(c) = &f.boot.console
+        && (c.is_empty() || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()))
+    {
+        return Err(bad(
+            "boot.console",
+            format!("{c:?} must be one kernel argument without spaces"),
+        ));
+    }
+
+    let mode = match f.dhcp.mode.as_deref() {
+        None | Some("off") => DhcpMode::Off,
+        Some("full") => DhcpMode::Full,
+        Some("proxy") => DhcpMode::Proxy,
+        Some(o) => {
+            return Err(bad(
+                "dhcp.mode",
+                format!("{o:?} is not one of \"full\", \"proxy\", \"off\""),
+            ));
+        }
+    };
+    let chainload = match f.dhcp.chainload.as_deref() {
+        None | Some("loader-first") => Chainload::LoaderFirst,
+        Some("script") => Chainload::Script,
+        Some(o) => {
+            return Err(bad(
+                "dhcp.chainload",
+                format!("{o:?} is not one of \"loader-first\", \"script\""),
+            ));
+        }
+    };
+    let default_lease = duration(
+        f.dhcp.lease_time.as_deref().unwrap_or("1h"),
+        "dhcp.lease_time",
+        file,
+    )?;
+    let mut subnets = Vec::new();
+    for (i, s) in f.dhcp.subnets.into_iter().enumerate() {
+        subnets.push(subnet(s, i, default_lease, file)?);
+    }
+    for (i, a) in subnets.iter().enumerate() {
+        for b in &subnets[i + 1..] {
+            if a.network.contains(&b.network.network()) || b.network.contains(&a.network.network())
+            {
+                return Err(bad(
+                    &format!("dhcp.subnets[{}].network", i),
+                    format!("{} overlaps {}", a.network, b.network),
+                ));
+            }
+        }
+    }
+    if mode == DhcpMode::Full && subnets.is_empty() {
+        return Err(bad(
+            "dhcp.subnets",
+            "mode \"full\" needs at least one [[dhcp.subnets]] table".to_string(),
+        ));
+    }
+    let mut reservations: Vec<Reservation> = Vec::new();
+    for (i, r) in f.dhcp.reservations.into_iter().enumerate() {
+        let key = format!("dhcp.reservations[{i}]");
+        let mac = r
+            .mac
+            .parse()
+            .map_err(|e| bad(&format!("{key}.mac"), format!("{e}")))?;
+        if !subnets.is_empty() && !subnets.iter().any(|s| s.network.contains(&r.address)) {
+            return Err(bad(
+                &format!("{key}.address"),
+                format!("{} is in no configured subnet", r.address),
+            ));
+        }
+        if let Some(o) = reservations
+            .iter()
+            .find(|o| o.mac == mac || o.address == r.address)
+        {
+            return Err(bad(
+                &key,
+                format!("conflicts with the reservation of {} for {}", o.address, o.mac),
+            ));
+        }
+        reservations.push(Reservation {
+            mac,
+            address: r.address,
+            hostname: r.hostname,
+        });
+    }
+    let l = f.dhcp.loaders;
+    let loaders = Loaders {
+        bios: l.bios.unwrap_or_else(|| "undionly.kpxe".into()),
+        efi_ia32: l.efi_ia32.unwrap_or_else(|| "ipxe-ia32.efi".into()),
+        efi_x64: l.efi_x64.unwrap_or_else(|| "snponly.efi".into()),
+        efi_arm64: l.efi_arm64.unwrap_or_else(|| "ipxe-arm64.efi".into()),
+    };
+    for (key, v) in [
+        ("bios", &loaders.bios),
+        ("efi_ia32", &loaders.efi_ia32),
+        ("efi_x64", &loaders.efi_x64),
+        ("efi_arm64", &loaders.efi_arm64),
+    ] {
+        if v.is_empty() || v.len() > 127 || v.split('/').any(|c| c == "..") || v.starts_with('/')
+        {
+            return Err(bad(
+                &format!("dhcp.loaders.{key}"),
+                format!("{v:?} must be a relative path under the TFTP root, at most 127 bytes"),
+            ));
+        }
+    }
+
+    let max_blksize = f.tftp.max_blksize.unwrap_or(1468);
+    if !(512..=65464).contains(&max_blksize) {
+        return Err(bad(
+            "tftp.max_blksize",
+            format!("{max_blksize} is outside 512..=65464"),
+        ));
+    }
+    let max_windowsize = f.tftp.max_windowsize.unwrap_or(16);
+    if !(1..=64).contains(&max_windowsize) {
+        return Err(bad(
+            "tftp.max_windowsize",
+            format!("{max_windowsize} is outside 1..=64"),
+        ));
+    }
+    let tftp = TftpConfig {
+        enabled: f.tftp.enabled.unwrap_or(true),
+        listen: f
+            .tftp
+            .listen
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 69))),
+        root: f
+            .tftp
+            .root
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/ipxe")),
+        max_transfers: f.tftp.max_transfers.unwrap_or(512),
+        max_blksize,
+        max_windowsize,
+        timeout: duration(
+            f.tftp.timeout.as_deref().unwrap_or("1s"),
+            "tftp.timeout",
+            file,
+        )?,
+        retries: f.tftp.retries.unwrap_or(5),
+    };
+
+    let http_listen = f
+        .http
+        .listen
+        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)));
+    let public_url = match f.http.public_url {
+        Some(u) => {
+            let trimmed = u.trim_end_matches('/').to_string();
+            if !(trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+                || trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(bad(
+                    "http.public_url",
+                    format!("{u:?} must be an http:// or https:// URL without spaces"),
+                ));
+            }
+            trimmed
+        }
+        None => {
+            let host: IpAddr = match (f.server.advertise, http_listen.ip()) {
+                (Some(a), _) => a.into(),
+                (None, ip) if !ip.is_unspecified() => ip,
+                (None, _) => Ipv4Addr::LOCALHOST.into(),
+            };
+            format!("http://{}", SocketAddr::new(host, http_listen.port()))
+        }
+    };
+
+    Ok(Config {
+        source: None,
+        data_dir,
+        advertise: f.server.advertise,
+        store_url,
+        boot: BootConfig {
+            unknown_machines,
+            console: f.boot.console,
+        },
+        dhcp: DhcpConfig {
+            mode,
+            interfaces: f.dhcp.interfaces,
+            listen_port: f.dhcp.listen_port.unwrap_or(67),
+            proxy_port: f.dhcp.proxy_port.unwrap_or(4011),
+            chainload,
+            router_advertisement: f.dhcp.router_advertisement.unwrap_or(true),
+            loaders,
+            subnets,
+            reservations,
+        },
+        tftp,
+        http: HttpConfig {
+            enabled: f.http.enabled.unwrap_or(true),
+            listen: http_listen,
+            public_url,
+        },
+    })
+}
+
+fn subnet(
+    s: SubnetFile,
+    i: usize,
+    default_lease: Duration,
+    file: &str,
+) -> Result<Subnet, ConfigError> {
+    let key = format!("dhcp.subnets[{i}]");
+    let bad = |k: &str, reason: String| ConfigError::Invalid {
+        file: file.to_string(),
+        key: format!("{key}.{k}"),
+        reason,
+    };
+    let net = s.network.trunc();
+    if net != s.network {
+        return Err(bad(
+            "network",
+            format!("{} has host bits set; did you mean {net}?", s.network),
+        ));
+    }
+    let mut pools = Vec::new();
+    for p in &s.pools {
+        let (a, b) = p
+            .split_once('-')
+            .ok_or_else(|| bad("pools", format!("{p:?} is not a range FIRST-LAST")))?;
+        let parse = |x: &str| {
+            x.trim()
+                .parse::<Ipv4Addr>()
+                .map_err(|_| bad("pools", format!("{x:?} in {p:?} is not an IPv4 address")))
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a > b {
+            return Err(bad("pools", format!("{p:?}: first address is after the last")));
+        }
+        for ip in [a, b] {
+            if !net.contains(&ip) || ip == net.network() || ip == net.broadcast() {
+                return Err(bad(
+                    "pools",
+                    format!("{ip} in {p:?} is not a host address of {net}"),
+                ));
+            }
+        }
+        if let Some((c, d)) = pools
+            .iter()
+            .find(|(c, d): &&(Ipv4Addr, Ipv4Addr)| a <= *d && *c <= b)
+        {
+            return Err(bad("pools", format!("{p:?} overlaps {c}-{d}")));
+        }
+        pools.push((a, b));
+    }
+    if let Some(r) = s.router
+        && !net.contains(&r)
+    {
+        return Err(bad("router", format!("{r} is outside {net}")));
+    }
+    if let Some(r) = s.router
+        && pools.iter().any(|(a, b)| (*a..=*b).contains(&r))
+    {
+        return Err(bad("router", format!("{r} is inside a pool")));
+    }
+    let lease_time = match s.lease_time.as_deref() {
+        Some(t) => duration(t, &format!("{key}.lease_time"), file)?,
+        None => default_lease,
+    };
+    Ok(Subnet {
+        network: net,
+        pools,
+        router: s.router,
+        dns: s.dns,
+        domain: s.domain,
+        lease_time,
+    })
+}
+
+fn duration(text: &str, key: &str, file: &str) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+        file: file.to_string(),
+        key: key.to_string(),
+        reason: format!("{text:?} is not a duration like \"30s\" or \"12h\": {e}"),
+    })?;
+    if d.is_zero() {
+        return Err(ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason: "must be longer than zero".to_string(),
+        });
+    }
+    Ok(d)
+}
