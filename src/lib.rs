@@ -8,3 +8,5 @@
 
 pub mod boot;
 pub mod config;
+pub mod images;
+pub mod store;

@@ -1,0 +1,75 @@
+//! Boot events: an append-only history per MAC.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::boot::{BootEvent, Mac};
+
+/// A stored boot event with its sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: i64,
+    pub event: BootEvent,
+}
+
+impl Store {
+    /// Appends events in one transaction.
+    pub async fn append_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(e.at_ms)
+            .bind(e.mac.to_string())
+            .bind(e.stage.as_str())
+            .bind(e.manifest.map(|d| d.to_string()))
+            .bind(e.detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events after `after_id` (0 for all), optionally for one MAC, oldest first, at most `limit`.
+    pub async fn events(
+        &self,
+        mac: Option<Mac>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, mac, stage, manifest, detail FROM boot_events \
+             WHERE id > $1 AND ($2 IS NULL OR mac = $2) ORDER BY id LIMIT $3",
+        )
+        .bind(after_id)
+        .bind(mac.map(|m| m.to_string()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let corrupt = |what, value: String| StoreError::Corrupt { what, value };
+                let mac: String = r.try_get("mac")?;
+                let stage: String = r.try_get("stage")?;
+                let manifest: Option<String> = r.try_get("manifest")?;
+                let detail: String = r.try_get("detail")?;
+                Ok(EventRow {
+                    id: r.try_get("id")?,
+                    event: BootEvent {
+                        at_ms: r.try_get("at_ms")?,
+                        mac: mac.parse().map_err(|_| corrupt("event MAC", mac.clone()))?,
+                        stage: stage.parse().map_err(|_| corrupt("event stage", stage.clone()))?,
+                        manifest: match manifest {
+                            Some(m) => Some(m.parse().map_err(|_| corrupt("event digest", m.clone()))?),
+                            None => None,
+                        },
+                        detail: serde_json::from_str(&detail)
+                            .map_err(|_| corrupt("event detail", detail.clone()))?,
+                    },
+                })
+            })
+            .collect()
+    }
+}
