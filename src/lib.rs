@@ -9,4 +9,5 @@
 pub mod boot;
 pub mod config;
 pub mod images;
+pub mod inventory;
 pub mod store;

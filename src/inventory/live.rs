@@ -1,0 +1,175 @@
+//! Loading decisions' state from the stores, and keeping it current.
+//!
+//! [`Inventory::snapshot`] costs one `SELECT` of the revision when nothing changed; a
+//! changed revision rebuilds the snapshot (machines, pins, channels, and every manifest
+//! read from the blob store and verified against its digest).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::pin::{PinRef, PinTarget};
+use super::snapshot::{Pin, Settings, Snapshot, Version};
+use super::{InventoryError, pin};
+use crate::boot::Digest;
+use crate::images::{BlobStore, Manifest};
+use crate::store::{Machine, Store};
+
+/// The inventory as a running service sees it.
+#[derive(Debug)]
+pub struct Inventory {
+    store: Store,
+    blobs: BlobStore,
+    settings: Settings,
+    current: Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl Inventory {
+    /// Wraps the stores; nothing is loaded until first asked.
+    pub fn new(store: Store, blobs: BlobStore, settings: Settings) -> Inventory {
+        Inventory {
+            store,
+            blobs,
+            settings,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// A snapshot reflecting the store's current revision.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, InventoryError> {
+        let rev = self.store.revision().await?;
+        let mut cur = self.current.lock().await;
+        if let Some(s) = cur.as_ref()
+            && s.revision == rev
+        {
+            return Ok(s.clone());
+        }
+        let snap = Arc::new(self.load(rev).await?);
+        *cur = Some(snap.clone());
+        Ok(snap)
+    }
+
+    async fn load(&self, revision: i64) -> Result<Snapshot, InventoryError> {
+        let machines = self.store.machines().await?;
+        let mut pins = Vec::new();
+        for row in self.store.pins().await? {
+            pins.push(Pin {
+                target: PinTarget::from_key(&row.target)?,
+                reference: row.reference.parse()?,
+            });
+        }
+        let mut versions = BTreeMap::new();
+        for row in self.store.versions().await? {
+            let digest: Digest = row.manifest.parse().map_err(|_| {
+                InventoryError::Invalid(format!(
+                    "state store holds an invalid manifest digest {:?} for {}@{}",
+                    row.manifest, row.name, row.version
+                ))
+            })?;
+            let blobs = self.blobs.clone();
+            let manifest = tokio::task::spawn_blocking(move || {
+                blobs
+                    .read_verified(&digest)
+                    .and_then(|b| Manifest::from_bytes(&b, &digest))
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("manifest load failed: {e}")));
+            versions.insert(
+                (row.name, row.version),
+                Version {
+                    manifest_digest: digest,
+                    manifest,
+                },
+            );
+        }
+        let channels = self
+            .store
+            .channels()
+            .await?
+            .into_iter()
+            .map(|c| ((c.name, c.channel), c.version))
+            .collect();
+        // Note: the revision read before loading may be older than what was loaded; the
+        // next call then reloads once more, which is harmless.
+        Ok(Snapshot::new(
+            revision,
+            self.settings.clone(),
+            machines,
+            pins,
+            versions,
+            channels,
+        ))
+    }
+
+    /// Validates and sets a pin: the target machine and the referenced version or
+    /// channel must exist.
+    pub async fn set_pin(&self, target: &PinTarget, reference: &PinRef) -> Result<(), InventoryError> {
+        let snap = self.snapshot().await?;
+        if let PinTarget::Machine(name) = target
+            && snap.machine_named(name).is_none()
+        {
+            return Err(InventoryError::NotFound(format!(
+                "no machine named {name:?} (add it with `tabula machine add`, or pin its MAC)"
+            )));
+        }
+        match reference {
+            PinRef::Version { image, version } => {
+                if !snap.versions.contains_key(&(image.clone(), version.clone())) {
+                    return Err(InventoryError::NotFound(format!(
+                        "{image}@{version} is not published (see `tabula image list`)"
+                    )));
+                }
+            }
+            PinRef::Digest { image, digest } => {
+                if snap.version_of_digest(digest).is_none_or(|(i, _)| i != image) {
+                    return Err(InventoryError::NotFound(format!(
+                        "no version of {image} has manifest {digest}"
+                    )));
+                }
+            }
+            PinRef::Channel { image, channel } => {
+                if !snap.channels.contains_key(&(image.clone(), channel.clone())) {
+                    return Err(InventoryError::NotFound(format!(
+                        "channel {image}:{channel} does not exist (create it with `tabula image tag {image}@VERSION {channel}`)"
+                    )));
+                }
+            }
+            PinRef::Local | PinRef::None => {}
+        }
+        self.store
+            .set_pin(&target.key(), &reference.to_string())
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a machine after checking its name and labels.
+    pub async fn add_machine(&self, m: &Machine) -> Result<(), InventoryError> {
+        pin::check_machine_name(&m.name)?;
+        if m.macs.is_empty() && m.uuid.is_none() {
+            return Err(InventoryError::Invalid(format!(
+                "machine {:?} needs at least one --mac or a --uuid to be recognised",
+                m.name
+            )));
+        }
+        for (k, v) in &m.labels {
+            pin::check_label("key", k)?;
+            pin::check_label("value", v)?;
+        }
+        if let Some(h) = &m.hostname {
+            crate::images::cmdline::check_value("hostname", h)?;
+        }
+        Ok(self.store.add_machine(m).await?)
+    }
+}

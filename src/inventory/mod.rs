@@ -1,0 +1,42 @@
+//! The inventory: machines, pins and the one policy seam every front end asks,
+//! [`select`]: facts about a client in, `Boot(plan) | Local | Ignore(reason)` out.
+//!
+//! [`pin`], [`snapshot`] and [`select`] are pure; [`live`] loads snapshots from the state
+//! and blob stores and reloads them when the store's revision moves, so a running daemon
+//! sees `pin set` or `image tag` from the CLI without a restart.
+
+pub mod live;
+pub mod pin;
+pub mod select;
+pub mod snapshot;
+
+pub use live::Inventory;
+pub use pin::{PinRef, PinTarget, Selector};
+pub use select::{Candidate, Decision, Facts, Resolved, Selection, select};
+pub use snapshot::{Pin, Settings, Snapshot, Version};
+
+/// Inventory errors.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// Input that does not parse or does not make sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The blob store failed.
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
+}
+
+impl From<crate::boot::MacError> for InventoryError {
+    fn from(e: crate::boot::MacError) -> Self {
+        InventoryError::Invalid(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;
