@@ -7,6 +7,8 @@
 //! [`inventory`]; they never decide for themselves and never call each other.
 
 pub mod boot;
+pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod images;
 pub mod inventory;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `tabula` binary: everything lives in the library; see `tabula::cli`.
+
+fn main() -> std::process::ExitCode {
+    tabula::cli::main()
+}

@@ -121,10 +121,12 @@ impl BlobStore {
             .root
             .join("tmp")
             .join(format!("{}.{n}", std::process::id()));
-        let result = self.write_tmp(&mut r, &tmp, origin).and_then(|(digest, size)| {
-            self.link_into_place(&tmp, &digest)?;
-            Ok((digest, size))
-        });
+        let result = self
+            .write_tmp(&mut r, &tmp, origin)
+            .and_then(|(digest, size)| {
+                self.link_into_place(&tmp, &digest)?;
+                Ok((digest, size))
+            });
         // The temporary name is never needed after this point, whatever happened.
         let _ = fs::remove_file(&tmp);
         result
@@ -142,11 +144,14 @@ impl BlobStore {
             .open(tmp)
             .map_err(|e| ImageError::io("cannot create", tmp, e))?;
         let mut write_err = None;
-        let (digest, size) = hash_reader(r, Some(&mut |chunk: &[u8]| {
-            if write_err.is_none() {
-                write_err = out.write_all(chunk).err();
-            }
-        }))
+        let (digest, size) = hash_reader(
+            r,
+            Some(&mut |chunk: &[u8]| {
+                if write_err.is_none() {
+                    write_err = out.write_all(chunk).err();
+                }
+            }),
+        )
         .map_err(|e| ImageError::io("cannot read", origin, e))?;
         if let Some(e) = write_err {
             return Err(ImageError::io("cannot write", tmp, e));
@@ -172,13 +177,33 @@ impl BlobStore {
             .map_err(|e| ImageError::io("cannot fsync", &dir, e))
     }
 
+    /// Takes the store's advisory lock: shared for writers that will reference what they
+    /// write (publish), exclusive for `gc`, so gc never removes blobs of a publish in
+    /// flight. Released when the returned file is dropped, or by the kernel on `kill -9`.
+    pub fn lock(&self, exclusive: bool) -> Result<File, ImageError> {
+        let p = self.root.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| ImageError::io("cannot open", &p, e))?;
+        let r = if exclusive { f.lock() } else { f.lock_shared() };
+        r.map_err(|e| ImageError::io("cannot lock", &p, e))?;
+        Ok(f)
+    }
+
     /// Every blob in the store, in digest order. Stray files are ignored.
     pub fn list(&self) -> Result<Vec<Digest>, ImageError> {
         let dir = self.root.join("sha256");
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| ImageError::io("cannot list", &dir, e))? {
             let entry = entry.map_err(|e| ImageError::io("cannot list", &dir, e))?;
-            if let Some(d) = entry.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
                 out.push(d);
             }
         }
@@ -233,11 +258,11 @@ impl BlobStore {
     }
 }
 
+/// Receives each chunk as it is hashed.
+type ChunkSink<'a> = &'a mut dyn FnMut(&[u8]);
+
 /// Hashes everything `r` yields in 1 MiB chunks, handing each chunk to `sink`.
-fn hash_reader(
-    r: &mut impl Read,
-    mut sink: Option<&mut dyn FnMut(&[u8])>,
-) -> io::Result<(Digest, u64)> {
+fn hash_reader(r: &mut impl Read, mut sink: Option<ChunkSink<'_>>) -> io::Result<(Digest, u64)> {
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -291,7 +316,10 @@ mod tests {
                 actual: Digest::of(b"tampered")
             }
         );
-        assert!(matches!(s.read_verified(&d), Err(ImageError::Corrupt { .. })));
+        assert!(matches!(
+            s.read_verified(&d),
+            Err(ImageError::Corrupt { .. })
+        ));
         let missing = Digest::of(b"nope");
         assert_eq!(s.verify(&missing).unwrap(), Verified::Missing);
     }

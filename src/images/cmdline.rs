@@ -41,9 +41,9 @@ fn pieces(t: &str) -> Result<Vec<Piece<'_>>, ImageError> {
             )));
         }
         out.push(Piece::Text(&rest[..i]));
-        let end = rest[i..].find('}').ok_or_else(|| {
-            ImageError::BadCmdline(format!("unclosed '{{' in {t:?}"))
-        })?;
+        let end = rest[i..]
+            .find('}')
+            .ok_or_else(|| ImageError::BadCmdline(format!("unclosed '{{' in {t:?}")))?;
         let name = &rest[i + 1..i + end];
         if !VARIABLES.contains(&name) {
             return Err(ImageError::BadCmdline(format!(

@@ -150,7 +150,11 @@ mod tests {
         let back = Manifest::from_bytes(&bytes, &d).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.to_bytes(), bytes);
-        assert!(String::from_utf8(bytes).unwrap().contains(r#""annotations":{"a":"1","b":"2"}"#));
+        assert!(
+            String::from_utf8(bytes)
+                .unwrap()
+                .contains(r#""annotations":{"a":"1","b":"2"}"#)
+        );
     }
 
     #[test]

@@ -115,7 +115,11 @@ impl Inventory {
 
     /// Validates and sets a pin: the target machine and the referenced version or
     /// channel must exist.
-    pub async fn set_pin(&self, target: &PinTarget, reference: &PinRef) -> Result<(), InventoryError> {
+    pub async fn set_pin(
+        &self,
+        target: &PinTarget,
+        reference: &PinRef,
+    ) -> Result<(), InventoryError> {
         let snap = self.snapshot().await?;
         if let PinTarget::Machine(name) = target
             && snap.machine_named(name).is_none()
@@ -126,21 +130,30 @@ impl Inventory {
         }
         match reference {
             PinRef::Version { image, version } => {
-                if !snap.versions.contains_key(&(image.clone(), version.clone())) {
+                if !snap
+                    .versions
+                    .contains_key(&(image.clone(), version.clone()))
+                {
                     return Err(InventoryError::NotFound(format!(
                         "{image}@{version} is not published (see `tabula image list`)"
                     )));
                 }
             }
             PinRef::Digest { image, digest } => {
-                if snap.version_of_digest(digest).is_none_or(|(i, _)| i != image) {
+                if snap
+                    .version_of_digest(digest)
+                    .is_none_or(|(i, _)| i != image)
+                {
                     return Err(InventoryError::NotFound(format!(
                         "no version of {image} has manifest {digest}"
                     )));
                 }
             }
             PinRef::Channel { image, channel } => {
-                if !snap.channels.contains_key(&(image.clone(), channel.clone())) {
+                if !snap
+                    .channels
+                    .contains_key(&(image.clone(), channel.clone()))
+                {
                     return Err(InventoryError::NotFound(format!(
                         "channel {image}:{channel} does not exist (create it with `tabula image tag {image}@VERSION {channel}`)"
                     )));

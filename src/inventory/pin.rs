@@ -168,7 +168,9 @@ impl PinTarget {
             _ if s.starts_with("mac:") || s.starts_with("machine:") || s.starts_with("label:") => {
                 PinTarget::parse_cli(s)
             }
-            _ => Err(InventoryError::Invalid(format!("stored pin target {s:?} is invalid"))),
+            _ => Err(InventoryError::Invalid(format!(
+                "stored pin target {s:?} is invalid"
+            ))),
         }
     }
 }
@@ -188,7 +190,8 @@ impl FromStr for PinRef {
     type Err = InventoryError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why: String| InventoryError::Invalid(format!("invalid image reference {s:?}: {why}"));
+        let bad =
+            |why: String| InventoryError::Invalid(format!("invalid image reference {s:?}: {why}"));
         match s {
             "local" => return Ok(PinRef::Local),
             "none" => return Ok(PinRef::None),
@@ -197,7 +200,9 @@ impl FromStr for PinRef {
         if let Some((image, rest)) = s.split_once('@') {
             names::check_image(image).map_err(|e| bad(e.to_string()))?;
             if rest.starts_with("sha256:") {
-                let digest = rest.parse().map_err(|e: crate::boot::DigestError| bad(e.to_string()))?;
+                let digest = rest
+                    .parse()
+                    .map_err(|e: crate::boot::DigestError| bad(e.to_string()))?;
                 return Ok(PinRef::Digest {
                     image: image.into(),
                     digest,
@@ -251,7 +256,14 @@ mod tests {
             assert_eq!(t.key(), key);
             assert_eq!(PinTarget::from_key(key).unwrap(), t);
         }
-        for bad in ["label:", "label:rack", "label:a=1,a=2", "x:y", "label:a=b c", "52:54:00:aa:bb"] {
+        for bad in [
+            "label:",
+            "label:rack",
+            "label:a=1,a=2",
+            "x:y",
+            "label:a=b c",
+            "52:54:00:aa:bb",
+        ] {
             assert!(PinTarget::parse_cli(bad).is_err(), "{bad}");
         }
     }
@@ -259,10 +271,23 @@ mod tests {
     #[test]
     fn refs_parse_and_roundtrip() {
         let d = Digest::of(b"m");
-        for s in ["demo@1", "demo:stable", "local", "none", &format!("demo@{d}")] {
+        for s in [
+            "demo@1",
+            "demo:stable",
+            "local",
+            "none",
+            &format!("demo@{d}"),
+        ] {
             assert_eq!(s.parse::<PinRef>().unwrap().to_string(), s);
         }
-        for bad in ["demo", "demo@", "@1", "demo@sha256:zz", "demo:st able", "de mo@1"] {
+        for bad in [
+            "demo",
+            "demo@",
+            "@1",
+            "demo@sha256:zz",
+            "demo:st able",
+            "de mo@1",
+        ] {
             assert!(bad.parse::<PinRef>().is_err(), "{bad}");
         }
     }

@@ -25,7 +25,7 @@ pub struct Facts {
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum Decision {
     /// Boot this plan.
-    Boot { plan: BootPlan },
+    Boot { plan: Box<BootPlan> },
     /// Exit to the next boot device (local disk).
     Local,
     /// Do not serve this client.
@@ -135,9 +135,8 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
                 && *rank == Rank::Default
                 && snap.settings.unknown_machines == UnknownMachines::Ignore
             {
-                sel.decision = ignore(
-                    "not in the inventory and boot.unknown_machines = \"ignore\"".into(),
-                );
+                sel.decision =
+                    ignore("not in the inventory and boot.unknown_machines = \"ignore\"".into());
                 return sel;
             }
             *pin
@@ -208,8 +207,12 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
         return sel;
     }
     sel.decision = match plan(snap, facts, machine, manifest, v.manifest_digest) {
-        Ok(plan) => Decision::Boot { plan },
-        Err(e) => ignore(format!("cannot render {image}@{version} for this machine: {e}")),
+        Ok(plan) => Decision::Boot {
+            plan: Box::new(plan),
+        },
+        Err(e) => ignore(format!(
+            "cannot render {image}@{version} for this machine: {e}"
+        )),
     };
     sel
 }
@@ -232,8 +235,7 @@ fn plan(
         facts.mac.hyphenated(),
         manifest_digest.hex()
     );
-    let hostname = machine
-        .and_then(|m| m.hostname.clone().or_else(|| Some(m.name.clone())));
+    let hostname = machine.and_then(|m| m.hostname.clone().or_else(|| Some(m.name.clone())));
     let lookup = |var: &str| -> Option<String> {
         match var {
             "mac" => Some(facts.mac.to_string()),

@@ -51,7 +51,11 @@ fn machine(name: &str, m: &str, labels: &[(&str, &str)]) -> Machine {
 
 fn snap(pins: &[(&str, &str)], machines: Vec<Machine>, unknown: UnknownMachines) -> Snapshot {
     let mut versions = BTreeMap::new();
-    for (v, arch) in [("1", Arch::X86_64), ("2", Arch::X86_64), ("arm", Arch::Arm64)] {
+    for (v, arch) in [
+        ("1", Arch::X86_64),
+        ("2", Arch::X86_64),
+        ("arm", Arch::Arm64),
+    ] {
         let m = manifest("demo", v, arch);
         versions.insert(
             ("demo".to_string(), v.to_string()),
@@ -113,7 +117,11 @@ fn three_machines() -> Vec<Machine> {
 #[test]
 fn precedence_machine_then_selector_then_default() {
     let s = snap(
-        &[("a", "demo@1"), ("label:role=web", "demo:stable"), ("default", "demo@1")],
+        &[
+            ("a", "demo@1"),
+            ("label:role=web", "demo:stable"),
+            ("default", "demo@1"),
+        ],
         three_machines(),
         UnknownMachines::Default,
     );
@@ -121,12 +129,19 @@ fn precedence_machine_then_selector_then_default() {
     assert_eq!(booted_version(&a), "1");
     assert_eq!(a.candidates[0].target, "machine:a");
     assert_eq!(a.candidates.len(), 3);
-    assert!(a.candidates[1].outcome.contains("less specific than machine:a"));
+    assert!(
+        a.candidates[1]
+            .outcome
+            .contains("less specific than machine:a")
+    );
 
     let b = select(&s, &facts(B, Firmware::Bios));
     assert_eq!(booted_version(&b), "2");
     assert_eq!(b.candidates[0].target, "label:role=web");
-    assert_eq!(b.resolved.as_ref().unwrap().channel.as_deref(), Some("stable"));
+    assert_eq!(
+        b.resolved.as_ref().unwrap().channel.as_deref(),
+        Some("stable")
+    );
 
     let c = select(&s, &facts(C, Firmware::Bios));
     assert_eq!(c.candidates[0].target, "default");
@@ -135,7 +150,11 @@ fn precedence_machine_then_selector_then_default() {
 
 #[test]
 fn mac_pin_beats_machine_pin() {
-    let s = snap(&[("a", "demo@1"), (A, "demo@2")], three_machines(), UnknownMachines::Default);
+    let s = snap(
+        &[("a", "demo@1"), (A, "demo@2")],
+        three_machines(),
+        UnknownMachines::Default,
+    );
     let sel = select(&s, &facts(A, Firmware::Bios));
     assert_eq!(booted_version(&sel), "2");
     assert_eq!(sel.candidates[0].target, format!("mac:{A}"));
@@ -162,38 +181,74 @@ fn most_specific_selector_wins_and_ties_are_reported() {
         UnknownMachines::Default,
     );
     let a = select(&tie, &facts(A, Firmware::Bios));
-    assert_eq!(a.candidates[0].target, "label:rack=r1", "lexical order breaks ties");
-    assert!(a.candidates[1].outcome.starts_with("tie with label:rack=r1"), "{:?}", a.candidates);
+    assert_eq!(
+        a.candidates[0].target, "label:rack=r1",
+        "lexical order breaks ties"
+    );
+    assert!(
+        a.candidates[1]
+            .outcome
+            .starts_with("tie with label:rack=r1"),
+        "{:?}",
+        a.candidates
+    );
     // And it is deterministic regardless of pin order.
     let tie2 = snap(
         &[("label:role=web", "demo@1"), ("label:rack=r1", "demo@2")],
         three_machines(),
         UnknownMachines::Default,
     );
-    assert_eq!(select(&tie2, &facts(A, Firmware::Bios)).candidates, a.candidates);
+    assert_eq!(
+        select(&tie2, &facts(A, Firmware::Bios)).candidates,
+        a.candidates
+    );
 }
 
 #[test]
 fn unknown_machines_follow_config() {
     let stranger = "52:54:00:99:99:99";
-    let s = snap(&[("default", "demo@1")], three_machines(), UnknownMachines::Ignore);
+    let s = snap(
+        &[("default", "demo@1")],
+        three_machines(),
+        UnknownMachines::Ignore,
+    );
     let sel = select(&s, &facts(stranger, Firmware::Bios));
-    assert!(matches!(&sel.decision, Decision::Ignore { reason } if reason.contains("unknown_machines")));
-    let s = snap(&[("default", "demo@1")], three_machines(), UnknownMachines::Default);
-    assert_eq!(booted_version(&select(&s, &facts(stranger, Firmware::Bios))), "1");
+    assert!(
+        matches!(&sel.decision, Decision::Ignore { reason } if reason.contains("unknown_machines"))
+    );
+    let s = snap(
+        &[("default", "demo@1")],
+        three_machines(),
+        UnknownMachines::Default,
+    );
+    assert_eq!(
+        booted_version(&select(&s, &facts(stranger, Firmware::Bios))),
+        "1"
+    );
     // An explicit MAC pin serves even an unknown machine.
     let s = snap(&[(stranger, "demo@2")], vec![], UnknownMachines::Ignore);
-    assert_eq!(booted_version(&select(&s, &facts(stranger, Firmware::Bios))), "2");
+    assert_eq!(
+        booted_version(&select(&s, &facts(stranger, Firmware::Bios))),
+        "2"
+    );
 }
 
 #[test]
 fn local_none_missing_and_arch() {
     let s = snap(
-        &[("a", "local"), ("b", "none"), ("c", "demo@arm"), ("default", "demo:beta")],
+        &[
+            ("a", "local"),
+            ("b", "none"),
+            ("c", "demo@arm"),
+            ("default", "demo:beta"),
+        ],
         three_machines(),
         UnknownMachines::Default,
     );
-    assert_eq!(select(&s, &facts(A, Firmware::Bios)).decision, Decision::Local);
+    assert_eq!(
+        select(&s, &facts(A, Firmware::Bios)).decision,
+        Decision::Local
+    );
     assert!(matches!(
         select(&s, &facts(B, Firmware::Bios)).decision,
         Decision::Ignore { reason } if reason.contains("pinned to none")
@@ -202,7 +257,10 @@ fn local_none_missing_and_arch() {
         select(&s, &facts(C, Firmware::EfiX64)).decision,
         Decision::Ignore { reason } if reason.contains("built for arm64")
     ));
-    assert_eq!(booted_version(&select(&s, &facts(C, Firmware::EfiArm64))), "arm");
+    assert_eq!(
+        booted_version(&select(&s, &facts(C, Firmware::EfiArm64))),
+        "arm"
+    );
     assert!(matches!(
         select(&s, &facts("52:54:00:99:99:99", Firmware::Bios)).decision,
         Decision::Ignore { reason } if reason.contains("demo:beta")
@@ -239,7 +297,10 @@ fn plan_carries_digests_and_exact_cmdline() {
     let Decision::Boot { plan } = select(&s, &facts(A, Firmware::Bios)).decision else {
         panic!()
     };
-    assert!(!plan.cmdline.contains("initrd="), "BIOS loads initrds without the name");
+    assert!(
+        !plan.cmdline.contains("initrd="),
+        "BIOS loads initrds without the name"
+    );
 }
 
 #[test]
@@ -256,8 +317,19 @@ fn hostile_hostname_cannot_inject_arguments() {
 #[test]
 fn digest_pins_must_match_image() {
     let m2 = manifest("demo", "2", Arch::X86_64);
-    let s = snap(&[("default", &format!("demo@{}", m2.digest()))], vec![], UnknownMachines::Default);
+    let s = snap(
+        &[("default", &format!("demo@{}", m2.digest()))],
+        vec![],
+        UnknownMachines::Default,
+    );
     assert_eq!(booted_version(&select(&s, &facts(A, Firmware::Bios))), "2");
-    let s = snap(&[("default", &format!("other@{}", m2.digest()))], vec![], UnknownMachines::Default);
-    assert!(matches!(select(&s, &facts(A, Firmware::Bios)).decision, Decision::Ignore { .. }));
+    let s = snap(
+        &[("default", &format!("other@{}", m2.digest()))],
+        vec![],
+        UnknownMachines::Default,
+    );
+    assert!(matches!(
+        select(&s, &facts(A, Firmware::Bios)).decision,
+        Decision::Ignore { .. }
+    ));
 }

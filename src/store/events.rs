@@ -60,9 +60,13 @@ impl Store {
                     event: BootEvent {
                         at_ms: r.try_get("at_ms")?,
                         mac: mac.parse().map_err(|_| corrupt("event MAC", mac.clone()))?,
-                        stage: stage.parse().map_err(|_| corrupt("event stage", stage.clone()))?,
+                        stage: stage
+                            .parse()
+                            .map_err(|_| corrupt("event stage", stage.clone()))?,
                         manifest: match manifest {
-                            Some(m) => Some(m.parse().map_err(|_| corrupt("event digest", m.clone()))?),
+                            Some(m) => {
+                                Some(m.parse().map_err(|_| corrupt("event digest", m.clone()))?)
+                            }
                             None => None,
                         },
                         detail: serde_json::from_str(&detail)

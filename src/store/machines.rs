@@ -109,10 +109,11 @@ impl Store {
         changes: &[(String, Option<String>)],
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT name FROM machines WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT name FROM machines WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         if exists.is_none() {
             return Ok(false);
         }

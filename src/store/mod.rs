@@ -74,8 +74,7 @@ impl Store {
         if let Some(parent) = std::path::Path::new(path).parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         }
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(open_err)?
@@ -97,9 +96,11 @@ impl Store {
 
     /// The current revision: changes whenever anything a boot decision reads changes.
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {

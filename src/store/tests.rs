@@ -25,22 +25,33 @@ fn machine(name: &str, mac: &str) -> Machine {
 async fn machines_roundtrip_and_conflicts() {
     let (_d, s) = fresh().await;
     let r0 = s.revision().await.unwrap();
-    s.add_machine(&machine("n1", "52:54:00:00:00:01")).await.unwrap();
+    s.add_machine(&machine("n1", "52:54:00:00:00:01"))
+        .await
+        .unwrap();
     assert!(s.revision().await.unwrap() > r0);
     let e = s
         .add_machine(&machine("n2", "52:54:00:00:00:01"))
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("already belongs to machine \"n1\""), "{e}");
-    assert!(s.machine("n2").await.unwrap().is_none(), "failed add left nothing");
+    assert!(
+        e.to_string().contains("already belongs to machine \"n1\""),
+        "{e}"
+    );
+    assert!(
+        s.machine("n2").await.unwrap().is_none(),
+        "failed add left nothing"
+    );
     let e = s
         .add_machine(&machine("n1", "52:54:00:00:00:09"))
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e}");
-    s.label_machine("n1", &[("role".into(), Some("web".into())), ("rack".into(), None)])
-        .await
-        .unwrap();
+    s.label_machine(
+        "n1",
+        &[("role".into(), Some("web".into())), ("rack".into(), None)],
+    )
+    .await
+    .unwrap();
     let m = s.machine("n1").await.unwrap().unwrap();
     assert_eq!(m.labels, [("role".to_string(), "web".to_string())].into());
     assert!(s.remove_machine("n1").await.unwrap());
@@ -50,13 +61,19 @@ async fn machines_roundtrip_and_conflicts() {
 #[tokio::test]
 async fn versions_channels_pins() {
     let (_d, s) = fresh().await;
-    assert_eq!(s.insert_version("demo", "1", "sha256:aa").await.unwrap(), None);
+    assert_eq!(
+        s.insert_version("demo", "1", "sha256:aa").await.unwrap(),
+        None
+    );
     assert_eq!(
         s.insert_version("demo", "1", "sha256:bb").await.unwrap(),
         Some("sha256:aa".into())
     );
     s.set_channel("demo", "stable", "1").await.unwrap();
-    assert!(s.set_channel("demo", "stable", "9").await.is_err(), "FK on version");
+    assert!(
+        s.set_channel("demo", "stable", "9").await.is_err(),
+        "FK on version"
+    );
     let e = s.remove_version("demo", "1", &[]).await.unwrap_err();
     assert!(e.to_string().contains("channel(s) stable"), "{e}");
     s.insert_version("demo", "2", "sha256:cc").await.unwrap();
@@ -68,10 +85,16 @@ async fn versions_channels_pins() {
         .unwrap_err();
     assert!(e.to_string().contains("pinned by default"), "{e}");
     assert!(s.remove_pin("default").await.unwrap());
-    assert!(s.remove_version("demo", "1", &["demo@1".into()]).await.unwrap());
+    assert!(
+        s.remove_version("demo", "1", &["demo@1".into()])
+            .await
+            .unwrap()
+    );
     let h = s.channel_history("demo", "stable").await.unwrap();
     assert_eq!(
-        h.iter().map(|m| m.version.clone().unwrap()).collect::<Vec<_>>(),
+        h.iter()
+            .map(|m| m.version.clone().unwrap())
+            .collect::<Vec<_>>(),
         ["1", "2"]
     );
     let ph = s.pin_history("default").await.unwrap();
@@ -91,9 +114,13 @@ async fn events_append_and_filter() {
         manifest: None,
         detail: serde_json::json!({"k": 1}),
     };
-    s.append_events(&[ev(a, BootStage::DhcpAck), ev(b, BootStage::DhcpAck), ev(a, BootStage::Booted)])
-        .await
-        .unwrap();
+    s.append_events(&[
+        ev(a, BootStage::DhcpAck),
+        ev(b, BootStage::DhcpAck),
+        ev(a, BootStage::Booted),
+    ])
+    .await
+    .unwrap();
     let only_a = s.events(Some(a), 0, 100).await.unwrap();
     assert_eq!(only_a.len(), 2);
     assert_eq!(only_a[1].event.stage, BootStage::Booted);

@@ -1,0 +1,339 @@
+//! The image catalog: publishing, tagging, removing and checking image versions. It is
+//! where the blob store (bytes) and the state store (which versions exist) meet.
+//!
+//! Publishing order is what makes `kill -9` harmless: every blob, then the manifest
+//! blob, is written and fsynced first; the version row is committed last. A version row
+//! therefore never exists without all of its bytes; an interrupted publish leaves only
+//! unreferenced blobs or temporary files, which `gc` removes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::boot::{Arch, BlobRef, Digest};
+use crate::images::{BlobStore, ImageError, MANIFEST_SCHEMA, Manifest, Verified, names};
+use crate::store::{Store, StoreError};
+
+/// Catalog errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The version exists with other content.
+    #[error(
+        "{name}@{version} is already published with other content (manifest {existing}); versions are immutable: publish a new version"
+    )]
+    Immutable {
+        name: String,
+        version: String,
+        existing: String,
+    },
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// What to publish.
+#[derive(Clone, Debug)]
+pub struct PublishRequest {
+    pub name: String,
+    pub version: String,
+    pub architectures: Vec<Arch>,
+    pub kernel: PathBuf,
+    pub initrds: Vec<PathBuf>,
+    pub rootfs: Option<PathBuf>,
+    pub cmdline: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The outcome of a publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// A new version was recorded.
+    New { manifest: Digest },
+    /// The same content was already published: nothing changed.
+    Unchanged { manifest: Digest },
+}
+
+/// A problem found by [`verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub digest: Digest,
+    /// Versions that use the blob.
+    pub used_by: Vec<String>,
+    pub what: String,
+}
+
+/// Publishes an image version from files. Blocking I/O runs on the blocking pool.
+pub async fn publish(
+    blobs: &BlobStore,
+    store: &Store,
+    req: PublishRequest,
+) -> Result<Published, CatalogError> {
+    names::check_image(&req.name)?;
+    names::check_version(&req.version)?;
+    crate::images::cmdline::check_template(&req.cmdline)?;
+    let b = blobs.clone();
+    let _guard = tokio::task::spawn_blocking(move || b.lock(false))
+        .await
+        .map_err(|e| ImageError::BadName(format!("lock task failed: {e}")))??;
+    let b = blobs.clone();
+    let r = req.clone();
+    let manifest = tokio::task::spawn_blocking(move || -> Result<Manifest, ImageError> {
+        let put = |p: &PathBuf, fallback: &str| -> Result<BlobRef, ImageError> {
+            let (digest, size) = b.put_file(p)?;
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| {
+                    n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                        && n.len() <= 64
+                })
+                .unwrap_or(fallback)
+                .to_string();
+            Ok(BlobRef { digest, size, name })
+        };
+        let kernel = put(&r.kernel, "vmlinuz")?;
+        let mut initrds = Vec::new();
+        for (i, p) in r.initrds.iter().enumerate() {
+            initrds.push(put(p, &format!("initrd{i}.img"))?);
+        }
+        let rootfs = r.rootfs.as_ref().map(|p| put(p, "root.img")).transpose()?;
+        let m = Manifest {
+            schema: MANIFEST_SCHEMA.into(),
+            name: r.name,
+            version: r.version,
+            architectures: r.architectures,
+            kernel,
+            initrds,
+            rootfs,
+            cmdline: r.cmdline,
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            annotations: r.annotations,
+        };
+        m.validate()?;
+        Ok(m)
+    })
+    .await
+    .map_err(|e| ImageError::BadName(format!("publish task failed: {e}")))??;
+
+    // Same content already published? Decide before writing the manifest blob.
+    if let Some(existing) = find_version(blobs, store, &req.name, &req.version).await? {
+        let (d, old) = existing;
+        return if old.same_content(&manifest) {
+            Ok(Published::Unchanged { manifest: d })
+        } else {
+            Err(CatalogError::Immutable {
+                name: req.name,
+                version: req.version,
+                existing: d.to_string(),
+            })
+        };
+    }
+    let bytes = manifest.to_bytes();
+    let b = blobs.clone();
+    let digest = tokio::task::spawn_blocking(move || b.put_bytes(&bytes))
+        .await
+        .map_err(|e| ImageError::BadName(format!("publish task failed: {e}")))??;
+    match store
+        .insert_version(&req.name, &req.version, &digest.to_string())
+        .await?
+    {
+        None => Ok(Published::New { manifest: digest }),
+        Some(existing) if existing == digest.to_string() => {
+            Ok(Published::Unchanged { manifest: digest })
+        }
+        Some(existing) => Err(CatalogError::Immutable {
+            name: req.name,
+            version: req.version,
+            existing,
+        }),
+    }
+}
+
+/// Reads a published version's manifest.
+pub async fn find_version(
+    blobs: &BlobStore,
+    store: &Store,
+    name: &str,
+    version: &str,
+) -> Result<Option<(Digest, Manifest)>, CatalogError> {
+    let Some(row) = store
+        .versions()
+        .await?
+        .into_iter()
+        .find(|v| v.name == name && v.version == version)
+    else {
+        return Ok(None);
+    };
+    let d: Digest = row.manifest.parse().map_err(|_| StoreError::Corrupt {
+        what: "manifest digest",
+        value: row.manifest.clone(),
+    })?;
+    let b = blobs.clone();
+    let m = tokio::task::spawn_blocking(move || {
+        b.read_verified(&d)
+            .and_then(|bytes| Manifest::from_bytes(&bytes, &d))
+    })
+    .await
+    .map_err(|e| ImageError::BadName(format!("read task failed: {e}")))??;
+    Ok(Some((d, m)))
+}
+
+/// Points a channel at a published version.
+pub async fn tag(
+    store: &Store,
+    name: &str,
+    version: &str,
+    channel: &str,
+) -> Result<(), CatalogError> {
+    names::check_channel(channel)?;
+    if !store
+        .versions()
+        .await?
+        .iter()
+        .any(|v| v.name == name && v.version == version)
+    {
+        return Err(CatalogError::NotFound(format!(
+            "{name}@{version} is not published (see `tabula image list`)"
+        )));
+    }
+    store.set_channel(name, channel, version).await?;
+    Ok(())
+}
+
+/// Removes a version unless a pin or channel uses it. Its blobs stay until `gc`.
+pub async fn remove(store: &Store, name: &str, version: &str) -> Result<(), CatalogError> {
+    let Some(row) = store
+        .versions()
+        .await?
+        .into_iter()
+        .find(|v| v.name == name && v.version == version)
+    else {
+        return Err(CatalogError::NotFound(format!(
+            "{name}@{version} is not published"
+        )));
+    };
+    let refs = [
+        format!("{name}@{version}"),
+        format!("{name}@{}", row.manifest),
+    ];
+    store.remove_version(name, version, &refs).await?;
+    Ok(())
+}
+
+/// Every digest some published version needs (manifests included), with its users.
+async fn referenced(
+    blobs: &BlobStore,
+    store: &Store,
+) -> Result<(BTreeMap<Digest, Vec<String>>, Vec<Problem>), CatalogError> {
+    let mut used: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for row in store.versions().await? {
+        let label = format!("{}@{}", row.name, row.version);
+        let d: Digest = row.manifest.parse().map_err(|_| StoreError::Corrupt {
+            what: "manifest digest",
+            value: row.manifest.clone(),
+        })?;
+        used.entry(d).or_default().push(label.clone());
+        let b = blobs.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            b.read_verified(&d)
+                .and_then(|bytes| Manifest::from_bytes(&bytes, &d))
+        })
+        .await
+        .map_err(|e| ImageError::BadName(format!("read task failed: {e}")))?;
+        match read {
+            Ok(m) => {
+                for b in m.blobs() {
+                    used.entry(b.digest).or_default().push(label.clone());
+                }
+            }
+            // Missing/corrupt manifests are reported by verify; gc must then keep
+            // everything it cannot prove unreferenced.
+            Err(e) => problems.push(Problem {
+                digest: d,
+                used_by: vec![label],
+                what: format!("manifest unreadable: {e}"),
+            }),
+        }
+    }
+    Ok((used, problems))
+}
+
+/// Re-hashes every blob; reports corrupt or missing blobs and unreadable manifests.
+pub async fn verify(
+    blobs: &BlobStore,
+    store: &Store,
+) -> Result<(usize, Vec<Problem>), CatalogError> {
+    let (used, mut problems) = referenced(blobs, store).await?;
+    let all: BTreeSet<Digest> = blobs
+        .list()?
+        .into_iter()
+        .chain(used.keys().copied())
+        .collect();
+    let checked = all.len();
+    for d in all {
+        let b = blobs.clone();
+        let v = tokio::task::spawn_blocking(move || b.verify(&d))
+            .await
+            .map_err(|e| ImageError::BadName(format!("verify task failed: {e}")))??;
+        let what = match v {
+            Verified::Ok { .. } => continue,
+            Verified::Corrupt { actual } => format!("corrupt: content hashes to {actual}"),
+            Verified::Missing => "missing".to_string(),
+        };
+        if problems
+            .iter()
+            .any(|p| p.digest == d && p.what.contains(&what))
+        {
+            continue;
+        }
+        problems.push(Problem {
+            digest: d,
+            used_by: used.get(&d).cloned().unwrap_or_default(),
+            what,
+        });
+    }
+    problems.sort_by_key(|p| p.digest);
+    Ok((checked, problems))
+}
+
+/// What `gc` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub removed: Vec<Digest>,
+    pub bytes: u64,
+    pub tmp_files: usize,
+}
+
+/// Removes blobs no published version references, and stale temporary files. Refuses
+/// to run while any manifest is unreadable (it could not tell what that version needs).
+pub async fn gc(blobs: &BlobStore, store: &Store) -> Result<GcReport, CatalogError> {
+    let b = blobs.clone();
+    let _guard = tokio::task::spawn_blocking(move || b.lock(true))
+        .await
+        .map_err(|e| ImageError::BadName(format!("lock task failed: {e}")))??;
+    let (used, problems) = referenced(blobs, store).await?;
+    if let Some(p) = problems.first() {
+        return Err(CatalogError::NotFound(format!(
+            "refusing to collect garbage: {} ({}) — run `tabula image verify`",
+            p.what,
+            p.used_by.join(", ")
+        )));
+    }
+    let mut report = GcReport {
+        tmp_files: blobs.clean_tmp()?,
+        ..GcReport::default()
+    };
+    for d in blobs.list()? {
+        if !used.contains_key(&d) {
+            report.bytes += blobs.size(&d).unwrap_or(0);
+            blobs.remove(&d)?;
+            report.removed.push(d);
+        }
+    }
+    Ok(report)
+}

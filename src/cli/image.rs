@@ -1,0 +1,230 @@
+//! `tabula image …`: publish, list, show, tag, rm, gc, verify.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{Ctx, table, time};
+use crate::boot::Arch;
+use crate::catalog::{self, PublishRequest, Published};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ImageCmd {
+    /// Publish an image version from files (immutable once published)
+    Add {
+        /// Image name
+        name: String,
+        /// Version (immutable: other content under the same version is refused)
+        #[arg(long)]
+        version: String,
+        /// Kernel file
+        #[arg(long)]
+        kernel: PathBuf,
+        /// Initrd file(s), in load order
+        #[arg(long = "initrd")]
+        initrds: Vec<PathBuf>,
+        /// Read-only root image (squashfs)
+        #[arg(long)]
+        rootfs: Option<PathBuf>,
+        /// Kernel command-line template; variables: {mac} {hostname} {image} {version}
+        /// {manifest} {base_url} {rootfs_url} {rootfs_sha256} {callback_url}
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Architecture(s) the image runs on
+        #[arg(long = "arch", default_value = "x86_64")]
+        arches: Vec<String>,
+        /// Annotation KEY=VALUE (repeatable)
+        #[arg(long = "annotation", value_name = "KEY=VALUE")]
+        annotations: Vec<String>,
+    },
+    /// List published versions and channels
+    List,
+    /// Show a version's manifest (NAME@VERSION, NAME:CHANNEL, or NAME for all versions)
+    Show {
+        reference: String,
+        /// Print the manifest JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point a channel at a version: tabula image tag NAME@VERSION CHANNEL
+    Tag { reference: String, channel: String },
+    /// Remove a version (refused while a pin or channel uses it; blobs stay until gc)
+    Rm { reference: String },
+    /// Delete blobs no published version references, and stale temporary files
+    Gc,
+    /// Re-hash every blob and report corruption (exit 1 if any)
+    Verify,
+}
+
+fn split_version(r: &str) -> anyhow::Result<(&str, &str)> {
+    r.split_once('@')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("expected NAME@VERSION, got {r:?}"))
+}
+
+pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
+    match cmd {
+        ImageCmd::Add {
+            name,
+            version,
+            kernel,
+            initrds,
+            rootfs,
+            cmdline,
+            arches,
+            annotations,
+        } => {
+            let mut architectures = Vec::new();
+            for a in arches {
+                let a: Arch = a.parse()?;
+                if !architectures.contains(&a) {
+                    architectures.push(a);
+                }
+            }
+            let mut ann = BTreeMap::new();
+            for kv in annotations {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("annotation {kv:?} is not KEY=VALUE"))?;
+                ann.insert(k.to_string(), v.to_string());
+            }
+            let req = PublishRequest {
+                name: name.clone(),
+                version: version.clone(),
+                architectures,
+                kernel: kernel.clone(),
+                initrds: initrds.clone(),
+                rootfs: rootfs.clone(),
+                cmdline: cmdline.clone(),
+                annotations: ann,
+            };
+            match catalog::publish(ctx.blobs(), ctx.store(), req).await? {
+                Published::New { manifest } => println!("published {name}@{version} {manifest}"),
+                Published::Unchanged { manifest } => {
+                    println!(
+                        "unchanged {name}@{version} {manifest} (same content already published)"
+                    )
+                }
+            }
+        }
+        ImageCmd::List => {
+            let channels = ctx.store().channels().await?;
+            let rows: Vec<Vec<String>> = ctx
+                .store()
+                .versions()
+                .await?
+                .into_iter()
+                .map(|v| {
+                    let chans: Vec<String> = channels
+                        .iter()
+                        .filter(|c| c.name == v.name && c.version == v.version)
+                        .map(|c| c.channel.clone())
+                        .collect();
+                    vec![
+                        v.name,
+                        v.version,
+                        v.manifest,
+                        time(v.created_ms),
+                        chans.join(","),
+                    ]
+                })
+                .collect();
+            table(
+                &["IMAGE", "VERSION", "MANIFEST", "PUBLISHED", "CHANNELS"],
+                &rows,
+            );
+        }
+        ImageCmd::Show { reference, json } => {
+            let snap = ctx.inventory.snapshot().await?;
+            let (name, version) = if let Some((n, c)) = reference.split_once(':') {
+                let v = snap
+                    .channels
+                    .get(&(n.to_string(), c.to_string()))
+                    .ok_or_else(|| anyhow::anyhow!("channel {reference} does not exist"))?;
+                (n.to_string(), Some(v.clone()))
+            } else if let Some((n, v)) = reference.split_once('@') {
+                (n.to_string(), Some(v.to_string()))
+            } else {
+                (reference.clone(), None)
+            };
+            let shown: Vec<_> = snap
+                .versions
+                .iter()
+                .filter(|((n, v), _)| *n == name && version.as_ref().is_none_or(|want| want == v))
+                .collect();
+            if shown.is_empty() {
+                anyhow::bail!("{reference} is not published (see `tabula image list`)");
+            }
+            for ((n, v), ver) in shown {
+                let m = ver
+                    .manifest
+                    .as_ref()
+                    .map_err(|e| anyhow::anyhow!("{n}@{v}: {e}"))?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(m)?);
+                    continue;
+                }
+                let chans: Vec<&str> = snap
+                    .channels
+                    .iter()
+                    .filter(|((cn, _), cv)| cn == n && *cv == v)
+                    .map(|((_, c), _)| c.as_str())
+                    .collect();
+                println!("{n}@{v}");
+                println!("  manifest      {}", ver.manifest_digest);
+                println!("  created       {}", m.created);
+                let arches: Vec<&str> = m.architectures.iter().map(|a| a.as_str()).collect();
+                println!("  architectures {}", arches.join(", "));
+                println!("  channels      {}", chans.join(", "));
+                for b in m.blobs() {
+                    println!("  {:<13} {} {:>12} B  {}", "blob", b.digest, b.size, b.name);
+                }
+                println!("  kernel        {}", m.kernel.name);
+                println!("  cmdline       {:?}", m.cmdline);
+                for (k, val) in &m.annotations {
+                    println!("  annotation    {k}={val}");
+                }
+            }
+        }
+        ImageCmd::Tag { reference, channel } => {
+            let (name, version) = split_version(reference)?;
+            catalog::tag(ctx.store(), name, version, channel).await?;
+            println!("{name}:{channel} -> {name}@{version}");
+        }
+        ImageCmd::Rm { reference } => {
+            let (name, version) = split_version(reference)?;
+            catalog::remove(ctx.store(), name, version).await?;
+            println!("removed {name}@{version} (run `tabula image gc` to free its blobs)");
+        }
+        ImageCmd::Gc => {
+            let r = catalog::gc(ctx.blobs(), ctx.store()).await?;
+            println!(
+                "removed {} blob(s), {} bytes, {} stale temporary file(s)",
+                r.removed.len(),
+                r.bytes,
+                r.tmp_files
+            );
+        }
+        ImageCmd::Verify => {
+            let (checked, problems) = catalog::verify(ctx.blobs(), ctx.store()).await?;
+            for p in &problems {
+                println!(
+                    "{}: {}{}",
+                    p.digest,
+                    p.what,
+                    if p.used_by.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (used by {})", p.used_by.join(", "))
+                    }
+                );
+            }
+            if !problems.is_empty() {
+                anyhow::bail!("{} problem(s) in {checked} blob(s)", problems.len());
+            }
+            println!("ok: {checked} blob(s) verified");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! The `tabula` command line. Arguments are parsed by clap with no side effects, then
+//! [`Ctx`] opens the validated config and the stores once; each command file only
+//! turns arguments into library calls and prints results. The CLI works directly on
+//! the stores (no daemon needed); a running daemon picks changes up by store revision.
+//!
+//! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
+
+mod explain;
+mod image;
+mod machine;
+mod pin;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::images::BlobStore;
+use crate::inventory::{Inventory, Settings};
+use crate::store::Store;
+
+/// tabula: bare-metal netboot where every boot is a clean slate.
+#[derive(Debug, Parser)]
+#[command(name = "tabula", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: /etc/tabula/tabula.toml if it exists, else built-in defaults]
+    #[arg(long, global = true, env = "TABULA_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// State directory (image store and database); overrides server.data_dir
+    #[arg(long, global = true, env = "TABULA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter (tracing env-filter syntax), e.g. "debug" or "tabula=trace"
+    #[arg(long, global = true, env = "TABULA_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the DHCP, TFTP and HTTP services
+    Serve,
+    /// Check and show configuration
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Publish, list, tag and retire image versions
+    #[command(subcommand)]
+    Image(image::ImageCmd),
+    /// Manage the machine inventory
+    #[command(subcommand)]
+    Machine(machine::MachineCmd),
+    /// Pin targets (MAC, machine, label selector, default) to image versions
+    #[command(subcommand)]
+    Pin(pin::PinCmd),
+    /// Show what a machine would boot right now, and why
+    Explain(explain::ExplainArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Validate a configuration file and print the effective settings
+    Check {
+        /// File to check [default: --config, or /etc/tabula/tabula.toml]
+        path: Option<PathBuf>,
+        /// Print the effective configuration as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point for the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Joins an error chain into one line, without repeating a cause already in the message.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out.replace('\n', " ")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Config(ConfigCmd::Check { path, json }) => {
+            let path = path
+                .clone()
+                .or(cli.config.clone())
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+            let cfg = Config::load(&path, cli.data_dir.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&cfg)?);
+            } else {
+                println!(
+                    "{}: ok (dhcp {:?}, {} subnet(s), tftp {}, http {} → {}, data {})",
+                    path.display(),
+                    cfg.dhcp.mode,
+                    cfg.dhcp.subnets.len(),
+                    cfg.tftp.listen,
+                    cfg.http.listen,
+                    cfg.http.public_url,
+                    cfg.data_dir.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Serve => {
+            let ctx = Ctx::open(&cli).await?;
+            anyhow::bail!(
+                "`tabula serve` is not built yet (DHCP mode {:?} configured): the DHCP, TFTP and HTTP front ends come next; the inventory, image store and CLI work now",
+                ctx.config.dhcp.mode
+            )
+        }
+        Command::Image(cmd) => image::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Machine(cmd) => machine::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Pin(cmd) => pin::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Explain(args) => explain::run(&Ctx::open(&cli).await?, args).await,
+    }
+}
+
+/// What every state-touching command needs, opened once.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub config: Config,
+    pub inventory: Inventory,
+}
+
+impl Ctx {
+    async fn open(cli: &Cli) -> anyhow::Result<Ctx> {
+        let config = load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
+        let blobs = BlobStore::open(&config.blob_dir())?;
+        let store = Store::open(&config.store_url).await?;
+        let settings = Settings {
+            unknown_machines: config.boot.unknown_machines,
+            console: config.boot.console.clone(),
+            base_url: config.http.public_url.clone(),
+        };
+        Ok(Ctx {
+            inventory: Inventory::new(store, blobs, settings),
+            config,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        self.inventory.store()
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        self.inventory.blobs()
+    }
+}
+
+fn load_config(path: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Config> {
+    let cfg = match path {
+        Some(p) => Config::load(p, data_dir),
+        None if Path::new(config::DEFAULT_PATH).exists() => {
+            Config::load(Path::new(config::DEFAULT_PATH), data_dir)
+        }
+        None => Ok(Config::defaults(data_dir)),
+    };
+    cfg.context("configuration")
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC (seconds).
+pub(crate) fn time(ms: i64) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Prints rows as left-aligned columns.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}

@@ -1,0 +1,64 @@
+//! `tabula pin …`: set, rm, list, history.
+
+use clap::Subcommand;
+
+use super::{Ctx, table, time};
+use crate::inventory::{PinRef, PinTarget};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PinCmd {
+    /// Pin TARGET (a MAC, a machine name, label:k=v[,k2=v2|v3], or default) to REF
+    /// (IMAGE@VERSION, IMAGE@sha256:DIGEST, IMAGE:CHANNEL, local, none)
+    Set { target: String, reference: String },
+    /// Remove TARGET's pin
+    Rm { target: String },
+    /// List pins
+    List,
+    /// Show every change of TARGET's pin, oldest first
+    History { target: String },
+}
+
+pub(super) async fn run(ctx: &Ctx, cmd: &PinCmd) -> anyhow::Result<()> {
+    match cmd {
+        PinCmd::Set { target, reference } => {
+            let t = PinTarget::parse_cli(target)?;
+            let r: PinRef = reference.parse()?;
+            ctx.inventory.set_pin(&t, &r).await?;
+            println!("{t} -> {r}");
+        }
+        PinCmd::Rm { target } => {
+            let t = PinTarget::parse_cli(target)?;
+            if !ctx.store().remove_pin(&t.key()).await? {
+                anyhow::bail!("{t} has no pin");
+            }
+            println!("removed pin of {t}");
+        }
+        PinCmd::List => {
+            let rows: Vec<Vec<String>> = ctx
+                .store()
+                .pins()
+                .await?
+                .into_iter()
+                .map(|p| vec![p.target, p.reference, time(p.updated_ms)])
+                .collect();
+            table(&["TARGET", "REFERENCE", "SINCE"], &rows);
+        }
+        PinCmd::History { target } => {
+            let t = PinTarget::parse_cli(target)?;
+            let rows: Vec<Vec<String>> = ctx
+                .store()
+                .pin_history(&t.key())
+                .await?
+                .into_iter()
+                .map(|c| {
+                    vec![
+                        time(c.at_ms),
+                        c.reference.unwrap_or_else(|| "(removed)".into()),
+                    ]
+                })
+                .collect();
+            table(&["AT", "REFERENCE"], &rows);
+        }
+    }
+    Ok(())
+}

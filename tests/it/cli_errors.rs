@@ -1,0 +1,144 @@
+//! Bad input gets a one-line error naming the problem and exit status 1, never a panic.
+
+use crate::common::Env;
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let env = Env::new();
+    let k = env.file("k", 1, 1000);
+    let k2 = env.file("k2", 2, 1000);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+
+    // Unknown config key, named with file, line and key path.
+    let cfg = env.dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[tftp]\nmax_blksize = 1468\nblocksize = 9\n").unwrap();
+    let e = env.fails(&["config", "check", cfg.to_str().unwrap()]);
+    assert!(
+        e.contains("bad.toml:3: key `tftp.blocksize`: unknown field `blocksize`"),
+        "{e}"
+    );
+    let e = env.fails(&["--config", cfg.to_str().unwrap(), "image", "list"]);
+    assert!(e.contains("unknown field `blocksize`"), "{e}");
+    let e = env.fails(&["--config", "/nonexistent/tabula.toml", "image", "list"]);
+    assert!(e.contains("/nonexistent/tabula.toml: cannot read"), "{e}");
+
+    // Malformed MAC.
+    let e = env.fails(&["explain", "52:54:00:zz:00:01"]);
+    assert!(
+        e.contains("malformed MAC address \"52:54:00:zz:00:01\""),
+        "{e}"
+    );
+    let e = env.fails(&["machine", "add", "m", "--mac", "52:54:00"]);
+    assert!(e.contains("malformed MAC"), "{e}");
+
+    // Pin to a missing version / channel / machine.
+    let e = env.fails(&["pin", "set", "default", "demo@1"]);
+    assert!(e.contains("demo@1 is not published"), "{e}");
+    let e = env.fails(&["pin", "set", "default", "demo:stable"]);
+    assert!(e.contains("channel demo:stable does not exist"), "{e}");
+    let e = env.fails(&["pin", "set", "nosuch", "local"]);
+    assert!(e.contains("no machine named \"nosuch\""), "{e}");
+    let e = env.fails(&["pin", "set", "default", "demo"]);
+    assert!(e.contains("invalid image reference \"demo\""), "{e}");
+
+    // Re-publish with other content is refused; the same content is a no-op.
+    env.ok(&["image", "add", "demo", "--version", "1", "--kernel", &p(&k)]);
+    let again = env.ok(&["image", "add", "demo", "--version", "1", "--kernel", &p(&k)]);
+    assert!(again.starts_with("unchanged demo@1"), "{again}");
+    let e = env.fails(&[
+        "image",
+        "add",
+        "demo",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&k2),
+    ]);
+    assert!(
+        e.contains("demo@1 is already published with other content"),
+        "{e}"
+    );
+    let e = env.fails(&[
+        "image",
+        "add",
+        "demo",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&k),
+        "--cmdline",
+        "x={nope}",
+    ]);
+    assert!(e.contains("unknown variable {nope}"), "{e}");
+    let e = env.fails(&[
+        "image",
+        "add",
+        "demo",
+        "--version",
+        "3",
+        "--kernel",
+        "/nonexistent/vmlinuz",
+    ]);
+    assert!(e.contains("/nonexistent/vmlinuz"), "{e}");
+    let e = env.fails(&[
+        "image",
+        "add",
+        "../evil",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&k),
+    ]);
+    assert!(e.contains("invalid image name"), "{e}");
+
+    // Removing a pinned version is refused; unpinned it goes.
+    env.ok(&["pin", "set", "default", "demo@1"]);
+    let e = env.fails(&["image", "rm", "demo@1"]);
+    assert!(e.contains("demo@1 is pinned by default"), "{e}");
+    env.ok(&["image", "tag", "demo@1", "stable"]);
+    env.ok(&["pin", "set", "default", "local"]);
+    let e = env.fails(&["image", "rm", "demo@1"]);
+    assert!(e.contains("in use by channel(s) stable"), "{e}");
+    assert!(env.ok(&["image", "list"]).contains("demo   1"));
+
+    // Machines: duplicate MACs and bad labels.
+    env.ok(&["machine", "add", "a", "--mac", "52:54:00:00:00:01"]);
+    let e = env.fails(&["machine", "add", "b", "--mac", "52-54-00-00-00-01"]);
+    assert!(
+        e.contains("MAC 52:54:00:00:00:01 already belongs to machine \"a\""),
+        "{e}"
+    );
+    let e = env.fails(&[
+        "machine",
+        "add",
+        "c",
+        "--mac",
+        "52:54:00:00:00:03",
+        "--label",
+        "x=a b",
+    ]);
+    assert!(e.contains("invalid label value"), "{e}");
+    let e = env.fails(&["pin", "set", "label:role", "local"]);
+    assert!(e.contains("not key=value"), "{e}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let env = Env::new();
+    let h = env.ok(&["--help"]);
+    for cmd in ["serve", "config", "image", "machine", "pin", "explain"] {
+        assert!(h.contains(&format!("  {cmd} ")), "{cmd} missing from:\n{h}");
+    }
+    let r = env.run(&["image", "frobnicate"]);
+    assert_eq!(r.code, 2, "usage errors exit 2");
+}
+
+#[test]
+fn shipped_configs_check() {
+    let env = Env::new();
+    for f in ["config/tabula.toml", "config/lab.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+        let out = env.ok(&["config", "check", path.to_str().unwrap()]);
+        assert!(out.contains(": ok"), "{out}");
+    }
+}
