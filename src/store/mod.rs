@@ -103,8 +103,12 @@ impl Store {
         )
     }
 
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front:
+    /// a deferred transaction that reads first and writes later cannot wait for the lock
+    /// in WAL mode (SQLite answers "database is locked" at once rather than deadlock), so
+    /// concurrent writers (CLI beside a daemon) would fail instead of queueing.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Closes the pool, waiting for connections to finish.

@@ -138,3 +138,29 @@ async fn reopen_keeps_state() {
     let s = Store::open(&url).await.unwrap();
     assert_eq!(s.pins().await.unwrap()[0].reference, "local");
 }
+
+#[tokio::test]
+async fn concurrent_writers_queue_instead_of_failing() {
+    let (_d, s) = fresh().await;
+    let mut tasks = Vec::new();
+    for i in 0..40u8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("n{i}");
+            let mac = format!("52:54:00:00:01:{i:02x}");
+            s.add_machine(&machine(&name, &mac)).await?;
+            // A failing add (duplicate MAC) rolls back while others write.
+            let dup = s.add_machine(&machine(&format!("d{i}"), &mac)).await;
+            assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+            s.label_machine(&name, &[("k".into(), Some("v".into()))])
+                .await?;
+            s.set_pin(&format!("machine:{name}"), "local").await?;
+            Ok::<_, StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(s.machines().await.unwrap().len(), 40);
+    assert_eq!(s.pins().await.unwrap().len(), 40);
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README "Run the tests"; CI runs it through .ci/run).
+# Installs what the tests need on a fresh Debian machine, then runs the same gates CI
+# does: formatting, clippy with warnings denied, and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive as real peers. Kept in one list so CI and a fresh
+# developer machine install the same things.
+APT_PACKAGES=(
+  coreutils   # sha256sum: digests checked independently of tabula
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: missing Debian packages: ${missing[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  echo "==> installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+echo "==> cargo test"
+cargo test --locked --all-targets
