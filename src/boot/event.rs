@@ -24,6 +24,8 @@ pub enum BootStage {
     InitrdSent,
     /// The root image was sent.
     RootfsSent,
+    /// The initramfs reported progress (fetching, verifying, mounting the root image).
+    Progress,
     /// The machine reported it is running the image.
     Booted,
     /// The machine (or tabula) reported a failure.
@@ -34,7 +36,7 @@ pub enum BootStage {
 
 impl BootStage {
     /// Every stage, in boot order.
-    pub const ALL: [BootStage; 10] = [
+    pub const ALL: [BootStage; 11] = [
         BootStage::DhcpOffer,
         BootStage::DhcpAck,
         BootStage::LoaderSent,
@@ -42,6 +44,7 @@ impl BootStage {
         BootStage::KernelSent,
         BootStage::InitrdSent,
         BootStage::RootfsSent,
+        BootStage::Progress,
         BootStage::Booted,
         BootStage::Failed,
         BootStage::Ignored,
@@ -57,6 +60,7 @@ impl BootStage {
             BootStage::KernelSent => "kernel-sent",
             BootStage::InitrdSent => "initrd-sent",
             BootStage::RootfsSent => "rootfs-sent",
+            BootStage::Progress => "progress",
             BootStage::Booted => "booted",
             BootStage::Failed => "failed",
             BootStage::Ignored => "ignored",

@@ -5,6 +5,7 @@
 //!
 //! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
 
+mod events;
 mod explain;
 mod image;
 mod machine;
@@ -56,6 +57,8 @@ enum Command {
     Pin(pin::PinCmd),
     /// Show what a machine would boot right now, and why
     Explain(explain::ExplainArgs),
+    /// Show boot events (every stage of every boot), optionally for one MAC
+    Events(events::EventsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,23 +142,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            let ctx = Ctx::open(&cli).await?;
-            anyhow::bail!(
-                "`tabula serve` is not built yet (DHCP mode {:?} configured): the DHCP, TFTP and HTTP front ends come next; the inventory, image store and CLI work now",
-                ctx.config.dhcp.mode
-            )
+            let config = load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
+            let bound = crate::daemon::Bound::from_config(&config).await?;
+            for line in bound.describe() {
+                println!("listening: {line}");
+            }
+            let token = tokio_util::sync::CancellationToken::new();
+            crate::daemon::cancel_on_signals(token.clone());
+            crate::daemon::run(config, bound, token).await?;
+            println!("stopped");
+            Ok(())
         }
         Command::Image(cmd) => image::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Machine(cmd) => machine::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Pin(cmd) => pin::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Explain(args) => explain::run(&Ctx::open(&cli).await?, args).await,
+        Command::Events(args) => events::run(&Ctx::open(&cli).await?, args).await,
     }
 }
 
 /// What every state-touching command needs, opened once.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    pub config: Config,
     pub inventory: Inventory,
 }
 
@@ -171,7 +179,6 @@ impl Ctx {
         };
         Ok(Ctx {
             inventory: Inventory::new(store, blobs, settings),
-            config,
         })
     }
 

@@ -226,10 +226,14 @@ fn plan(
     manifest_digest: crate::boot::Digest,
 ) -> Result<BootPlan, crate::images::ImageError> {
     let base = &snap.settings.base_url;
-    let rootfs_url = m
-        .rootfs
-        .as_ref()
-        .map(|r| format!("{base}/blobs/sha256/{}", r.digest.hex()));
+    let rootfs_url = m.rootfs.as_ref().map(|r| {
+        format!(
+            "{base}/blobs/sha256/{}/{}?mac={}&as=rootfs",
+            r.digest.hex(),
+            r.name,
+            facts.mac.hyphenated()
+        )
+    });
     let callback = format!(
         "{base}/boot/{}/{}",
         facts.mac.hyphenated(),

@@ -288,7 +288,7 @@ fn plan_carries_digests_and_exact_cmdline() {
         plan.cmdline,
         format!(
             "quiet host=node-a console=ttyS0,115200 tabula.image=demo@1 tabula.manifest={} \
-             tabula.root=http://10.0.0.1:8080/blobs/sha256/{root} tabula.root_sha256={root} \
+             tabula.root=http://10.0.0.1:8080/blobs/sha256/{root}/root.squashfs?mac=52-54-00-00-00-0a&as=rootfs tabula.root_sha256={root} \
              tabula.callback=http://10.0.0.1:8080/boot/52-54-00-00-00-0a/{} initrd=initrd.img",
             m1.digest(),
             m1.digest().hex()

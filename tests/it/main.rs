@@ -5,3 +5,4 @@ mod cli_errors;
 mod common;
 mod crash;
 mod pinning;
+mod serve;

@@ -1,0 +1,67 @@
+//! `tabula events [MAC] [--follow] [--json]`: the boot history, as stored.
+
+use clap::Args;
+
+use super::{Ctx, time};
+use crate::boot::Mac;
+use crate::store::EventRow;
+
+#[derive(Debug, Args)]
+pub(super) struct EventsArgs {
+    /// Only this MAC's events
+    mac: Option<String>,
+    /// Keep printing new events as they are stored
+    #[arg(long)]
+    follow: bool,
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+    /// Show at most this many of the latest events first
+    #[arg(long, default_value_t = 50)]
+    last: i64,
+}
+
+fn print(e: &EventRow, json: bool) {
+    let ev = &e.event;
+    if json {
+        let line = serde_json::json!({
+            "id": e.id, "at_ms": ev.at_ms, "mac": ev.mac.to_string(), "stage": ev.stage.as_str(),
+            "manifest": ev.manifest.map(|d| d.to_string()), "detail": ev.detail,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "{}  {}  {:<12} {}{}",
+            time(ev.at_ms),
+            ev.mac,
+            ev.stage,
+            ev.manifest.map(|d| format!("{} ", d)).unwrap_or_default(),
+            ev.detail
+        );
+    }
+}
+
+pub(super) async fn run(ctx: &Ctx, a: &EventsArgs) -> anyhow::Result<()> {
+    let mac: Option<Mac> = a.mac.as_deref().map(str::parse).transpose()?;
+    let all = ctx.store().events(mac, 0, i64::MAX).await?;
+    let skip = all
+        .len()
+        .saturating_sub(usize::try_from(a.last.max(0)).unwrap_or(0));
+    let mut last_id = 0;
+    for e in &all[skip..] {
+        print(e, a.json);
+    }
+    if let Some(e) = all.last() {
+        last_id = e.id;
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for e in ctx.store().events(mac, last_id, 1000).await? {
+            print(&e, a.json);
+            last_id = e.id;
+        }
+    }
+}

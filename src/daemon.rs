@@ -1,0 +1,169 @@
+//! `tabula serve`: wires the front ends to the inventory and the event writer, from
+//! sockets bound here, under one shutdown.
+//!
+//! Shutdown: one root [`CancellationToken`]. When it fires, front ends stop accepting;
+//! in-flight work gets [`GRACE`] to finish, then is cut; the event writer drains what was
+//! queued; `run` returns. Sockets are closed when their tasks end, so the ports can be
+//! bound again at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::events;
+use crate::http::{self, HttpState};
+use crate::images::BlobStore;
+use crate::inventory::{Inventory, Settings};
+use crate::store::Store;
+
+/// How long in-flight transfers may run after shutdown is requested.
+pub const GRACE: Duration = Duration::from_secs(3);
+
+/// Daemon errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A socket could not be bound.
+    #[error("cannot bind {what} on {addr}: {source}{hint}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
+}
+
+fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
+        std::io::ErrorKind::AddrInUse => " (another process already listens there)",
+        std::io::ErrorKind::AddrNotAvailable => " (no interface has that address)",
+        _ => "",
+    }
+}
+
+/// The sockets a daemon serves on, bound before it starts (tests bind port 0).
+#[derive(Debug, Default)]
+pub struct Bound {
+    pub http: Option<TcpListener>,
+}
+
+impl Bound {
+    /// Binds every enabled service of `config`.
+    pub async fn from_config(config: &Config) -> Result<Bound, DaemonError> {
+        let mut b = Bound::default();
+        if config.http.enabled {
+            let addr = config.http.listen;
+            b.http = Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Bind {
+                        what: "HTTP",
+                        addr,
+                        hint: bind_hint(&addr, &source),
+                        source,
+                    })?,
+            );
+        }
+        Ok(b)
+    }
+
+    /// What is bound, for the "listening" lines.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(Ok(a)) = self.http.as_ref().map(|l| l.local_addr()) {
+            out.push(format!("http {a}"));
+        }
+        out
+    }
+}
+
+/// Runs until `shutdown` is cancelled, then shuts down gracefully.
+pub async fn run(
+    config: Config,
+    bound: Bound,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let store = Store::open(&config.store_url).await?;
+    let blobs = BlobStore::open(&config.blob_dir())?;
+    let inventory = Arc::new(Inventory::new(
+        store.clone(),
+        blobs.clone(),
+        Settings {
+            unknown_machines: config.boot.unknown_machines,
+            console: config.boot.console.clone(),
+            base_url: config.http.public_url.clone(),
+        },
+    ));
+    // Load once now so a broken store shows at start-up, not at the first boot.
+    inventory.snapshot().await?;
+    let (sink, queue) = events::channel(65_536);
+    let writer = tokio::spawn(events::write_events(store.clone(), queue));
+
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    if let Some(listener) = bound.http {
+        let state = HttpState {
+            inventory: inventory.clone(),
+            blobs: blobs.clone(),
+            events: sink.clone(),
+            base_url: config.http.public_url.clone(),
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = http::run(listener, state, stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+    }
+    drop(sink);
+
+    shutdown.cancelled().await;
+    tracing::info!(
+        "shutting down: {} s for in-flight transfers",
+        GRACE.as_secs()
+    );
+    let drained =
+        tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            "grace period over: cutting {} transfer task(s)",
+            tasks.len()
+        );
+        tasks.shutdown().await;
+    }
+    // Every sink is gone with its front end; the writer drains and ends.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    store.close().await;
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        token.cancel();
+    });
+}

@@ -1,0 +1,141 @@
+//! Renders a machine's iPXE script from its [`Selection`]. Pure text, no I/O.
+//!
+//! Every value placed into the script is checked: iPXE treats a newline as the end of a
+//! command and expands `${…}`, so a value containing a control character or `$` would let
+//! a hostname or label inject commands. Such values are rejected (the script then only
+//! reports the problem), except in `echo` lines, where they are replaced by `?`.
+
+use std::fmt::Write as _;
+
+use crate::boot::{BlobRef, BootPlan, Mac};
+use crate::inventory::{Decision, Selection};
+
+/// Why a script could not be rendered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "refusing to put {what} {value:?} into an iPXE script: it contains a control character, '$' or a space"
+)]
+pub struct ScriptError {
+    pub what: &'static str,
+    pub value: String,
+}
+
+fn safe<'a>(what: &'static str, v: &'a str, allow_space: bool) -> Result<&'a str, ScriptError> {
+    if v.chars()
+        .any(|c| c.is_control() || c == '$' || (!allow_space && c.is_whitespace()))
+    {
+        return Err(ScriptError {
+            what,
+            value: v.to_string(),
+        });
+    }
+    Ok(v)
+}
+
+/// Text for an `echo` line: anything iPXE would interpret becomes `?`.
+pub fn echo_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() || c == '$' { '?' } else { c })
+        .collect()
+}
+
+/// The URL of one blob of a plan, attributed to a machine and a role for boot events.
+pub fn blob_url(base: &str, b: &BlobRef, mac: &Mac, role: &str) -> String {
+    format!(
+        "{base}/blobs/sha256/{}/{}?mac={}&as={role}",
+        b.digest.hex(),
+        b.name,
+        mac.hyphenated()
+    )
+}
+
+/// The script for a decision.
+pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
+    let mut s = String::from("#!ipxe\n");
+    let winner = sel
+        .candidates
+        .first()
+        .map(|c| format!("{} -> {}", c.target, c.reference))
+        .unwrap_or_else(|| "no pin".into());
+    match &sel.decision {
+        Decision::Boot { plan } => boot(&mut s, sel, plan, base, &winner)?,
+        Decision::Local => {
+            let _ = writeln!(
+                s,
+                "echo tabula: {} boots from local disk ({})",
+                sel.mac,
+                echo_text(&winner)
+            );
+            s.push_str("exit 0\n");
+        }
+        Decision::Ignore { reason } => {
+            let _ = writeln!(
+                s,
+                "echo tabula: not booting {}: {}",
+                sel.mac,
+                echo_text(reason)
+            );
+            s.push_str("exit 1\n");
+        }
+    }
+    Ok(s)
+}
+
+fn boot(
+    s: &mut String,
+    sel: &Selection,
+    plan: &BootPlan,
+    base: &str,
+    winner: &str,
+) -> Result<(), ScriptError> {
+    let base = safe("base URL", base, false)?;
+    let cmdline = safe("kernel command line", &plan.cmdline, true)?;
+    for b in std::iter::once(&plan.kernel).chain(&plan.initrds) {
+        safe("file name", &b.name, false)?;
+    }
+    let _ = writeln!(
+        s,
+        "# tabula: {}@{} manifest {} for {} ({})",
+        plan.image,
+        plan.version,
+        plan.manifest,
+        sel.mac,
+        echo_text(winner)
+    );
+    let _ = writeln!(
+        s,
+        "echo tabula: {} boots {}@{}",
+        sel.mac, plan.image, plan.version
+    );
+    let _ = writeln!(
+        s,
+        "kernel {} {cmdline} || goto failed",
+        blob_url(base, &plan.kernel, &sel.mac, "kernel")
+    );
+    for i in &plan.initrds {
+        let _ = writeln!(
+            s,
+            "initrd {} || goto failed",
+            blob_url(base, i, &sel.mac, "initrd")
+        );
+    }
+    s.push_str("boot || goto failed\n");
+    s.push_str(":failed\n");
+    let _ = writeln!(
+        s,
+        "echo tabula: booting {}@{} failed; asking again in 10 s",
+        plan.image, plan.version
+    );
+    s.push_str("sleep 10\n");
+    let _ = writeln!(
+        s,
+        "chain --replace {base}/boot.ipxe?mac={}&arch={}",
+        sel.mac.hyphenated(),
+        sel.firmware
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "script/tests.rs"]
+mod tests;

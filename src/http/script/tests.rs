@@ -1,0 +1,100 @@
+//! Golden tests of rendered scripts, including injection attempts.
+
+use super::*;
+use crate::boot::{Arch, Digest, Firmware};
+use crate::inventory::Candidate;
+
+fn blob(s: &str, name: &str) -> BlobRef {
+    BlobRef {
+        digest: Digest::of(s.as_bytes()),
+        size: 1,
+        name: name.into(),
+    }
+}
+
+fn selection(decision: Decision) -> Selection {
+    Selection {
+        mac: "52:54:00:00:00:01".parse().unwrap(),
+        firmware: Firmware::EfiX64,
+        machine: Some("n1".into()),
+        candidates: vec![Candidate {
+            target: "machine:n1".into(),
+            reference: "demo@1".into(),
+            outcome: "won".into(),
+        }],
+        resolved: None,
+        decision,
+        revision: 1,
+    }
+}
+
+fn plan(cmdline: &str) -> BootPlan {
+    BootPlan {
+        image: "demo".into(),
+        version: "1".into(),
+        manifest: Digest::of(b"m"),
+        arch: Arch::X86_64,
+        kernel: blob("k", "vmlinuz"),
+        initrds: vec![blob("i", "initrd.img")],
+        rootfs: None,
+        cmdline: cmdline.into(),
+    }
+}
+
+#[test]
+fn boot_script_golden() {
+    let sel = selection(Decision::Boot {
+        plan: Box::new(plan("console=ttyS0 initrd=initrd.img")),
+    });
+    let got = render(&sel, "http://10.0.0.1:8080").unwrap();
+    let k = Digest::of(b"k").hex();
+    let i = Digest::of(b"i").hex();
+    let m = Digest::of(b"m");
+    let want = format!(
+        "#!ipxe\n\
+         # tabula: demo@1 manifest {m} for 52:54:00:00:00:01 (machine:n1 -> demo@1)\n\
+         echo tabula: 52:54:00:00:00:01 boots demo@1\n\
+         kernel http://10.0.0.1:8080/blobs/sha256/{k}/vmlinuz?mac=52-54-00-00-00-01&as=kernel console=ttyS0 initrd=initrd.img || goto failed\n\
+         initrd http://10.0.0.1:8080/blobs/sha256/{i}/initrd.img?mac=52-54-00-00-00-01&as=initrd || goto failed\n\
+         boot || goto failed\n\
+         :failed\n\
+         echo tabula: booting demo@1 failed; asking again in 10 s\n\
+         sleep 10\n\
+         chain --replace http://10.0.0.1:8080/boot.ipxe?mac=52-54-00-00-00-01&arch=efi-x64\n"
+    );
+    assert_eq!(got, want);
+}
+
+#[test]
+fn local_and_ignore_scripts() {
+    assert_eq!(
+        render(&selection(Decision::Local), "http://x").unwrap(),
+        "#!ipxe\necho tabula: 52:54:00:00:00:01 boots from local disk (machine:n1 -> demo@1)\nexit 0\n"
+    );
+    let sel = selection(Decision::Ignore {
+        reason: "evil\nshell\n${x}".into(),
+    });
+    assert_eq!(
+        render(&sel, "http://x").unwrap(),
+        "#!ipxe\necho tabula: not booting 52:54:00:00:00:01: evil?shell??{x}\nexit 1\n"
+    );
+}
+
+#[test]
+fn injection_is_refused() {
+    for bad in ["quiet\nshell", "quiet ${net0/ip}", "a\rb"] {
+        let sel = selection(Decision::Boot {
+            plan: Box::new(plan(bad)),
+        });
+        let e = render(&sel, "http://x").unwrap_err();
+        assert_eq!(e.what, "kernel command line");
+    }
+    let mut p = plan("quiet");
+    p.initrds[0].name = "x\nshell".into();
+    let sel = selection(Decision::Boot { plan: Box::new(p) });
+    assert!(render(&sel, "http://x").is_err());
+    let sel = selection(Decision::Boot {
+        plan: Box::new(plan("quiet")),
+    });
+    assert!(render(&sel, "http://x/\nshell").is_err());
+}

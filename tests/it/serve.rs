@@ -1,0 +1,322 @@
+//! `tabula serve` as a real process on loopback, driven by curl: the iPXE script, blobs
+//! by digest (Range, HEAD, ETag, 404, a 1 GiB download), boot reports, the events they
+//! leave, and a graceful SIGTERM after which the port can be bound again.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Env, sha256_of};
+
+const MAC: &str = "52:54:00:00:00:42";
+
+pub struct Server {
+    pub child: Child,
+    pub http: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tabula serve` with HTTP on 127.0.0.1:0 and waits for its "listening" line.
+pub fn start(env: &Env, extra_config: &str) -> Server {
+    let cfg = env.dir.path().join("serve.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n{extra_config}"
+        ),
+    )
+    .unwrap();
+    let mut child = env
+        .command()
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening: http ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    Server { child, http: addr }
+}
+
+fn curl(args: &[&str]) -> (String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "120", "-D", "-"])
+        .args(args)
+        .output()
+        .expect("curl (Debian package curl) must be installed");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
+    (
+        String::from_utf8_lossy(&raw[..split]).to_lowercase(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+fn status(headers: &str) -> u16 {
+    headers.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn http_serves_scripts_blobs_and_reports() {
+    let env = Env::new();
+    let kernel = env.file("vmlinuz", 1, 3 << 20);
+    let initrd = env.file("initrd.img", 2, 1 << 20);
+    let root = env.file("root.squashfs", 3, 5 << 20);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let published = env.ok(&[
+        "image",
+        "add",
+        "demo",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&kernel),
+        "--initrd",
+        &p(&initrd),
+        "--rootfs",
+        &p(&root),
+        "--cmdline",
+        "quiet",
+    ]);
+    let manifest = published.split_whitespace().last().unwrap().to_string();
+    env.ok(&["machine", "add", "n1", "--mac", MAC, "--hostname", "node-1"]);
+    env.ok(&["pin", "set", "n1", "demo@1"]);
+
+    let srv = start(&env, "");
+    let base = format!("http://{}", srv.http);
+
+    // The script, EFI flavour, as iPXE would ask for it.
+    let (h, body) = curl(&[&format!(
+        "{base}/boot.ipxe?mac=52-54-00-00-00-42&platform=efi&buildarch=x86_64"
+    )]);
+    assert_eq!(status(&h), 200);
+    let script = String::from_utf8(body).unwrap();
+    let khex = &sha256_of(&kernel)[7..];
+    assert!(script.starts_with("#!ipxe\n"), "{script}");
+    assert!(
+        script.contains(&format!("kernel http://127.0.0.1:1/blobs/sha256/{khex}/vmlinuz?mac=52-54-00-00-00-42&as=kernel quiet ")),
+        "{script}"
+    );
+    assert!(
+        script.contains("initrd=initrd.img || goto failed"),
+        "{script}"
+    );
+    // Path form, unknown machine with no default pin: a script that says why and exits.
+    let (_, body) = curl(&[&format!("{base}/boot/52:54:00:00:00:99/boot.ipxe")]);
+    let s = String::from_utf8(body).unwrap();
+    assert!(
+        s.contains("not booting 52:54:00:00:00:99: no pin applies"),
+        "{s}"
+    );
+    let (h, _) = curl(&[&format!("{base}/boot.ipxe?mac=zz")]);
+    assert_eq!(status(&h), 400);
+
+    // Whole blob, attributed: byte-exact, ETag = digest, cacheable forever.
+    let url = format!("{base}/blobs/sha256/{khex}/vmlinuz?mac=52-54-00-00-00-42&as=kernel");
+    let (h, body) = curl(&[&url]);
+    assert_eq!(status(&h), 200);
+    assert_eq!(body, std::fs::read(&kernel).unwrap());
+    assert!(h.contains(&format!("etag: \"sha256:{khex}\"")), "{h}");
+    assert!(
+        h.contains("cache-control: public, max-age=31536000, immutable"),
+        "{h}"
+    );
+    assert!(h.contains("accept-ranges: bytes"), "{h}");
+
+    // Ranges: first byte, middle, last byte (suffix), open-ended.
+    let bytes = std::fs::read(&kernel).unwrap();
+    let len = bytes.len();
+    let plain = format!("{base}/blobs/sha256/{khex}");
+    for (range, want) in [
+        ("0-0", &bytes[0..1]),
+        ("1000-1999", &bytes[1000..2000]),
+        ("-1", &bytes[len - 1..]),
+        (&format!("{}-", len - 10) as &str, &bytes[len - 10..]),
+    ] {
+        let (h, body) = curl(&["-r", range, &plain]);
+        assert_eq!(status(&h), 206, "range {range}: {h}");
+        assert_eq!(body, want, "range {range}");
+        assert!(h.contains("content-range: bytes "), "{h}");
+    }
+    let (h, _) = curl(&["-r", &format!("{}-", len + 10), &plain]);
+    assert_eq!(status(&h), 416, "{h}");
+
+    // HEAD, If-None-Match.
+    let (h, body) = curl(&["-I", "-o", "/dev/null", &plain]);
+    assert_eq!(status(&h), 200);
+    assert!(body.is_empty());
+    assert!(h.contains(&format!("content-length: {len}")), "{h}");
+    let (h, body) = curl(&["-H", &format!("If-None-Match: \"sha256:{khex}\""), &plain]);
+    assert_eq!(status(&h), 304, "{h}");
+    assert!(body.is_empty());
+    let (h, _) = curl(&["-H", "If-None-Match: \"sha256:0000\"", &plain]);
+    assert_eq!(status(&h), 200);
+
+    // Nothing but digests: unknown digest, bad hex, traversal.
+    let zero = "0".repeat(64);
+    for path in [
+        format!("/blobs/sha256/{zero}"),
+        "/blobs/sha256/abc".to_string(),
+        "/blobs/sha256/..%2F..%2Ftabula.db".to_string(),
+        "/blobs/sha256/../../tabula.db".to_string(),
+        "/blobs/tmp".to_string(),
+    ] {
+        let (h, _) = curl(&["--path-as-is", &format!("{base}{path}")]);
+        assert_eq!(status(&h), 404, "{path}: {h}");
+    }
+
+    // Reports from the booted machine.
+    let mhex = &manifest[7..];
+    let root_hex = &sha256_of(&root)[7..];
+    let (h, _) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data",
+        &format!("{{\"root_sha256\":\"{root_hex}\"}}"),
+        &format!("{base}/boot/52-54-00-00-00-42/{mhex}/booted"),
+    ]);
+    assert_eq!(status(&h), 200);
+    let (h, _) = curl(&[
+        "--data",
+        "root image sha256 mismatch",
+        &format!("{base}/boot/52-54-00-00-00-42/{mhex}/failed"),
+    ]);
+    assert_eq!(status(&h), 200);
+
+    // Every stage is in the store, as data.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let e = env.ok(&["events", MAC, "--json"]);
+        if e.lines().count() >= 4 || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ev: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stages: Vec<&str> = ev.iter().map(|e| e["stage"].as_str().unwrap()).collect();
+    assert_eq!(
+        stages,
+        ["script-sent", "kernel-sent", "booted", "failed"],
+        "{events}"
+    );
+    assert_eq!(ev[0]["manifest"], manifest.as_str());
+    assert_eq!(ev[1]["detail"]["bytes"], len);
+    assert_eq!(ev[1]["detail"]["complete"], true);
+    assert_eq!(ev[2]["manifest"], manifest.as_str());
+    assert_eq!(ev[2]["detail"]["root_sha256"], root_hex);
+    assert_eq!(ev[3]["detail"]["reason"], "root image sha256 mismatch");
+    let shown = env.ok(&["machine", "show", "n1"]);
+    assert!(shown.contains("timeline (4 event(s)"), "{shown}");
+}
+
+#[test]
+fn one_gib_blob_downloads_with_matching_sha256() {
+    let env = Env::new();
+    let big = env.dir.path().join("big.img");
+    let f = std::fs::File::create(&big).unwrap();
+    // Random-looking head and tail, sparse middle: 1 GiB without writing 1 GiB of data.
+    f.set_len(1 << 30).unwrap();
+    drop(f);
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+        f.write_all(&crate::common::bytes(5, 1 << 20)).unwrap();
+        f.seek(SeekFrom::End(-(1 << 20))).unwrap();
+        f.write_all(&crate::common::bytes(6, 1 << 20)).unwrap();
+    }
+    let k = env.file("k", 1, 1000);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    env.ok(&[
+        "image",
+        "add",
+        "big",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&k),
+        "--rootfs",
+        &p(&big),
+    ]);
+    let want = sha256_of(&big);
+    let srv = start(&env, "");
+    let out = env.dir.path().join("download.img");
+    let st = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "300",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .arg(format!("http://{}/blobs/sha256/{}", srv.http, &want[7..]))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 30);
+    assert_eq!(sha256_of(&out), want);
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_frees_the_port() {
+    let env = Env::new();
+    let mut srv = start(&env, "");
+    let addr = srv.http;
+    let (h, _) = curl(&[&format!("http://{addr}/healthz")]);
+    assert_eq!(status(&h), 200);
+    let t = Instant::now();
+    let pid = srv.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    std::net::TcpListener::bind(addr).expect("port free again after shutdown");
+}
