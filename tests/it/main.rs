@@ -1,6 +1,9 @@
 //! Integration tests: one test binary (ripgrep style), each module a layer or a story.
 //! They drive the real `tabula` binary against a temporary data directory.
 
+// Test helpers outside #[test] functions unwrap freely too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod cli_errors;
 mod common;
 mod crash;
