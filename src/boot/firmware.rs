@@ -158,23 +158,8 @@ impl fmt::Display for Arch {
     }
 }
 
-macro_rules! serde_via_str {
-    ($t:ty) => {
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-serde_via_str!(Arch);
-serde_via_str!(Firmware);
+serde_as_text!(Arch);
+serde_as_text!(Firmware);
 
 #[cfg(test)]
 mod tests {

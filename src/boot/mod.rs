@@ -4,6 +4,24 @@
 //! Pure data. This module imports nothing else from the crate, opens no socket and
 //! touches no disk, so every other layer can depend on it.
 
+/// Serializes a type as its `Display` text and deserializes it with `FromStr`, so the
+/// JSON, TOML and database forms are the same strings operators type.
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 mod digest;
 mod event;
 mod firmware;

@@ -75,12 +75,10 @@ pub async fn publish(
     names::check_version(&req.version)?;
     crate::images::cmdline::check_template(&req.cmdline)?;
     let b = blobs.clone();
-    let _guard = tokio::task::spawn_blocking(move || b.lock(false))
-        .await
-        .map_err(|e| ImageError::BadName(format!("lock task failed: {e}")))??;
+    let _guard = blocking(move || b.lock(false)).await?;
     let b = blobs.clone();
     let r = req.clone();
-    let manifest = tokio::task::spawn_blocking(move || -> Result<Manifest, ImageError> {
+    let manifest = blocking(move || -> Result<Manifest, ImageError> {
         let put = |p: &PathBuf, fallback: &str| -> Result<BlobRef, ImageError> {
             let (digest, size) = b.put_file(p)?;
             let name = p
@@ -116,8 +114,7 @@ pub async fn publish(
         m.validate()?;
         Ok(m)
     })
-    .await
-    .map_err(|e| ImageError::BadName(format!("publish task failed: {e}")))??;
+    .await?;
 
     // Same content already published? Decide before writing the manifest blob.
     if let Some(existing) = find_version(blobs, store, &req.name, &req.version).await? {
@@ -134,9 +131,7 @@ pub async fn publish(
     }
     let bytes = manifest.to_bytes();
     let b = blobs.clone();
-    let digest = tokio::task::spawn_blocking(move || b.put_bytes(&bytes))
-        .await
-        .map_err(|e| ImageError::BadName(format!("publish task failed: {e}")))??;
+    let digest = blocking(move || b.put_bytes(&bytes)).await?;
     match store
         .insert_version(&req.name, &req.version, &digest.to_string())
         .await?
@@ -153,6 +148,37 @@ pub async fn publish(
     }
 }
 
+async fn version_row(
+    store: &Store,
+    name: &str,
+    version: &str,
+) -> Result<Option<crate::store::VersionRow>, CatalogError> {
+    Ok(store
+        .versions()
+        .await?
+        .into_iter()
+        .find(|v| v.name == name && v.version == version))
+}
+
+/// Runs blocking blob-store work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
+) -> Result<T, ImageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ImageError::BadName(format!("blob store task failed: {e}")))?
+}
+
+/// Reads and verifies a manifest blob.
+async fn read_manifest(blobs: &BlobStore, d: Digest) -> Result<Manifest, ImageError> {
+    let b = blobs.clone();
+    blocking(move || {
+        b.read_verified(&d)
+            .and_then(|bytes| Manifest::from_bytes(&bytes, &d))
+    })
+    .await
+}
+
 /// Reads a published version's manifest.
 pub async fn find_version(
     blobs: &BlobStore,
@@ -160,26 +186,14 @@ pub async fn find_version(
     name: &str,
     version: &str,
 ) -> Result<Option<(Digest, Manifest)>, CatalogError> {
-    let Some(row) = store
-        .versions()
-        .await?
-        .into_iter()
-        .find(|v| v.name == name && v.version == version)
-    else {
+    let Some(row) = version_row(store, name, version).await? else {
         return Ok(None);
     };
     let d: Digest = row.manifest.parse().map_err(|_| StoreError::Corrupt {
         what: "manifest digest",
         value: row.manifest.clone(),
     })?;
-    let b = blobs.clone();
-    let m = tokio::task::spawn_blocking(move || {
-        b.read_verified(&d)
-            .and_then(|bytes| Manifest::from_bytes(&bytes, &d))
-    })
-    .await
-    .map_err(|e| ImageError::BadName(format!("read task failed: {e}")))??;
-    Ok(Some((d, m)))
+    Ok(Some((d, read_manifest(blobs, d).await?)))
 }
 
 /// Points a channel at a published version.
@@ -206,12 +220,7 @@ pub async fn tag(
 
 /// Removes a version unless a pin or channel uses it. Its blobs stay until `gc`.
 pub async fn remove(store: &Store, name: &str, version: &str) -> Result<(), CatalogError> {
-    let Some(row) = store
-        .versions()
-        .await?
-        .into_iter()
-        .find(|v| v.name == name && v.version == version)
-    else {
+    let Some(row) = version_row(store, name, version).await? else {
         return Err(CatalogError::NotFound(format!(
             "{name}@{version} is not published"
         )));
@@ -238,14 +247,7 @@ async fn referenced(
             value: row.manifest.clone(),
         })?;
         used.entry(d).or_default().push(label.clone());
-        let b = blobs.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            b.read_verified(&d)
-                .and_then(|bytes| Manifest::from_bytes(&bytes, &d))
-        })
-        .await
-        .map_err(|e| ImageError::BadName(format!("read task failed: {e}")))?;
-        match read {
+        match read_manifest(blobs, d).await {
             Ok(m) => {
                 for b in m.blobs() {
                     used.entry(b.digest).or_default().push(label.clone());
@@ -277,9 +279,7 @@ pub async fn verify(
     let checked = all.len();
     for d in all {
         let b = blobs.clone();
-        let v = tokio::task::spawn_blocking(move || b.verify(&d))
-            .await
-            .map_err(|e| ImageError::BadName(format!("verify task failed: {e}")))??;
+        let v = blocking(move || b.verify(&d)).await?;
         let what = match v {
             Verified::Ok { .. } => continue,
             Verified::Corrupt { actual } => format!("corrupt: content hashes to {actual}"),
@@ -313,9 +313,7 @@ pub struct GcReport {
 /// to run while any manifest is unreadable (it could not tell what that version needs).
 pub async fn gc(blobs: &BlobStore, store: &Store) -> Result<GcReport, CatalogError> {
     let b = blobs.clone();
-    let _guard = tokio::task::spawn_blocking(move || b.lock(true))
-        .await
-        .map_err(|e| ImageError::BadName(format!("lock task failed: {e}")))??;
+    let _guard = blocking(move || b.lock(true)).await?;
     let (used, problems) = referenced(blobs, store).await?;
     if let Some(p) = problems.first() {
         return Err(CatalogError::NotFound(format!(
