@@ -41,7 +41,10 @@ impl Digest {
         let err = || DigestError {
             input: hex_str.to_string(),
         };
-        if hex_str.len() != 64 || !hex_str.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        if hex_str.len() != 64
+            || !hex_str
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         {
             return Err(err());
         }
@@ -108,7 +111,10 @@ mod tests {
     fn roundtrip_and_rejects() {
         let d = Digest::of(b"x");
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
-        assert!(d.hex().parse::<Digest>().is_err(), "bare hex needs the prefix");
+        assert!(
+            d.hex().parse::<Digest>().is_err(),
+            "bare hex needs the prefix"
+        );
         assert!("sha256:ABCD".parse::<Digest>().is_err());
         assert!(Digest::from_hex(&d.hex().to_uppercase()).is_err());
         assert!(Digest::from_hex("../../etc/passwd").is_err());

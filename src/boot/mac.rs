@@ -106,7 +106,11 @@ mod tests {
             "525400abcd01",
             " 52:54:0:ab:cd:1 ",
         ] {
-            assert_eq!(s.parse::<Mac>().unwrap().to_string(), "52:54:00:ab:cd:01", "{s}");
+            assert_eq!(
+                s.parse::<Mac>().unwrap().to_string(),
+                "52:54:00:ab:cd:01",
+                "{s}"
+            );
         }
     }
 

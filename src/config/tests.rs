@@ -13,7 +13,10 @@ fn shipped() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 2, "expected tabula.toml and lab.toml in {dir:?}");
+    assert!(
+        files.len() >= 2,
+        "expected tabula.toml and lab.toml in {dir:?}"
+    );
     files
 }
 
@@ -61,8 +64,7 @@ fn table_at<'a>(t: &'a mut toml::Table, path: &[String]) -> &'a mut toml::Table 
     let Some((first, rest)) = path.split_first() else {
         return t;
     };
-    let next = if let Some((name, idx)) = first.strip_suffix(']').and_then(|s| s.split_once('['))
-    {
+    let next = if let Some((name, idx)) = first.strip_suffix(']').and_then(|s| s.split_once('[')) {
         let i: usize = idx.parse().unwrap();
         t.get_mut(name).unwrap().as_array_mut().unwrap()[i]
             .as_table_mut()
@@ -119,7 +121,12 @@ fn errors_name_file_key_and_reason() {
     assert!(e.to_string().contains("needs at least one"), "{e}");
     let e = Config::parse("[tftp]\ntimeout=\"soon\"\n", "t.toml", None).unwrap_err();
     assert!(e.to_string().contains("tftp.timeout"), "{e}");
-    let e = Config::parse("[dhcp.loaders]\nbios=\"../../etc/shadow\"\n", "t.toml", None).unwrap_err();
+    let e = Config::parse(
+        "[dhcp.loaders]\nbios=\"../../etc/shadow\"\n",
+        "t.toml",
+        None,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("dhcp.loaders.bios"), "{e}");
 }
 

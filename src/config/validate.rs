@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::file::{FileConfig, SubnetFile};
 use super::{
-    BootConfig, Chainload, Config, ConfigError, DEFAULT_DATA_DIR, DhcpConfig, DhcpMode,
-    HttpConfig, Loaders, Reservation, Subnet, TftpConfig, UnknownMachines,
+    BootConfig, Chainload, Config, ConfigError, DEFAULT_DATA_DIR, DhcpConfig, DhcpMode, HttpConfig,
+    Loaders, Reservation, Subnet, TftpConfig, UnknownMachines,
 };
 
 pub(super) fn validate(
@@ -123,7 +123,10 @@ pub(super) fn validate(
         {
             return Err(bad(
                 &key,
-                format!("conflicts with the reservation of {} for {}", o.address, o.mac),
+                format!(
+                    "conflicts with the reservation of {} for {}",
+                    o.address, o.mac
+                ),
             ));
         }
         reservations.push(Reservation {
@@ -145,8 +148,7 @@ pub(super) fn validate(
         ("efi_x64", &loaders.efi_x64),
         ("efi_arm64", &loaders.efi_arm64),
     ] {
-        if v.is_empty() || v.len() > 127 || v.split('/').any(|c| c == "..") || v.starts_with('/')
-        {
+        if v.is_empty() || v.len() > 127 || v.split('/').any(|c| c == "..") || v.starts_with('/') {
             return Err(bad(
                 &format!("dhcp.loaders.{key}"),
                 format!("{v:?} must be a relative path under the TFTP root, at most 127 bytes"),
@@ -276,7 +278,10 @@ fn subnet(
         };
         let (a, b) = (parse(a)?, parse(b)?);
         if a > b {
-            return Err(bad("pools", format!("{p:?}: first address is after the last")));
+            return Err(bad(
+                "pools",
+                format!("{p:?}: first address is after the last"),
+            ));
         }
         for ip in [a, b] {
             if !net.contains(&ip) || ip == net.network() || ip == net.broadcast() {
