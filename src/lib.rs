@@ -8,3 +8,4 @@
 
 pub mod boot;
 pub mod config;
+pub mod tftp;
