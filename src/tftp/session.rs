@@ -11,11 +11,10 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tracing::{Span, debug, info};
 
 use super::event::{AbortReason, TransferEvent, TransferOutcome};
@@ -110,7 +109,14 @@ async fn transfer(
     let mut source = BlockSource::new(content, negotiated.blksize);
     let mut out = Vec::with_capacity(4 + usize::from(negotiated.blksize));
     let mut buf = vec![0u8; 1024];
-    let mut deadline: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(t.timeout()));
+    // The retransmission deadline moves on every send; the timer is only re-armed when it
+    // fires early or must fire sooner, so a lock-step transfer does not touch the timer
+    // wheel once per block.
+    let mut deadline = Instant::now() + t.timeout();
+    let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(deadline));
+    // One long-lived cancellation future, registered once rather than once per packet.
+    let cancel = cancelled(s.cancel.clone());
+    tokio::pin!(cancel);
 
     let mut action = t.start();
     loop {
@@ -119,7 +125,7 @@ async fn transfer(
                 out.clear();
                 packet::encode_oack(&mut out, &negotiated.oack);
                 sock.send(&out).await?;
-                rearm(&mut deadline, &t);
+                rearm(&mut deadline, &mut timer, &t);
             }
             Action::SendBlocks { first, last } => {
                 for index in first..=last {
@@ -129,7 +135,7 @@ async fn transfer(
                     out.extend_from_slice(&data);
                     sock.send(&out).await?;
                 }
-                rearm(&mut deadline, &t);
+                rearm(&mut deadline, &mut timer, &t);
             }
             Action::Wait => {}
             Action::Finished => {
@@ -142,7 +148,7 @@ async fn transfer(
         }
         action = tokio::select! {
             biased;
-            () = cancelled(&mut s.cancel) => {
+            () = &mut cancel => {
                 send_error(&sock, ErrorCode::NotDefined, "server shutting down").await;
                 Action::Abort(AbortReason::Shutdown)
             }
@@ -159,20 +165,30 @@ async fn transfer(
                 }
                 Err(e) => return Err(e),
             },
-            () = deadline.as_mut() => t.on_timeout(),
+            () = timer.as_mut() => {
+                if Instant::now() < deadline {
+                    timer.as_mut().reset(deadline);
+                    Action::Wait
+                } else {
+                    t.on_timeout()
+                }
+            }
         };
     }
 }
 
 /// Resolves once the grace period is over (or the server is gone).
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+async fn cancelled(mut cancel: watch::Receiver<bool>) {
     let _ = cancel.wait_for(|cut| *cut).await;
 }
 
-fn rearm(deadline: &mut Pin<Box<Sleep>>, t: &Transfer) {
-    deadline
-        .as_mut()
-        .reset(tokio::time::Instant::now() + t.timeout());
+/// Moves the deadline to one timeout from now, touching the timer only if it already
+/// fired or would fire too late (after backoff shrank).
+fn rearm(deadline: &mut Instant, timer: &mut Pin<Box<Sleep>>, t: &Transfer) {
+    *deadline = Instant::now() + t.timeout();
+    if timer.is_elapsed() || timer.deadline() > *deadline {
+        timer.as_mut().reset(*deadline);
+    }
 }
 
 async fn send_error(sock: &UdpSocket, code: ErrorCode, message: &str) {

@@ -85,3 +85,60 @@ fn read_chunk(file: &std::fs::File, offset: u64, want: u64) -> io::Result<Bytes>
     buf.truncate(filled);
     Ok(Bytes::from(buf))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn file_blocks_match_across_chunks_and_back() {
+        let data = pattern(3 * 1024 * 1024 + 777);
+        let mut tmp = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut tmp, &data).unwrap();
+        let len = data.len() as u64;
+        let content = Content::File {
+            file: Arc::new(tmp),
+            len,
+        };
+        let blksize = 1468u64;
+        let mut src = BlockSource::new(content, 1468);
+        let mut got = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let end = (start + blksize).min(len);
+            got.extend_from_slice(&src.slice(start..end).await.unwrap());
+            start = end;
+        }
+        assert_eq!(got, data);
+        // A window retransmitted from just before the last chunk boundary still works.
+        let boundary = src.chunk_len * 3;
+        let back = boundary - blksize..boundary;
+        let want = &data[usize::try_from(back.start).unwrap()..usize::try_from(back.end).unwrap()];
+        assert_eq!(&src.slice(back).await.unwrap()[..], want);
+    }
+
+    #[tokio::test]
+    async fn memory_blocks_are_slices_and_shrinking_is_an_error() {
+        let bytes = Bytes::from(pattern(1000));
+        let mut src = BlockSource::new(Content::Memory(bytes.clone()), 512);
+        assert_eq!(src.slice(512..1000).await.unwrap(), bytes.slice(512..1000));
+        assert!(src.slice(512..1024).await.is_err());
+        let mut short = BlockSource::new(
+            Content::File {
+                file: Arc::new(tempfile::tempfile().unwrap()),
+                len: 600,
+            },
+            512,
+        );
+        assert!(
+            short.slice(0..512).await.is_err(),
+            "file shorter than announced"
+        );
+    }
+}
