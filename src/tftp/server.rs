@@ -5,7 +5,9 @@
 //! `127.0.0.1:0` and decide when to stop. Each transfer runs in its own task on its own
 //! ephemeral socket bound to the listening IP (RFC 1350 TIDs), so the listener never
 //! waits on a transfer and there is no session table: a client that aborts (ERROR 8
-//! after a `tsize` probe) and asks again from the same port is served at once.
+//! after a `tsize` probe) and asks again from the same port is served at once. With a
+//! wildcard listen address (`0.0.0.0`) the kernel picks each transfer's source address;
+//! on a multi-homed host, run one server per interface address instead.
 //! Beyond `max_transfers` a request is refused with ERROR 0 "server busy". Write
 //! requests are refused (read-only). Every RRQ and WRQ ends in exactly one
 //! [`TransferEvent`]. This module does no file I/O and holds no lock across I/O.
