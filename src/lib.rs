@@ -17,3 +17,4 @@ pub mod http;
 pub mod images;
 pub mod inventory;
 pub mod store;
+pub mod tftp;

@@ -1,0 +1,269 @@
+//! The listening socket: receive requests, refuse what cannot be served, start one
+//! task per read request, and shut down cleanly.
+//!
+//! `run` takes an already-bound socket and a shutdown future, so tests bind
+//! `127.0.0.1:0` and decide when to stop. Each transfer runs in its own task on its own
+//! ephemeral socket bound to the listening IP (RFC 1350 TIDs), so the listener never
+//! waits on a transfer and there is no session table: a client that aborts (ERROR 8
+//! after a `tsize` probe) and asks again from the same port is served at once. With a
+//! wildcard listen address (`0.0.0.0`) the kernel picks each transfer's source address;
+//! on a multi-homed host, run one server per interface address instead.
+//! Beyond `max_transfers` a request is refused with ERROR 0 "server busy". Write
+//! requests are refused (read-only). Every RRQ and WRQ ends in exactly one
+//! [`TransferEvent`]. This module does no file I/O and holds no lock across I/O.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, warn};
+
+use super::TftpError;
+use super::event::{AbortReason, TransferEvent, TransferOutcome};
+use super::packet::{self, ErrorCode, Mode, Packet, Request};
+use super::root::Root;
+use super::session::{self, Session};
+use super::transfer::Limits;
+use crate::config::TftpConfig;
+
+/// How long in-flight transfers may go on after shutdown begins, by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
+/// Largest request datagram read; RRQs are far smaller.
+const MAX_REQUEST: usize = 2048;
+
+/// What the server needs to run; build it from [`TftpConfig`] or by hand in tests.
+#[derive(Debug, Clone)]
+pub struct TftpServerConfig {
+    /// Directory served; only regular files under it are sent.
+    pub root: PathBuf,
+    /// Concurrent transfers; more are refused with ERROR 0 "server busy".
+    pub max_transfers: usize,
+    /// Option and retransmission limits.
+    pub limits: Limits,
+    /// How long in-flight transfers may continue once shutdown begins.
+    pub grace: Duration,
+}
+
+impl From<&TftpConfig> for TftpServerConfig {
+    fn from(c: &TftpConfig) -> Self {
+        TftpServerConfig {
+            root: c.root.clone(),
+            max_transfers: c.max_transfers,
+            limits: Limits {
+                max_blksize: c.max_blksize,
+                max_windowsize: c.max_windowsize,
+                timeout: c.timeout,
+                retries: c.retries,
+            },
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// Serves read requests arriving on `socket` until `shutdown` completes, then lets
+/// in-flight transfers run for `cfg.grace`, cuts the rest (they get ERROR 0 and an
+/// [`AbortReason::Shutdown`] event) and returns. The socket is closed on return.
+///
+/// Fails at start if the root is unusable. Events are delivered with `send().await`
+/// from the transfer's task after its socket is closed and its slot released, so a
+/// slow consumer delays only that task's exit; a closed channel is ignored.
+pub async fn run(
+    socket: UdpSocket,
+    cfg: TftpServerConfig,
+    events: mpsc::Sender<TransferEvent>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), TftpError> {
+    let root = Arc::new(Root::new(&cfg.root)?);
+    let local = socket.local_addr().map_err(TftpError::Socket)?;
+    let permits = Arc::new(Semaphore::new(cfg.max_transfers));
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let session = Session {
+        root,
+        limits: cfg.limits,
+        local_ip: local.ip(),
+        events: events.clone(),
+        cancel: cancel_rx,
+    };
+    info!(%local, root = %session.root.dir().display(), max_transfers = cfg.max_transfers, "TFTP server listening");
+
+    let mut tasks = JoinSet::new();
+    let mut buf = vec![0u8; MAX_REQUEST];
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_join(joined),
+            received = socket.recv_from(&mut buf) => {
+                let (len, peer) = match received {
+                    Ok(r) => r,
+                    // ICMP errors from earlier replies surface here on some systems;
+                    // they concern one peer, not the listener.
+                    Err(e) => {
+                        debug!(error = %e, "TFTP listener receive error");
+                        continue;
+                    }
+                };
+                let Some(request) = accept(&socket, &buf[..len], peer, &events).await else {
+                    continue;
+                };
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let span = tracing::info_span!(
+                            "tftp_transfer",
+                            %peer,
+                            file = %request.filename,
+                            blksize = tracing::field::Empty,
+                            windowsize = tracing::field::Empty,
+                        );
+                        let s = session.clone();
+                        tasks.spawn(
+                            async move { session::serve(s, peer, request, permit).await }
+                                .instrument(span),
+                        );
+                    }
+                    Err(_) => {
+                        warn!(
+                            %peer,
+                            file = %request.filename,
+                            max_transfers = cfg.max_transfers,
+                            "TFTP server busy: max_transfers in flight, refusing read request"
+                        );
+                        let message = "server busy, try again later";
+                        reply_error(&socket, peer, ErrorCode::NotDefined, message).await;
+                        refused(&events, peer, request.filename, ErrorCode::NotDefined, message);
+                    }
+                }
+            }
+        }
+    }
+    drop(socket);
+    info!(in_flight = tasks.len(), "TFTP server stopping");
+
+    let grace = tokio::time::sleep(cfg.grace);
+    tokio::pin!(grace);
+    while !tasks.is_empty() {
+        tokio::select! {
+            () = &mut grace => break,
+            Some(joined) = tasks.join_next() => log_join(joined),
+        }
+    }
+    if !tasks.is_empty() {
+        warn!(
+            in_flight = tasks.len(),
+            "TFTP grace period over, cutting transfers"
+        );
+        let _ = cancel_tx.send(true);
+        // Cut transfers only send one ERROR and an event; give them a moment, then stop
+        // whatever is stuck (e.g. on a full event channel).
+        let drain = async {
+            while let Some(joined) = tasks.join_next().await {
+                log_join(joined);
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(1), drain)
+            .await
+            .is_err()
+        {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+    info!("TFTP server stopped");
+    Ok(())
+}
+
+/// Decides what to do with a datagram on the listening port: a read request to serve,
+/// or `None` after refusing or ignoring it.
+async fn accept(
+    socket: &UdpSocket,
+    data: &[u8],
+    peer: SocketAddr,
+    events: &mpsc::Sender<TransferEvent>,
+) -> Option<Request> {
+    match Packet::parse(data) {
+        Ok(Packet::Rrq(req)) if req.mode == Mode::Mail => {
+            let message = "mail mode is not supported";
+            reply_error(socket, peer, ErrorCode::IllegalOperation, message).await;
+            refused(
+                events,
+                peer,
+                req.filename,
+                ErrorCode::IllegalOperation,
+                message,
+            );
+            None
+        }
+        Ok(Packet::Rrq(req)) => Some(req),
+        Ok(Packet::Wrq(req)) => {
+            debug!(%peer, file = %req.filename, "refusing write request");
+            let message = "read-only server: writes are not allowed";
+            reply_error(socket, peer, ErrorCode::AccessViolation, message).await;
+            refused(
+                events,
+                peer,
+                req.filename,
+                ErrorCode::AccessViolation,
+                message,
+            );
+            None
+        }
+        Ok(other) => {
+            // DATA/ACK/ERROR/OACK belong on a transfer's port; a stray one is ignored.
+            debug!(%peer, packet = ?other, "ignoring non-request packet on the listening port");
+            None
+        }
+        Err(e) => {
+            debug!(%peer, error = %e, "malformed request");
+            // Answer only what claims to be a request; other garbage gets nothing back.
+            if matches!(data, [0, 1 | 2, ..]) {
+                reply_error(socket, peer, ErrorCode::IllegalOperation, &e.to_string()).await;
+            }
+            None
+        }
+    }
+}
+
+async fn reply_error(socket: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &str) {
+    let mut out = Vec::with_capacity(message.len() + 5);
+    packet::encode_error(&mut out, code, message);
+    if let Err(e) = socket.send_to(&out, peer).await {
+        debug!(%peer, error = %e, "cannot send TFTP error");
+    }
+}
+
+/// Reports a request refused by the listener; never blocks it (a full channel drops
+/// the event with a warning).
+fn refused(
+    events: &mpsc::Sender<TransferEvent>,
+    peer: SocketAddr,
+    file: String,
+    code: ErrorCode,
+    message: &str,
+) {
+    let event = TransferEvent {
+        peer,
+        file,
+        outcome: TransferOutcome::Aborted {
+            reason: AbortReason::Refused {
+                code: code.as_u16(),
+                message: message.to_string(),
+            },
+        },
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = events.try_send(event) {
+        warn!(%peer, "TFTP event channel full, dropping a refusal event");
+    }
+}
+
+fn log_join(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined
+        && e.is_panic()
+    {
+        warn!(error = %e, "TFTP transfer task panicked");
+    }
+}
