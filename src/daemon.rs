@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,7 @@ use crate::http::{self, HttpState};
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
 use crate::store::Store;
+use crate::tftp::{self, TransferEvent, TransferOutcome};
 
 /// How long in-flight transfers may run after shutdown is requested.
 pub const GRACE: Duration = Duration::from_secs(3);
@@ -58,6 +59,7 @@ fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
 #[derive(Debug, Default)]
 pub struct Bound {
     pub http: Option<TcpListener>,
+    pub tftp: Option<UdpSocket>,
 }
 
 impl Bound {
@@ -77,6 +79,19 @@ impl Bound {
                     })?,
             );
         }
+        if config.tftp.enabled {
+            let addr = config.tftp.listen;
+            b.tftp = Some(
+                UdpSocket::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Bind {
+                        what: "TFTP",
+                        addr,
+                        hint: bind_hint(&addr, &source),
+                        source,
+                    })?,
+            );
+        }
         Ok(b)
     }
 
@@ -85,6 +100,9 @@ impl Bound {
         let mut out = Vec::new();
         if let Some(Ok(a)) = self.http.as_ref().map(|l| l.local_addr()) {
             out.push(format!("http {a}"));
+        }
+        if let Some(Ok(a)) = self.tftp.as_ref().map(|s| s.local_addr()) {
+            out.push(format!("tftp {a}"));
         }
         out
     }
@@ -127,6 +145,20 @@ pub async fn run(
             }
         });
     }
+    if let Some(socket) = bound.tftp {
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let cfg = tftp::TftpServerConfig {
+            grace: GRACE,
+            ..tftp::TftpServerConfig::from(&config.tftp)
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = tftp::run(socket, cfg, tx, stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "TFTP server failed");
+            }
+        });
+        tasks.spawn(loader_events(rx, sink.clone()));
+    }
     drop(sink);
 
     shutdown.cancelled().await;
@@ -147,6 +179,43 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     store.close().await;
     Ok(())
+}
+
+/// Turns TFTP transfer outcomes into boot events for the client named in the path
+/// (`<mac>/<loader>`, as DHCP hands it out). A client's ERROR is how PXE firmware ends
+/// its `tsize` probe and is not a failure; timeouts and I/O errors are.
+async fn loader_events(
+    mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
+    sink: events::EventSink,
+) {
+    use crate::boot::{BootEvent, BootStage};
+    use crate::tftp::AbortReason;
+    while let Some(ev) = rx.recv().await {
+        let (Some(mac), served) = tftp::client_prefix(&ev.file) else {
+            continue;
+        };
+        let peer = ev.peer.ip().to_string();
+        let (stage, detail) = match &ev.outcome {
+            TransferOutcome::Completed { bytes, elapsed } => (
+                BootStage::LoaderSent,
+                serde_json::json!({"file": served, "bytes": bytes, "seconds": elapsed.as_secs_f64(), "via": "tftp", "peer": peer}),
+            ),
+            TransferOutcome::Aborted {
+                reason: AbortReason::ClientError { .. } | AbortReason::Shutdown,
+            } => continue,
+            TransferOutcome::Aborted { reason } => (
+                BootStage::Failed,
+                serde_json::json!({"file": served, "reason": format!("TFTP transfer failed: {reason:?}"), "via": "tftp", "peer": peer}),
+            ),
+        };
+        sink.record(BootEvent {
+            at_ms: events::now_ms(),
+            mac,
+            stage,
+            manifest: None,
+            detail,
+        });
+    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

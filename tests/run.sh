@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 # developer machine install the same things.
 APT_PACKAGES=(
   coreutils   # sha256sum: digests checked independently of tabula
+  curl        # HTTP and TFTP client (tests/it/serve.rs, tests/tftp/)
+  atftp       # TFTP client with RFC 7440 windowsize (tests/tftp/)
+  tftp-hpa    # the classic TFTP client (tests/tftp/)
 )
 
 missing=()

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 
 pub use event::{AbortReason, TransferEvent, TransferOutcome};
 pub use packet::{ErrorCode, PacketError};
+pub use root::client_prefix;
 pub use server::{TftpServerConfig, run};
 
 /// Errors of the TFTP front end.

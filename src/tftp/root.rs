@@ -10,6 +10,11 @@
 //! handle. The root itself is trusted: someone who can write into it while tabula runs
 //! could still race a directory swap; TFTP clients cannot write at all.
 //!
+//! A first path component spelled as a hyphenated MAC (`52-54-00-12-34-56/undionly.kpxe`)
+//! names the client, not a directory: the DHCP side puts it there so a transfer says
+//! which machine it served without any lookup (see [`client_prefix`]). The rest of the
+//! name is what is served.
+//!
 //! Small files (boot loaders) are read whole into [`Bytes`] and cached by canonical path,
 //! keyed on inode, size, mtime and ctime, so a replaced file is never served stale.
 //! Everything here is blocking file I/O: call it from `spawn_blocking`. The cache lock is
@@ -119,7 +124,8 @@ impl Root {
             name: name.to_string(),
             reason,
         };
-        let relative = relative_path(name).map_err(forbidden)?;
+        let (_, served) = client_prefix(name);
+        let relative = relative_path(served).map_err(forbidden)?;
         let joined = self.dir.join(&relative);
         let canonical = joined.canonicalize().map_err(|e| io_refusal(name, e))?;
         if !canonical.starts_with(&self.dir) {
@@ -212,6 +218,19 @@ fn io_refusal(name: &str, e: std::io::Error) -> TftpError {
             source: e,
         },
     }
+}
+
+/// Splits a leading `<mac-hyphenated>/` client component off a requested name.
+pub fn client_prefix(name: &str) -> (Option<crate::boot::Mac>, &str) {
+    let trimmed = name.strip_prefix('/').unwrap_or(name);
+    if let Some((first, rest)) = trimmed.split_once('/')
+        && first.len() == 17
+        && first.as_bytes().get(2) == Some(&b'-')
+        && let Ok(mac) = first.parse()
+    {
+        return (Some(mac), rest);
+    }
+    (None, name)
 }
 
 /// Checks a requested name and turns it into a path relative to the root, without

@@ -14,6 +14,7 @@ const MAC: &str = "52:54:00:00:00:42";
 pub struct Server {
     pub child: Child,
     pub http: SocketAddr,
+    pub tftp: Option<SocketAddr>,
 }
 
 impl Drop for Server {
@@ -23,13 +24,18 @@ impl Drop for Server {
     }
 }
 
-/// Starts `tabula serve` with HTTP on 127.0.0.1:0 and waits for its "listening" line.
-pub fn start(env: &Env, extra_config: &str) -> Server {
+/// Starts `tabula serve` with HTTP (and TFTP when `tftp_root` is given) on 127.0.0.1:0
+/// and waits for its "listening" lines.
+pub fn start(env: &Env, tftp_root: Option<&std::path::Path>) -> Server {
     let cfg = env.dir.path().join("serve.toml");
+    let tftp = match tftp_root {
+        Some(r) => format!("listen = \"127.0.0.1:0\"\nroot = \"{}\"", r.display()),
+        None => "enabled = false".to_string(),
+    };
     std::fs::write(
         &cfg,
         format!(
-            "[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n{extra_config}"
+            "[dhcp]\nmode = \"off\"\n[tftp]\n{tftp}\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n"
         ),
     )
     .unwrap();
@@ -41,17 +47,20 @@ pub fn start(env: &Env, extra_config: &str) -> Server {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening: http ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    let mut addr = |service: &str| -> SocketAddr {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix(&format!("listening: {service} "))
+            .unwrap_or_else(|| panic!("expected the {service} address, got {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    let http = addr("http");
+    let tftp = tftp_root.map(|_| addr("tftp"));
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
-    Server { child, http: addr }
+    Server { child, http, tftp }
 }
 
 fn curl(args: &[&str]) -> (String, Vec<u8>) {
@@ -106,8 +115,34 @@ fn http_serves_scripts_blobs_and_reports() {
     env.ok(&["machine", "add", "n1", "--mac", MAC, "--hostname", "node-1"]);
     env.ok(&["pin", "set", "n1", "demo@1"]);
 
-    let srv = start(&env, "");
+    let loaders = env.dir.path().join("loaders");
+    std::fs::create_dir(&loaders).unwrap();
+    let loader = crate::common::bytes(9, 74_213);
+    std::fs::write(loaders.join("undionly.kpxe"), &loader).unwrap();
+    let srv = start(&env, Some(&loaders));
     let base = format!("http://{}", srv.http);
+
+    // The loader over TFTP, by a real client, with the client's MAC in the path.
+    let got = env.dir.path().join("got.kpxe");
+    let st = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "30",
+            "--tftp-blksize",
+            "1468",
+            "-o",
+        ])
+        .arg(&got)
+        .arg(format!(
+            "tftp://{}/52-54-00-00-00-42/undionly.kpxe",
+            srv.tftp.unwrap()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(std::fs::read(&got).unwrap(), loader);
 
     // The script, EFI flavour, as iPXE would ask for it.
     let (h, body) = curl(&[&format!(
@@ -213,7 +248,7 @@ fn http_serves_scripts_blobs_and_reports() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let events = loop {
         let e = env.ok(&["events", MAC, "--json"]);
-        if e.lines().count() >= 4 || Instant::now() > deadline {
+        if e.lines().count() >= 5 || Instant::now() > deadline {
             break e;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -225,17 +260,25 @@ fn http_serves_scripts_blobs_and_reports() {
     let stages: Vec<&str> = ev.iter().map(|e| e["stage"].as_str().unwrap()).collect();
     assert_eq!(
         stages,
-        ["script-sent", "kernel-sent", "booted", "failed"],
+        [
+            "loader-sent",
+            "script-sent",
+            "kernel-sent",
+            "booted",
+            "failed"
+        ],
         "{events}"
     );
-    assert_eq!(ev[0]["manifest"], manifest.as_str());
-    assert_eq!(ev[1]["detail"]["bytes"], len);
-    assert_eq!(ev[1]["detail"]["complete"], true);
-    assert_eq!(ev[2]["manifest"], manifest.as_str());
-    assert_eq!(ev[2]["detail"]["root_sha256"], root_hex);
-    assert_eq!(ev[3]["detail"]["reason"], "root image sha256 mismatch");
+    assert_eq!(ev[0]["detail"]["file"], "undionly.kpxe");
+    assert_eq!(ev[0]["detail"]["bytes"], loader.len());
+    assert_eq!(ev[1]["manifest"], manifest.as_str());
+    assert_eq!(ev[2]["detail"]["bytes"], len);
+    assert_eq!(ev[2]["detail"]["complete"], true);
+    assert_eq!(ev[3]["manifest"], manifest.as_str());
+    assert_eq!(ev[3]["detail"]["root_sha256"], root_hex);
+    assert_eq!(ev[4]["detail"]["reason"], "root image sha256 mismatch");
     let shown = env.ok(&["machine", "show", "n1"]);
-    assert!(shown.contains("timeline (4 event(s)"), "{shown}");
+    assert!(shown.contains("timeline (5 event(s)"), "{shown}");
 }
 
 #[test]
@@ -267,7 +310,7 @@ fn one_gib_blob_downloads_with_matching_sha256() {
         &p(&big),
     ]);
     let want = sha256_of(&big);
-    let srv = start(&env, "");
+    let srv = start(&env, None);
     let out = env.dir.path().join("download.img");
     let st = Command::new("curl")
         .args([
@@ -289,8 +332,11 @@ fn one_gib_blob_downloads_with_matching_sha256() {
 #[test]
 fn sigterm_stops_gracefully_and_frees_the_port() {
     let env = Env::new();
-    let mut srv = start(&env, "");
+    let loaders = env.dir.path().join("loaders");
+    std::fs::create_dir(&loaders).unwrap();
+    let mut srv = start(&env, Some(&loaders));
     let addr = srv.http;
+    let tftp = srv.tftp.unwrap();
     let (h, _) = curl(&[&format!("http://{addr}/healthz")]);
     assert_eq!(status(&h), 200);
     let t = Instant::now();
@@ -318,5 +364,6 @@ fn sigterm_stops_gracefully_and_frees_the_port() {
         "took {:?}",
         t.elapsed()
     );
-    std::net::TcpListener::bind(addr).expect("port free again after shutdown");
+    std::net::TcpListener::bind(addr).expect("HTTP port free again after shutdown");
+    std::net::UdpSocket::bind(tftp).expect("TFTP port free again after shutdown");
 }

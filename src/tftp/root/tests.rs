@@ -151,3 +151,24 @@ fn root_must_exist() {
         Err(TftpError::Root { .. })
     ));
 }
+
+#[test]
+fn client_prefix_names_the_machine_and_is_stripped() {
+    let (mac, rest) = client_prefix("52-54-00-12-34-56/undionly.kpxe");
+    assert_eq!(
+        mac.map(|m| m.to_string()).as_deref(),
+        Some("52:54:00:12:34:56")
+    );
+    assert_eq!(rest, "undionly.kpxe");
+    assert_eq!(client_prefix("/52-54-00-12-34-56/x").1, "x");
+    for plain in [
+        "undionly.kpxe",
+        "52:54:00:12:34:56/x",
+        "525400123456/x",
+        "dir/x",
+    ] {
+        assert_eq!(client_prefix(plain), (None, plain));
+    }
+    // The prefix cannot smuggle an escape past the checks.
+    assert!(relative_path(client_prefix("52-54-00-12-34-56/../etc/passwd").1).is_err());
+}
