@@ -25,6 +25,10 @@ use crate::tftp::{self, TransferEvent, TransferOutcome};
 /// How long in-flight transfers may run after shutdown is requested.
 pub const GRACE: Duration = Duration::from_secs(3);
 
+/// How stale a boot decision's view of pins and images may be: the revision is
+/// re-checked at most this often, so a boot storm does not query the store per request.
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
+
 /// Daemon errors.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -116,15 +120,18 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let store = Store::open(&config.store_url).await?;
     let blobs = BlobStore::open(&config.blob_dir())?;
-    let inventory = Arc::new(Inventory::new(
-        store.clone(),
-        blobs.clone(),
-        Settings {
-            unknown_machines: config.boot.unknown_machines,
-            console: config.boot.console.clone(),
-            base_url: config.http.public_url.clone(),
-        },
-    ));
+    let inventory = Arc::new(
+        Inventory::new(
+            store.clone(),
+            blobs.clone(),
+            Settings {
+                unknown_machines: config.boot.unknown_machines,
+                console: config.boot.console.clone(),
+                base_url: config.http.public_url.clone(),
+            },
+        )
+        .with_max_age(SNAPSHOT_MAX_AGE),
+    );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
     let (sink, queue) = events::channel(65_536);
@@ -140,7 +147,7 @@ pub async fn run(
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = http::run(listener, state, stop.cancelled_owned()).await {
+            if let Err(e) = http::run(listener, state, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });

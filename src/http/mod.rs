@@ -4,19 +4,20 @@
 //! |---|---|
 //! | `GET /boot.ipxe?mac=…&arch=…` (`platform`/`buildarch` as iPXE names them) | the machine's iPXE script |
 //! | `GET /boot/{mac}/boot.ipxe` | the same, path form |
-//! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest |
+//! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (in [`conn`], by `sendfile`) |
 //! | `POST,GET /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines |
 //! | `GET /healthz` | liveness |
 //!
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
 
+mod blob_head;
 mod blobs;
+pub mod conn;
 pub mod report;
 pub mod script;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,8 +47,6 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/boot.ipxe", get(script_query))
         .route("/boot/{mac}/boot.ipxe", get(script_path))
-        .route("/blobs/sha256/{hex}", get(blobs::get))
-        .route("/blobs/sha256/{hex}/{name}", get(blobs::get))
         .route(
             "/boot/{mac}/{manifest}/{report}",
             get(report::post).post(report::post),
@@ -56,19 +55,15 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves on an already-bound listener until `shutdown` completes, then stops accepting
-/// and waits for in-flight requests (the caller bounds that wait).
+/// Serves on an already-bound listener until `shutdown` is cancelled, then stops
+/// accepting and waits for in-flight requests (the caller bounds that wait). Blob
+/// requests never reach the router: [`conn`] sends them with `sendfile`.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: HttpState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    conn::serve(listener, state, shutdown).await
 }
 
 /// The client's IP address, as text, when known.

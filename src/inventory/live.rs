@@ -1,11 +1,14 @@
 //! Loading decisions' state from the stores, and keeping it current.
 //!
-//! [`Inventory::snapshot`] costs one `SELECT` of the revision when nothing changed; a
-//! changed revision rebuilds the snapshot (machines, pins, channels, and every manifest
-//! read from the blob store and verified against its digest).
+//! [`Inventory::snapshot`] hands out the cached snapshot while it is younger than the
+//! configured maximum age (zero for the CLI, a fraction of a second for the daemon, so a
+//! boot storm does not query the database per request); past that it costs one `SELECT` of
+//! the revision, and a changed revision rebuilds the snapshot (machines, pins, channels,
+//! and every manifest read from the blob store and verified against its digest).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
@@ -22,7 +25,11 @@ pub struct Inventory {
     store: Store,
     blobs: BlobStore,
     settings: Settings,
-    current: Mutex<Option<Arc<Snapshot>>>,
+    max_age: Duration,
+    /// The last snapshot and when its revision was last confirmed.
+    cached: std::sync::Mutex<Option<(Arc<Snapshot>, Instant)>>,
+    /// Serializes reloads.
+    current: Mutex<()>,
 }
 
 impl Inventory {
@@ -32,8 +39,24 @@ impl Inventory {
             store,
             blobs,
             settings,
-            current: Mutex::new(None),
+            max_age: Duration::ZERO,
+            cached: std::sync::Mutex::new(None),
+            current: Mutex::new(()),
         }
+    }
+
+    /// Lets [`Inventory::snapshot`] reuse a snapshot confirmed within `max_age`: changes
+    /// then show within that time instead of at once.
+    pub fn with_max_age(mut self, max_age: Duration) -> Inventory {
+        self.max_age = max_age;
+        self
+    }
+
+    fn fresh_cached(&self, max_age: Duration) -> Option<Arc<Snapshot>> {
+        let c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        c.as_ref()
+            .filter(|(_, at)| at.elapsed() < max_age)
+            .map(|(s, _)| s.clone())
     }
 
     /// The state store.
@@ -46,17 +69,29 @@ impl Inventory {
         &self.blobs
     }
 
-    /// A snapshot reflecting the store's current revision.
+    /// A snapshot reflecting the store's revision (as of at most the maximum age ago).
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, InventoryError> {
-        let rev = self.store.revision().await?;
-        let mut cur = self.current.lock().await;
-        if let Some(s) = cur.as_ref()
-            && s.revision == rev
-        {
-            return Ok(s.clone());
+        if let Some(s) = self.fresh_cached(self.max_age) {
+            return Ok(s);
         }
-        let snap = Arc::new(self.load(rev).await?);
-        *cur = Some(snap.clone());
+        let _reload = self.current.lock().await;
+        // Another caller may have refreshed while this one waited.
+        if let Some(s) = self.fresh_cached(self.max_age.min(Duration::from_millis(5))) {
+            return Ok(s);
+        }
+        let rev = self.store.revision().await?;
+        let previous = self
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(s, _)| s.clone());
+        let snap = match previous {
+            Some(s) if s.revision == rev => s,
+            _ => Arc::new(self.load(rev).await?),
+        };
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((snap.clone(), Instant::now()));
         Ok(snap)
     }
 

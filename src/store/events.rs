@@ -13,20 +13,22 @@ pub struct EventRow {
 }
 
 impl Store {
-    /// Appends events in one transaction.
+    /// Appends events in one transaction, as multi-row INSERTs (one statement per 200
+    /// events: per-statement overhead, not SQLite, is the cost at boot-storm rates).
     pub async fn append_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(e.at_ms)
-            .bind(e.mac.to_string())
-            .bind(e.stage.as_str())
-            .bind(e.manifest.map(|d| d.to_string()))
-            .bind(e.detail.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in events.chunks(200) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(e.at_ms)
+                    .push_bind(e.mac.to_string())
+                    .push_bind(e.stage.as_str())
+                    .push_bind(e.manifest.map(|d| d.to_string()))
+                    .push_bind(e.detail.to_string());
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

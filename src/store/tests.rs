@@ -126,6 +126,22 @@ async fn events_append_and_filter() {
     assert_eq!(only_a[1].event.stage, BootStage::Booted);
     let after = s.events(None, only_a[0].id, 100).await.unwrap();
     assert_eq!(after.len(), 2);
+    // Batches larger than one statement keep their order.
+    let many: Vec<BootEvent> = (0..450)
+        .map(|i| BootEvent {
+            at_ms: i,
+            ..ev(b, BootStage::Progress)
+        })
+        .collect();
+    s.append_events(&many).await.unwrap();
+    let got = s.events(Some(b), 0, 1000).await.unwrap();
+    assert_eq!(got.len(), 451);
+    assert!(
+        got[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.event.at_ms == i as i64)
+    );
 }
 
 #[tokio::test]

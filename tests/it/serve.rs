@@ -367,3 +367,99 @@ fn sigterm_stops_gracefully_and_frees_the_port() {
     std::net::TcpListener::bind(addr).expect("HTTP port free again after shutdown");
     std::net::UdpSocket::bind(tftp).expect("TFTP port free again after shutdown");
 }
+
+/// Sends raw bytes on a fresh connection and returns everything the server sent back
+/// until it closed the connection.
+fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn connection_handling_keep_alive_and_bad_requests() {
+    let env = Env::new();
+    let k = env.file("k", 1, 5000);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    env.ok(&["image", "add", "demo", "--version", "1", "--kernel", &p(&k)]);
+    env.ok(&["pin", "set", "default", "demo@1"]);
+    let srv = start(&env, None);
+    let khex = &sha256_of(&k)[7..];
+
+    // Three requests on one keep-alive connection: a script (router), a blob range
+    // (sendfile path), a report with a body (router); the last asks to close.
+    let pipeline = format!(
+        "GET /boot.ipxe?mac=52-54-00-00-00-07 HTTP/1.1\r\nhost: x\r\n\r\n\
+         GET /blobs/sha256/{khex} HTTP/1.1\r\nhost: x\r\nrange: bytes=0-9\r\n\r\n\
+         POST /boot/52-54-00-00-00-07/{khex}/progress HTTP/1.1\r\nhost: x\r\ncontent-length: 17\r\nconnection: close\r\n\r\n{{\"stage\":\"fetch\"}}"
+    );
+    let out = raw(srv.http, pipeline.as_bytes());
+    let statuses: Vec<&str> = out
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| out[i..].lines().next().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 206 Partial Content",
+            "HTTP/1.1 200 OK"
+        ],
+        "{out}"
+    );
+    assert!(out.contains("#!ipxe"), "{out}");
+    assert!(out.contains("content-range: bytes 0-9/5000"), "{out}");
+    assert!(out.ends_with("recorded\n"), "{out}");
+
+    // HTTP/1.0 without keep-alive is answered and closed.
+    let out = raw(srv.http, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\n")
+            && out.contains("connection: close")
+            && out.ends_with("ok\n"),
+        "{out}"
+    );
+    // HEAD of a blob: the head, no body.
+    let out = raw(
+        srv.http,
+        format!("HEAD /blobs/sha256/{khex} HTTP/1.0\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        out.contains("content-length: 5000") && out.ends_with("\r\n\r\n"),
+        "{out}"
+    );
+
+    // Bad input: malformed head, oversized head, chunked upload, oversized body, bad length.
+    for (req, want) in [
+        (b"GARBAGE\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        (
+            format!("GET / HTTP/1.1\r\nx: {}\r\n\r\n", "a".repeat(20_000)).into_bytes(),
+            "HTTP/1.1 431",
+        ),
+        (
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+                .to_vec(),
+            "HTTP/1.1 411",
+        ),
+        (
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ncontent-length: 999999\r\n\r\n"
+                .to_vec(),
+            "HTTP/1.1 413",
+        ),
+        (
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ncontent-length: -1\r\n\r\n"
+                .to_vec(),
+            "HTTP/1.1 400",
+        ),
+    ] {
+        let out = raw(srv.http, &req);
+        assert!(out.starts_with(want), "{want}: {out}");
+    }
+    // The server is still healthy afterwards.
+    let (h, _) = curl(&[&format!("http://{}/healthz", srv.http)]);
+    assert_eq!(status(&h), 200);
+}
