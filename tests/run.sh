@@ -12,6 +12,7 @@ APT_PACKAGES=(
   curl        # HTTP and TFTP client (tests/it/serve.rs, tests/tftp/)
   atftp       # TFTP client with RFC 7440 windowsize (tests/tftp/)
   tftp-hpa    # the classic TFTP client (tests/tftp/)
+  vagrant vagrant-libvirt  # `vagrant validate` of vagrant/Vagrantfile
 )
 
 missing=()
@@ -34,5 +35,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
+echo "==> vagrant validate"
+(cd vagrant && vagrant validate)
 echo "==> cargo test"
 cargo test --locked --all-targets
