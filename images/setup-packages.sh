@@ -9,7 +9,10 @@
 # upgraded from it.
 #
 # Idempotent: when everything is installed it returns without touching apt.
+# --check: install nothing; exit 1 naming what is missing (tests use this).
 set -euo pipefail
+check_only=0
+[ "${1:-}" = --check ] && check_only=1
 
 PACKAGES=(busybox-static squashfs-tools cpio ipxe ipxe-qemu ovmf curl xz-utils)
 BACKPORTS_PACKAGES=(qemu-system-x86 seabios)
@@ -40,6 +43,10 @@ if ((${#missing[@]} == 0 && ${#bpo_missing[@]} == 0)); then
   exit 0
 fi
 
+if [ "$check_only" = 1 ]; then
+  log "missing: ${missing[*]} ${bpo_missing[*]}(qemu-system-x86 and seabios from bookworm-backports); run images/setup-packages.sh as root"
+  exit 1
+fi
 if [ "$(id -u)" -ne 0 ]; then
   log "missing: ${missing[*]} ${bpo_missing[*]}; run this script as root" >&2
   exit 1
