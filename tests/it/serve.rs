@@ -33,6 +33,11 @@ pub fn start(env: &Env, extra_config: &str) -> Server {
         ),
     )
     .unwrap();
+    start_with(env, &cfg)
+}
+
+/// Starts `tabula serve --config CFG` (HTTP only) and waits for its "listening" line.
+pub fn start_with(env: &Env, cfg: &std::path::Path) -> Server {
     let mut child = env
         .command()
         .args(["--config", cfg.to_str().unwrap(), "serve"])
