@@ -29,6 +29,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The netboot lab (tests/it/lab_direct.rs boots QEMU): its own script, because qemu and
+# seabios must come from bookworm-backports (see images/README.md).
+bash images/setup-packages.sh
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "==> cargo fmt --check"

@@ -7,5 +7,6 @@
 mod cli_errors;
 mod common;
 mod crash;
+mod lab_direct;
 mod pinning;
 mod serve;

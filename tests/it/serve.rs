@@ -39,6 +39,11 @@ pub fn start(env: &Env, tftp_root: Option<&std::path::Path>) -> Server {
         ),
     )
     .unwrap();
+    start_with(env, &cfg)
+}
+
+/// Starts `tabula serve --config CFG` (HTTP only) and waits for its "listening" line.
+pub fn start_with(env: &Env, cfg: &std::path::Path) -> Server {
     let mut child = env
         .command()
         .args(["--config", cfg.to_str().unwrap(), "serve"])

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# images/setup-packages.sh: installs the Debian packages the netboot lab needs (Debian 12, root).
+#
+# busybox-static, squashfs-tools and cpio build the images; qemu-system-x86, seabios,
+# ipxe-qemu, ipxe and ovmf boot them; curl drives tabula in tests. qemu-system-x86 and
+# seabios come from bookworm-backports: the machine image ships qemu-utils from backports,
+# which Breaks bookworm's qemu-system-common 7.2, so installing the stock qemu would make
+# apt remove qemu-utils. The backports source has pin priority 100, so nothing else is
+# upgraded from it.
+#
+# Idempotent: when everything is installed it returns without touching apt.
+# --check: install nothing; exit 1 naming what is missing (tests use this).
+set -euo pipefail
+check_only=0
+[ "${1:-}" = --check ] && check_only=1
+
+PACKAGES=(busybox-static squashfs-tools cpio ipxe ipxe-qemu ovmf curl xz-utils)
+BACKPORTS_PACKAGES=(qemu-system-x86 seabios)
+BACKPORTS_SOURCE=/etc/apt/sources.list.d/bookworm-backports.sources
+
+log() { echo "setup-packages: $*" >&2; }
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# qemu-system-x86 counts only if it is the backports build (the 7.2 one breaks qemu-utils).
+qemu_ok() {
+  installed qemu-system-x86 || return 1
+  local v
+  v=$(dpkg-query -W -f='${Version}' qemu-system-x86)
+  dpkg --compare-versions "$v" ge "1:8.0"
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+bpo_missing=()
+qemu_ok || bpo_missing+=(qemu-system-x86)
+installed seabios || bpo_missing+=(seabios)
+
+if ((${#missing[@]} == 0 && ${#bpo_missing[@]} == 0)); then
+  log "all lab packages are installed"
+  exit 0
+fi
+
+if [ "$check_only" = 1 ]; then
+  log "missing: ${missing[*]} ${bpo_missing[*]}(qemu-system-x86 and seabios from bookworm-backports); run images/setup-packages.sh as root"
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  log "missing: ${missing[*]} ${bpo_missing[*]}; run this script as root" >&2
+  exit 1
+fi
+
+. /etc/os-release
+if [ "${VERSION_CODENAME:-}" != bookworm ]; then
+  log "warning: written for Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}"
+fi
+
+if [ ! -e "$BACKPORTS_SOURCE" ]; then
+  log "adding bookworm-backports ($BACKPORTS_SOURCE)"
+  cat >"$BACKPORTS_SOURCE" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 -y -q "$@"; }
+
+log "apt-get update"
+apt_get update -qq
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt_get install --no-install-recommends "${missing[@]}"
+fi
+log "installing ${BACKPORTS_PACKAGES[*]} from bookworm-backports"
+apt_get install --no-install-recommends -t bookworm-backports "${BACKPORTS_PACKAGES[@]}"
+
+# Never leave the machine without qemu-utils if it had it.
+for p in "${PACKAGES[@]}"; do installed "$p" || { log "error: $p did not install"; exit 1; }; done
+qemu_ok || { log "error: qemu-system-x86 from bookworm-backports did not install"; exit 1; }
+log "done: $(dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 seabios | tr '\n' ' ')"

@@ -1,0 +1,476 @@
+//! The lab images booting for real under QEMU (TCG), with no DHCP or TFTP from tabula:
+//! QEMU loads the plan's kernel and initrd itself (`-kernel`/`-initrd`/`-append` with the
+//! command line `tabula explain` renders), and user-mode networking lets the guest reach
+//! `tabula serve` on the host's loopback as 10.0.2.2. From there on the boot is the real
+//! one: the initramfs fetches the root image from tabula, verifies its digest, mounts it
+//! and reports to tabula.
+//!
+//! Asserted: the console marker of the pinned version and the `booted` event carrying
+//! the pinned manifest, for demo@1, then demo@2 (upgrade), then demo@1 (rollback); a root
+//! image corrupted on disk ends in `failed` events with the digest mismatch as reason.
+//! Also: building the images twice gives the same digests.
+//!
+//! Needs root and the lab packages (`images/setup-packages.sh`); without them it fails,
+//! never skips. QEMU and tabula are killed by PID when a guard drops.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+
+const MAC: &str = "52:54:00:7a:b1:01";
+/// TCG boots take 12-30 s here; a loaded shared machine can double that.
+const BOOT_LIMIT: Duration = Duration::from_secs(150);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails (never skips) when the lab cannot run here, naming the fix.
+fn require_lab() {
+    let uid = Command::new("id").arg("-u").output().expect("id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "the netboot lab test builds images and boots QEMU as root: run the tests as root, \
+         after `images/setup-packages.sh` has installed the lab packages"
+    );
+    let out = Command::new("bash")
+        .arg(repo().join("images/setup-packages.sh"))
+        .arg("--check")
+        .output()
+        .expect("bash images/setup-packages.sh --check");
+    assert!(
+        out.status.success(),
+        "the lab packages are missing: run images/setup-packages.sh as root ({})",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Runs an `images/` recipe with the lab's environment; returns its stderr (the log).
+fn recipe(env: &Env, script: &str, out_dir: &Path) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("images").join(script))
+        .env("TABULA", env!("CARGO_BIN_EXE_tabula"))
+        .env("TABULA_DATA_DIR", env.data())
+        .env("TABULA_LAB_OUT", out_dir)
+        .env_remove("TABULA_CONFIG")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("TABULA_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("images/{script}: {e}"));
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "images/{script} failed:\n{}{log}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    log
+}
+
+/// QEMU, killed and reaped when dropped.
+struct Vm {
+    child: Child,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one boot printed on its serial console, with seconds since QEMU started.
+struct Console {
+    lines: Vec<(f64, String)>,
+    /// QEMU ended by itself (poweroff, reboot with -no-reboot) rather than being killed.
+    exited: bool,
+}
+
+impl Console {
+    fn at(&self, needle: &str) -> Option<f64> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(t, _)| *t)
+    }
+
+    fn text(&self) -> String {
+        self.lines
+            .iter()
+            .map(|(t, l)| format!("[{t:7.2}] {l}\n"))
+            .collect()
+    }
+
+    /// Seconds to each stage, for the test log.
+    fn timings(&self) -> String {
+        [
+            ("linux", "Linux version"),
+            ("init", "tabula-init: ["),
+            ("dhcp", "] dhcp: eth"),
+            ("fetched", "] fetch: "),
+            ("verified", "] verify: sha256"),
+            ("switch_root", "] switch_root:"),
+            ("marker", "TABULA-DEMO-BOOTED"),
+            ("failed", "FAILED stage="),
+        ]
+        .iter()
+        .filter_map(|(k, n)| self.at(n).map(|t| format!("{k}={t:.1}s")))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+/// The plan `tabula explain` renders for MAC under `cfg`.
+struct Plan {
+    manifest: String,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    rootfs_hex: String,
+    cmdline: String,
+}
+
+fn explain(env: &Env, cfg: &Path) -> Plan {
+    let out = env.ok(&["--config", cfg.to_str().unwrap(), "explain", MAC, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"]["action"], "boot", "{out}");
+    let plan = &v["decision"]["plan"];
+    let blob = |d: &serde_json::Value| {
+        let hex = d.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        env.data().join("blobs/sha256").join(hex)
+    };
+    Plan {
+        manifest: plan["manifest"].as_str().unwrap().to_string(),
+        kernel: blob(&plan["kernel"]["digest"]),
+        initrd: blob(&plan["initrds"][0]["digest"]),
+        rootfs_hex: plan["rootfs"]["digest"].as_str().unwrap()[7..].to_string(),
+        cmdline: plan["cmdline"].as_str().unwrap().to_string(),
+    }
+}
+
+/// The QEMU command line of one direct boot (the report quotes it).
+fn qemu_command(plan: &Plan) -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args([
+        "-name",
+        "tabula-lab-direct",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-accel",
+        "tcg",
+        "-machine",
+        "pc",
+        "-m",
+        "512",
+        "-smp",
+        "1",
+        "-chardev",
+        "stdio,id=ser0,signal=off",
+        "-serial",
+        "chardev:ser0",
+        "-netdev",
+        "user,id=n0",
+        "-device",
+        &format!("virtio-net-pci,netdev=n0,mac={MAC},romfile="),
+        "-kernel",
+    ])
+    .arg(&plan.kernel)
+    .arg("-initrd")
+    .arg(&plan.initrd)
+    .arg("-append")
+    .arg(&plan.cmdline);
+    c
+}
+
+/// Boots the plan and reads the console until `done` matches a line (then gives QEMU a
+/// moment to power off), QEMU exits, or BOOT_LIMIT passes. Keeps the log in `log_path`.
+fn boot(plan: &Plan, log_path: &Path, done: impl Fn(&str) -> bool) -> Console {
+    let started = Instant::now();
+    let mut vm = Vm {
+        child: qemu_command(plan)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-x86_64 (run images/setup-packages.sh)"),
+    };
+    let (tx, rx) = mpsc::channel::<(f64, String)>();
+    for stream in [
+        Box::new(vm.child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(vm.child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut buf = Vec::new();
+            while r.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .replace('\r', "");
+                if tx.send((started.elapsed().as_secs_f64(), line)).is_err() {
+                    break;
+                }
+                buf.clear();
+            }
+        });
+    }
+    drop(tx);
+    let mut log = std::fs::File::create(log_path).unwrap();
+    let mut console = Console {
+        lines: Vec::new(),
+        exited: false,
+    };
+    let mut deadline = started + BOOT_LIMIT;
+    let mut finished = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((t, line)) => {
+                writeln!(log, "[{t:7.2}] {line}").unwrap();
+                if !finished && done(&line) {
+                    finished = true;
+                    deadline = Instant::now() + Duration::from_secs(15);
+                }
+                console.lines.push((t, line));
+            }
+            // Both streams closed: QEMU is gone.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                console.exited = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+        }
+    }
+    drop(vm);
+    console
+}
+
+/// Every stored event of MAC, oldest first.
+fn events(env: &Env) -> Vec<serde_json::Value> {
+    env.ok(&["events", MAC, "--json", "--last", "100000"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Events newer than `after_id` that satisfy `want`, waiting up to 10 s for one.
+fn wait_events(
+    env: &Env,
+    after_id: i64,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let new: Vec<serde_json::Value> = events(env)
+            .into_iter()
+            .filter(|e| e["id"].as_i64().unwrap() > after_id)
+            .collect();
+        if new.iter().any(&want) || Instant::now() > deadline {
+            return new;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn last_id(env: &Env) -> i64 {
+    events(env)
+        .last()
+        .map(|e| e["id"].as_i64().unwrap())
+        .unwrap_or(0)
+}
+
+/// Pins MAC to `reference`, boots it, and checks marker and `booted` event.
+fn boot_demo(env: &Env, cfg: &Path, reference: &str, version: &str, n: usize) {
+    env.ok(&["pin", "set", MAC, reference]);
+    let plan = explain(env, cfg);
+    let before = last_id(env);
+    let marker = format!("TABULA-DEMO-BOOTED name=demo version={version} ");
+    let log = env.dir.path().join(format!("boot-{n}-{reference}.log"));
+    let console = boot(&plan, &log, |l| {
+        l.contains(&marker) || l.contains("giving up after")
+    });
+    eprintln!(
+        "lab_direct: boot {n} {reference}: {} (qemu exited: {})",
+        console.timings(),
+        console.exited
+    );
+    let want = format!("{marker}manifest={}", plan.manifest);
+    assert!(
+        console.at(&want).is_some(),
+        "boot {n} ({reference}): no `{want}` on the console within {BOOT_LIMIT:?}:\n{}",
+        console.text()
+    );
+    let new = wait_events(env, before, |e| e["stage"] == "booted");
+    let booted: Vec<&serde_json::Value> = new.iter().filter(|e| e["stage"] == "booted").collect();
+    assert_eq!(booted.len(), 1, "boot {n} ({reference}): {new:#?}");
+    assert_eq!(booted[0]["manifest"], plan.manifest.as_str(), "{new:#?}");
+    assert_eq!(
+        booted[0]["detail"]["root_sha256"],
+        plan.rootfs_hex.as_str(),
+        "{new:#?}"
+    );
+    // What tabula saw on the way: the initramfs's progress, the root image going out.
+    let stages: Vec<String> = new
+        .iter()
+        .filter(|e| e["manifest"] == plan.manifest.as_str())
+        .map(|e| match e["stage"].as_str().unwrap() {
+            "progress" => format!("progress:{}", e["detail"]["stage"].as_str().unwrap_or("?")),
+            s => s.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "progress:dhcp",
+            "progress:fetch",
+            "progress:verify",
+            "progress:mount",
+            "booted"
+        ],
+        "boot {n} ({reference})"
+    );
+    let rootfs = format!("sha256:{}", plan.rootfs_hex);
+    assert!(
+        new.iter().any(|e| e["stage"] == "rootfs-sent"
+            && e["detail"]["digest"] == rootfs.as_str()
+            && e["detail"]["complete"] == true),
+        "boot {n} ({reference}): no complete rootfs-sent event: {new:#?}"
+    );
+    assert!(
+        new.iter().all(|e| e["stage"] != "failed"),
+        "boot {n} ({reference}): {new:#?}"
+    );
+}
+
+#[test]
+fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
+    require_lab();
+    let env = Env::new();
+    let t = Instant::now();
+
+    // Build and publish demo@1 and demo@2; a second build must give the same bytes.
+    let out = env.dir.path().join("out");
+    recipe(&env, "publish.sh", &out);
+    let out2 = env.dir.path().join("out2");
+    recipe(&env, "build.sh", &out2);
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert_eq!(
+        sums,
+        std::fs::read_to_string(out2.join("SHA256SUMS")).unwrap(),
+        "two builds of the lab images differ"
+    );
+    eprintln!(
+        "lab_direct: built twice and published in {:.1}s; digests:\n{sums}",
+        t.elapsed().as_secs_f64()
+    );
+    let listed = env.ok(&["image", "list"]);
+    assert!(listed.contains("demo"), "{listed}");
+
+    // tabula serve on the host's loopback, which QEMU's user network shows as 10.0.2.2.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = env.dir.path().join("lab-direct.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[boot]\nconsole = \"ttyS0,115200\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://10.0.2.2:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let _server = crate::serve::start_with(&env, &cfg);
+
+    // Pinned version, upgrade, rollback.
+    boot_demo(&env, &cfg, "demo@1", "1", 1);
+    boot_demo(&env, &cfg, "demo@2", "2", 2);
+    boot_demo(&env, &cfg, "demo@1", "1", 3);
+
+    // A root image whose stored bytes no longer match its digest: a copy of demo-2 with
+    // padding (so no other version shares the blob), corrupted after publishing.
+    let padded = env.dir.path().join("corrupt.squashfs");
+    let mut bytes = std::fs::read(out.join("demo-2.squashfs")).unwrap();
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&padded, &bytes).unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    env.ok(&[
+        "image",
+        "add",
+        "broken",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&out.join("vmlinuz")),
+        "--initrd",
+        &p(&out.join("initramfs.cpio.gz")),
+        "--rootfs",
+        &p(&padded),
+        "--cmdline",
+        "panic=5 tabula.tries=2 tabula.on_failure=poweroff",
+    ]);
+    env.ok(&["pin", "set", MAC, "broken@1"]);
+    let plan = explain(&env, &cfg);
+    let blob = env.data().join("blobs/sha256").join(&plan.rootfs_hex);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut stored = std::fs::read(&blob).unwrap();
+    stored[1000] ^= 0xff;
+    std::fs::write(&blob, &stored).unwrap();
+
+    let before = last_id(&env);
+    let console = boot(&plan, &env.dir.path().join("boot-4-broken.log"), |l| {
+        l.contains("giving up after")
+    });
+    eprintln!(
+        "lab_direct: boot 4 broken@1: {} (qemu exited: {})",
+        console.timings(),
+        console.exited
+    );
+    let text = console.text();
+    assert!(
+        console
+            .at("FAILED stage=verify attempt=1/2: root image sha256 mismatch")
+            .is_some()
+            && console.at("giving up after 2 attempt(s)").is_some(),
+        "boot 4 (broken@1): no mismatch and give-up lines:\n{text}"
+    );
+    assert!(
+        console.at("TABULA-DEMO-BOOTED").is_none(),
+        "a corrupt root image booted:\n{text}"
+    );
+    let new = wait_events(&env, before, |e| {
+        e["stage"] == "failed" && e["detail"]["final"] == true
+    });
+    let failed: Vec<&serde_json::Value> = new.iter().filter(|e| e["stage"] == "failed").collect();
+    assert_eq!(failed.len(), 2, "{new:#?}");
+    for (i, f) in failed.iter().enumerate() {
+        assert_eq!(f["manifest"], plan.manifest.as_str(), "{f:#}");
+        assert_eq!(f["detail"]["stage"], "verify", "{f:#}");
+        assert_eq!(f["detail"]["attempt"], i + 1, "{f:#}");
+        assert_eq!(f["detail"]["final"], i == 1, "{f:#}");
+        let reason = f["detail"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("root image sha256 mismatch: got ")
+                && reason.contains(&format!("want {}", plan.rootfs_hex)),
+            "{reason}"
+        );
+    }
+    assert!(new.iter().all(|e| e["stage"] != "booted"), "{new:#?}");
+    // tabula's own check sees the same corruption.
+    let verify = env.run(&["image", "verify"]);
+    assert_eq!(verify.code, 1, "{}{}", verify.stdout, verify.stderr);
+    eprintln!(
+        "lab_direct: all boots done in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+}
