@@ -14,7 +14,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, DhcpMode};
+use crate::dhcp::policy::Port;
+use crate::dhcp::socket::{DhcpSocket, SocketError};
+use crate::dhcp::{self, LoaderLedger};
 use crate::events;
 use crate::http::{self, HttpState};
 use crate::images::BlobStore;
@@ -41,6 +44,8 @@ pub enum DaemonError {
     Image(#[from] crate::images::ImageError),
     #[error(transparent)]
     Inventory(#[from] crate::inventory::InventoryError),
+    #[error(transparent)]
+    DhcpSocket(#[from] SocketError),
 }
 
 fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
@@ -58,6 +63,8 @@ fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
 #[derive(Debug, Default)]
 pub struct Bound {
     pub http: Option<TcpListener>,
+    /// DHCP sockets: per interface the server port, plus the boot-server port in proxy mode.
+    pub dhcp: Vec<(DhcpSocket, Port)>,
 }
 
 impl Bound {
@@ -77,6 +84,16 @@ impl Bound {
                     })?,
             );
         }
+        if config.dhcp.mode != DhcpMode::Off {
+            for iface in dhcp::socket::interfaces(&config.dhcp.interfaces)? {
+                let sock = DhcpSocket::bind(&iface, config.dhcp.listen_port)?;
+                b.dhcp.push((sock, Port::Server));
+                if config.dhcp.mode == DhcpMode::Proxy {
+                    let sock = DhcpSocket::bind(&iface, config.dhcp.proxy_port)?;
+                    b.dhcp.push((sock, Port::BootServer));
+                }
+            }
+        }
         Ok(b)
     }
 
@@ -85,6 +102,14 @@ impl Bound {
         let mut out = Vec::new();
         if let Some(Ok(a)) = self.http.as_ref().map(|l| l.local_addr()) {
             out.push(format!("http {a}"));
+        }
+        for (s, _) in &self.dhcp {
+            out.push(format!(
+                "dhcp {} {}:{}",
+                s.iface.name,
+                s.iface.address,
+                s.local_port()
+            ));
         }
         out
     }
@@ -124,6 +149,32 @@ pub async fn run(
         tasks.spawn(async move {
             if let Err(e) = http::run(listener, state, stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+    }
+    if !bound.dhcp.is_empty() {
+        let ifaces: Vec<_> = bound
+            .dhcp
+            .iter()
+            .filter(|(_, p)| *p == Port::Server)
+            .map(|(s, _)| s.iface.clone())
+            .collect();
+        if config.dhcp.router_advertisement {
+            for iface in ifaces {
+                tasks.spawn(dhcp::ra::run(iface, shutdown.clone()));
+            }
+        }
+        let (cfg, inv, ev, stop) = (
+            config.clone(),
+            inventory.clone(),
+            sink.clone(),
+            shutdown.clone(),
+        );
+        let ledger = Arc::new(LoaderLedger::new());
+        let sockets = bound.dhcp;
+        tasks.spawn(async move {
+            if let Err(e) = dhcp::server::run(cfg, sockets, inv, ev, ledger, stop).await {
+                tracing::error!(error = %e, "DHCP server failed");
             }
         });
     }

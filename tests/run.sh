@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 # developer machine install the same things.
 APT_PACKAGES=(
   coreutils   # sha256sum: digests checked independently of tabula
+  iproute2    # ip netns / veth for the DHCP namespace tests
+  busybox     # udhcpc (DHCP client) and udhcpd (the plain server beside proxy mode)
+  isc-dhcp-client  # dhclient
 )
 
 missing=()

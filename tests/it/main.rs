@@ -7,5 +7,7 @@
 mod cli_errors;
 mod common;
 mod crash;
+mod dhcp;
+mod netns;
 mod pinning;
 mod serve;
