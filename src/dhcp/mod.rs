@@ -10,6 +10,8 @@
 
 mod commit;
 mod destination;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lease;
 mod ledger;
 pub mod policy;
