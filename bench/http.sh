@@ -43,7 +43,8 @@ enabled = false
 listen = "127.0.0.1:18081"
 public_url = "http://127.0.0.1:18081"
 TOML
-TABULA_LOG=error "$TABULA" --config "$W/tabula.toml" serve >/dev/null &
+# Both servers on CPU 0, every client on CPU 1, as the baselines were measured.
+TABULA_LOG=error taskset -c 0 "$TABULA" --config "$W/tabula.toml" serve >/dev/null &
 PIDS+=($!)
 # nginx on :18082, as in the baselines: 1 worker, sendfile, 2m chunks, no access log.
 curl -s "http://127.0.0.1:18081/boot.ipxe?mac=$MAC" > "$W/www/boot.ipxe" || true
@@ -59,7 +60,7 @@ http {
   server { listen 127.0.0.1:18082; root $W/www; }
 }
 NGX
-nginx -c "$W/nginx.conf" -g 'daemon off;' &
+taskset -c 0 nginx -c "$W/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 sleep 1
 cat "$W/www/f1g.bin" "$W/data/blobs/sha256/$H1G" > /dev/null   # page cache
@@ -78,22 +79,23 @@ url() { # server path-kind
 }
 RUNS=3; [ "$QUICK" = --quick ] && RUNS=1
 N=50; [ "$QUICK" = --quick ] && N=10
+echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) load: $(cut -d' ' -f1-3 /proc/loadavg); servers on CPU 0, clients on CPU 1"
 printf '%-44s %14s %14s %7s\n' "test" "tabula" "nginx" "ratio"
 row() { printf '%-44s %14s %14s %7s\n' "$1" "$2" "$3" "$(awk -v a="$4" -v b="$5" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }')"; }
 
 best_single() { local best=0 v; for _ in $(seq $RUNS); do
-  v=$(curl -s -o /dev/null -w '%{speed_download}' "$(url "$1" 1g)"); v=${v%.*}
+  v=$(taskset -c 1 curl -s -o /dev/null -w '%{speed_download}' "$(url "$1" 1g)"); v=${v%.*}
   [ "$v" -gt "$best" ] && best=$v; done; echo $((best / 1048576)); }
 t=$(best_single tabula); n=$(best_single nginx)
 row "1 GiB single stream (MiB/s, best of $RUNS)" "$t" "$n" "$t" "$n"
 
 parallel() { local s e; s=$(date +%s.%N)
-  for _ in $(seq $N); do curl -s -o /dev/null "$(url "$1" 256m)" & done; wait
+  for _ in $(seq $N); do taskset -c 1 curl -s -o /dev/null "$(url "$1" 256m)" & done; wait
   e=$(date +%s.%N); awk -v s="$s" -v e="$e" -v n=$N 'BEGIN{printf "%d", n*256/(e-s)}'; }
 t=$(parallel tabula); n=$(parallel nginx)
 row "$N x 256 MiB at once (aggregate MiB/s)" "$t" "$n" "$t" "$n"
 
-reqs() { wrk -t1 -c50 -d10s "$@" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}'; }
+reqs() { taskset -c 1 wrk -t1 -c50 -d10s "$@" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}'; }
 t=$(reqs "$(url tabula script)"); n=$(reqs "$(url nginx script)")
 row "iPXE script, wrk -c50 10 s (req/s)" "$t" "$n" "$t" "$n"
 t=$(reqs "$(url tabula 1m)"); n=$(reqs "$(url nginx 1m)")

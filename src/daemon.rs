@@ -14,7 +14,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, DhcpMode};
+use crate::dhcp::policy::Port;
+use crate::dhcp::socket::{DhcpSocket, SocketError};
+use crate::dhcp::{self, LoaderLedger};
 use crate::events;
 use crate::http::{self, HttpState};
 use crate::images::BlobStore;
@@ -46,6 +49,8 @@ pub enum DaemonError {
     Image(#[from] crate::images::ImageError),
     #[error(transparent)]
     Inventory(#[from] crate::inventory::InventoryError),
+    #[error(transparent)]
+    DhcpSocket(#[from] SocketError),
 }
 
 fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
@@ -64,6 +69,8 @@ fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
 pub struct Bound {
     pub http: Option<TcpListener>,
     pub tftp: Option<UdpSocket>,
+    /// DHCP sockets: per interface the server port, plus the boot-server port in proxy mode.
+    pub dhcp: Vec<(DhcpSocket, Port)>,
 }
 
 impl Bound {
@@ -96,6 +103,16 @@ impl Bound {
                     })?,
             );
         }
+        if config.dhcp.mode != DhcpMode::Off {
+            for iface in dhcp::socket::interfaces(&config.dhcp.interfaces)? {
+                let sock = DhcpSocket::bind(&iface, config.dhcp.listen_port)?;
+                b.dhcp.push((sock, Port::Server));
+                if config.dhcp.mode == DhcpMode::Proxy {
+                    let sock = DhcpSocket::bind(&iface, config.dhcp.proxy_port)?;
+                    b.dhcp.push((sock, Port::BootServer));
+                }
+            }
+        }
         Ok(b)
     }
 
@@ -107,6 +124,14 @@ impl Bound {
         }
         if let Some(Ok(a)) = self.tftp.as_ref().map(|s| s.local_addr()) {
             out.push(format!("tftp {a}"));
+        }
+        for (s, _) in &self.dhcp {
+            out.push(format!(
+                "dhcp {} {}:{}",
+                s.iface.name,
+                s.iface.address,
+                s.local_port()
+            ));
         }
         out
     }
@@ -152,6 +177,9 @@ pub async fn run(
             }
         });
     }
+    // "Loader delivered" per MAC, marked by DHCP when it hands a loader out and by TFTP
+    // when one is fully transferred; DHCP reads it to break chainload loops.
+    let ledger = Arc::new(LoaderLedger::new());
     if let Some(socket) = bound.tftp {
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let cfg = tftp::TftpServerConfig {
@@ -164,7 +192,33 @@ pub async fn run(
                 tracing::error!(error = %e, "TFTP server failed");
             }
         });
-        tasks.spawn(loader_events(rx, sink.clone()));
+        tasks.spawn(loader_events(rx, sink.clone(), ledger.clone()));
+    }
+    if !bound.dhcp.is_empty() {
+        let ifaces: Vec<_> = bound
+            .dhcp
+            .iter()
+            .filter(|(_, p)| *p == Port::Server)
+            .map(|(s, _)| s.iface.clone())
+            .collect();
+        if config.dhcp.router_advertisement {
+            for iface in ifaces {
+                tasks.spawn(dhcp::ra::run(iface, shutdown.clone()));
+            }
+        }
+        let (cfg, inv, ev, stop) = (
+            config.clone(),
+            inventory.clone(),
+            sink.clone(),
+            shutdown.clone(),
+        );
+        let ledger = ledger.clone();
+        let sockets = bound.dhcp;
+        tasks.spawn(async move {
+            if let Err(e) = dhcp::server::run(cfg, sockets, inv, ev, ledger, stop).await {
+                tracing::error!(error = %e, "DHCP server failed");
+            }
+        });
     }
     drop(sink);
 
@@ -194,6 +248,7 @@ pub async fn run(
 async fn loader_events(
     mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
     sink: events::EventSink,
+    ledger: Arc<LoaderLedger>,
 ) {
     use crate::boot::{BootEvent, BootStage};
     use crate::tftp::AbortReason;
@@ -203,10 +258,13 @@ async fn loader_events(
         };
         let peer = ev.peer.ip().to_string();
         let (stage, detail) = match &ev.outcome {
-            TransferOutcome::Completed { bytes, elapsed } => (
-                BootStage::LoaderSent,
-                serde_json::json!({"file": served, "bytes": bytes, "seconds": elapsed.as_secs_f64(), "via": "tftp", "peer": peer}),
-            ),
+            TransferOutcome::Completed { bytes, elapsed } => {
+                ledger.mark(mac, std::time::Instant::now());
+                (
+                    BootStage::LoaderSent,
+                    serde_json::json!({"file": served, "bytes": bytes, "seconds": elapsed.as_secs_f64(), "via": "tftp", "peer": peer}),
+                )
+            }
             TransferOutcome::Aborted {
                 reason: AbortReason::ClientError { .. } | AbortReason::Shutdown,
             } => continue,

@@ -13,6 +13,9 @@ APT_PACKAGES=(
   atftp       # TFTP client with RFC 7440 windowsize (tests/tftp/)
   tftp-hpa    # the classic TFTP client (tests/tftp/)
   vagrant vagrant-libvirt  # `vagrant validate` of vagrant/Vagrantfile
+  iproute2    # ip netns / veth for the DHCP namespace tests
+  busybox     # udhcpc (DHCP client) and udhcpd (the plain server beside proxy mode)
+  isc-dhcp-client  # dhclient
 )
 
 missing=()

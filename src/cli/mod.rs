@@ -8,6 +8,7 @@
 mod events;
 mod explain;
 mod image;
+mod lease;
 mod machine;
 mod pin;
 
@@ -59,6 +60,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Show boot events (every stage of every boot), optionally for one MAC
     Events(events::EventsArgs),
+    /// Show DHCP leases
+    #[command(subcommand)]
+    Lease(lease::LeaseCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pin(cmd) => pin::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Explain(args) => explain::run(&Ctx::open(&cli).await?, args).await,
         Command::Events(args) => events::run(&Ctx::open(&cli).await?, args).await,
+        Command::Lease(cmd) => lease::run(&Ctx::open(&cli).await?, cmd).await,
     }
 }
 

@@ -1,21 +1,33 @@
-//! DHCPv4 for netboot: the pure half. Bytes to a classified [`ClientRequest`]
-//! ([`decode`]), a [`ReplySpec`] to reply bytes ([`build`]), where the reply goes
-//! ([`reply_destination`]) and the address allocator for `full` mode ([`LeaseTable`]).
+//! DHCPv4 for netboot. The pure half: bytes to a classified [`ClientRequest`]
+//! ([`decode`]), what to do about it ([`policy::decide`]), a [`ReplySpec`] to reply bytes
+//! ([`build`]), where the reply goes ([`reply_destination`]), the address allocator for
+//! `full` mode ([`LeaseTable`]) and the chainload ledger ([`LoaderLedger`]). None of those
+//! opens a socket, reads a clock or touches the store.
 //!
-//! Nothing in this module opens a socket, reads a clock, or touches the store: the caller
-//! passes `now`, persists every [`LeaseChange`] before sending an ACK, and owns the socket.
+//! The I/O half: [`socket`] (the only module that touches sockets), [`server`] (the
+//! receive-decide-persist-send loop with group commit) and [`ra`] (IPv6 router
+//! advertisements with lifetime 0). This module never imports the TFTP or HTTP front ends.
 
+mod commit;
 mod destination;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lease;
+mod ledger;
+pub mod policy;
 mod pxe;
+pub mod ra;
 mod reply;
 mod request;
+pub mod server;
+pub mod socket;
 mod wire;
 
 pub use destination::{CLIENT_PORT, Destination, SERVER_PORT, reply_destination};
 pub use lease::{
     Grant, Lease, LeaseChange, LeaseError, LeaseState, LeaseTable, LeaseTimers, NakReason, SubnetId,
 };
+pub use ledger::{LOADER_WINDOW, LoaderLedger};
 pub use pxe::{
     BusId, ClientKind, IPXE_NO_PXEDHCP, IpxeInfo, MachineId, MachineUuid, PxeClass, RelayInfo,
     RelayInfoError, VendorClass, ipxe_feature, user_classes,

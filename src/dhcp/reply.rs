@@ -143,13 +143,14 @@ pub fn build(req: &ClientRequest, spec: &ReplySpec) -> Result<Vec<u8>, ReplyErro
         .filter(|&m| m >= DEFAULT_MAX_MESSAGE)
         .unwrap_or(DEFAULT_MAX_MESSAGE)
         - IP_UDP_HEADERS;
-    let mut out = encode(&msg)?;
+    let relay = req.relay.as_ref().map(|r| r.raw.as_slice());
+    let mut out = encode(&msg, relay)?;
     for code in DROPPABLE {
         if out.len() <= max {
             break;
         }
         if !req.requested(code) && msg.opts_mut().remove(OptionCode::from(code)).is_some() {
-            out = encode(&msg)?;
+            out = encode(&msg, relay)?;
         }
     }
     if out.len() > max {
@@ -202,9 +203,6 @@ fn header(req: &ClientRequest, spec: &ReplySpec) -> Result<v4::Message, ReplyErr
     o.insert(DhcpOption::ServerIdentifier(spec.server_id));
     if let Some(m) = &spec.message {
         o.insert(DhcpOption::Message(checked_str(56, m, 255)?.to_string()));
-    }
-    if let Some(relay) = &req.relay {
-        o.insert(raw(82, relay.raw.clone()));
     }
     if nak {
         return Ok(msg);
@@ -304,9 +302,23 @@ fn checked_str(code: u8, s: &str, max: usize) -> Result<&str, ReplyError> {
     Ok(s)
 }
 
-fn encode(msg: &v4::Message) -> Result<Vec<u8>, ReplyError> {
+/// Encodes, then appends option 82 (if any) verbatim as the last option before End
+/// (RFC 3046), split into 255-byte instances (RFC 3396) if long. Done by hand: dhcproto
+/// writes an `Unknown(82)` option twice (once in order, once forced last).
+fn encode(msg: &v4::Message, relay: Option<&[u8]>) -> Result<Vec<u8>, ReplyError> {
     let mut buf = Vec::with_capacity(MIN_REPLY_LEN + 64);
     msg.encode(&mut Encoder::new(&mut buf))
         .map_err(|e| ReplyError::Encode(e.to_string()))?;
+    if let Some(raw) = relay.filter(|r| !r.is_empty())
+        && buf.last() == Some(&255)
+    {
+        buf.pop();
+        for part in raw.chunks(255) {
+            buf.push(82);
+            buf.push(u8::try_from(part.len()).unwrap_or(255));
+            buf.extend_from_slice(part);
+        }
+        buf.push(255);
+    }
     Ok(buf)
 }

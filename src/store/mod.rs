@@ -8,6 +8,7 @@
 
 mod events;
 mod images;
+mod leases;
 mod machines;
 mod pins;
 
@@ -19,6 +20,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 pub use events::EventRow;
 pub use images::{ChannelMove, ChannelRow, VersionRow};
+pub use leases::{LeaseRow, LeaseWrite};
 pub use machines::Machine;
 pub use pins::{PinChange, PinRow};
 

@@ -5,5 +5,6 @@
 
 mod decode;
 mod fixtures;
+mod fuzz;
 mod malformed;
 mod reply;

@@ -389,7 +389,7 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
         ),
     )
     .unwrap();
-    let _server = crate::serve::start_with(&env, &cfg);
+    let _server = crate::serve::start_with(&env, &cfg, false);
 
     // Pinned version, upgrade, rollback.
     boot_demo(&env, &cfg, "demo@1", "1", 1);

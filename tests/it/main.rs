@@ -7,6 +7,8 @@
 mod cli_errors;
 mod common;
 mod crash;
+mod dhcp;
 mod lab_direct;
+mod netns;
 mod pinning;
 mod serve;

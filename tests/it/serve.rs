@@ -39,11 +39,12 @@ pub fn start(env: &Env, tftp_root: Option<&std::path::Path>) -> Server {
         ),
     )
     .unwrap();
-    start_with(env, &cfg)
+    start_with(env, &cfg, tftp_root.is_some())
 }
 
-/// Starts `tabula serve --config CFG` (HTTP only) and waits for its "listening" line.
-pub fn start_with(env: &Env, cfg: &std::path::Path) -> Server {
+/// Starts `tabula serve --config CFG` and waits for its "listening" lines: HTTP, then
+/// TFTP when `tftp` says the config enables it.
+pub fn start_with(env: &Env, cfg: &std::path::Path, tftp: bool) -> Server {
     let mut child = env
         .command()
         .args(["--config", cfg.to_str().unwrap(), "serve"])
@@ -62,7 +63,7 @@ pub fn start_with(env: &Env, cfg: &std::path::Path) -> Server {
             .unwrap()
     };
     let http = addr("http");
-    let tftp = tftp_root.map(|_| addr("tftp"));
+    let tftp = tftp.then(|| addr("tftp"));
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
     Server { child, http, tftp }

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# DHCP benchmark: tabula (full mode, durable leases) vs Kea kea-dhcp4 (memfile,
+# single-threaded) vs dnsmasq (--no-ping), in ONE run over the same namespace pair.
+#
+#   (a) highest DORA/s sustained for PERIOD s at zero drops (rate stepped up per server;
+#       each step on a fresh server with an empty lease database), measured with
+#       `perfdhcp -4 -l <veth> -r RATE -R 60000 -p PERIOD` (broadcast, like PXE ROMs);
+#   (b) boot storm: N clients at once (`perfdhcp --scenario avalanche -R N`), seconds
+#       until all N are leased, N in STORMS.
+#
+# Usage (root; packages kea-admin kea-dhcp4-server dnsmasq-base; a release build):
+#   cargo build --release && sudo bash bench/dhcp.sh
+# Environment: PERIOD (30), TABULA_RATES, KEA_RATES, DNSMASQ_RATES, STORMS ("1000 5000"),
+# SERVERS ("tabula kea dnsmasq"). Server pinned to CPU0, perfdhcp to CPU1.
+# Everything runs in namespaces tbb-srv/tbb-cli (10.77.0.0/16, nothing on the host's
+# interfaces); every process is killed by its PID; namespaces are removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PERIOD=${PERIOD:-30}
+TABULA_RATES=${TABULA_RATES:-"4000 6000 8000 10000 12000 14000"}
+KEA_RATES=${KEA_RATES:-"3000 4000 5000 6000"}
+DNSMASQ_RATES=${DNSMASQ_RATES:-"100 200 400"}
+STORMS=${STORMS:-"1000 5000"}
+SERVERS=${SERVERS:-"tabula kea dnsmasq"}
+TABULA=${TABULA:-${CARGO_TARGET_DIR:-target}/release/tabula}
+SRV=tbb-srv CLI=tbb-cli SIF=tbs0 CIF=tbc0
+
+[ "$(id -u)" -eq 0 ] || { echo "bench/dhcp.sh: needs root (network namespaces)" >&2; exit 1; }
+for t in perfdhcp kea-dhcp4 dnsmasq; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install kea-admin kea-dhcp4-server dnsmasq-base)" >&2; exit 1; }
+done
+[ -x "$TABULA" ] || { echo "no release build at $TABULA (cargo build --release)" >&2; exit 1; }
+TABULA=$(realpath "$TABULA")
+
+WORK=$(mktemp -d /tmp/tabula-bench.XXXXXX)
+SPID=""
+stop_server() {
+  if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=""; fi
+}
+cleanup() {
+  stop_server
+  ip netns del "$SRV" 2>/dev/null || true
+  ip netns del "$CLI" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+ip netns del "$SRV" 2>/dev/null || true
+ip netns del "$CLI" 2>/dev/null || true
+ip netns add "$SRV"; ip netns add "$CLI"
+ip link add "$SIF" netns "$SRV" type veth peer name "$CIF" netns "$CLI"
+ip -n "$SRV" addr add 10.77.0.1/16 dev "$SIF"
+ip -n "$CLI" addr add 10.77.0.2/16 dev "$CIF"
+for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
+ip -n "$SRV" link set "$SIF" up; ip -n "$CLI" link set "$CIF" up
+
+start_tabula() {
+  local d="$WORK/tabula.$RANDOM"; mkdir -p "$d"
+  cat >"$d/t.toml" <<EOF
+[server]
+data_dir = "$d/data"
+[dhcp]
+mode = "full"
+interfaces = ["$SIF"]
+[[dhcp.subnets]]
+network = "10.77.0.0/16"
+pools = ["10.77.1.0-10.77.254.254"]
+lease_time = "2h"
+[tftp]
+enabled = false
+[http]
+listen = "10.77.0.1:8080"
+EOF
+  TABULA_LOG=error "$TABULA" --config "$d/t.toml" pin set default local >/dev/null
+  TABULA_LOG=error ip netns exec "$SRV" taskset -c 0 "$TABULA" --config "$d/t.toml" serve >"$d/out" 2>"$d/err" &
+  SPID=$!
+  for _ in $(seq 1 100); do grep -q "listening: dhcp" "$d/out" 2>/dev/null && break; sleep 0.1; done
+}
+
+start_kea() {
+  local d="$WORK/kea.$RANDOM"; mkdir -p "$d"
+  cat >"$d/kea.json" <<EOF
+{ "Dhcp4": {
+  "interfaces-config": { "interfaces": ["$SIF"], "dhcp-socket-type": "raw" },
+  "lease-database": { "type": "memfile", "persist": true, "name": "$d/leases.csv", "lfc-interval": 3600 },
+  "multi-threading": { "enable-multi-threading": false },
+  "valid-lifetime": 7200,
+  "subnet4": [ { "subnet": "10.77.0.0/16", "pools": [ { "pool": "10.77.1.0 - 10.77.254.254" } ],
+                 "next-server": "10.77.0.1", "boot-file-name": "ipxe.efi" } ],
+  "loggers": [ { "name": "kea-dhcp4", "severity": "ERROR", "output_options": [ { "output": "$d/kea.log" } ] } ]
+} }
+EOF
+  KEA_LOCKFILE_DIR=$d KEA_PIDFILE_DIR=$d ip netns exec "$SRV" taskset -c 0 kea-dhcp4 -c "$d/kea.json" >"$d/out" 2>&1 &
+  SPID=$!
+  sleep 1.5
+}
+
+start_dnsmasq() {
+  local d="$WORK/dnsmasq.$RANDOM"; mkdir -p "$d"
+  ip netns exec "$SRV" taskset -c 0 dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root \
+    --interface="$SIF" --bind-interfaces --dhcp-range=10.77.1.0,10.77.254.254,255.255.0.0,2h \
+    --dhcp-lease-max=70000 --dhcp-authoritative --dhcp-boot=ipxe.efi --no-ping \
+    --dhcp-leasefile="$d/leases" --log-facility="$d/log" >"$d/out" 2>&1 &
+  SPID=$!
+  sleep 1
+}
+
+# perfdhcp output → "completed_dora_per_s discover_drops request_drops"
+rate_step() {
+  local out
+  out=$(timeout $((PERIOD + 30)) ip netns exec "$CLI" taskset -c 1 \
+        perfdhcp -4 -l "$CIF" -r "$1" -R 60000 -p "$PERIOD" -W 1000000 2>&1 || true)
+  echo "$out" >"$WORK/last-perfdhcp.txt"
+  echo "$out" | awk -v p="$PERIOD" '
+    /Statistics for: DISCOVER-OFFER/ {s="do"} /Statistics for: REQUEST-ACK/ {s="ra"}
+    /^drops:/ { d[s]=$2 } /^received packets:/ { r[s]=$3 }
+    END { printf "%d %s %s\n", r["ra"]/p, (d["do"]==""?"?":d["do"]), (d["ra"]==""?"?":d["ra"]) }'
+}
+
+declare -A BEST STORM
+cpu_cal=$(command -v sysbench >/dev/null && sysbench cpu --time=3 run 2>/dev/null | awk '/events per second/ {print $4}' || echo n/a)
+echo "# DHCP benchmark $(date -u +%FT%TZ), period ${PERIOD}s, load $(cut -d' ' -f1-3 /proc/loadavg), sysbench cpu ${cpu_cal}"
+for srv in $SERVERS; do
+  case $srv in tabula) rates=$TABULA_RATES;; kea) rates=$KEA_RATES;; dnsmasq) rates=$DNSMASQ_RATES;; esac
+  BEST[$srv]=0
+  for r in $rates; do
+    "start_$srv"
+    read -r done dd rd < <(rate_step "$r")
+    stop_server
+    echo "$srv rate $r/s: completed ${done} DORA/s, drops DISCOVER=${dd} REQUEST=${rd}"
+    if [ "$dd" = "0" ] && [ "$rd" = "0" ]; then BEST[$srv]=$done; else break; fi
+  done
+  for n in $STORMS; do
+    "start_$srv"
+    t0=$(date +%s.%N)
+    out=$(timeout 300 ip netns exec "$CLI" taskset -c 1 perfdhcp -4 -l "$CIF" --scenario avalanche -R "$n" 2>&1 || true)
+    t1=$(date +%s.%N)
+    stop_server
+    acks=$(echo "$out" | awk '/Statistics for: REQUEST-ACK/ {s=1} s && /^received packets:/ {print $3; exit}')
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    STORM[$srv,$n]="${secs} s (${acks:-?} of $n ACKed)"
+    echo "$srv storm $n: ${STORM[$srv,$n]}"
+  done
+done
+echo
+echo "| server | highest DORA/s, ${PERIOD} s, 0 drops | $(for n in $STORMS; do printf 'storm %s | ' "$n"; done)"
+echo "|---|---|$(for n in $STORMS; do printf -- '---|'; done)"
+for srv in $SERVERS; do
+  echo "| $srv | ${BEST[$srv]} | $(for n in $STORMS; do printf '%s | ' "${STORM[$srv,$n]}"; done)"
+done

@@ -1,0 +1,50 @@
+//! `tabula lease list [--json]`: the DHCP leases as stored (what survives a restart).
+//! Reads the store only; the running daemon's in-memory table is the writer.
+
+use clap::Subcommand;
+
+use super::{Ctx, table, time};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum LeaseCmd {
+    /// List stored leases (bound, released and declined addresses)
+    List {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) async fn run(ctx: &Ctx, cmd: &LeaseCmd) -> anyhow::Result<()> {
+    let LeaseCmd::List { json } = cmd;
+    let rows = ctx.store().leases().await?;
+    let now = crate::store::now_ms();
+    if *json {
+        for r in &rows {
+            let line = serde_json::json!({
+                "address": r.address.to_string(), "mac": r.mac.to_string(), "state": r.state,
+                "expires_ms": r.expires_ms, "active": r.state == "bound" && r.expires_ms > now,
+            });
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let state = if r.state == "bound" && r.expires_ms <= now {
+                "expired".to_string()
+            } else {
+                r.state.clone()
+            };
+            vec![
+                r.address.to_string(),
+                r.mac.to_string(),
+                state,
+                time(r.expires_ms),
+            ]
+        })
+        .collect();
+    table(&["ADDRESS", "MAC", "STATE", "UNTIL"], &rows);
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! The DHCP service loop: per socket, receive → [`decode`] (malformed: debug log, drop)
+//! → inventory [`select`] on a cached snapshot → [`decide`] against the in-memory
+//! [`LeaseTable`] → lease changes through the group commit ([`super::commit`]) → send.
+//!
+//! Replies that change no lease (OFFER, NAK, proxy replies, INFORM) are sent at once; an
+//! ACK that binds or renews waits for its commit. The lease table is restored from the
+//! store at start. The inventory snapshot is refreshed every [`SNAPSHOT_REFRESH`], so a
+//! `pin set` reaches DHCP within about a second without a store query per packet.
+//! Boot events (DhcpOffer, DhcpAck, Ignored) are recorded for netboot clients (PXE, HTTP
+//! boot, iPXE) only: renewals of running systems would flood the boot history.
+//! Must not import the TFTP or HTTP front ends.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::commit::{self, Outgoing, Pending};
+use super::lease::{LeaseTable, LeaseTimers};
+use super::ledger::LoaderLedger;
+use super::policy::{Action, Context, Port, decide, is_netboot};
+use super::reply::{ReplyKind, build};
+use super::request::{ClientRequest, decode};
+use super::socket::{DhcpSocket, Neighbours};
+use super::wire::MessageType;
+use super::{CLIENT_PORT, Destination, SERVER_PORT};
+use crate::boot::{BootEvent, BootStage, Firmware};
+use crate::config::{Config, DhcpMode, Reservation};
+use crate::events::{EventSink, now_ms};
+use crate::inventory::{Decision, Facts, Inventory, InventoryError, Snapshot, select};
+use crate::store::{Store, StoreError};
+
+/// How often the cached inventory snapshot is re-checked against the store revision.
+pub const SNAPSHOT_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Errors starting the DHCP service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+}
+
+/// A bound socket and which port role it plays.
+pub type Bound = (DhcpSocket, Port);
+
+struct Service {
+    config: Config,
+    leases: Option<Mutex<LeaseTable>>,
+    ledger: Arc<LoaderLedger>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    neighbours: Neighbours,
+    events: EventSink,
+    commits: mpsc::Sender<Pending>,
+}
+
+/// Runs DHCP on `sockets` until `stop`; returns once queued commits are written and sent.
+pub async fn run(
+    config: Config,
+    sockets: Vec<Bound>,
+    inventory: Arc<Inventory>,
+    events: EventSink,
+    ledger: Arc<LoaderLedger>,
+    stop: CancellationToken,
+) -> Result<(), ServerError> {
+    let store = inventory.store().clone();
+    let snap = inventory.snapshot().await?;
+    let leases = match config.dhcp.mode {
+        DhcpMode::Full => Some(Mutex::new(restore(&config, &snap, &store).await?)),
+        _ => None,
+    };
+    let (tx, rx) = mpsc::channel(65_536);
+    let committer = tokio::spawn(commit::run(store, rx));
+    let svc = Arc::new(Service {
+        config,
+        leases,
+        ledger,
+        snapshot: RwLock::new(snap),
+        neighbours: Neighbours::open(),
+        events,
+        commits: tx,
+    });
+    let mut tasks = JoinSet::new();
+    for (sock, port) in sockets {
+        tasks.spawn(recv_loop(svc.clone(), Arc::new(sock), port, stop.clone()));
+    }
+    let refresher = {
+        let (svc, stop) = (svc.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(SNAPSHOT_REFRESH) => {}
+                }
+                match inventory.snapshot().await {
+                    Ok(s) => *svc.snapshot.write().unwrap_or_else(|p| p.into_inner()) = s,
+                    Err(e) => tracing::warn!(error = %e, "inventory snapshot not refreshed"),
+                }
+            }
+        })
+    };
+    while tasks.join_next().await.is_some() {}
+    let _ = refresher.await;
+    drop(svc); // the last commit sender: the committer drains and ends
+    let _ = committer.await;
+    Ok(())
+}
+
+/// Builds the lease table from config and inventory reservations and the stored leases.
+async fn restore(
+    config: &Config,
+    snap: &Snapshot,
+    store: &Store,
+) -> Result<LeaseTable, ServerError> {
+    let mut reservations = config.dhcp.reservations.clone();
+    for m in &snap.machines {
+        if let Some(address) = m.address {
+            for mac in &m.macs {
+                if !reservations
+                    .iter()
+                    .any(|r| r.mac == *mac || r.address == address)
+                {
+                    reservations.push(Reservation {
+                        mac: *mac,
+                        address,
+                        hostname: m.hostname.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let mut table = LeaseTable::new(&config.dhcp.subnets, &reservations, LeaseTimers::default());
+    let rows = store.leases().await?;
+    let n = rows.len();
+    let dropped = table.restore(rows.iter().filter_map(commit::from_row), SystemTime::now());
+    if !dropped.is_empty() {
+        let writes: Vec<_> = dropped.iter().map(commit::to_write).collect();
+        store.write_leases(&writes).await?;
+    }
+    tracing::info!(restored = n, dropped = dropped.len(), "DHCP leases loaded");
+    Ok(table)
+}
+
+async fn recv_loop(svc: Arc<Service>, sock: Arc<DhcpSocket>, port: Port, stop: CancellationToken) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let rx = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = sock.recv(&mut buf) => r,
+        };
+        let rx = match rx {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::debug!(iface = %sock.iface.name, error = %e, "DHCP receive failed");
+                continue;
+            }
+        };
+        let req = match decode(&buf[..rx.len.min(buf.len())]) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(peer = %rx.source, error = %e, "malformed DHCP packet dropped");
+                continue;
+            }
+        };
+        let span = tracing::debug_span!("dhcp", mac = %req.mac, xid = format_args!("{:08x}", req.xid), peer = %rx.source);
+        svc.handle(&sock, port, rx, req).instrument(span).await;
+    }
+}
+
+impl Service {
+    async fn handle(
+        &self,
+        sock: &Arc<DhcpSocket>,
+        port: Port,
+        rx: super::socket::Received,
+        req: ClientRequest,
+    ) {
+        let server_id = self.config.advertise.unwrap_or(rx.local);
+        let decision = match req.message_type {
+            MessageType::Discover | MessageType::Request | MessageType::Inform => self.select(&req),
+            _ => Decision::Local,
+        };
+        let ctx = Context {
+            mode: self.config.dhcp.mode,
+            port,
+            chainload: self.config.dhcp.chainload,
+            loaders: &self.config.dhcp.loaders,
+            public_url: &self.config.http.public_url,
+            server_id,
+            next_server: server_id,
+            subnets: &self.config.dhcp.subnets,
+            link_address: rx.local,
+            source: rx.source,
+        };
+        let now = Instant::now();
+        let recent = self.ledger.recently_delivered(req.mac, now);
+        let outcome = {
+            let mut table = self
+                .leases
+                .as_ref()
+                .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+            decide(
+                &req,
+                &ctx,
+                &decision,
+                table.as_deref_mut(),
+                recent,
+                SystemTime::now(),
+            )
+        };
+        if outcome.loader_handed {
+            self.ledger.mark(req.mac, now);
+        }
+        let reply = match outcome.action {
+            Action::Reply(spec, dest) => {
+                let bytes = match build(&req, &spec) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot build DHCP reply");
+                        return;
+                    }
+                };
+                tracing::debug!(kind = ?spec.kind, yiaddr = %spec.yiaddr, file = ?spec.boot_file, "reply");
+                self.record(
+                    &req,
+                    &decision,
+                    spec.kind,
+                    spec.yiaddr,
+                    spec.boot_file.as_deref(),
+                );
+                let to = self.realize(dest, spec.kind, rx.ifindex);
+                Some(Outgoing {
+                    sock: sock.clone(),
+                    bytes,
+                    to,
+                    ifindex: rx.ifindex,
+                    src: rx.local,
+                })
+            }
+            Action::Done(what) => {
+                tracing::debug!(what, "handled without reply");
+                None
+            }
+            Action::Ignore { reason, event } => {
+                if event {
+                    tracing::info!(%reason, "DHCP request ignored");
+                    self.events.record(BootEvent {
+                        at_ms: now_ms(),
+                        mac: req.mac,
+                        stage: BootStage::Ignored,
+                        manifest: None,
+                        detail: serde_json::json!({ "by": "dhcp", "reason": reason }),
+                    });
+                } else {
+                    tracing::debug!(%reason, "DHCP request ignored");
+                }
+                None
+            }
+        };
+        if outcome.changes.is_empty() {
+            if let Some(r) = reply {
+                r.send().await;
+            }
+        } else if self
+            .commits
+            .send(Pending {
+                changes: outcome.changes,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            tracing::warn!("lease committer gone: reply dropped");
+        }
+    }
+
+    fn select(&self, req: &ClientRequest) -> Decision {
+        let snap = self
+            .snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let facts = Facts {
+            mac: req.mac,
+            uuid: req
+                .machine_id
+                .as_ref()
+                .and_then(|m| m.uuid())
+                .filter(|u| !u.is_nil())
+                .map(|u| u.to_string()),
+            firmware: req.kind.firmware.unwrap_or(Firmware::Bios),
+        };
+        select(&snap, &facts).decision
+    }
+
+    /// Turns a destination into an address, installing an ARP entry for a unicast to a
+    /// client without an address (or falling back to broadcast). With a non-standard
+    /// `listen_port` (tests), clients are on `listen_port + 1` and relays on `listen_port`.
+    fn realize(&self, dest: Destination, kind: ReplyKind, ifindex: u32) -> SocketAddrV4 {
+        let listen = self.config.dhcp.listen_port;
+        let client = if listen == SERVER_PORT {
+            CLIENT_PORT
+        } else {
+            listen.saturating_add(1)
+        };
+        match dest {
+            Destination::Relay(a) => SocketAddrV4::new(*a.ip(), listen),
+            Destination::Unicast(a) if kind == ReplyKind::ProxyAck => a,
+            Destination::Unicast(a) => SocketAddrV4::new(*a.ip(), client),
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client),
+            Destination::UnicastToHardware { ip, mac, .. } => {
+                if self.neighbours.add(ifindex, ip, mac) {
+                    SocketAddrV4::new(ip, client)
+                } else {
+                    SocketAddrV4::new(Ipv4Addr::BROADCAST, client)
+                }
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        req: &ClientRequest,
+        d: &Decision,
+        kind: ReplyKind,
+        ip: Ipv4Addr,
+        file: Option<&str>,
+    ) {
+        if !is_netboot(req) {
+            return;
+        }
+        let stage = match kind {
+            ReplyKind::Offer | ReplyKind::ProxyOffer => BootStage::DhcpOffer,
+            ReplyKind::Ack | ReplyKind::ProxyAck => BootStage::DhcpAck,
+            ReplyKind::Nak => return,
+        };
+        let manifest = match d {
+            Decision::Boot { plan } => Some(plan.manifest),
+            _ => None,
+        };
+        self.events.record(BootEvent {
+            at_ms: now_ms(),
+            mac: req.mac,
+            stage,
+            manifest,
+            detail: serde_json::json!({
+                "address": (!ip.is_unspecified()).then(|| ip.to_string()),
+                "file": file,
+                "firmware": req.kind.firmware.map(|f| f.as_str()),
+                "ipxe": req.kind.ipxe,
+                "proxy": kind.is_proxy(),
+                "script": file.is_some_and(|f| f.contains("boot.ipxe")),
+                "loader": file.is_some_and(|f| !f.contains("boot.ipxe")),
+                "xid": format!("{:08x}", req.xid),
+            }),
+        });
+    }
+}

@@ -1,0 +1,161 @@
+//! DHCP lease records: one row per address. Queries only: the allocator (in `dhcp`)
+//! decides; this module writes batches in one transaction and reads them back.
+//!
+//! [`Store::write_leases`] is the durable half of the DHCP group commit: every change of
+//! a batch (typically the ACKs of a few milliseconds) goes into ONE transaction, so one
+//! fsync covers many leases. Within a batch the last write to an address wins, which is
+//! what applying them one by one would leave.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{Store, StoreError};
+use crate::boot::Mac;
+
+/// One stored lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub address: Ipv4Addr,
+    pub mac: Mac,
+    /// `bound`, `released` or `declined`.
+    pub state: String,
+    /// Unix milliseconds: lease end, release time or end of quarantine.
+    pub expires_ms: i64,
+}
+
+/// One write of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseWrite {
+    /// Insert or replace the row of `row.address`.
+    Upsert(LeaseRow),
+    /// Delete the row of this address.
+    Remove(Ipv4Addr),
+}
+
+impl LeaseWrite {
+    fn address(&self) -> Ipv4Addr {
+        match self {
+            LeaseWrite::Upsert(r) => r.address,
+            LeaseWrite::Remove(a) => *a,
+        }
+    }
+}
+
+/// Rows per multi-row statement (5 binds each, well under SQLite's variable limit).
+const CHUNK: usize = 500;
+
+impl Store {
+    /// Applies a batch of lease writes in one transaction (one fsync).
+    pub async fn write_leases(&self, writes: &[LeaseWrite]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut last: HashMap<Ipv4Addr, &LeaseWrite> = HashMap::with_capacity(writes.len());
+        for w in writes {
+            last.insert(w.address(), w);
+        }
+        let mut upserts: Vec<&LeaseRow> = Vec::new();
+        let mut removes: Vec<Ipv4Addr> = Vec::new();
+        for w in last.into_values() {
+            match w {
+                LeaseWrite::Upsert(r) => upserts.push(r),
+                LeaseWrite::Remove(a) => removes.push(*a),
+            }
+        }
+        let now = super::now_ms();
+        let mut tx = self.begin().await?;
+        for chunk in upserts.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO leases (address, mac, state, expires_ms, updated_ms) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.address.to_string())
+                    .push_bind(r.mac.to_string())
+                    .push_bind(r.state.clone())
+                    .push_bind(r.expires_ms)
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT (address) DO UPDATE SET mac = excluded.mac, state = excluded.state, \
+                 expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in removes.chunks(CHUNK) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("DELETE FROM leases WHERE address IN (");
+            let mut sep = q.separated(", ");
+            for a in chunk {
+                sep.push_bind(a.to_string());
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored lease, by address.
+    pub async fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
+        let rows = sqlx::query("SELECT address, mac, state, expires_ms FROM leases")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let address: String = r.try_get("address")?;
+            let mac: String = r.try_get("mac")?;
+            out.push(LeaseRow {
+                address: address.parse().map_err(|_| StoreError::Corrupt {
+                    what: "lease address",
+                    value: address.clone(),
+                })?,
+                mac: mac.parse().map_err(|_| StoreError::Corrupt {
+                    what: "lease MAC",
+                    value: mac.clone(),
+                })?,
+                state: r.try_get("state")?,
+                expires_ms: r.try_get("expires_ms")?,
+            });
+        }
+        out.sort_by_key(|r| u32::from(r.address));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ip: [u8; 4], mac: u8, state: &str) -> LeaseRow {
+        LeaseRow {
+            address: Ipv4Addr::from(ip),
+            mac: Mac([2, 0, 0, 0, 0, mac]),
+            state: state.into(),
+            expires_ms: 1000,
+        }
+    }
+
+    #[tokio::test]
+    async fn batch_last_write_wins_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = Store::open(&url).await.expect("open");
+        let mut batch: Vec<LeaseWrite> = (0..1200u32)
+            .map(|i| {
+                let b = i.to_be_bytes();
+                LeaseWrite::Upsert(row([10, 1, b[2], b[3]], 1, "bound"))
+            })
+            .collect();
+        batch.push(LeaseWrite::Upsert(row([10, 1, 0, 0], 2, "released")));
+        batch.push(LeaseWrite::Remove(Ipv4Addr::new(10, 1, 0, 1)));
+        s.write_leases(&batch).await.expect("write");
+        s.close().await;
+        let s = Store::open(&url).await.expect("reopen");
+        let all = s.leases().await.expect("list");
+        assert_eq!(all.len(), 1199);
+        assert_eq!(all[0], row([10, 1, 0, 0], 2, "released"));
+        assert_eq!(all[1].address, Ipv4Addr::new(10, 1, 0, 2));
+    }
+}
