@@ -1,12 +1,10 @@
 //! Image versions (name, version → manifest digest) and channels (movable pointers to a
 //! version, with their history). The manifests themselves live in the blob store.
 
-use sqlx::Row;
-
 use super::{Store, StoreError, bump, is_unique_violation, now_ms};
 
 /// A published image version.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct VersionRow {
     pub name: String,
     pub version: String,
@@ -16,7 +14,7 @@ pub struct VersionRow {
 }
 
 /// Where a channel points now.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct ChannelRow {
     pub name: String,
     pub channel: String,
@@ -25,7 +23,7 @@ pub struct ChannelRow {
 }
 
 /// One move of a channel (`version` `None` = removed).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct ChannelMove {
     pub version: Option<String>,
     pub at_ms: i64,
@@ -75,21 +73,11 @@ impl Store {
 
     /// Every version, by name then publication order.
     pub async fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT name, version, manifest, created_ms FROM image_versions ORDER BY name, created_ms, version",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VersionRow {
-                    name: r.try_get("name")?,
-                    version: r.try_get("version")?,
-                    manifest: r.try_get("manifest")?,
-                    created_ms: r.try_get("created_ms")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Removes a version unless a channel points at it or a pin's reference is one of
@@ -176,21 +164,11 @@ impl Store {
 
     /// Every channel.
     pub async fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT name, channel, version, updated_ms FROM channels ORDER BY name, channel",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChannelRow {
-                    name: r.try_get("name")?,
-                    channel: r.try_get("channel")?,
-                    version: r.try_get("version")?,
-                    updated_ms: r.try_get("updated_ms")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// How a channel moved, oldest first.
@@ -199,20 +177,12 @@ impl Store {
         name: &str,
         channel: &str,
     ) -> Result<Vec<ChannelMove>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT version, at_ms FROM channel_history WHERE name = $1 AND channel = $2 ORDER BY id",
         )
         .bind(name)
         .bind(channel)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChannelMove {
-                    version: r.try_get("version")?,
-                    at_ms: r.try_get("at_ms")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

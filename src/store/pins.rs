@@ -2,12 +2,10 @@
 //! with an append-only history of every change. Targets and references are stored as
 //! their canonical text; parsing and meaning belong to the inventory.
 
-use sqlx::Row;
-
 use super::{Store, StoreError, bump, now_ms};
 
 /// A pin as stored.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct PinRow {
     pub target: String,
     pub reference: String,
@@ -15,7 +13,7 @@ pub struct PinRow {
 }
 
 /// One entry of a pin's history (`reference` `None` = the pin was removed).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct PinChange {
     pub target: String,
     pub reference: Option<String>,
@@ -69,36 +67,20 @@ impl Store {
 
     /// Every pin, by target.
     pub async fn pins(&self) -> Result<Vec<PinRow>, StoreError> {
-        let rows = sqlx::query("SELECT target, reference, updated_ms FROM pins ORDER BY target")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PinRow {
-                    target: r.try_get("target")?,
-                    reference: r.try_get("reference")?,
-                    updated_ms: r.try_get("updated_ms")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT target, reference, updated_ms FROM pins ORDER BY target")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// The history of one target's pin, oldest first.
     pub async fn pin_history(&self, target: &str) -> Result<Vec<PinChange>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT target, reference, at_ms FROM pin_history WHERE target = $1 ORDER BY id",
         )
         .bind(target)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PinChange {
-                    target: r.try_get("target")?,
-                    reference: r.try_get("reference")?,
-                    at_ms: r.try_get("at_ms")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }
