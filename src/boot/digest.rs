@@ -28,7 +28,16 @@ impl Digest {
 
     /// The 64 lowercase hex digits, without the algorithm prefix.
     pub fn hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_buf().as_str().to_string()
+    }
+
+    /// The hex digits in a stack buffer: no allocation (digests are formatted on every
+    /// boot-script request).
+    fn hex_buf(&self) -> HexBuf {
+        let mut b = [0u8; 64];
+        // 32 bytes always fit 64 hex digits.
+        let _ = hex::encode_to_slice(self.0, &mut b);
+        HexBuf(b)
     }
 
     /// The first 12 hex digits, for humans.
@@ -70,9 +79,19 @@ impl FromStr for Digest {
     }
 }
 
+struct HexBuf([u8; 64]);
+
+impl HexBuf {
+    fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        f.write_str("sha256:")?;
+        f.write_str(self.hex_buf().as_str())
     }
 }
 
