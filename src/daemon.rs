@@ -169,6 +169,7 @@ pub async fn run(
             blobs: blobs.clone(),
             events: sink.clone(),
             base_url: config.http.public_url.clone(),
+            loader_dir: config.tftp.root.clone(),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {

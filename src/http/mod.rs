@@ -6,6 +6,7 @@
 //! | `GET /boot/{mac}/boot.ipxe` | the same, path form |
 //! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (in [`conn`], by `sendfile`) |
 //! | `POST,GET /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines |
+//! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`) |
 //! | `GET /healthz` | liveness |
 //!
 //! The front end asks the inventory for decisions and records boot events; it never
@@ -14,6 +15,7 @@
 mod blob_head;
 mod blobs;
 pub mod conn;
+mod loaders;
 pub mod report;
 pub mod script;
 
@@ -40,6 +42,8 @@ pub struct HttpState {
     pub events: EventSink,
     /// Base URL machines use to reach this server.
     pub base_url: String,
+    /// The loader directory (`tftp.root`), also served under `/loaders/`.
+    pub loader_dir: std::path::PathBuf,
 }
 
 /// Every route.
@@ -51,6 +55,7 @@ pub fn router(state: HttpState) -> Router {
             "/boot/{mac}/{manifest}/{report}",
             get(report::post).post(report::post),
         )
+        .route("/loaders/{name}", get(loaders::get))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }

@@ -150,6 +150,21 @@ fn http_serves_scripts_blobs_and_reports() {
     assert!(st.success());
     assert_eq!(std::fs::read(&got).unwrap(), loader);
 
+    // The same loader over HTTP (UEFI HTTP boot), and nothing but plain files of that dir.
+    std::os::unix::fs::symlink("/etc/hostname", loaders.join("escape.efi")).unwrap();
+    let (h, body) = curl(&[&format!("{base}/loaders/undionly.kpxe")]);
+    assert_eq!(status(&h), 200);
+    assert_eq!(body, loader);
+    for bad in [
+        "escape.efi",
+        "..%2Fdata%2Ftabula.db",
+        ".hidden",
+        "nosuch.efi",
+    ] {
+        let (h, _) = curl(&[&format!("{base}/loaders/{bad}")]);
+        assert_eq!(status(&h), 404, "{bad}: {h}");
+    }
+
     // The script, EFI flavour, as iPXE would ask for it.
     let (h, body) = curl(&[&format!(
         "{base}/boot.ipxe?mac=52-54-00-00-00-42&platform=efi&buildarch=x86_64"
