@@ -30,7 +30,7 @@ fn repo() -> PathBuf {
 }
 
 /// Fails (never skips) when the lab cannot run here, naming the fix.
-fn require_lab() {
+pub(crate) fn require_lab() {
     let uid = Command::new("id").arg("-u").output().expect("id -u");
     assert_eq!(
         String::from_utf8_lossy(&uid.stdout).trim(),
@@ -51,7 +51,7 @@ fn require_lab() {
 }
 
 /// Runs an `images/` recipe with the lab's environment; returns its stderr (the log).
-fn recipe(env: &Env, script: &str, out_dir: &Path) -> String {
+pub(crate) fn recipe(env: &Env, script: &str, out_dir: &Path) -> String {
     let out = Command::new("bash")
         .arg(repo().join("images").join(script))
         .env("TABULA", env!("CARGO_BIN_EXE_tabula"))
