@@ -1,10 +1,13 @@
-//! The real thing: a BIOS VM (SeaBIOS + QEMU's iPXE ROM) PXE-boots through tabula's own
-//! DHCP, TFTP and HTTP inside a private network namespace (bridge + tap), with the
-//! shipped `config/lab.toml`: ROM → DHCP → TFTP `<mac>/undionly.kpxe` → DHCP again (the
-//! loader ledger now says "delivered") → HTTP script → kernel + initrd by digest →
-//! netboot initramfs → root image verified and mounted read-only → the demo's marker and
-//! a `booted` event carrying the pinned manifest. Then the immutable upgrade: re-pin to
-//! demo@2, reboot, v2 marker. Root and the lab packages are required (fails, never skips).
+//! The real thing: VMs PXE-boot through tabula's own DHCP, TFTP and HTTP inside a private
+//! network namespace (bridge + tap), with the shipped `config/lab.toml`.
+//!
+//! BIOS: SeaBIOS + QEMU's iPXE ROM → DHCP → TFTP `<mac>/undionly.kpxe` → DHCP again (the
+//! loader ledger now says "delivered") → HTTP script → kernel + initrd by digest → netboot
+//! initramfs → root image verified and mounted read-only → the demo's marker and a
+//! `booted` event carrying the pinned manifest; then the immutable upgrade (re-pin to
+//! demo@2, reboot). UEFI: OVMF's own PXE (no NIC ROM) → TFTP `<mac>/snponly.efi` → iPXE
+//! → EFI-stub kernel; then the rollback (pin back to demo@1, reboot). Root and the lab
+//! packages are required (fails, never skips).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,10 +15,17 @@ use std::time::{Duration, Instant};
 
 use crate::common::Env;
 use crate::lab_direct::{recipe, require_lab};
-use crate::netns::{Lab, sh, start_tabula};
+use crate::netns::{Lab, Tabula, sh, start_tabula};
 
-const MAC: &str = "52:54:00:77:00:10";
+const BIOS_MAC: &str = "52:54:00:77:00:10";
+const UEFI_MAC: &str = "52:54:00:77:00:11";
 const BOOT_LIMIT: Duration = Duration::from_secs(180);
+
+#[derive(Clone, Copy)]
+enum Fw {
+    Bios,
+    Uefi,
+}
 
 struct Vm(Child);
 
@@ -26,47 +36,65 @@ impl Drop for Vm {
     }
 }
 
-/// Boots the BIOS VM in `ns` until `marker` shows on its console; returns the console.
-fn pxe_boot(env: &Env, ns: &str, marker: &str, run: usize) -> String {
-    let sercon = env.dir.path().join("sercon-port.bin");
-    std::fs::write(&sercon, [0xf8u8, 0x03]).unwrap();
+/// Boots a VM with firmware `fw` in `ns` until `marker` shows on its console; returns
+/// the console. The QEMU command lines are those of shared/netboot-lab.md §3.
+fn pxe_boot(env: &Env, ns: &str, fw: Fw, marker: &str, run: usize) -> String {
     let log = env.dir.path().join(format!("console-{run}.log"));
-    let vm = Vm(Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "qemu-system-x86_64",
-            "-name",
-            "tabula-pxe-bios",
-        ])
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-        ])
-        .args([
-            "-no-reboot",
-            "-m",
-            "512",
-            "-smp",
-            "1",
-            "-accel",
-            "tcg",
-            "-machine",
-            "pc",
-        ])
-        .arg("-chardev")
-        .arg(format!("file,id=ser0,path={}", log.display()))
-        .args(["-serial", "chardev:ser0"])
-        .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
-        .arg("-device")
-        .arg(format!("virtio-net-pci,netdev=n0,mac={MAC},bootindex=1"))
-        .args(["-boot", "n", "-fw_cfg"])
-        .arg(format!("name=etc/sercon-port,file={}", sercon.display()))
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        ns,
+        "qemu-system-x86_64",
+        "-name",
+        "tabula-pxe",
+    ])
+    .args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+    ])
+    .args(["-no-reboot", "-m", "512", "-smp", "1", "-accel", "tcg"])
+    .arg("-chardev")
+    .arg(format!("file,id=ser0,path={}", log.display()))
+    .args(["-serial", "chardev:ser0"])
+    .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
+    .args(["-boot", "n"]);
+    match fw {
+        Fw::Bios => {
+            // SeaBIOS copies its text console to COM1 with this fw_cfg file.
+            let sercon = env.dir.path().join("sercon-port.bin");
+            std::fs::write(&sercon, [0xf8u8, 0x03]).unwrap();
+            cmd.args(["-machine", "pc", "-device"])
+                .arg(format!(
+                    "virtio-net-pci,netdev=n0,mac={BIOS_MAC},bootindex=1"
+                ))
+                .arg("-fw_cfg")
+                .arg(format!("name=etc/sercon-port,file={}", sercon.display()));
+        }
+        Fw::Uefi => {
+            // `romfile=` removes the NIC's iPXE ROM: OVMF's own PXE does the first stage.
+            let vars = env.dir.path().join(format!("ovmf-vars-{run}.fd"));
+            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("ovmf");
+            cmd.args(["-machine", "q35", "-device"])
+                .arg(format!(
+                    "virtio-net-pci,netdev=n0,mac={UEFI_MAC},bootindex=1,romfile="
+                ))
+                .args([
+                    "-drive",
+                    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                ])
+                .arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    vars.display()
+                ));
+        }
+    }
+    let vm = Vm(cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -78,25 +106,18 @@ fn pxe_boot(env: &Env, ns: &str, marker: &str, run: usize) -> String {
             drop(vm);
             return text;
         }
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
         assert!(
             t.elapsed() < BOOT_LIMIT,
-            "no {marker:?} after {BOOT_LIMIT:?}; console:\n{}",
-            text.lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
+            "no {marker:?} after {BOOT_LIMIT:?}; console tail:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
 
-fn manifest_of(env: &Env) -> String {
-    let j: serde_json::Value =
-        serde_json::from_str(&env.ok(&["explain", MAC, "--arch", "bios", "--json"])).unwrap();
+fn manifest_of(env: &Env, mac: &str) -> String {
+    let j: serde_json::Value = serde_json::from_str(&env.ok(&["explain", mac, "--json"])).unwrap();
     j["decision"]["plan"]["manifest"]
         .as_str()
         .unwrap()
@@ -104,11 +125,11 @@ fn manifest_of(env: &Env) -> String {
 }
 
 /// Waits for a `booted` event with `manifest`; returns the stages seen for the MAC.
-fn booted_with(env: &Env, manifest: &str) -> Vec<String> {
+fn booted_with(env: &Env, mac: &str, manifest: &str) -> Vec<String> {
     let t = Instant::now();
     loop {
         let events: Vec<serde_json::Value> = env
-            .ok(&["events", MAC, "--json", "--last", "1000"])
+            .ok(&["events", mac, "--json", "--last", "1000"])
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
@@ -129,14 +150,13 @@ fn booted_with(env: &Env, manifest: &str) -> Vec<String> {
     }
 }
 
-#[test]
-fn bios_pxe_boot_through_tabula_with_upgrade() {
+/// Publishes the demo images, pins `pin`, and starts tabula (config/lab.toml) in a new
+/// namespace with a bridge at 10.77.0.1 and a tap for the VM.
+fn lab_with_tabula(env: &Env, pin: &str) -> (Lab, String, Tabula) {
     require_lab();
-    let env = Env::new();
     let out = env.dir.path().join("lab-out");
-    recipe(&env, "publish.sh", &out);
-    env.ok(&["pin", "set", "default", "demo@1"]);
-
+    recipe(env, "publish.sh", &out);
+    env.ok(&["pin", "set", "default", pin]);
     let mut lab = Lab::new();
     let ns = lab.ns("pxe");
     sh(&["ip", "-n", &ns, "link", "add", "tabr0", "type", "bridge"]);
@@ -159,10 +179,22 @@ fn bios_pxe_boot_through_tabula_with_upgrade() {
     let config =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/lab.toml"))
             .unwrap();
-    let _tabula = start_tabula(&env, &ns, &config);
+    let tabula = start_tabula(env, &ns, &config);
+    (lab, ns, tabula)
+}
 
-    let m1 = manifest_of(&env);
-    let console = pxe_boot(&env, &ns, "TABULA-DEMO-BOOTED name=demo version=1 ", 1);
+#[test]
+fn bios_pxe_boot_through_tabula_with_upgrade() {
+    let env = Env::new();
+    let (_lab, ns, _tabula) = lab_with_tabula(&env, "demo@1");
+    let m1 = manifest_of(&env, BIOS_MAC);
+    let console = pxe_boot(
+        &env,
+        &ns,
+        Fw::Bios,
+        "TABULA-DEMO-BOOTED name=demo version=1 ",
+        1,
+    );
     for step in [
         "52-54-00-77-00-10/undionly.kpxe",
         "boot.ipxe",
@@ -171,7 +203,7 @@ fn bios_pxe_boot_through_tabula_with_upgrade() {
         assert!(console.contains(step), "console lacks {step:?}:\n{console}");
     }
     assert!(console.contains(&format!("manifest={m1}")), "{console}");
-    let stages = booted_with(&env, &m1);
+    let stages = booted_with(&env, BIOS_MAC, &m1);
     for stage in [
         "dhcp-ack",
         "loader-sent",
@@ -189,9 +221,51 @@ fn bios_pxe_boot_through_tabula_with_upgrade() {
 
     // The immutable upgrade: a new pin and a reboot, nothing patched in place.
     env.ok(&["pin", "set", "default", "demo@2"]);
-    let m2 = manifest_of(&env);
+    let m2 = manifest_of(&env, BIOS_MAC);
     assert_ne!(m1, m2);
-    let console = pxe_boot(&env, &ns, "TABULA-DEMO-BOOTED name=demo version=2 ", 2);
+    let console = pxe_boot(
+        &env,
+        &ns,
+        Fw::Bios,
+        "TABULA-DEMO-BOOTED name=demo version=2 ",
+        2,
+    );
     assert!(console.contains(&format!("manifest={m2}")), "{console}");
-    booted_with(&env, &m2);
+    booted_with(&env, BIOS_MAC, &m2);
+}
+
+#[test]
+fn uefi_pxe_boot_through_tabula_with_rollback() {
+    let env = Env::new();
+    let (_lab, ns, _tabula) = lab_with_tabula(&env, "demo@2");
+    let m2 = manifest_of(&env, UEFI_MAC);
+    let console = pxe_boot(
+        &env,
+        &ns,
+        Fw::Uefi,
+        "TABULA-DEMO-BOOTED name=demo version=2 ",
+        1,
+    );
+    for step in [
+        "52-54-00-77-00-11/snponly.efi",
+        "platform=efi",
+        "tabula-init:",
+    ] {
+        assert!(console.contains(step), "console lacks {step:?}:\n{console}");
+    }
+    let stages = booted_with(&env, UEFI_MAC, &m2);
+    assert!(stages.iter().any(|s| s == "loader-sent"), "{stages:?}");
+
+    // Rollback: the pin moves back, the machine reboots into the old version.
+    env.ok(&["pin", "set", "default", "demo@1"]);
+    let m1 = manifest_of(&env, UEFI_MAC);
+    let console = pxe_boot(
+        &env,
+        &ns,
+        Fw::Uefi,
+        "TABULA-DEMO-BOOTED name=demo version=1 ",
+        2,
+    );
+    assert!(console.contains(&format!("manifest={m1}")), "{console}");
+    booted_with(&env, UEFI_MAC, &m1);
 }
