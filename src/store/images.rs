@@ -1,7 +1,7 @@
 //! Image versions (name, version → manifest digest) and channels (movable pointers to a
 //! version, with their history). The manifests themselves live in the blob store.
 
-use super::{Store, StoreError, bump, is_unique_violation, now_ms};
+use super::{Store, StoreError, commit_changed, is_unique_violation, now_ms};
 
 /// A published image version.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
@@ -66,8 +66,7 @@ impl Store {
             }
             return Err(e.into());
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_changed(tx).await?;
         Ok(None)
     }
 
@@ -124,8 +123,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_changed(tx).await?;
         Ok(n > 0)
     }
 
@@ -157,8 +155,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_changed(tx).await?;
         Ok(())
     }
 

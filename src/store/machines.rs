@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use sqlx::Row;
 
-use super::{Store, StoreError, bump, is_unique_violation, now_ms};
+use super::{Store, StoreError, commit_changed, is_unique_violation, now_ms};
 use crate::boot::Mac;
 
 /// A machine of the inventory.
@@ -84,8 +84,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_changed(tx).await?;
         Ok(())
     }
 
@@ -97,8 +96,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_changed(tx).await?;
         Ok(n > 0)
     }
 
@@ -139,8 +137,7 @@ impl Store {
                 }
             }
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_changed(tx).await?;
         Ok(true)
     }
 

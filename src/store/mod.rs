@@ -127,6 +127,13 @@ pub(crate) async fn bump(tx: &mut Transaction<'static, Sqlite>) -> Result<(), St
     Ok(())
 }
 
+/// Bumps the revision and commits: the end of every write that can change a decision.
+pub(crate) async fn commit_changed(mut tx: Transaction<'static, Sqlite>) -> Result<(), StoreError> {
+    bump(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Whether a sqlx error is a uniqueness/primary-key violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())

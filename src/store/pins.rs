@@ -2,7 +2,7 @@
 //! with an append-only history of every change. Targets and references are stored as
 //! their canonical text; parsing and meaning belong to the inventory.
 
-use super::{Store, StoreError, bump, now_ms};
+use super::{Store, StoreError, bump, commit_changed, now_ms};
 
 /// A pin as stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
@@ -40,8 +40,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_changed(tx).await?;
         Ok(())
     }
 

@@ -76,3 +76,20 @@ pub fn replace_option(p: &[u8], code: u8, opt: &[u8]) -> Vec<u8> {
     }
     panic!("option {code} not in packet");
 }
+
+/// xorshift64*: a deterministic, dependency-free generator for the bounded fuzz loops.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n.max(1)).expect("fits")).expect("fits")
+    }
+}

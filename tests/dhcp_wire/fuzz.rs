@@ -5,22 +5,7 @@
 
 use tabula::dhcp::fuzzing::decode_and_decide;
 
-use crate::fixtures;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).expect("fits")).expect("fits")
-    }
-}
+use crate::fixtures::{self, Rng};
 
 #[test]
 fn decode_and_decide_survives_mutations() {

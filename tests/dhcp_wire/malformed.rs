@@ -2,23 +2,7 @@
 
 use tabula::dhcp::{DecodeError, MIN_PACKET_LEN, Packet, ReplyKind, ReplySpec, build, decode};
 
-use crate::fixtures;
-
-/// xorshift64*: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).expect("fits")).expect("fits")
-    }
-}
+use crate::fixtures::{self, Rng};
 
 /// Decoding, and building a reply to whatever decodes, must not panic.
 fn exercise(bytes: &[u8]) -> Result<(), DecodeError> {
