@@ -12,7 +12,8 @@
 //!   and DECLINE (quarantine) are applied without reply; INFORM → ACK without address.
 //! * proxy mode: only netboot clients (option 60 PXEClient/HTTPClient, or iPXE), never an
 //!   address; DISCOVER on port 67 → proxy OFFER, anything on the boot-server port (4011)
-//!   → proxy ACK unicast back to the sender.
+//!   → proxy ACK unicast back to the sender. A loader is marked as handed out on the
+//!   proxy ACK, not the OFFER (the client boots what the ACK names).
 //! * inventory `Ignore` → no reply; `Local` → an address but no boot file (iPXE clients
 //!   get their script URL, whose script exits to the next boot device).
 //! * boot file: see [`boot_file`].
@@ -213,7 +214,11 @@ fn proxy(req: &ClientRequest, ctx: &Context<'_>, decision: &Decision, recent: bo
     spec.boot_file = Some(file);
     let dest = reply_destination(req, kind, Ipv4Addr::UNSPECIFIED, ctx.source);
     let mut o = Outcome::reply(spec, dest);
-    o.loader_handed = loader;
+    // Marked on the boot-server ACK only, as full mode marks on the ACK: a PXE client
+    // (iPXE included) takes its boot file from the ACK on 4011, so marking at the OFFER
+    // would turn that ACK into the script and skip the loader. A client that never asks
+    // on 4011 is marked when its TFTP transfer completes.
+    o.loader_handed = loader && kind == ReplyKind::ProxyAck;
     o
 }
 

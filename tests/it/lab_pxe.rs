@@ -17,12 +17,12 @@ use crate::common::Env;
 use crate::lab_direct::{recipe, require_lab};
 use crate::netns::{Lab, Tabula, sh, start_tabula};
 
-const BIOS_MAC: &str = "52:54:00:77:00:10";
-const UEFI_MAC: &str = "52:54:00:77:00:11";
+pub(crate) const BIOS_MAC: &str = "52:54:00:77:00:10";
+pub(crate) const UEFI_MAC: &str = "52:54:00:77:00:11";
 const BOOT_LIMIT: Duration = Duration::from_secs(180);
 
 #[derive(Clone, Copy)]
-enum Fw {
+pub(crate) enum Fw {
     Bios,
     Uefi,
 }
@@ -38,7 +38,7 @@ impl Drop for Vm {
 
 /// Boots a VM with firmware `fw` in `ns` until `marker` shows on its console; returns
 /// the console. The QEMU command lines are those of shared/netboot-lab.md §3.
-fn pxe_boot(env: &Env, ns: &str, fw: Fw, marker: &str, run: usize) -> String {
+pub(crate) fn pxe_boot(env: &Env, ns: &str, fw: Fw, marker: &str, run: usize) -> String {
     let log = env.dir.path().join(format!("console-{run}.log"));
     let mut cmd = Command::new("ip");
     cmd.args([
@@ -116,7 +116,7 @@ fn pxe_boot(env: &Env, ns: &str, fw: Fw, marker: &str, run: usize) -> String {
     }
 }
 
-fn manifest_of(env: &Env, mac: &str) -> String {
+pub(crate) fn manifest_of(env: &Env, mac: &str) -> String {
     let j: serde_json::Value = serde_json::from_str(&env.ok(&["explain", mac, "--json"])).unwrap();
     j["decision"]["plan"]["manifest"]
         .as_str()
@@ -125,7 +125,7 @@ fn manifest_of(env: &Env, mac: &str) -> String {
 }
 
 /// Waits for a `booted` event with `manifest`; returns the stages seen for the MAC.
-fn booted_with(env: &Env, mac: &str, manifest: &str) -> Vec<String> {
+pub(crate) fn booted_with(env: &Env, mac: &str, manifest: &str) -> Vec<String> {
     let t = Instant::now();
     loop {
         let events: Vec<serde_json::Value> = env
@@ -150,9 +150,9 @@ fn booted_with(env: &Env, mac: &str, manifest: &str) -> Vec<String> {
     }
 }
 
-/// Publishes the demo images, pins `pin`, and starts tabula (config/lab.toml) in a new
-/// namespace with a bridge at 10.77.0.1 and a tap for the VM.
-fn lab_with_tabula(env: &Env, pin: &str) -> (Lab, String, Tabula) {
+/// Publishes the demo images, pins `pin`, and makes a namespace with a bridge at
+/// 10.77.0.1 and a tap for the VM (the lab's network).
+pub(crate) fn lab_network(env: &Env, pin: &str) -> (Lab, String) {
     require_lab();
     let out = env.dir.path().join("lab-out");
     recipe(env, "publish.sh", &out);
@@ -176,10 +176,19 @@ fn lab_with_tabula(env: &Env, pin: &str) -> (Lab, String, Tabula) {
     ]);
     sh(&["ip", "-n", &ns, "link", "set", "tap0", "master", "tabr0"]);
     sh(&["ip", "-n", &ns, "link", "set", "tap0", "up"]);
-    let config =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/lab.toml"))
-            .unwrap();
-    let tabula = start_tabula(env, &ns, &config);
+    (lab, ns)
+}
+
+/// A shipped config file's text.
+pub(crate) fn shipped_config(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name))
+        .unwrap()
+}
+
+/// [`lab_network`], then tabula (config/lab.toml) serving in it.
+fn lab_with_tabula(env: &Env, pin: &str) -> (Lab, String, Tabula) {
+    let (lab, ns) = lab_network(env, pin);
+    let tabula = start_tabula(env, &ns, &shipped_config("lab.toml"));
     (lab, ns, tabula)
 }
 

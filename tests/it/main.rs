@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod dhcp;
 mod lab_direct;
+mod lab_proxy;
 mod lab_pxe;
 mod netns;
 mod pinning;

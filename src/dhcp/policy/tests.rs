@@ -460,6 +460,7 @@ fn proxy_answers_netboot_clients_only_without_address() {
         Some("52-54-00-00-00-42/snponly.efi")
     );
     assert_eq!(d, Destination::Broadcast);
+    assert!(!o.loader_handed, "marked on the proxy ACK only");
     // REQUEST on 67 belongs to the other server.
     let o = w.run(
         &req(MessageType::Request, pxe(Firmware::EfiX64)),
@@ -485,4 +486,42 @@ fn proxy_answers_netboot_clients_only_without_address() {
         false,
     );
     assert!(matches!(o.action, Action::Ignore { event: true, .. }));
+}
+
+/// Regression (proxy-mode BIOS boot in the lab): QEMU's iPXE ROM takes its boot file
+/// from the proxy ACK on 4011. Marking the loader at the proxy OFFER made that ACK name
+/// the script, so the loader-first chainload never happened. Now OFFER and ACK of one
+/// exchange agree on the loader, the ACK marks it, and the loader's own DHCP (undionly,
+/// within the ledger window) gets the script.
+#[test]
+fn proxy_loader_first_offer_and_ack_agree_then_script() {
+    let mut w = World::new(DhcpMode::Proxy);
+    let rom = ipxe(Firmware::Bios);
+    let o = w.run(&req(MessageType::Discover, rom.clone()), &boot(), false);
+    let (s, _) = spec(&o);
+    assert_eq!(s.kind, ReplyKind::ProxyOffer);
+    assert_eq!(
+        s.boot_file.as_deref(),
+        Some("52-54-00-00-00-42/undionly.kpxe")
+    );
+    assert!(!o.loader_handed);
+    // The ledger was not marked, so the ACK on 4011 names the loader too, and marks it.
+    let mut r = req(MessageType::Request, rom.clone());
+    r.ciaddr = Ipv4Addr::new(10, 99, 0, 50);
+    let o = w.run_on(Port::BootServer, &r, &boot(), false);
+    let (s, _) = spec(&o);
+    assert_eq!(s.kind, ReplyKind::ProxyAck);
+    assert_eq!(
+        s.boot_file.as_deref(),
+        Some("52-54-00-00-00-42/undionly.kpxe")
+    );
+    assert!(o.loader_handed);
+    // undionly's DHCP (ledger: recent) gets the script on both ports.
+    let o = w.run(&req(MessageType::Discover, rom.clone()), &boot(), true);
+    let (s, _) = spec(&o);
+    assert!(s.boot_file.as_deref().is_some_and(|f| f.contains("/boot.ipxe?")));
+    let o = w.run_on(Port::BootServer, &r, &boot(), true);
+    let (s, _) = spec(&o);
+    assert!(s.boot_file.as_deref().is_some_and(|f| f.contains("/boot.ipxe?")));
+    assert!(!o.loader_handed);
 }
