@@ -16,5 +16,6 @@ pub mod events;
 pub mod http;
 pub mod images;
 pub mod inventory;
+pub mod lab;
 pub mod store;
 pub mod tftp;

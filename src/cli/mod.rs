@@ -8,6 +8,7 @@
 mod events;
 mod explain;
 mod image;
+mod lab;
 mod lease;
 mod machine;
 mod pin;
@@ -63,6 +64,8 @@ enum Command {
     /// Show DHCP leases
     #[command(subcommand)]
     Lease(lease::LeaseCmd),
+    /// Boot QEMU machines through tabula in a private network namespace (root)
+    Lab(lab::LabArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +166,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => explain::run(&Ctx::open(&cli).await?, args).await,
         Command::Events(args) => events::run(&Ctx::open(&cli).await?, args).await,
         Command::Lease(cmd) => lease::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Lab(args) => {
+            // An explicit --data-dir is the lab's; otherwise a lab dir under the data dir.
+            let data_dir = match &cli.data_dir {
+                Some(d) => d.clone(),
+                None => load_config(cli.config.as_deref(), None)?.data_dir.join("lab"),
+            };
+            lab::run(args, data_dir).await
+        }
     }
 }
 

@@ -34,6 +34,14 @@ impl Store {
         Ok(())
     }
 
+    /// The newest event's id (0 when there is none): where a follower starts.
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM boot_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// Events after `after_id` (0 for all), optionally for one MAC, oldest first, at most `limit`.
     pub async fn events(
         &self,

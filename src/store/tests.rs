@@ -105,6 +105,7 @@ async fn versions_channels_pins() {
 #[tokio::test]
 async fn events_append_and_filter() {
     let (_d, s) = fresh().await;
+    assert_eq!(s.last_event_id().await.unwrap(), 0);
     let a: Mac = "52:54:00:00:00:01".parse().unwrap();
     let b: Mac = "52:54:00:00:00:02".parse().unwrap();
     let ev = |mac, stage| BootEvent {
@@ -126,6 +127,7 @@ async fn events_append_and_filter() {
     assert_eq!(only_a[1].event.stage, BootStage::Booted);
     let after = s.events(None, only_a[0].id, 100).await.unwrap();
     assert_eq!(after.len(), 2);
+    assert_eq!(s.last_event_id().await.unwrap(), only_a[1].id);
     // Batches larger than one statement keep their order.
     let many: Vec<BootEvent> = (0..450)
         .map(|i| BootEvent {

@@ -1,0 +1,69 @@
+//! `tabula lab`: QEMU machines PXE-boot through tabula in a private network namespace
+//! (see `tabula::lab`); prints their consoles and boot events as they come, then one
+//! summary line per machine. Exit 0 only if every machine booted its pinned image.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::lab::{self, FirmwareChoice};
+
+#[derive(Debug, Args)]
+pub(super) struct LabArgs {
+    /// Firmware of the VMs: bios (SeaBIOS + iPXE ROM), uefi (OVMF PXE) or both
+    #[arg(long, default_value = "bios", value_parser = parse_firmware)]
+    firmware: FirmwareChoice,
+    /// The image every VM is pinned to (NAME@VERSION, NAME:CHANNEL); demo@1 and demo@2
+    /// are built and published if missing
+    #[arg(long, default_value = "demo@1", value_name = "NAME@VERSION")]
+    image: String,
+    /// VMs per firmware kind (1-99)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=99))]
+    vms: u8,
+    /// Give up on machines that have not booted this many seconds after they started
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    timeout: u64,
+    /// Wait for every machine even after one failed (default: stop at the first failure)
+    #[arg(long)]
+    keep_going: bool,
+    /// Where the image recipes are [default: the source tree's images/, else ./images]
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+}
+
+fn parse_firmware(s: &str) -> Result<FirmwareChoice, String> {
+    s.parse()
+}
+
+/// `data_dir`: the lab's own data dir (`--data-dir`, else `<server.data_dir>/lab`).
+pub(super) async fn run(a: &LabArgs, data_dir: PathBuf) -> anyhow::Result<()> {
+    let opts = lab::Options {
+        firmware: a.firmware,
+        image: a.image.parse()?,
+        vms: a.vms,
+        timeout: Duration::from_secs(a.timeout),
+        keep_going: a.keep_going,
+        data_dir,
+        images_dir: a.images.clone(),
+        exe: std::env::current_exe()?,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    crate::daemon::cancel_on_signals(stop.clone());
+    let report = lab::run(&opts, &stop).await?;
+    for m in &report.machines {
+        println!("{}", m.summary());
+    }
+    let bad = report
+        .machines
+        .iter()
+        .filter(|m| m.verdict != lab::timeline::Verdict::Booted)
+        .count();
+    if bad > 0 {
+        anyhow::bail!(
+            "{bad} of {} machine(s) did not boot the pinned image",
+            report.machines.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! `tabula lab`: QEMU machines PXE-booting through tabula in a private network
+//! namespace, start to finish, with one summary line per machine.
+//!
+//! The pieces, one responsibility each: [`prereq`] (root, the packages the lab needs,
+//! named), [`images`] (the demo images built and published, or reused), [`network`] (the
+//! namespace, bridge `tabr0` at 10.77.0.1/24 and one tap per VM; removed on drop),
+//! [`serve`] (`tabula serve` as a child inside the namespace), [`qemu`] (the VM command
+//! lines of shared/netboot-lab.md §3 and the running VMs, their consoles streamed),
+//! [`timeline`] (pure: boot events → seconds per stage and the verdict), and [`session`]
+//! (the run that ties them together and always cleans up, also on Ctrl-C).
+//!
+//! Must not: touch any interface outside the namespace it creates, or kill a process it
+//! did not start (everything is killed by PID).
+
+pub mod images;
+pub mod network;
+pub mod prereq;
+pub mod qemu;
+pub mod serve;
+pub mod session;
+pub mod timeline;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::boot::Mac;
+
+pub use session::{Options, Report, run};
+pub use timeline::{Outcome, Timeline};
+
+/// What can stop the lab before or while it runs. Each message is the one line the
+/// operator sees.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// Not root: namespaces, taps and port 67 need it.
+    #[error("tabula lab must run as root (network namespace, bridge, taps, DHCP port 67); try `sudo`")]
+    NotRoot,
+    /// Something the lab needs is not installed.
+    #[error("{what} is missing (Debian package {package}); install the lab packages with: sudo bash images/setup-packages.sh")]
+    Missing { what: String, package: &'static str },
+    /// A command the lab runs failed.
+    #[error("{command}: {detail}")]
+    Command { command: String, detail: String },
+    /// Files of the lab (work directory, logs, firmware copies).
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The image to boot is not published and cannot be built here.
+    #[error("{0}")]
+    Image(String),
+    /// `tabula serve` did not come up.
+    #[error("tabula serve in the lab namespace: {0}")]
+    Serve(String),
+    /// Ctrl-C or SIGTERM.
+    #[error("interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
+    #[error(transparent)]
+    Blobs(#[from] crate::images::ImageError),
+}
+
+impl LabError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LabError {
+        let path = path.into();
+        move |source| LabError::Io { path, source }
+    }
+}
+
+/// The firmware a lab VM boots with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VmFirmware {
+    /// SeaBIOS with QEMU's iPXE NIC ROM (chainloads `undionly.kpxe`).
+    Bios,
+    /// OVMF with its own PXE (no NIC ROM), chainloading `snponly.efi`.
+    Uefi,
+}
+
+impl VmFirmware {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmFirmware::Bios => "bios",
+            VmFirmware::Uefi => "uefi",
+        }
+    }
+}
+
+impl fmt::Display for VmFirmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--firmware`: one kind, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirmwareChoice {
+    Bios,
+    Uefi,
+    Both,
+}
+
+impl FromStr for FirmwareChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "bios" => Ok(FirmwareChoice::Bios),
+            "uefi" => Ok(FirmwareChoice::Uefi),
+            "both" => Ok(FirmwareChoice::Both),
+            _ => Err(format!("{s:?} is not one of bios, uefi, both")),
+        }
+    }
+}
+
+impl FirmwareChoice {
+    /// The firmware kinds chosen, BIOS first.
+    pub fn kinds(self) -> Vec<VmFirmware> {
+        match self {
+            FirmwareChoice::Bios => vec![VmFirmware::Bios],
+            FirmwareChoice::Uefi => vec![VmFirmware::Uefi],
+            FirmwareChoice::Both => vec![VmFirmware::Bios, VmFirmware::Uefi],
+        }
+    }
+}
+
+/// One lab VM: its name (console prefix), firmware, MAC, tap and SMBIOS UUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmSpec {
+    pub name: String,
+    pub firmware: VmFirmware,
+    pub mac: Mac,
+    pub tap: String,
+    pub uuid: String,
+}
+
+/// `per_firmware` VMs of each chosen firmware (at most 99 each): `bios-1`,
+/// 52:54:00:77:01:01, `tap-b1`; `uefi-1`, 52:54:00:77:02:01, `tap-u1`; and so on.
+pub fn plan_vms(choice: FirmwareChoice, per_firmware: u8) -> Vec<VmSpec> {
+    let mut out = Vec::new();
+    for fw in choice.kinds() {
+        let (kind, letter) = match fw {
+            VmFirmware::Bios => (1u8, 'b'),
+            VmFirmware::Uefi => (2u8, 'u'),
+        };
+        for i in 1..=per_firmware.min(99) {
+            out.push(VmSpec {
+                name: format!("{fw}-{i}"),
+                firmware: fw,
+                mac: Mac([0x52, 0x54, 0x00, 0x77, kind, i]),
+                tap: format!("tap-{letter}{i}"),
+                uuid: format!("00000000-7777-4000-8000-52540077{kind:02x}{i:02x}"),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vms_are_named_and_addressed_per_firmware() {
+        let vms = plan_vms(FirmwareChoice::Both, 2);
+        let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["bios-1", "bios-2", "uefi-1", "uefi-2"]);
+        assert_eq!(vms[0].mac.to_string(), "52:54:00:77:01:01");
+        assert_eq!(vms[3].mac.to_string(), "52:54:00:77:02:02");
+        assert_eq!(vms[3].tap, "tap-u2");
+        assert_eq!(vms[3].uuid, "00000000-7777-4000-8000-525400770202");
+        assert_eq!(plan_vms(FirmwareChoice::Uefi, 1)[0].firmware, VmFirmware::Uefi);
+        assert!(plan_vms(FirmwareChoice::Bios, 0).is_empty());
+    }
+
+    #[test]
+    fn firmware_choice_parses() {
+        assert_eq!("both".parse(), Ok(FirmwareChoice::Both));
+        assert!("efi".parse::<FirmwareChoice>().is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The lab's private network: a namespace `tabula-lab-<pid>` with a bridge `tabr0` at
+//! 10.77.0.1/24 (the address config/lab.toml serves on) and one tap per VM, enslaved to
+//! the bridge. Nothing outside the namespace is touched. Dropping [`LabNetwork`] kills
+//! whatever still runs inside the namespace (only processes the lab started can be
+//! there) and deletes it, on success, error and Ctrl-C alike.
+
+use std::process::Command;
+
+use super::LabError;
+
+/// The bridge, and the server's address on it.
+pub const BRIDGE: &str = "tabr0";
+pub const SERVER_CIDR: &str = "10.77.0.1/24";
+
+/// A namespace owned by this lab run; removed on drop.
+#[derive(Debug)]
+pub struct LabNetwork {
+    name: String,
+}
+
+impl LabNetwork {
+    /// Creates the namespace, the bridge and a tap for each name in `taps`.
+    pub fn create(taps: &[String]) -> Result<LabNetwork, LabError> {
+        let name = format!("tabula-lab-{}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let net = LabNetwork { name };
+        let n = net.name.as_str();
+        ip(&["-n", n, "link", "set", "lo", "up"])?;
+        ip(&["-n", n, "link", "add", BRIDGE, "type", "bridge"])?;
+        // Let RS/RA and DHCP always flood; the namespace itself neither autoconfigures
+        // from the lab's router advertisements nor solicits them (netboot-lab.md §7.6).
+        let _ = ip(&["-n", n, "link", "set", BRIDGE, "type", "bridge", "mcast_snooping", "0"]);
+        for (key, value) in [("accept_ra", "0"), ("router_solicitations", "0")] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", n, "sysctl", "-q", "-w"])
+                .arg(format!("net.ipv6.conf.all.{key}={value}"))
+                .output();
+        }
+        ip(&["-n", n, "addr", "add", SERVER_CIDR, "dev", BRIDGE])?;
+        ip(&["-n", n, "link", "set", BRIDGE, "up"])?;
+        for tap in taps {
+            ip(&["-n", n, "tuntap", "add", "dev", tap, "mode", "tap"])?;
+            ip(&["-n", n, "link", "set", tap, "master", BRIDGE])?;
+            ip(&["-n", n, "link", "set", tap, "up"])?;
+        }
+        Ok(net)
+    }
+
+    /// The namespace's name (for `ip netns exec`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for LabNetwork {
+    fn drop(&mut self) {
+        // Stragglers in our own namespace: only processes this lab started live there.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), LabError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| LabError::Command {
+            command: format!("ip {}", args.join(" ")),
+            detail: e.to_string(),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(LabError::Command {
+        command: format!("ip {}", args.join(" ")),
+        detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
