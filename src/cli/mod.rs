@@ -170,7 +170,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // An explicit --data-dir is the lab's; otherwise a lab dir under the data dir.
             let data_dir = match &cli.data_dir {
                 Some(d) => d.clone(),
-                None => load_config(cli.config.as_deref(), None)?.data_dir.join("lab"),
+                None => load_config(cli.config.as_deref(), None)?
+                    .data_dir
+                    .join("lab"),
             };
             lab::run(args, data_dir).await
         }

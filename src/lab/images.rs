@@ -61,11 +61,15 @@ pub async fn ensure(
     stop: &CancellationToken,
 ) -> Result<(), LabError> {
     if published(store, reference).await? {
-        println!("lab: {reference} is published in {}: reusing it", r.data_dir.display());
+        println!(
+            "lab: {reference} is published in {}: reusing it",
+            r.data_dir.display()
+        );
         return Ok(());
     }
-    let (PinRef::Version { image, .. } | PinRef::Channel { image, .. } | PinRef::Digest { image, .. }) =
-        reference
+    let (PinRef::Version { image, .. }
+    | PinRef::Channel { image, .. }
+    | PinRef::Digest { image, .. }) = reference
     else {
         return Ok(());
     };

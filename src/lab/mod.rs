@@ -34,10 +34,14 @@ pub use timeline::{Outcome, Timeline};
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// Not root: namespaces, taps and port 67 need it.
-    #[error("tabula lab must run as root (network namespace, bridge, taps, DHCP port 67); try `sudo`")]
+    #[error(
+        "tabula lab must run as root (network namespace, bridge, taps, DHCP port 67); try `sudo`"
+    )]
     NotRoot,
     /// Something the lab needs is not installed.
-    #[error("{what} is missing (Debian package {package}); install the lab packages with: sudo bash images/setup-packages.sh")]
+    #[error(
+        "{what} is missing (Debian package {package}); install the lab packages with: sudo bash images/setup-packages.sh"
+    )]
     Missing { what: String, package: &'static str },
     /// A command the lab runs failed.
     #[error("{command}: {detail}")]
@@ -174,7 +178,10 @@ mod tests {
         assert_eq!(vms[3].mac.to_string(), "52:54:00:77:02:02");
         assert_eq!(vms[3].tap, "tap-u2");
         assert_eq!(vms[3].uuid, "00000000-7777-4000-8000-525400770202");
-        assert_eq!(plan_vms(FirmwareChoice::Uefi, 1)[0].firmware, VmFirmware::Uefi);
+        assert_eq!(
+            plan_vms(FirmwareChoice::Uefi, 1)[0].firmware,
+            VmFirmware::Uefi
+        );
         assert!(plan_vms(FirmwareChoice::Bios, 0).is_empty());
     }
 

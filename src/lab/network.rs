@@ -29,7 +29,17 @@ impl LabNetwork {
         ip(&["-n", n, "link", "add", BRIDGE, "type", "bridge"])?;
         // Let RS/RA and DHCP always flood; the namespace itself neither autoconfigures
         // from the lab's router advertisements nor solicits them (netboot-lab.md §7.6).
-        let _ = ip(&["-n", n, "link", "set", BRIDGE, "type", "bridge", "mcast_snooping", "0"]);
+        let _ = ip(&[
+            "-n",
+            n,
+            "link",
+            "set",
+            BRIDGE,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
         for (key, value) in [("accept_ra", "0"), ("router_solicitations", "0")] {
             let _ = Command::new("ip")
                 .args(["netns", "exec", n, "sysctl", "-q", "-w"])
@@ -55,7 +65,10 @@ impl LabNetwork {
 impl Drop for LabNetwork {
     fn drop(&mut self) {
         // Stragglers in our own namespace: only processes this lab started live there.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 if let Ok(pid) = pid.parse::<i32>() {
                     let _ = nix::sys::signal::kill(
@@ -65,7 +78,9 @@ impl Drop for LabNetwork {
                 }
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 

@@ -81,9 +81,8 @@ pub fn require_root() -> Result<(), LabError> {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 #[cfg(test)]
@@ -96,7 +95,10 @@ mod tests {
         let m = first_missing(BOOT, |_| true, |f| !f.contains("OVMF"));
         assert_eq!(m, Some(Need::File(OVMF_CODE, "ovmf")));
         let m = first_missing(BOOT, |p| p != "qemu-system-x86_64", |_| true);
-        assert_eq!(m, Some(Need::Program("qemu-system-x86_64", "qemu-system-x86")));
+        assert_eq!(
+            m,
+            Some(Need::Program("qemu-system-x86_64", "qemu-system-x86"))
+        );
     }
 
     #[test]
@@ -106,6 +108,9 @@ mod tests {
             package: "ipxe",
         };
         let s = e.to_string();
-        assert!(s.contains("package ipxe") && s.contains("images/setup-packages.sh"), "{s}");
+        assert!(
+            s.contains("package ipxe") && s.contains("images/setup-packages.sh"),
+            "{s}"
+        );
     }
 }

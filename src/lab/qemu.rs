@@ -162,7 +162,11 @@ async fn stream(
             continue;
         }
         println!("[{prefix}] {line}");
-        let _ = log.lock().await.write_all(format!("{line}\n").as_bytes()).await;
+        let _ = log
+            .lock()
+            .await
+            .write_all(format!("{line}\n").as_bytes())
+            .await;
     }
 }
 
@@ -206,14 +210,23 @@ mod tests {
         assert!(bios.contains("-machine pc"), "{bios}");
         assert!(bios.contains("ifname=tap-b1,"), "{bios}");
         assert!(bios.contains("mac=52:54:00:77:01:01,bootindex=1"), "{bios}");
-        assert!(bios.contains("name=etc/sercon-port,file=/w/sercon-port.bin"), "{bios}");
+        assert!(
+            bios.contains("name=etc/sercon-port,file=/w/sercon-port.bin"),
+            "{bios}"
+        );
         assert!(!bios.contains("romfile="), "{bios}");
         let uefi = args(&vms[1], work).join(" ");
         assert!(uefi.contains("-machine q35"), "{uefi}");
         assert!(uefi.contains("bootindex=1,romfile="), "{uefi}");
-        assert!(uefi.contains("file=/usr/share/OVMF/OVMF_CODE_4M.fd"), "{uefi}");
+        assert!(
+            uefi.contains("file=/usr/share/OVMF/OVMF_CODE_4M.fd"),
+            "{uefi}"
+        );
         assert!(uefi.contains("unit=1,file=/w/uefi-1-vars.fd"), "{uefi}");
-        assert!(uefi.contains("-uuid 00000000-7777-4000-8000-525400770201"), "{uefi}");
+        assert!(
+            uefi.contains("-uuid 00000000-7777-4000-8000-525400770201"),
+            "{uefi}"
+        );
     }
 
     #[test]

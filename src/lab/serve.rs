@@ -25,7 +25,12 @@ pub struct Server {
 impl Server {
     /// Starts `exe serve` in namespace `ns` and waits until its DHCP socket listens
     /// (the last `listening:` line it prints).
-    pub async fn start(exe: &Path, ns: &str, config: &Path, data_dir: &Path) -> Result<Server, LabError> {
+    pub async fn start(
+        exe: &Path,
+        ns: &str,
+        config: &Path,
+        data_dir: &Path,
+    ) -> Result<Server, LabError> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(exe)
@@ -65,8 +70,16 @@ impl Server {
         .await;
         match ready {
             Ok(true) => {}
-            Ok(false) => return Err(LabError::Serve("exited before listening (see its errors above)".into())),
-            Err(_) => return Err(LabError::Serve(format!("not listening after {START_LIMIT:?}"))),
+            Ok(false) => {
+                return Err(LabError::Serve(
+                    "exited before listening (see its errors above)".into(),
+                ));
+            }
+            Err(_) => {
+                return Err(LabError::Serve(format!(
+                    "not listening after {START_LIMIT:?}"
+                )));
+            }
         }
         tokio::spawn(async move {
             while let Ok(Some(l)) = lines.next_line().await {

@@ -141,7 +141,9 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     // Pin every VM's MAC; what each should boot, from the one policy seam.
     let mut pinned = Vec::new();
     for vm in &specs {
-        inventory.set_pin(&PinTarget::Mac(vm.mac), &opts.image).await?;
+        inventory
+            .set_pin(&PinTarget::Mac(vm.mac), &opts.image)
+            .await?;
     }
     let snap = inventory.snapshot().await?;
     for vm in &specs {
@@ -149,14 +151,24 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
             VmFirmware::Bios => Firmware::Bios,
             VmFirmware::Uefi => Firmware::EfiX64,
         };
-        let sel = select(&snap, &Facts { mac: vm.mac, uuid: None, firmware });
+        let sel = select(
+            &snap,
+            &Facts {
+                mac: vm.mac,
+                uuid: None,
+                firmware,
+            },
+        );
         let Decision::Boot { plan } = sel.decision else {
             return Err(LabError::Image(format!(
                 "{} pinned to {} does not boot an image ({:?})",
                 vm.mac, opts.image, sel.decision
             )));
         };
-        println!("lab: {} {} {} pinned to {}@{} ({})", vm.name, vm.mac, vm.firmware, plan.image, plan.version, plan.manifest);
+        println!(
+            "lab: {} {} {} pinned to {}@{} ({})",
+            vm.name, vm.mac, vm.firmware, plan.image, plan.version, plan.manifest
+        );
         pinned.push((format!("{}@{}", plan.image, plan.version), plan.manifest));
     }
     let mut last_id = store.last_event_id().await?;
@@ -164,11 +176,18 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     // Guards, dropped in reverse: VMs, then tabula, then the namespace.
     let taps: Vec<String> = specs.iter().map(|v| v.tap.clone()).collect();
     let network = LabNetwork::create(&taps)?;
-    println!("lab: namespace {} with bridge tabr0 10.77.0.1/24 and taps {}", network.name(), taps.join(" "));
+    println!(
+        "lab: namespace {} with bridge tabr0 10.77.0.1/24 and taps {}",
+        network.name(),
+        taps.join(" ")
+    );
     let mut server = Server::start(&opts.exe, network.name(), &config_path, &opts.data_dir).await?;
     let mut running = Vec::new();
     for (spec, (image, manifest)) in specs.into_iter().zip(pinned) {
-        println!("lab: starting {} ({} PXE, console below as [{}])", spec.name, spec.firmware, spec.name);
+        println!(
+            "lab: starting {} ({} PXE, console below as [{}])",
+            spec.name, spec.firmware, spec.name
+        );
         let vm = Vm::start(&spec, network.name(), &work)?;
         running.push(Running {
             spec,
@@ -226,7 +245,11 @@ async fn follow(
     server: &mut Server,
 ) -> Result<(), LabError> {
     let deadline = Instant::now() + opts.timeout;
-    let index: HashMap<_, _> = running.iter().enumerate().map(|(i, r)| (r.spec.mac, i)).collect();
+    let index: HashMap<_, _> = running
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.spec.mac, i))
+        .collect();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Err(LabError::Interrupted),
@@ -234,9 +257,15 @@ async fn follow(
         }
         for row in store.events(None, *last_id, 1000).await? {
             *last_id = row.id;
-            let Some(&i) = index.get(&row.event.mac) else { continue };
+            let Some(&i) = index.get(&row.event.mac) else {
+                continue;
+            };
             let r = &mut running[i];
-            println!("[{}] event {}", r.spec.name, describe(&row.event, r.start_ms));
+            println!(
+                "[{}] event {}",
+                r.spec.name,
+                describe(&row.event, r.start_ms)
+            );
             r.events.push(row.event);
         }
         let server_up = server.running();
@@ -263,7 +292,10 @@ async fn follow(
             } else if !server_up {
                 r.verdict = Some(Verdict::Exited(Some("tabula serve stopped".into())));
             } else if Instant::now() >= deadline {
-                println!("lab: {} has not booted after {:?}", r.spec.name, opts.timeout);
+                println!(
+                    "lab: {} has not booted after {:?}",
+                    r.spec.name, opts.timeout
+                );
                 r.verdict = Some(Verdict::Timeout(t.last_failure.clone()));
             }
         }
@@ -298,5 +330,9 @@ fn describe(e: &BootEvent, start_ms: i64) -> String {
         )),
         _ => d["bytes"].as_u64().map(|b| format!("bytes={b}")),
     };
-    format!("+{t:.1}s {}{}", e.stage, extra.map(|x| format!(" {x}")).unwrap_or_default())
+    format!(
+        "+{t:.1}s {}{}",
+        e.stage,
+        extra.map(|x| format!(" {x}")).unwrap_or_default()
+    )
 }

@@ -15,7 +15,14 @@ use std::fmt::Write as _;
 use crate::boot::{BootEvent, BootStage, Digest};
 
 /// The stage names, in order.
-pub const STAGES: [&str; 6] = ["dhcp", "loader", "script", "kernel+initrd", "root", "booted"];
+pub const STAGES: [&str; 6] = [
+    "dhcp",
+    "loader",
+    "script",
+    "kernel+initrd",
+    "root",
+    "booted",
+];
 
 /// What the events say so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,9 +172,15 @@ impl Verdict {
             Verdict::Booted => ("booted", None),
             Verdict::WrongImage(what) => ("wrong-image", Some(format!("booted {what}"))),
             Verdict::Failed(r) => ("failed", Some(r.clone())),
-            Verdict::Exited(l) => ("exited", last(l).or(Some("QEMU ended without a booted report".into()))),
+            Verdict::Exited(l) => (
+                "exited",
+                last(l).or(Some("QEMU ended without a booted report".into())),
+            ),
             Verdict::Timeout(l) => ("timeout", last(l)),
-            Verdict::Stopped => ("stopped", Some("another machine failed (use --keep-going to wait for every machine)".into())),
+            Verdict::Stopped => (
+                "stopped",
+                Some("another machine failed (use --keep-going to wait for every machine)".into()),
+            ),
         }
     }
 }
@@ -233,7 +246,14 @@ mod tests {
         assert_eq!(t.outcome, Outcome::Booted(Digest::of(b"m")));
         assert_eq!(
             t.seconds(),
-            [Some(2.5), Some(0.5), Some(5.0), Some(1.5), Some(10.9), Some(2.6)]
+            [
+                Some(2.5),
+                Some(0.5),
+                Some(5.0),
+                Some(1.5),
+                Some(10.9),
+                Some(2.6)
+            ]
         );
         assert_eq!(
             t.stages_text(),
@@ -276,21 +296,49 @@ mod tests {
             t.outcome,
             Outcome::Failed("verify: root image sha256 mismatch: got a, want b".into())
         );
-        assert!(t.stages_text().ends_with("booted=- total=20.4s"), "{}", t.stages_text());
+        assert!(
+            t.stages_text().ends_with("booted=- total=20.4s"),
+            "{}",
+            t.stages_text()
+        );
     }
 
     #[test]
     fn summary_lines() {
         let t = Timeline::read(0, &boot(0));
         assert_eq!(
-            summary_line("bios-1", "52:54:00:77:01:01", "bios", "demo@1", &Verdict::Booted, &t),
+            summary_line(
+                "bios-1",
+                "52:54:00:77:01:01",
+                "bios",
+                "demo@1",
+                &Verdict::Booted,
+                &t
+            ),
             "summary bios-1 52:54:00:77:01:01 bios demo@1 booted dhcp=2.5s loader=0.5s script=5.0s \
              kernel+initrd=1.5s root=10.9s booted=2.6s total=23.0s"
         );
         let empty = Timeline::read(0, &[]);
-        let s = summary_line("uefi-1", "m", "uefi", "demo@2", &Verdict::Timeout(None), &empty);
+        let s = summary_line(
+            "uefi-1",
+            "m",
+            "uefi",
+            "demo@2",
+            &Verdict::Timeout(None),
+            &empty,
+        );
         assert!(s.ends_with("uefi demo@2 timeout dhcp=- loader=- script=- kernel+initrd=- root=- booted=- total=-"), "{s}");
-        let s = summary_line("b", "m", "bios", "x@1", &Verdict::Failed("verify: bad".into()), &empty);
-        assert!(s.contains(" failed ") && s.ends_with(" — verify: bad"), "{s}");
+        let s = summary_line(
+            "b",
+            "m",
+            "bios",
+            "x@1",
+            &Verdict::Failed("verify: bad".into()),
+            &empty,
+        );
+        assert!(
+            s.contains(" failed ") && s.ends_with(" — verify: bad"),
+            "{s}"
+        );
     }
 }

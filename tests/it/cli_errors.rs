@@ -136,7 +136,11 @@ fn help_lists_the_commands() {
 #[test]
 fn shipped_configs_check() {
     let env = Env::new();
-    for f in ["config/tabula.toml", "config/lab.toml", "config/lab-proxy.toml"] {
+    for f in [
+        "config/tabula.toml",
+        "config/lab.toml",
+        "config/lab-proxy.toml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
         let out = env.ok(&["config", "check", path.to_str().unwrap()]);
         assert!(out.contains(": ok"), "{out}");

@@ -46,16 +46,13 @@ fn proxy_boot(fw: Fw, mac: &str, loader: &str) {
     udhcpd(&env, &mut lab, &ns);
     let _tabula = start_tabula(&env, &ns, &shipped_config("lab-proxy.toml"));
     let m1 = manifest_of(&env, mac);
-    let console = pxe_boot(
-        &env,
-        &ns,
-        fw,
-        "TABULA-DEMO-BOOTED name=demo version=1 ",
-        1,
-    );
+    let console = pxe_boot(&env, &ns, fw, "TABULA-DEMO-BOOTED name=demo version=1 ", 1);
     let hyphen = mac.replace(':', "-");
     for step in [format!("{hyphen}/{loader}"), "tabula-init:".to_string()] {
-        assert!(console.contains(&step), "console lacks {step:?}:\n{console}");
+        assert!(
+            console.contains(&step),
+            "console lacks {step:?}:\n{console}"
+        );
     }
     assert!(console.contains(&format!("manifest={m1}")), "{console}");
     let stages = booted_with(&env, mac, &m1);
@@ -67,9 +64,10 @@ fn proxy_boot(fw: Fw, mac: &str, loader: &str) {
     }
     // tabula answered as a proxy: no address in any of its replies, no lease stored.
     let evs = events(&env, mac);
-    for e in evs.iter().filter(|e| {
-        e["stage"] == "dhcp-offer" || e["stage"] == "dhcp-ack"
-    }) {
+    for e in evs
+        .iter()
+        .filter(|e| e["stage"] == "dhcp-offer" || e["stage"] == "dhcp-ack")
+    {
         assert_eq!(e["detail"]["proxy"], true, "{e}");
         assert!(e["detail"]["address"].is_null(), "{e}");
     }

@@ -13,6 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tabula::lab::{VmFirmware, VmSpec, qemu};
+
 use crate::common::Env;
 use crate::lab_direct::{recipe, require_lab};
 use crate::netns::{Lab, Tabula, sh, start_tabula};
@@ -37,65 +39,28 @@ impl Drop for Vm {
 }
 
 /// Boots a VM with firmware `fw` in `ns` until `marker` shows on its console; returns
-/// the console. The QEMU command lines are those of shared/netboot-lab.md §3.
+/// the console. The QEMU command line is `tabula lab`'s (`tabula::lab::qemu::args`, the
+/// lines of shared/netboot-lab.md §3), on tap0, the console going to a file.
 pub(crate) fn pxe_boot(env: &Env, ns: &str, fw: Fw, marker: &str, run: usize) -> String {
     let log = env.dir.path().join(format!("console-{run}.log"));
-    let mut cmd = Command::new("ip");
-    cmd.args([
-        "netns",
-        "exec",
-        ns,
-        "qemu-system-x86_64",
-        "-name",
-        "tabula-pxe",
-    ])
-    .args([
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-    ])
-    .args(["-no-reboot", "-m", "512", "-smp", "1", "-accel", "tcg"])
-    .arg("-chardev")
-    .arg(format!("file,id=ser0,path={}", log.display()))
-    .args(["-serial", "chardev:ser0"])
-    .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
-    .args(["-boot", "n"]);
-    match fw {
-        Fw::Bios => {
-            // SeaBIOS copies its text console to COM1 with this fw_cfg file.
-            let sercon = env.dir.path().join("sercon-port.bin");
-            std::fs::write(&sercon, [0xf8u8, 0x03]).unwrap();
-            cmd.args(["-machine", "pc", "-device"])
-                .arg(format!(
-                    "virtio-net-pci,netdev=n0,mac={BIOS_MAC},bootindex=1"
-                ))
-                .arg("-fw_cfg")
-                .arg(format!("name=etc/sercon-port,file={}", sercon.display()));
-        }
-        Fw::Uefi => {
-            // `romfile=` removes the NIC's iPXE ROM: OVMF's own PXE does the first stage.
-            let vars = env.dir.path().join(format!("ovmf-vars-{run}.fd"));
-            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("ovmf");
-            cmd.args(["-machine", "q35", "-device"])
-                .arg(format!(
-                    "virtio-net-pci,netdev=n0,mac={UEFI_MAC},bootindex=1,romfile="
-                ))
-                .args([
-                    "-drive",
-                    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-                ])
-                .arg("-drive")
-                .arg(format!(
-                    "if=pflash,format=raw,unit=1,file={}",
-                    vars.display()
-                ));
-        }
-    }
-    let vm = Vm(cmd
-        .stdout(Stdio::null())
+    let (firmware, mac) = match fw {
+        Fw::Bios => (VmFirmware::Bios, BIOS_MAC),
+        Fw::Uefi => (VmFirmware::Uefi, UEFI_MAC),
+    };
+    let spec = VmSpec {
+        name: format!("pxe-{run}"),
+        firmware,
+        mac: mac.parse().unwrap(),
+        tap: "tap0".into(),
+        uuid: format!("00000000-7777-4000-8000-{}", mac.replace(':', "")),
+    };
+    let work = env.dir.path();
+    qemu::prepare(&spec, work).expect("VM files");
+    let vm = Vm(Command::new("ip")
+        .args(["netns", "exec", ns, "qemu-system-x86_64"])
+        .args(qemu::args(&spec, work))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .expect("qemu-system-x86_64 (run images/setup-packages.sh)"));
@@ -181,8 +146,12 @@ pub(crate) fn lab_network(env: &Env, pin: &str) -> (Lab, String) {
 
 /// A shipped config file's text.
 pub(crate) fn shipped_config(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// [`lab_network`], then tabula (config/lab.toml) serving in it.

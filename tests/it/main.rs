@@ -8,6 +8,7 @@ mod cli_errors;
 mod common;
 mod crash;
 mod dhcp;
+mod lab_cli;
 mod lab_direct;
 mod lab_proxy;
 mod lab_pxe;

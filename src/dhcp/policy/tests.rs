@@ -519,9 +519,17 @@ fn proxy_loader_first_offer_and_ack_agree_then_script() {
     // undionly's DHCP (ledger: recent) gets the script on both ports.
     let o = w.run(&req(MessageType::Discover, rom.clone()), &boot(), true);
     let (s, _) = spec(&o);
-    assert!(s.boot_file.as_deref().is_some_and(|f| f.contains("/boot.ipxe?")));
+    assert!(
+        s.boot_file
+            .as_deref()
+            .is_some_and(|f| f.contains("/boot.ipxe?"))
+    );
     let o = w.run_on(Port::BootServer, &r, &boot(), true);
     let (s, _) = spec(&o);
-    assert!(s.boot_file.as_deref().is_some_and(|f| f.contains("/boot.ipxe?")));
+    assert!(
+        s.boot_file
+            .as_deref()
+            .is_some_and(|f| f.contains("/boot.ipxe?"))
+    );
     assert!(!o.loader_handed);
 }

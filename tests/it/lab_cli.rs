@@ -1,0 +1,261 @@
+//! `tabula lab` for real, as an operator runs it: the binary builds and publishes the
+//! demo images into its data dir, makes its own namespace, serves, PXE-boots a BIOS VM
+//! under QEMU and ends with one summary line per machine (exit 0 only if every machine
+//! booted its pinned image). Then the failure path through the same PXE boot: a version
+//! whose stored root image is corrupted is pinned; the netboot initramfs's sha256 check
+//! fails, it reports `failed` with the reason, and `tabula lab` exits 1 with that reason
+//! in the summary. The second run also reuses the published images.
+//!
+//! Root and the lab packages are required (fails, never skips). Every run is bounded.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+use crate::lab_direct::require_lab;
+
+/// One `tabula lab` run: the whole boot plus image builds; generous for a loaded box.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs `tabula --data-dir DATA lab ARGS…` to the end (killed after RUN_LIMIT);
+/// returns (exit code, stdout+stderr, the child's PID).
+fn lab(env: &Env, args: &[&str]) -> (i32, String, u32) {
+    let log = env.dir.path().join("lab.out");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = env
+        .command()
+        .arg("--data-dir")
+        .arg(env.data())
+        .arg("lab")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > RUN_LIMIT {
+            // SIGTERM: tabula lab cleans up its VMs and namespace itself.
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(10));
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tabula lab {args:?} still running after {RUN_LIMIT:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    eprintln!(
+        "lab_cli: tabula lab {args:?}: {status} in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("summary ") || l.starts_with("error: "))
+    {
+        eprintln!("lab_cli:   {l}");
+    }
+    (status.code().unwrap_or(-1), text, pid)
+}
+
+/// The summary lines, split into words.
+fn summaries(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with("summary "))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// Checks `dhcp=…s loader=…s script=…s kernel+initrd=…s root=…s booted=…s total=…s`
+/// (each a number of seconds or `-`) in words 6..13; returns the seconds.
+fn stage_seconds(words: &[String]) -> Vec<Option<f64>> {
+    let names = [
+        "dhcp",
+        "loader",
+        "script",
+        "kernel+initrd",
+        "root",
+        "booted",
+        "total",
+    ];
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let w = &words[6 + i];
+            let v = w
+                .strip_prefix(&format!("{name}="))
+                .unwrap_or_else(|| panic!("word {} is {w:?}, not {name}=: {words:?}", 6 + i));
+            if v == "-" {
+                None
+            } else {
+                let secs: f64 = v
+                    .strip_suffix('s')
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{w:?} is not {name}=<seconds>s"));
+                assert!((0.0..600.0).contains(&secs), "{w}");
+                Some(secs)
+            }
+        })
+        .collect()
+}
+
+fn events(env: &Env, mac: &str) -> Vec<serde_json::Value> {
+    env.ok(&["events", mac, "--json", "--last", "100000"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn namespace_gone(pid: u32) {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !list.contains(&format!("tabula-lab-{pid} "))
+            && !list
+                .lines()
+                .any(|l| l.trim() == format!("tabula-lab-{pid}")),
+        "tabula lab left its namespace behind:\n{list}"
+    );
+}
+
+#[test]
+fn tabula_lab_boots_a_bios_vm_then_reports_a_corrupt_root() {
+    require_lab();
+    let env = Env::new();
+    const MAC: &str = "52:54:00:77:01:01";
+
+    // 1. The one command: build, publish, serve, boot, summarise.
+    let (code, text, pid) = lab(
+        &env,
+        &["--firmware", "bios", "--vms", "1", "--timeout", "300"],
+    );
+    assert_eq!(code, 0, "tabula lab failed:\n{text}");
+    namespace_gone(pid);
+    let s = summaries(&text);
+    assert_eq!(s.len(), 1, "one summary line per machine:\n{text}");
+    let w = &s[0];
+    assert_eq!(
+        w[1..6],
+        ["bios-1", MAC, "bios", "demo@1", "booted"],
+        "{w:?}"
+    );
+    let secs = stage_seconds(w);
+    assert_eq!(w.len(), 13, "{w:?}");
+    assert!(secs.iter().all(Option::is_some), "every stage seen: {w:?}");
+    assert!(
+        text.contains("[bios-1] TABULA-DEMO-BOOTED name=demo version=1 "),
+        "console is streamed with the VM's name"
+    );
+    assert!(text.contains("[bios-1] event "), "boot events are followed");
+    // The store agrees: a booted event carrying demo@1's manifest (the lab pinned the MAC).
+    let explained: serde_json::Value =
+        serde_json::from_str(&env.ok(&["explain", MAC, "--json"])).unwrap();
+    let manifest = explained["decision"]["plan"]["manifest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{explained}"))
+        .to_string();
+    assert!(
+        events(&env, MAC)
+            .iter()
+            .any(|e| e["stage"] == "booted" && e["manifest"] == manifest.as_str()),
+        "no booted event with {manifest}"
+    );
+
+    // 2. The failure path: a version whose stored root image no longer matches its digest.
+    let out = env.data().join("lab-run/images");
+    let padded = env.dir.path().join("corrupt.squashfs");
+    let mut bytes = std::fs::read(out.join("demo-2.squashfs")).unwrap();
+    bytes.extend_from_slice(&[0u8; 4096]); // a blob no other version shares
+    std::fs::write(&padded, &bytes).unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    env.ok(&[
+        "image",
+        "add",
+        "broken",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&out.join("vmlinuz")),
+        "--initrd",
+        &p(&out.join("initramfs.cpio.gz")),
+        "--rootfs",
+        &p(&padded),
+        "--cmdline",
+        "panic=5 tabula.tries=2",
+    ]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "show", "broken@1", "--json"])).unwrap();
+    let hex = shown["rootfs"]["digest"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("sha256:"))
+        .unwrap_or_else(|| panic!("{shown}"))
+        .to_string();
+    let blob = env.data().join("blobs/sha256").join(&hex);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut stored = std::fs::read(&blob).unwrap();
+    stored[1000] ^= 0xff;
+    std::fs::write(&blob, &stored).unwrap();
+
+    let (code, text, pid) = lab(&env, &["--image", "broken@1", "--timeout", "300"]);
+    assert_eq!(code, 1, "a corrupt root must fail the lab:\n{text}");
+    namespace_gone(pid);
+    assert!(
+        text.contains("broken@1 is published"),
+        "published versions are reused:\n{text}"
+    );
+    assert!(!text.contains("TABULA-DEMO-BOOTED"), "{text}");
+    let s = summaries(&text);
+    assert_eq!(s.len(), 1, "{text}");
+    let w = &s[0];
+    assert_eq!(
+        w[1..6],
+        ["bios-1", MAC, "bios", "broken@1", "failed"],
+        "{w:?}"
+    );
+    let secs = stage_seconds(w);
+    assert!(
+        secs[4].is_some() && secs[5].is_none(),
+        "root image fetched, never booted: {w:?}"
+    );
+    let line = text.lines().find(|l| l.starts_with("summary ")).unwrap();
+    assert!(
+        line.contains(&format!("— verify: root image sha256 mismatch: got "))
+            && line.contains(&format!("want {hex}")),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or("")
+            .starts_with("error: 1 of 1 machine(s) did not boot"),
+        "{text}"
+    );
+    // As stored: the initramfs's failed reports, the last one final, each with the reason.
+    let failed: Vec<serde_json::Value> = events(&env, MAC)
+        .into_iter()
+        .filter(|e| e["stage"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    for (i, f) in failed.iter().enumerate() {
+        assert_eq!(f["detail"]["stage"], "verify", "{f}");
+        assert_eq!(f["detail"]["final"], i == 1, "{f}");
+        let reason = f["detail"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("root image sha256 mismatch: got ") && reason.contains(&hex),
+            "{reason}"
+        );
+    }
+}
