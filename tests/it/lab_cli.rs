@@ -232,7 +232,7 @@ fn tabula_lab_boots_a_bios_vm_then_reports_a_corrupt_root() {
     );
     let line = text.lines().find(|l| l.starts_with("summary ")).unwrap();
     assert!(
-        line.contains(&format!("— verify: root image sha256 mismatch: got "))
+        line.contains("— verify: root image sha256 mismatch: got ")
             && line.contains(&format!("want {hex}")),
         "{line}"
     );

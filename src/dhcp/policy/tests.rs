@@ -497,7 +497,7 @@ fn proxy_answers_netboot_clients_only_without_address() {
 fn proxy_loader_first_offer_and_ack_agree_then_script() {
     let mut w = World::new(DhcpMode::Proxy);
     let rom = ipxe(Firmware::Bios);
-    let o = w.run(&req(MessageType::Discover, rom.clone()), &boot(), false);
+    let o = w.run(&req(MessageType::Discover, rom), &boot(), false);
     let (s, _) = spec(&o);
     assert_eq!(s.kind, ReplyKind::ProxyOffer);
     assert_eq!(
@@ -506,7 +506,7 @@ fn proxy_loader_first_offer_and_ack_agree_then_script() {
     );
     assert!(!o.loader_handed);
     // The ledger was not marked, so the ACK on 4011 names the loader too, and marks it.
-    let mut r = req(MessageType::Request, rom.clone());
+    let mut r = req(MessageType::Request, rom);
     r.ciaddr = Ipv4Addr::new(10, 99, 0, 50);
     let o = w.run_on(Port::BootServer, &r, &boot(), false);
     let (s, _) = spec(&o);
@@ -517,7 +517,7 @@ fn proxy_loader_first_offer_and_ack_agree_then_script() {
     );
     assert!(o.loader_handed);
     // undionly's DHCP (ledger: recent) gets the script on both ports.
-    let o = w.run(&req(MessageType::Discover, rom.clone()), &boot(), true);
+    let o = w.run(&req(MessageType::Discover, rom), &boot(), true);
     let (s, _) = spec(&o);
     assert!(
         s.boot_file
