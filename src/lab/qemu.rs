@@ -138,6 +138,11 @@ impl Vm {
         Ok(Vm { child })
     }
 
+    /// QEMU's PID (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether QEMU has exited (poweroff, `-no-reboot` on a reboot, or a crash).
     pub fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))

@@ -184,11 +184,14 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     let mut server = Server::start(&opts.exe, network.name(), &config_path, &opts.data_dir).await?;
     let mut running = Vec::new();
     for (spec, (image, manifest)) in specs.into_iter().zip(pinned) {
-        println!(
-            "lab: starting {} ({} PXE, console below as [{}])",
-            spec.name, spec.firmware, spec.name
-        );
         let vm = Vm::start(&spec, network.name(), &work)?;
+        println!(
+            "lab: started {} ({} PXE, QEMU pid {}, console below as [{}])",
+            spec.name,
+            spec.firmware,
+            vm.pid().unwrap_or(0),
+            spec.name
+        );
         running.push(Running {
             spec,
             pinned: image,

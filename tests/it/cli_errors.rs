@@ -126,11 +126,19 @@ fn bad_input_is_one_clear_line() {
 fn help_lists_the_commands() {
     let env = Env::new();
     let h = env.ok(&["--help"]);
-    for cmd in ["serve", "config", "image", "machine", "pin", "explain"] {
+    for cmd in [
+        "serve", "config", "image", "machine", "pin", "explain", "lab",
+    ] {
         assert!(h.contains(&format!("  {cmd} ")), "{cmd} missing from:\n{h}");
     }
     let r = env.run(&["image", "frobnicate"]);
     assert_eq!(r.code, 2, "usage errors exit 2");
+    for bad in [["--firmware", "efi"], ["--vms", "0"], ["--timeout", "soon"]] {
+        let r = env.run(&["lab", bad[0], bad[1]]);
+        assert_eq!(r.code, 2, "tabula lab {bad:?}: {}", r.stderr);
+    }
+    let e = env.fails(&["lab", "--image", "demo@"]);
+    assert!(e.contains("invalid image reference"), "{e}");
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! booted its pinned image). Then the failure path through the same PXE boot: a version
 //! whose stored root image is corrupted is pinned; the netboot initramfs's sha256 check
 //! fails, it reports `failed` with the reason, and `tabula lab` exits 1 with that reason
-//! in the summary. The second run also reuses the published images.
+//! in the summary. The second run also reuses the published images. Then SIGTERM in
+//! the middle of a boot: QEMU, tabula and the namespace are gone when it exits. And an
+//! image that is neither published nor buildable is a one-line error.
 //!
 //! Root and the lab packages are required (fails, never skips). Every run is bounded.
 
@@ -116,6 +118,15 @@ fn events(env: &Env, mac: &str) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Whether a process runs (a zombie does not count).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
 }
 
 fn namespace_gone(pid: u32) {
@@ -258,4 +269,83 @@ fn tabula_lab_boots_a_bios_vm_then_reports_a_corrupt_root() {
             "{reason}"
         );
     }
+}
+
+#[test]
+fn tabula_lab_cleans_up_on_sigterm_and_names_what_it_cannot_build() {
+    require_lab();
+    let env = Env::new();
+    // Nothing published, not the demo: a one-line error before any namespace or VM.
+    let r = env.run(&[
+        "--data-dir",
+        env.data().to_str().unwrap(),
+        "lab",
+        "--image",
+        "nosuch@1",
+    ]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "error: nosuch@1 is not published in {d} and only the demo image can be built here; \
+             publish it with `tabula --data-dir {d} image add …`",
+            d = env.data().display()
+        )
+    );
+
+    // SIGTERM once the VM runs (the images are built first, so allow for that).
+    let log = env.dir.path().join("lab.out");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = env
+        .command()
+        .arg("--data-dir")
+        .arg(env.data())
+        .args(["lab", "--firmware", "uefi"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let qemu_pid = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.starts_with("lab: started uefi-1 ")) {
+            let pid = l
+                .split("QEMU pid ")
+                .nth(1)
+                .and_then(|r| r.split(',').next());
+            break pid.unwrap().parse::<u32>().unwrap();
+        }
+        if t.elapsed() > RUN_LIMIT || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the VM never started:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        Path::new(&format!("/proc/{qemu_pid}")).exists(),
+        "QEMU runs"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = child.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "tabula lab did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.trim_end().ends_with("error: interrupted"), "{text}");
+    assert!(!alive(qemu_pid), "QEMU {qemu_pid} survived tabula lab");
+    namespace_gone(pid);
 }
