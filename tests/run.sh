@@ -14,7 +14,7 @@ APT_PACKAGES=(
   tftp-hpa    # the classic TFTP client (tests/tftp/)
   vagrant vagrant-libvirt  # `vagrant validate` of vagrant/Vagrantfile
   iproute2    # ip netns / veth for the DHCP namespace tests
-  busybox-static  # udhcpc and udhcpd for the DHCP tests (conflicts with `busybox`; the lab needs the static one)
+  busybox-static  # udhcpc and udhcpd for the DHCP tests and lab_proxy.rs (conflicts with `busybox`; the lab needs the static one)
   isc-dhcp-client  # dhclient
 )
 

@@ -52,6 +52,9 @@ pub enum LabError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Options that cannot work (no VMs at all).
+    #[error("{0}")]
+    Options(String),
     /// The image to boot is not published and cannot be built here.
     #[error("{0}")]
     Image(String),

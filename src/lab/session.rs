@@ -109,7 +109,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     prereq::check(prereq::BOOT)?;
     let specs = plan_vms(opts.firmware, opts.vms);
     if specs.is_empty() {
-        return Err(LabError::Image("--vms must be at least 1".into()));
+        return Err(LabError::Options("--vms must be at least 1".into()));
     }
 
     // The lab's config and state, all under its data dir.

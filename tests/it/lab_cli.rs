@@ -1,7 +1,7 @@
 //! `tabula lab` for real, as an operator runs it: the binary builds and publishes the
-//! demo images into its data dir, makes its own namespace, serves, PXE-boots a BIOS VM
-//! under QEMU and ends with one summary line per machine (exit 0 only if every machine
-//! booted its pinned image). Then the failure path through the same PXE boot: a version
+//! demo images into its data dir, makes its own namespace, serves, PXE-boots a BIOS and
+//! a UEFI VM under QEMU and ends with one summary line per machine (exit 0 only if every
+//! machine booted its pinned image). Then the failure path through the same PXE boot: a version
 //! whose stored root image is corrupted is pinned; the netboot initramfs's sha256 check
 //! fails, it reports `failed` with the reason, and `tabula lab` exits 1 with that reason
 //! in the summary. The second run also reuses the published images. Then SIGTERM in
@@ -142,34 +142,37 @@ fn namespace_gone(pid: u32) {
 }
 
 #[test]
-fn tabula_lab_boots_a_bios_vm_then_reports_a_corrupt_root() {
+fn tabula_lab_boots_bios_and_uefi_vms_then_reports_a_corrupt_root() {
     require_lab();
     let env = Env::new();
     const MAC: &str = "52:54:00:77:01:01";
 
-    // 1. The one command: build, publish, serve, boot, summarise.
+    // 1. The one command: build, publish, serve, boot a BIOS and a UEFI VM, summarise.
     let (code, text, pid) = lab(
         &env,
-        &["--firmware", "bios", "--vms", "1", "--timeout", "300"],
+        &["--firmware", "both", "--vms", "1", "--timeout", "300"],
     );
     assert_eq!(code, 0, "tabula lab failed:\n{text}");
     namespace_gone(pid);
     let s = summaries(&text);
-    assert_eq!(s.len(), 1, "one summary line per machine:\n{text}");
-    let w = &s[0];
-    assert_eq!(
-        w[1..6],
-        ["bios-1", MAC, "bios", "demo@1", "booted"],
-        "{w:?}"
-    );
-    let secs = stage_seconds(w);
-    assert_eq!(w.len(), 13, "{w:?}");
-    assert!(secs.iter().all(Option::is_some), "every stage seen: {w:?}");
-    assert!(
-        text.contains("[bios-1] TABULA-DEMO-BOOTED name=demo version=1 "),
-        "console is streamed with the VM's name"
-    );
-    assert!(text.contains("[bios-1] event "), "boot events are followed");
+    assert_eq!(s.len(), 2, "one summary line per machine:\n{text}");
+    for (w, (name, mac, fw)) in s.iter().zip([
+        ("bios-1", MAC, "bios"),
+        ("uefi-1", "52:54:00:77:02:01", "uefi"),
+    ]) {
+        assert_eq!(w[1..6], [name, mac, fw, "demo@1", "booted"], "{w:?}");
+        let secs = stage_seconds(w);
+        assert_eq!(w.len(), 13, "{w:?}");
+        assert!(secs.iter().all(Option::is_some), "every stage seen: {w:?}");
+        assert!(
+            text.contains(&format!("[{name}] TABULA-DEMO-BOOTED name=demo version=1 ")),
+            "console is streamed with the VM's name"
+        );
+        assert!(
+            text.contains(&format!("[{name}] event ")),
+            "boot events are followed"
+        );
+    }
     // The store agrees: a booted event carrying demo@1's manifest (the lab pinned the MAC).
     let explained: serde_json::Value =
         serde_json::from_str(&env.ok(&["explain", MAC, "--json"])).unwrap();
