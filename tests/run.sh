@@ -46,3 +46,5 @@ echo "==> vagrant validate"
 (cd vagrant && vagrant validate)
 echo "==> cargo test"
 cargo test --locked --all-targets
+echo "==> cargo fuzz dhcp_decide (bounded: ${FUZZ_SECONDS:-60} s)"
+bash fuzz/run.sh "${FUZZ_SECONDS:-60}"
