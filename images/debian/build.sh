@@ -2,7 +2,7 @@
 # images/debian/build.sh [DIR]: a real, minimal Debian 12 root tree for `tabula image build`.
 #
 # `debootstrap --variant=minbase` of bookworm with its own kernel (linux-image-amd64),
-# systemd as init and busybox (wget, sha256sum for the boot report), from the Debian
+# systemd as init and busybox (a toolbox; the boot report itself uses bash and coreutils), from the Debian
 # mirror apt already uses (TABULA_DEBIAN_MIRROR to override). The debootstrap itself runs
 # once per machine and is kept in the cache (${TABULA_DEBIAN_CACHE:-/var/cache/tabula-tests}
 # /debian-bookworm, ~600 MB); every run then (re)installs this directory's boot-report unit
@@ -50,8 +50,12 @@ if [ ! -e "$tree.done" ]; then
   lab_log "debootstrap took $(($(date +%s) - t0)) s"
 fi
 
-install -m 0755 "$here/tabula-booted" "$tree/usr/local/sbin/tabula-booted"
-install -m 0644 "$here/tabula-booted.service" "$tree/etc/systemd/system/tabula-booted.service"
-mkdir -p "$tree/etc/systemd/system/multi-user.target.wants"
-ln -sfn ../tabula-booted.service "$tree/etc/systemd/system/multi-user.target.wants/tabula-booted.service"
+# An unchanged file is left alone, so the tree (and its newest mtime, the default build
+# time) stays the same and two image builds from it give the same digests.
+put() { cmp -s "$1" "$3" || install -p -m "$2" "$1" "$3"; }
+put "$here/tabula-booted" 0755 "$tree/usr/local/sbin/tabula-booted"
+put "$here/tabula-booted.service" 0644 "$tree/etc/systemd/system/tabula-booted.service"
+wants=$tree/etc/systemd/system/multi-user.target.wants
+mkdir -p "$wants"
+[ -L "$wants/tabula-booted.service" ] || ln -s ../tabula-booted.service "$wants/tabula-booted.service"
 echo "$tree"

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod build;
+mod build_debian;
 mod cli_errors;
 mod common;
 mod crash;
