@@ -23,7 +23,10 @@ fn debootstrapped_debian_builds_and_boots_with_its_own_kernel() {
     let env = Env::new();
     let t0 = Instant::now();
     let out = std::process::Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/images/debian/build.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/images/debian/build.sh"
+        ))
         .output()
         .expect("bash images/debian/build.sh");
     assert!(
@@ -37,7 +40,15 @@ fn debootstrapped_debian_builds_and_boots_with_its_own_kernel() {
     let t1 = Instant::now();
     let built = env
         .command()
-        .args(["image", "build", "debian", "--version", "1", "--from", &tree])
+        .args([
+            "image",
+            "build",
+            "debian",
+            "--version",
+            "1",
+            "--from",
+            &tree,
+        ])
         .args(["--cmdline", "panic=5 tabula.after=poweroff"])
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
