@@ -161,6 +161,26 @@ impl Drop for WorkDir {
     }
 }
 
+/// Removes work directories of builds whose process is gone (a build killed with
+/// `kill -9` cannot clean up after itself); `tabula image gc` calls it. Returns how many.
+pub fn clean_stale(build_dir: &Path) -> Result<usize, BuildError> {
+    let Ok(entries) = std::fs::read_dir(build_dir) else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let p = e.path();
+            std::fs::remove_dir_all(&p).map_err(|err| BuildError::io("cannot remove", &p, err))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// The artifacts of the blocking part of a build.
 struct Artifacts {
     kernel: PathBuf,

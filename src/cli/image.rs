@@ -214,11 +214,14 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
         }
         ImageCmd::Gc => {
             let r = catalog::gc(ctx.blobs(), ctx.store()).await?;
+            let builds = crate::build::clean_stale(&ctx.data_dir.join("build"))?;
             println!(
-                "removed {} blob(s), {} bytes, {} stale temporary file(s)",
+                "removed {} blob(s), {} bytes, {} stale temporary file(s), {} abandoned build director{}",
                 r.removed.len(),
                 r.bytes,
-                r.tmp_files
+                r.tmp_files,
+                builds,
+                if builds == 1 { "y" } else { "ies" }
             );
         }
         ImageCmd::Verify => {

@@ -472,6 +472,14 @@ fn builds_from_directory_tarballs_oci_layout_and_docker_archive() {
         &p(&tree),
     ]);
     assert!(e.contains("img@1 is already published"), "{e}");
+
+    // Builds leave no work directory; gc removes one a killed build left behind.
+    let build_dir = env.data().join("build");
+    assert_eq!(std::fs::read_dir(&build_dir).unwrap().count(), 0);
+    std::fs::create_dir_all(build_dir.join("img-11.999999999/root")).unwrap();
+    let gc = env.ok(&["image", "gc"]);
+    assert!(gc.contains(", 1 abandoned build directory"), "{gc}");
+    assert_eq!(std::fs::read_dir(&build_dir).unwrap().count(), 0);
 }
 
 #[test]
