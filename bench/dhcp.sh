@@ -14,6 +14,17 @@
 # SERVERS ("tabula kea dnsmasq"). Server pinned to CPU0, perfdhcp to CPU1.
 # Everything runs in namespaces tbb-srv/tbb-cli (10.77.0.0/16, nothing on the host's
 # interfaces); every process is killed by its PID; namespaces are removed on exit.
+#
+# The load generator's receive buffer: perfdhcp (one process standing in for thousands
+# of machines) reads its replies through ONE socket with the kernel's default buffer
+# (net.core.rmem_default, 208 KiB here, ~150 replies). A server that answers a storm
+# faster than perfdhcp drains that socket has its replies dropped IN PERFDHCP (seen as
+# UdpRcvbufErrors in the client namespace, zero on the server side), and perfdhcp then
+# waits 0-2 s to retransmit: the figure measures the client. Real machines each have
+# their own NIC. So for the run, rmem_default is raised to RMEM (4 MiB, = rmem_max
+# here; a global sysctl that cannot be set per namespace) and restored on exit; every
+# server gets the same. RMEM=0 keeps the machine's default. The client-side drop counter
+# is printed with every figure so the effect is visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,8 +49,11 @@ SPID=""
 stop_server() {
   if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=""; fi
 }
+RMEM=${RMEM:-4194304}
+RMEM_OLD=$(sysctl -n net.core.rmem_default)
 cleanup() {
   stop_server
+  sysctl -qw net.core.rmem_default="$RMEM_OLD" || true
   ip netns del "$SRV" 2>/dev/null || true
   ip netns del "$CLI" 2>/dev/null || true
   rm -rf "$WORK"
@@ -48,6 +62,7 @@ trap cleanup EXIT INT TERM
 
 ip netns del "$SRV" 2>/dev/null || true
 ip netns del "$CLI" 2>/dev/null || true
+if [ "$RMEM" != 0 ]; then sysctl -qw net.core.rmem_default="$RMEM"; fi
 ip netns add "$SRV"; ip netns add "$CLI"
 ip link add "$SIF" netns "$SRV" type veth peer name "$CIF" netns "$CLI"
 ip -n "$SRV" addr add 10.77.0.1/16 dev "$SIF"
@@ -106,6 +121,11 @@ start_dnsmasq() {
   sleep 1
 }
 
+# UDP receive-buffer drops so far in namespace $1 (/proc/net/snmp Udp RcvbufErrors).
+rcvbuf() { ip netns exec "$1" awk '/^Udp:/ { if (++n == 2) print $6 }' /proc/net/snmp; }
+bufdrops_mark() { B0S=$(rcvbuf "$SRV"); B0C=$(rcvbuf "$CLI"); }
+bufdrops() { echo "socket-buffer drops: server $(($(rcvbuf "$SRV") - B0S)), perfdhcp $(($(rcvbuf "$CLI") - B0C))"; }
+
 # perfdhcp output → "completed_dora_per_s discover_drops request_drops"
 rate_step() {
   local out
@@ -120,19 +140,21 @@ rate_step() {
 
 declare -A BEST STORM
 cpu_cal=$(command -v sysbench >/dev/null && sysbench cpu --time=3 run 2>/dev/null | awk '/events per second/ {print $4}' || echo n/a)
-echo "# DHCP benchmark $(date -u +%FT%TZ), period ${PERIOD}s, load $(cut -d' ' -f1-3 /proc/loadavg), sysbench cpu ${cpu_cal}"
+echo "# DHCP benchmark $(date -u +%FT%TZ), period ${PERIOD}s, load $(cut -d' ' -f1-3 /proc/loadavg), sysbench cpu ${cpu_cal}, net.core.rmem_default $(sysctl -n net.core.rmem_default) (machine default ${RMEM_OLD})"
 for srv in $SERVERS; do
   case $srv in tabula) rates=$TABULA_RATES;; kea) rates=$KEA_RATES;; dnsmasq) rates=$DNSMASQ_RATES;; esac
   BEST[$srv]=0
   for r in $rates; do
     "start_$srv"
+    bufdrops_mark
     read -r done dd rd < <(rate_step "$r")
     stop_server
-    echo "$srv rate $r/s: completed ${done} DORA/s, drops DISCOVER=${dd} REQUEST=${rd}"
+    echo "$srv rate $r/s: completed ${done} DORA/s, drops DISCOVER=${dd} REQUEST=${rd}; $(bufdrops)"
     if [ "$dd" = "0" ] && [ "$rd" = "0" ]; then BEST[$srv]=$done; else break; fi
   done
   for n in $STORMS; do
     "start_$srv"
+    bufdrops_mark
     t0=$(date +%s.%N)
     out=$(timeout 300 ip netns exec "$CLI" taskset -c 1 perfdhcp -4 -l "$CIF" --scenario avalanche -R "$n" 2>&1 || true)
     t1=$(date +%s.%N)
@@ -140,7 +162,8 @@ for srv in $SERVERS; do
     acks=$(echo "$out" | awk '/Statistics for: REQUEST-ACK/ {s=1} s && /^received packets:/ {print $3; exit}')
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     STORM[$srv,$n]="${secs} s (${acks:-?} of $n ACKed)"
-    echo "$srv storm $n: ${STORM[$srv,$n]}"
+    took=$(echo "$out" | awk '/^It took/ {print $3}')
+    echo "$srv storm $n: ${STORM[$srv,$n]}; perfdhcp's own clock ${took:-?}; $(bufdrops)"
   done
 done
 echo

@@ -3,10 +3,12 @@
 //! Layers, from the bottom: [`boot`] (pure vocabulary), [`images`] (content-addressed
 //! blobs and manifests), [`store`] (the state database: queries only), [`inventory`] (the
 //! one policy seam: which machine boots what), [`catalog`] (publishing and retiring image
-//! versions), [`config`], and [`cli`]. Front ends (DHCP, TFTP, HTTP) only ask
+//! versions), [`build`] (image builds from root trees, tarballs and OCI images), [`config`],
+//! and [`cli`]. Front ends (DHCP, TFTP, HTTP) only ask
 //! [`inventory`]; they never decide for themselves and never call each other.
 
 pub mod boot;
+pub mod build;
 pub mod catalog;
 pub mod cli;
 pub mod config;

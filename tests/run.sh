@@ -16,6 +16,8 @@ APT_PACKAGES=(
   iproute2    # ip netns / veth for the DHCP namespace tests
   busybox-static  # udhcpc and udhcpd for the DHCP tests and lab_proxy.rs (conflicts with `busybox`; the lab needs the static one)
   isc-dhcp-client  # dhclient
+  debootstrap  # a real Debian root for `tabula image build` (images/debian/, tests/it/build_debian.rs)
+  squashfs-tools cpio zstd  # unsquashfs, cpio, zstd read back built images (tests/it/build.rs)
 )
 
 missing=()
@@ -46,3 +48,5 @@ echo "==> vagrant validate"
 (cd vagrant && vagrant validate)
 echo "==> cargo test"
 cargo test --locked --all-targets
+echo "==> cargo fuzz dhcp_decide (bounded: ${FUZZ_SECONDS:-60} s)"
+bash fuzz/run.sh "${FUZZ_SECONDS:-60}"

@@ -45,6 +45,9 @@ pub struct PublishRequest {
     pub rootfs: Option<PathBuf>,
     pub cmdline: String,
     pub annotations: BTreeMap<String, String>,
+    /// The manifest's `created` (RFC 3339); `None`: now. Builds pass their build time,
+    /// so the same input gives the same manifest digest.
+    pub created: Option<String>,
 }
 
 /// The outcome of a publish.
@@ -108,7 +111,9 @@ pub async fn publish(
             initrds,
             rootfs,
             cmdline: r.cmdline,
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            created: r.created.unwrap_or_else(|| {
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+            }),
             annotations: r.annotations,
         };
         m.validate()?;

@@ -38,6 +38,18 @@ pub(super) enum ImageCmd {
         #[arg(long = "annotation", value_name = "KEY=VALUE")]
         annotations: Vec<String>,
     },
+    /// Build and publish a version from a root filesystem: a directory, a rootfs tarball
+    /// (.tar, .tar.gz, .tar.zst, .tar.xz), an OCI image layout or a `docker save` archive
+    Build(super::build::BuildArgs),
+    /// Files added, removed and changed between two versions (NAME@VERSION, NAME:CHANNEL,
+    /// NAME@sha256:DIGEST), and kernel, initrd and command-line differences
+    Diff {
+        a: String,
+        b: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// List published versions and channels
     List,
     /// Show a version's manifest (NAME@VERSION, NAME:CHANNEL, or NAME for all versions)
@@ -98,6 +110,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
                 rootfs: rootfs.clone(),
                 cmdline: cmdline.clone(),
                 annotations: ann,
+                created: None,
             };
             match catalog::publish(ctx.blobs(), ctx.store(), req).await? {
                 Published::New { manifest } => println!("published {name}@{version} {manifest}"),
@@ -108,6 +121,8 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
                 }
             }
         }
+        ImageCmd::Build(args) => super::build::build(ctx, args).await?,
+        ImageCmd::Diff { a, b, json } => super::build::diff(ctx, a, b, *json).await?,
         ImageCmd::List => {
             let channels = ctx.store().channels().await?;
             let rows: Vec<Vec<String>> = ctx
@@ -199,11 +214,14 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
         }
         ImageCmd::Gc => {
             let r = catalog::gc(ctx.blobs(), ctx.store()).await?;
+            let builds = crate::build::clean_stale(&ctx.data_dir.join("build"))?;
             println!(
-                "removed {} blob(s), {} bytes, {} stale temporary file(s)",
+                "removed {} blob(s), {} bytes, {} stale temporary file(s), {} abandoned build director{}",
                 r.removed.len(),
                 r.bytes,
-                r.tmp_files
+                r.tmp_files,
+                builds,
+                if builds == 1 { "y" } else { "ies" }
             );
         }
         ImageCmd::Verify => {

@@ -5,6 +5,7 @@
 //!
 //! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
 
+mod build;
 mod events;
 mod explain;
 mod image;
@@ -183,6 +184,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub inventory: Inventory,
+    /// The state directory (builds work under `<data_dir>/build/`).
+    pub data_dir: PathBuf,
 }
 
 impl Ctx {
@@ -197,6 +200,7 @@ impl Ctx {
         };
         Ok(Ctx {
             inventory: Inventory::new(store, blobs, settings),
+            data_dir: config.data_dir.clone(),
         })
     }
 

@@ -16,6 +16,8 @@ pub(super) enum PinCmd {
     List,
     /// Show every change of TARGET's pin, oldest first
     History { target: String },
+    /// Move TARGET's pin back to the one before it (again: further back), from its history
+    Rollback { target: String },
 }
 
 pub(super) async fn run(ctx: &Ctx, cmd: &PinCmd) -> anyhow::Result<()> {
@@ -53,11 +55,23 @@ pub(super) async fn run(ctx: &Ctx, cmd: &PinCmd) -> anyhow::Result<()> {
                 .map(|c| {
                     vec![
                         time(c.at_ms),
+                        c.kind,
                         c.reference.unwrap_or_else(|| "(removed)".into()),
                     ]
                 })
                 .collect();
-            table(&["AT", "REFERENCE"], &rows);
+            if rows.is_empty() {
+                anyhow::bail!("{t} has never been pinned");
+            }
+            table(&["AT", "CHANGE", "REFERENCE"], &rows);
+        }
+        PinCmd::Rollback { target } => {
+            let t = PinTarget::parse_cli(target)?;
+            let (from, to) = ctx.inventory.rollback_pin(&t).await?;
+            println!(
+                "{t} -> {to} (rolled back from {})",
+                from.as_deref().unwrap_or("no pin")
+            );
         }
     }
     Ok(())

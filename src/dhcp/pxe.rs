@@ -49,7 +49,9 @@ impl VendorClass {
             let Some(value) = parts.next() else { break };
             match key {
                 "Arch" if value.len() == 5 => class.arch = value.parse().ok(),
-                "UNDI" if value.len() == 6 => {
+                // By bytes, not chars: a lossily decoded byte is 3 bytes long, so
+                // `value[..3]` could split it (found by `fuzz/run.sh`).
+                "UNDI" if value.len() == 6 && value.is_ascii() => {
                     class.undi = value[..3].parse().ok().zip(value[3..].parse().ok());
                 }
                 _ => {}
@@ -397,6 +399,15 @@ mod tests {
         assert_eq!(
             VendorClass::parse(b"PXEClient:Arch:xx"),
             VendorClass::Pxe(PxeClass::default())
+        );
+        // A non-UTF-8 byte becomes U+FFFD (3 bytes): "0\u{FFFD}30" is 6 bytes long
+        // but not splittable at byte 3 (libFuzzer found the panic).
+        assert_eq!(
+            VendorClass::parse(b"PXEClient:Arch:00000:UNDI:0\x8c30"),
+            VendorClass::Pxe(PxeClass {
+                arch: Some(0),
+                undi: None
+            })
         );
         assert_eq!(
             VendorClass::parse(b"udhcp 1.35.0"),

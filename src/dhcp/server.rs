@@ -98,7 +98,7 @@ pub async fn run(
                     _ = tokio::time::sleep(SNAPSHOT_REFRESH) => {}
                 }
                 match inventory.snapshot().await {
-                    Ok(s) => *svc.snapshot.write().unwrap_or_else(|p| p.into_inner()) = s,
+                    Ok(s) => svc.refresh(s),
                     Err(e) => tracing::warn!(error = %e, "inventory snapshot not refreshed"),
                 }
             }
@@ -111,21 +111,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Builds the lease table from config and inventory reservations and the stored leases.
-async fn restore(
-    config: &Config,
-    snap: &Snapshot,
-    store: &Store,
-) -> Result<LeaseTable, ServerError> {
-    let mut reservations = config.dhcp.reservations.clone();
+/// The fixed addresses: the config's `[[dhcp.reservations]]`, then every inventory
+/// machine with an address (for each of its MACs), unless the MAC or the address is
+/// already reserved by config.
+fn reservations(config: &Config, snap: &Snapshot) -> Vec<Reservation> {
+    let mut out = config.dhcp.reservations.clone();
     for m in &snap.machines {
         if let Some(address) = m.address {
             for mac in &m.macs {
-                if !reservations
-                    .iter()
-                    .any(|r| r.mac == *mac || r.address == address)
-                {
-                    reservations.push(Reservation {
+                if !out.iter().any(|r| r.mac == *mac || r.address == address) {
+                    out.push(Reservation {
                         mac: *mac,
                         address,
                         hostname: m.hostname.clone(),
@@ -134,6 +129,16 @@ async fn restore(
             }
         }
     }
+    out
+}
+
+/// Builds the lease table from config and inventory reservations and the stored leases.
+async fn restore(
+    config: &Config,
+    snap: &Snapshot,
+    store: &Store,
+) -> Result<LeaseTable, ServerError> {
+    let reservations = reservations(config, snap);
     let mut table = LeaseTable::new(&config.dhcp.subnets, &reservations, LeaseTimers::default());
     let rows = store.leases().await?;
     let n = rows.len();
@@ -277,6 +282,26 @@ impl Service {
         {
             tracing::warn!("lease committer gone: reply dropped");
         }
+    }
+
+    /// Installs a newer inventory snapshot; a machine given (or stripped of) a fixed
+    /// address since the last one changes the lease table's reservations at once.
+    fn refresh(&self, snap: Arc<Snapshot>) {
+        let mut cur = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        if cur.revision == snap.revision {
+            return;
+        }
+        if let Some(table) = &self.leases {
+            let res = reservations(&self.config, &snap);
+            let mut table = table.lock().unwrap_or_else(|p| p.into_inner());
+            if table.set_reservations(&res) {
+                tracing::info!(
+                    reservations = res.len(),
+                    "DHCP reservations updated from the inventory"
+                );
+            }
+        }
+        *cur = snap;
     }
 
     fn select(&self, req: &ClientRequest) -> Decision {

@@ -7,6 +7,7 @@
 
 mod blobs;
 pub mod cmdline;
+pub mod diff;
 mod manifest;
 pub mod names;
 

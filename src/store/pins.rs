@@ -18,6 +18,38 @@ pub struct PinChange {
     pub target: String,
     pub reference: Option<String>,
     pub at_ms: i64,
+    /// `set`, `rm` or `rollback`.
+    pub kind: String,
+}
+
+/// The pin a rollback goes back to: the history replayed as a stack (`set` and `rm`
+/// push, `rollback` pops back to the pin it restored); the current entry is popped,
+/// then removals, and the top is the answer. Pure.
+pub fn rollback_target(history: &[PinChange]) -> Option<String> {
+    let mut stack = replay(history);
+    stack.pop();
+    while let Some(None) = stack.last() {
+        stack.pop();
+    }
+    stack.pop().flatten()
+}
+
+fn replay(history: &[PinChange]) -> Vec<Option<String>> {
+    let mut stack: Vec<Option<String>> = Vec::new();
+    for c in history {
+        if c.kind == "rollback" {
+            stack.pop();
+            while let Some(None) = stack.last() {
+                stack.pop();
+            }
+            if stack.last() != Some(&c.reference) {
+                stack.push(c.reference.clone());
+            }
+        } else {
+            stack.push(c.reference.clone());
+        }
+    }
+    stack
 }
 
 impl Store {
@@ -34,14 +66,64 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO pin_history (target, reference, at_ms) VALUES ($1, $2, $3)")
-            .bind(target)
-            .bind(reference)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO pin_history (target, reference, at_ms, kind) VALUES ($1, $2, $3, 'set')",
+        )
+        .bind(target)
+        .bind(reference)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         commit_changed(tx).await?;
         Ok(())
+    }
+
+    /// Moves a pin back to the one before it ([`rollback_target`]) in one transaction,
+    /// recording a `rollback` entry. `allow` vets the reference first (still published?);
+    /// `Ok(None)` when there is no earlier pin or `allow` refused.
+    pub async fn rollback_pin(
+        &self,
+        target: &str,
+        allow: impl FnOnce(&str) -> bool,
+    ) -> Result<Option<(Option<String>, String)>, StoreError> {
+        let mut tx = self.begin().await?;
+        let history: Vec<PinChange> = sqlx::query_as(
+            "SELECT target, reference, at_ms, kind FROM pin_history WHERE target = $1 ORDER BY id",
+        )
+        .bind(target)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(to) = rollback_target(&history) else {
+            return Ok(None);
+        };
+        if !allow(&to) {
+            return Ok(None);
+        }
+        let from: Option<String> =
+            sqlx::query_scalar("SELECT reference FROM pins WHERE target = $1")
+                .bind(target)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO pins (target, reference, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (target) DO UPDATE SET reference = excluded.reference, updated_ms = excluded.updated_ms",
+        )
+        .bind(target)
+        .bind(&to)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO pin_history (target, reference, at_ms, kind) VALUES ($1, $2, $3, 'rollback')",
+        )
+        .bind(target)
+        .bind(&to)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        commit_changed(tx).await?;
+        Ok(Some((from, to)))
     }
 
     /// Removes a pin; returns whether it existed.
@@ -53,7 +135,9 @@ impl Store {
             .await?
             .rows_affected();
         if n > 0 {
-            sqlx::query("INSERT INTO pin_history (target, reference, at_ms) VALUES ($1, NULL, $2)")
+            sqlx::query(
+                "INSERT INTO pin_history (target, reference, at_ms, kind) VALUES ($1, NULL, $2, 'rm')",
+            )
                 .bind(target)
                 .bind(now_ms())
                 .execute(&mut *tx)
@@ -76,10 +160,47 @@ impl Store {
     /// The history of one target's pin, oldest first.
     pub async fn pin_history(&self, target: &str) -> Result<Vec<PinChange>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT target, reference, at_ms FROM pin_history WHERE target = $1 ORDER BY id",
+            "SELECT target, reference, at_ms, kind FROM pin_history WHERE target = $1 ORDER BY id",
         )
         .bind(target)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(entries: &[(&str, Option<&str>)]) -> Vec<PinChange> {
+        entries
+            .iter()
+            .map(|(kind, r)| PinChange {
+                target: "default".into(),
+                reference: r.map(String::from),
+                at_ms: 0,
+                kind: (*kind).into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rollbacks_walk_back_through_the_history() {
+        let mut hist = h(&[
+            ("set", Some("a@1")),
+            ("set", Some("a@2")),
+            ("set", Some("a@3")),
+        ]);
+        assert_eq!(rollback_target(&hist).as_deref(), Some("a@2"));
+        hist.extend(h(&[("rollback", Some("a@2"))]));
+        assert_eq!(rollback_target(&hist).as_deref(), Some("a@1"));
+        hist.extend(h(&[("rollback", Some("a@1"))]));
+        assert_eq!(rollback_target(&hist), None);
+        // A removal is skipped over; a removed pin comes back.
+        let hist = h(&[("set", Some("a@1")), ("rm", None), ("set", Some("a@2"))]);
+        assert_eq!(rollback_target(&hist).as_deref(), Some("a@1"));
+        let hist = h(&[("set", Some("a@1")), ("rm", None)]);
+        assert_eq!(rollback_target(&hist).as_deref(), Some("a@1"));
+        assert_eq!(rollback_target(&h(&[("set", Some("a@1"))])), None);
     }
 }

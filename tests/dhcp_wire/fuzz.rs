@@ -46,3 +46,16 @@ fn decode_and_decide_survives_mutations() {
         decode_and_decide(&b);
     }
 }
+
+/// Inputs on which `bash fuzz/run.sh` (libFuzzer) once found a panic: each must now pass.
+#[test]
+fn former_fuzz_crashes_pass() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz-crashes");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/fixtures/fuzz-crashes") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        decode_and_decide(&bytes);
+        n += 1;
+    }
+    assert!(n > 0, "no former crashes in {}", dir.display());
+}

@@ -404,3 +404,64 @@ fn leases_survive_kill_9_and_are_never_handed_out_twice() {
     let bound = leases(&env).into_iter().filter(|l| l.2 == "bound").count();
     assert_eq!(bound, 40);
 }
+
+#[test]
+fn fixed_address_given_while_serving_applies_without_restart() {
+    let env = Env::new();
+    env.ok(&["pin", "set", "default", "local"]);
+    let mut lab = Lab::new();
+    let (s, c) = (lab.ns("srv"), lab.ns("cli"));
+    let (vs, vc) = lab.veth(&s, &c, "f");
+    sh(&["ip", "-n", &s, "addr", "add", "10.99.6.1/24", "dev", &vs]);
+    let cfg = full_config(&vs, 6, "").replace("lease_time = \"6s\"", "lease_time = \"1h\"");
+    let _t = start_tabula(&env, &s, &cfg);
+    let dora_as = |m: [u8; 6], xid: u32| {
+        let vc = vc.clone();
+        in_ns(&c, move || {
+            let sock = udp(&vc, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68));
+            dora(&sock, SocketAddrV4::new(Ipv4Addr::BROADCAST, 67), m, xid).expect("lease")
+        })
+    };
+    let mac = [2, 0, 0, 0, 6, 1];
+    let first = dora_as(mac, 10);
+    assert!(
+        (100..=150).contains(&first.octets()[3]),
+        "pool address first: {first}"
+    );
+
+    // The operator gives the machine a fixed address; the running server picks it up
+    // (inventory re-read about every second) and moves the machine on its next DORA.
+    env.ok(&[
+        "machine",
+        "add",
+        "m6",
+        "--mac",
+        "02:00:00:00:06:01",
+        "--address",
+        "10.99.6.20",
+    ]);
+    let fixed = Ipv4Addr::new(10, 99, 6, 20);
+    let mut got = first;
+    let mut xid = 20;
+    wait_for("the fixed address", 15, || {
+        xid += 2;
+        got = dora_as(mac, xid);
+        got == fixed
+    });
+    // Its old pool address was released, and no other machine is given the fixed one.
+    let stored = leases(&env);
+    assert!(
+        stored
+            .iter()
+            .any(|l| l.0 == first.to_string() && l.2 == "released"),
+        "old address released: {stored:?}"
+    );
+    assert!(
+        stored
+            .iter()
+            .any(|l| l.0 == "10.99.6.20" && l.1 == "02:00:00:00:06:01" && l.2 == "bound"),
+        "{stored:?}"
+    );
+    let other = dora_as([2, 0, 0, 0, 6, 2], 900);
+    assert_ne!(other, fixed);
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::Env;
 
-const MAC: &str = "52:54:00:7a:b1:01";
+pub(crate) const MAC: &str = "52:54:00:7a:b1:01";
 /// TCG boots take 12-30 s here; a loaded shared machine can double that.
 const BOOT_LIMIT: Duration = Duration::from_secs(150);
 
@@ -84,21 +84,21 @@ impl Drop for Vm {
 }
 
 /// What one boot printed on its serial console, with seconds since QEMU started.
-struct Console {
+pub(crate) struct Console {
     lines: Vec<(f64, String)>,
     /// QEMU ended by itself (poweroff, reboot with -no-reboot) rather than being killed.
     exited: bool,
 }
 
 impl Console {
-    fn at(&self, needle: &str) -> Option<f64> {
+    pub(crate) fn at(&self, needle: &str) -> Option<f64> {
         self.lines
             .iter()
             .find(|(_, l)| l.contains(needle))
             .map(|(t, _)| *t)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.lines
             .iter()
             .map(|(t, l)| format!("[{t:7.2}] {l}\n"))
@@ -125,15 +125,15 @@ impl Console {
 }
 
 /// The plan `tabula explain` renders for MAC under `cfg`.
-struct Plan {
-    manifest: String,
+pub(crate) struct Plan {
+    pub manifest: String,
     kernel: PathBuf,
     initrd: PathBuf,
-    rootfs_hex: String,
-    cmdline: String,
+    pub rootfs_hex: String,
+    pub cmdline: String,
 }
 
-fn explain(env: &Env, cfg: &Path) -> Plan {
+pub(crate) fn explain(env: &Env, cfg: &Path) -> Plan {
     let out = env.ok(&["--config", cfg.to_str().unwrap(), "explain", MAC, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["decision"]["action"], "boot", "{out}");
@@ -152,7 +152,7 @@ fn explain(env: &Env, cfg: &Path) -> Plan {
 }
 
 /// The QEMU command line of one direct boot (the report quotes it).
-fn qemu_command(plan: &Plan) -> Command {
+fn qemu_command(plan: &Plan, memory_mib: u32) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
     c.args([
         "-name",
@@ -169,7 +169,7 @@ fn qemu_command(plan: &Plan) -> Command {
         "-machine",
         "pc",
         "-m",
-        "512",
+        &memory_mib.to_string(),
         "-smp",
         "1",
         "-chardev",
@@ -193,9 +193,20 @@ fn qemu_command(plan: &Plan) -> Command {
 /// Boots the plan and reads the console until `done` matches a line (then gives QEMU a
 /// moment to power off), QEMU exits, or BOOT_LIMIT passes. Keeps the log in `log_path`.
 fn boot(plan: &Plan, log_path: &Path, done: impl Fn(&str) -> bool) -> Console {
+    boot_with(plan, log_path, 512, BOOT_LIMIT, done)
+}
+
+/// [`boot`] with the guest's memory and the time limit chosen.
+pub(crate) fn boot_with(
+    plan: &Plan,
+    log_path: &Path,
+    memory_mib: u32,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> Console {
     let started = Instant::now();
     let mut vm = Vm {
-        child: qemu_command(plan)
+        child: qemu_command(plan, memory_mib)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -228,7 +239,7 @@ fn boot(plan: &Plan, log_path: &Path, done: impl Fn(&str) -> bool) -> Console {
         lines: Vec::new(),
         exited: false,
     };
-    let mut deadline = started + BOOT_LIMIT;
+    let mut deadline = started + limit;
     let mut finished = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -254,7 +265,7 @@ fn boot(plan: &Plan, log_path: &Path, done: impl Fn(&str) -> bool) -> Console {
 }
 
 /// Every stored event of MAC, oldest first.
-fn events(env: &Env) -> Vec<serde_json::Value> {
+pub(crate) fn events(env: &Env) -> Vec<serde_json::Value> {
     env.ok(&["events", MAC, "--json", "--last", "100000"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -262,7 +273,7 @@ fn events(env: &Env) -> Vec<serde_json::Value> {
 }
 
 /// Events newer than `after_id` that satisfy `want`, waiting up to 10 s for one.
-fn wait_events(
+pub(crate) fn wait_events(
     env: &Env,
     after_id: i64,
     want: impl Fn(&serde_json::Value) -> bool,
@@ -280,7 +291,7 @@ fn wait_events(
     }
 }
 
-fn last_id(env: &Env) -> i64 {
+pub(crate) fn last_id(env: &Env) -> i64 {
     events(env)
         .last()
         .map(|e| e["id"].as_i64().unwrap())

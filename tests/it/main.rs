@@ -4,6 +4,8 @@
 // Test helpers outside #[test] functions unwrap freely too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod build;
+mod build_debian;
 mod cli_errors;
 mod common;
 mod crash;

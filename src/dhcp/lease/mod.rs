@@ -15,6 +15,7 @@
 
 mod pool;
 mod record;
+mod reserve;
 #[cfg(test)]
 mod tests;
 
@@ -151,9 +152,7 @@ impl LeaseTable {
         }
         self.expire(now);
         let until = now + self.timers.offer_hold;
-        if let Some(&ip) = self.reserved_mac.get(&mac)
-            && self.subnets[s].contains(ip)
-        {
+        if let Some(ip) = self.usable_reservation(mac, s) {
             return Ok(self.hold(ip, s, mac, until));
         }
         if let Some(&ip) = self.by_mac.get(&mac)
@@ -207,8 +206,7 @@ impl LeaseTable {
             return Err(NakReason::WrongSubnet(ip));
         }
         self.expire(now);
-        if let Some(&r) = self.reserved_mac.get(&mac)
-            && self.subnets[s].contains(r)
+        if let Some(r) = self.usable_reservation(mac, s)
             && r != raw
         {
             return Err(NakReason::HasReservation(Ipv4Addr::from(r)));
@@ -358,7 +356,18 @@ impl LeaseTable {
             self.transition(old, slot.subnet, mac, SlotState::Free { since: until });
         }
         self.transition(ip, s, mac, SlotState::Offered { until });
-        self.claim(mac, ip);
+        // A bound lease elsewhere keeps the MAC's affinity until the REQUEST: then
+        // `leave_previous` finds and releases it (else it would linger until expiry).
+        let bound_elsewhere = self.by_mac.get(&mac).is_some_and(|&old| {
+            old != ip
+                && self
+                    .slots
+                    .get(&old)
+                    .is_some_and(|x| x.owner == mac && matches!(x.state, SlotState::Bound { .. }))
+        });
+        if !bound_elsewhere {
+            self.claim(mac, ip);
+        }
         Ipv4Addr::from(ip)
     }
 

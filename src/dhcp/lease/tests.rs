@@ -279,3 +279,62 @@ fn many_clients_stay_distinct() {
         tb.request(NET, mac(n), a, t(0)).unwrap();
     }
 }
+
+fn reserve(m: Mac, last: u8) -> Reservation {
+    Reservation {
+        mac: m,
+        address: ip(last),
+        hostname: None,
+    }
+}
+
+#[test]
+fn reservation_added_while_serving_waits_for_the_holder() {
+    let mut tb = table(100, 103, &[]);
+    assert_eq!(dora(&mut tb, mac(1), t(0)).lease.ip, ip(100));
+    assert!(tb.set_reservations(&[reserve(mac(7), 100)]));
+    assert!(!tb.set_reservations(&[reserve(mac(7), 100)]), "no change");
+    // mac(1) holds .100: mac(7) gets a pool address meanwhile, without a NAK loop.
+    let a = tb.offer(NET, mac(7), None, t(1)).unwrap();
+    assert_ne!(a, ip(100));
+    assert!(tb.request(NET, mac(7), a, t(1)).is_ok());
+    // The holder's renewal is refused; once it lets go, the reservation applies.
+    assert_eq!(
+        tb.request(NET, mac(1), ip(100), t(2)),
+        Err(NakReason::ReservedForOther(ip(100)))
+    );
+    tb.release(mac(1), ip(100), t(3));
+    assert_eq!(tb.offer(NET, mac(7), None, t(4)), Ok(ip(100)));
+    assert_eq!(
+        tb.request(NET, mac(7), a, t(4)),
+        Err(NakReason::HasReservation(ip(100)))
+    );
+    let g = tb.request(NET, mac(7), ip(100), t(4)).unwrap();
+    // Moving to the reservation releases the pool address (persisted, and reusable).
+    assert!(
+        g.changes.iter().any(|c| matches!(c,
+            LeaseChange::Upsert(l) if l.ip == a && l.state == LeaseState::Released)),
+        "{:?}",
+        g.changes
+    );
+    assert_eq!(tb.lease_of(mac(7), t(4)).map(|l| l.ip), Some(ip(100)));
+}
+
+#[test]
+fn reservation_changes_move_free_addresses_in_and_out_of_the_pool() {
+    let mut tb = table(100, 101, &[]);
+    dora(&mut tb, mac(1), t(0));
+    dora(&mut tb, mac(2), t(0));
+    tb.release(mac(1), ip(100), t(1));
+    tb.release(mac(2), ip(101), t(1));
+    // .100 is free but now reserved: nobody else is offered it.
+    tb.set_reservations(&[reserve(mac(7), 100)]);
+    assert_eq!(tb.offer(NET, mac(3), None, t(2)), Ok(ip(101)));
+    assert!(
+        tb.offer(NET, mac(4), None, t(2)).is_err(),
+        "only .100 left, reserved"
+    );
+    // Reservation removed: .100 circulates again.
+    tb.set_reservations(&[]);
+    assert_eq!(tb.offer(NET, mac(4), None, t(3)), Ok(ip(100)));
+}
