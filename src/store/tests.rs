@@ -126,8 +126,8 @@ async fn events_append_and_filter() {
     assert_eq!(only_a[1].event.stage, BootStage::Booted);
     let after = s.events(None, only_a[0].id, 100).await.unwrap();
     assert_eq!(after.len(), 2);
-    // Batches larger than one statement keep their order.
-    let many: Vec<BootEvent> = (0..450)
+    // Batches of every statement size (471 = 7 x 64 + 16 + 4 + 3 x 1) keep their order.
+    let many: Vec<BootEvent> = (0..471)
         .map(|i| BootEvent {
             at_ms: i,
             ..ev(b, BootStage::Progress)
@@ -135,7 +135,7 @@ async fn events_append_and_filter() {
         .collect();
     s.append_events(&many).await.unwrap();
     let got = s.events(Some(b), 0, 1000).await.unwrap();
-    assert_eq!(got.len(), 451);
+    assert_eq!(got.len(), 472);
     assert!(
         got[1..]
             .iter()
