@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -24,7 +23,7 @@ use tokio::net::TcpStream;
 
 use super::wire::HeadWriter;
 use super::{HttpState, script};
-use crate::boot::{BootEvent, BootStage, Digest, Firmware, Mac};
+use crate::boot::{BootStage, Digest, EventText, Firmware, Mac};
 use crate::inventory::{Decision, Facts, Snapshot, select};
 
 /// Most answers kept; past that the cache starts over.
@@ -55,9 +54,51 @@ impl Reply {
 struct EventTemplate {
     stage: BootStage,
     manifest: Option<Digest>,
-    detail: serde_json::Map<String, serde_json::Value>,
-    /// Whether the detail carries the requester's address.
+    /// The detail's JSON text without its closing brace.
+    detail_open: String,
+    /// Whether the detail ends with the requester's address (`"peer"`).
     with_peer: bool,
+}
+
+impl EventTemplate {
+    fn new(
+        stage: BootStage,
+        manifest: Option<Digest>,
+        detail: &serde_json::Value,
+        with_peer: bool,
+    ) -> EventTemplate {
+        let mut detail_open = detail.to_string();
+        // An object always ends with its brace.
+        detail_open.pop();
+        EventTemplate {
+            stage,
+            manifest,
+            detail_open,
+            with_peer,
+        }
+    }
+
+    /// The detail for a request from `peer` (IP address text, which needs no escaping).
+    fn detail(&self, peer: Option<&str>) -> String {
+        let mut d = String::with_capacity(self.detail_open.len() + 48);
+        d.push_str(&self.detail_open);
+        if self.with_peer {
+            if !d.ends_with('{') {
+                d.push(',');
+            }
+            d.push_str("\"peer\":");
+            match peer {
+                Some(p) => {
+                    d.push('"');
+                    d.push_str(p);
+                    d.push('"');
+                }
+                None => d.push_str("null"),
+            }
+        }
+        d.push('}');
+        d
+    }
 }
 
 #[derive(Debug)]
@@ -139,7 +180,7 @@ pub async fn answer(
     st: &HttpState,
     mac: &str,
     q: &BTreeMap<String, String>,
-    peer: Option<IpAddr>,
+    peer: Option<&str>,
 ) -> Reply {
     let Ok(mac) = mac.parse::<Mac>() else {
         return Reply::plain(
@@ -176,16 +217,12 @@ pub async fn answer(
         }
     };
     let t = &answer.event;
-    let mut detail = t.detail.clone();
-    if t.with_peer {
-        detail.insert("peer".into(), peer.map(|p| p.to_string()).into());
-    }
-    st.events.record(BootEvent {
+    st.events.record_text(EventText {
         at_ms: crate::events::now_ms(),
         mac,
         stage: t.stage,
         manifest: t.manifest,
-        detail: serde_json::Value::Object(detail),
+        detail: t.detail(peer),
     });
     answer.reply.clone()
 }
@@ -212,10 +249,6 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
             serde_json::json!({"reason": reason, "via": "http"}),
         ),
     };
-    let object = |v: serde_json::Value| match v {
-        serde_json::Value::Object(m) => m,
-        _ => serde_json::Map::new(),
-    };
     match script::render(&sel, base_url) {
         Ok(text) => Answer {
             reply: Reply {
@@ -223,12 +256,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
                 no_store: true,
                 body: Bytes::from(text),
             },
-            event: EventTemplate {
-                stage,
-                manifest,
-                detail: object(detail),
-                with_peer: true,
-            },
+            event: EventTemplate::new(stage, manifest, &detail, true),
         },
         Err(e) => Answer {
             reply: Reply::plain(
@@ -238,12 +266,12 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
                     script::echo_text(&e.to_string())
                 ),
             ),
-            event: EventTemplate {
-                stage: BootStage::Failed,
+            event: EventTemplate::new(
+                BootStage::Failed,
                 manifest,
-                detail: object(serde_json::json!({"reason": e.to_string(), "via": "http"})),
-                with_peer: false,
-            },
+                &serde_json::json!({"reason": e.to_string(), "via": "http"}),
+                false,
+            ),
         },
     }
 }
@@ -286,7 +314,7 @@ pub async fn send(
     st: &HttpState,
     req: Request,
     head_only: bool,
-    peer: IpAddr,
+    peer: &str,
     keep_alive: bool,
 ) -> io::Result<()> {
     let reply = answer(st, &req.mac, &req.query, Some(peer)).await;
@@ -307,6 +335,24 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_detail_gets_the_peer() {
+        let v = serde_json::json!({"image": "a\"b", "rule": null});
+        let t = EventTemplate::new(BootStage::ScriptSent, None, &v, true);
+        let d: serde_json::Value = serde_json::from_str(&t.detail(Some("10.0.0.9"))).unwrap();
+        assert_eq!(
+            d,
+            serde_json::json!({"image": "a\"b", "rule": null, "peer": "10.0.0.9"})
+        );
+        let d: serde_json::Value = serde_json::from_str(&t.detail(None)).unwrap();
+        assert_eq!(d["peer"], serde_json::Value::Null);
+        let t = EventTemplate::new(BootStage::Failed, None, &serde_json::json!({}), true);
+        assert_eq!(t.detail(Some("::1")), r#"{"peer":"::1"}"#);
+        let t = EventTemplate::new(BootStage::Failed, None, &v, false);
+        let d: serde_json::Value = serde_json::from_str(&t.detail(Some("x"))).unwrap();
+        assert_eq!(d, v);
+    }
 
     #[test]
     fn targets_the_fast_path_takes() {

@@ -79,7 +79,9 @@ pub async fn run(
 
 /// The client's IP address, as text, when known.
 pub(crate) fn peer_ip(req: &Request) -> Option<String> {
-    peer_addr(req).map(|ip| ip.to_string())
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
 }
 
 async fn script_query(
@@ -88,7 +90,7 @@ async fn script_query(
     req: Request,
 ) -> Response {
     let mac = q.get("mac").cloned().unwrap_or_default();
-    script(&st, &mac, &q, peer_addr(&req)).await
+    script(&st, &mac, &q, peer_ip(&req)).await
 }
 
 async fn script_path(
@@ -97,22 +99,16 @@ async fn script_path(
     Query(q): Query<BTreeMap<String, String>>,
     req: Request,
 ) -> Response {
-    script(&st, &mac, &q, peer_addr(&req)).await
-}
-
-fn peer_addr(req: &Request) -> Option<std::net::IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+    script(&st, &mac, &q, peer_ip(&req)).await
 }
 
 async fn script(
     st: &HttpState,
     mac: &str,
     q: &BTreeMap<String, String>,
-    peer: Option<std::net::IpAddr>,
+    peer: Option<String>,
 ) -> Response {
-    let reply = boot_script::answer(st, mac, q, peer).await;
+    let reply = boot_script::answer(st, mac, q, peer.as_deref()).await;
     let mut res = (
         reply.status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

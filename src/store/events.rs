@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::boot::{BootEvent, Mac};
+use crate::boot::{BootEvent, EventText, Mac};
 
 /// Rows per INSERT statement, largest first; a batch is split greedily (1 must be last).
 pub const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
@@ -40,6 +40,12 @@ impl Store {
     /// boot-storm rates, and fixed texts are prepared once and then reused from the
     /// connection's statement cache instead of being parsed for every batch.
     pub async fn append_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
+        let texts: Vec<EventText> = events.iter().map(EventText::from).collect();
+        self.append_texts(&texts).await
+    }
+
+    /// [`Store::append_events`] for events whose detail is JSON text already.
+    pub async fn append_texts(&self, events: &[EventText]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let mut rest = events;
         while !rest.is_empty() {
@@ -55,7 +61,7 @@ impl Store {
                     .bind(e.mac.to_string())
                     .bind(e.stage.as_str())
                     .bind(e.manifest.map(|d| d.to_string()))
-                    .bind(e.detail.to_string());
+                    .bind(e.detail.as_str());
             }
             q.execute(&mut *tx).await?;
             rest = after;
