@@ -12,7 +12,7 @@ if [ -n "${MISSING:-}" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $MISSING >/dev/null
 fi
 cargo build --release --locked -q
-TABULA=$PWD/target/release/tabula
+TABULA=${CARGO_TARGET_DIR:-$PWD/target}/release/tabula
 
 W=$(mktemp -d /tmp/tabula-bench-http.XXXXXX)
 PIDS=()

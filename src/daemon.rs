@@ -170,6 +170,8 @@ pub async fn run(
             events: sink.clone(),
             base_url: config.http.public_url.clone(),
             loader_dir: config.tftp.root.clone(),
+            files: Default::default(),
+            scripts: Default::default(),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {

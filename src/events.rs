@@ -11,20 +11,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::boot::BootEvent;
+use crate::boot::{BootEvent, EventText};
 use crate::store::Store;
 
 /// Where front ends send boot events. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct EventSink {
-    tx: mpsc::Sender<BootEvent>,
+    tx: mpsc::Sender<EventText>,
     dropped: Arc<AtomicU64>,
 }
 
 /// The receiving end, for [`write_events`].
 #[derive(Debug)]
 pub struct EventQueue {
-    rx: mpsc::Receiver<BootEvent>,
+    rx: mpsc::Receiver<EventText>,
 }
 
 /// A sink and its queue holding at most `capacity` unwritten events.
@@ -42,6 +42,11 @@ pub fn channel(capacity: usize) -> (EventSink, EventQueue) {
 impl EventSink {
     /// Queues an event; never waits.
     pub fn record(&self, event: BootEvent) {
+        self.record_text(EventText::from(&event));
+    }
+
+    /// Queues an event whose detail is JSON text already; never waits.
+    pub fn record_text(&self, event: EventText) {
         tracing::info!(mac = %event.mac, stage = %event.stage, detail = %event.detail, "boot event");
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -72,7 +77,7 @@ pub async fn write_events(store: Store, mut queue: EventQueue) {
             }
         }
         let mut tries = 0;
-        while let Err(e) = store.append_events(&batch).await {
+        while let Err(e) = store.append_texts(&batch).await {
             tries += 1;
             if tries >= 3 {
                 tracing::error!(error = %e, lost = batch.len(), "cannot store boot events");

@@ -98,3 +98,28 @@ pub struct BootEvent {
     /// Free-form facts (bytes, seconds, reason, peer), as a JSON object.
     pub detail: serde_json::Value,
 }
+
+/// A [`BootEvent`] with its detail already JSON text: what the store writes, and what a
+/// hot path that records the same detail over and over (the boot-script route) renders
+/// once and reuses, instead of building a `serde_json::Value` per event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventText {
+    pub at_ms: i64,
+    pub mac: Mac,
+    pub stage: BootStage,
+    pub manifest: Option<Digest>,
+    /// A JSON object, as text.
+    pub detail: String,
+}
+
+impl From<&BootEvent> for EventText {
+    fn from(e: &BootEvent) -> EventText {
+        EventText {
+            at_ms: e.at_ms,
+            mac: e.mac,
+            stage: e.stage,
+            manifest: e.manifest,
+            detail: e.detail.to_string(),
+        }
+    }
+}

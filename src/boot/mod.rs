@@ -29,7 +29,7 @@ mod mac;
 mod plan;
 
 pub use digest::{Digest, DigestError};
-pub use event::{BootEvent, BootStage};
+pub use event::{BootEvent, BootStage, EventText};
 pub use firmware::{Arch, Firmware, FirmwareError};
 pub use mac::{Mac, MacError};
 pub use plan::{BlobRef, BootPlan};

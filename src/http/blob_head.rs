@@ -8,18 +8,59 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 
+use super::wire::HeadWriter;
 use crate::boot::Digest;
 
 /// `Cache-Control` of content-addressed bytes: they can never change.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
+/// The `ETag` of a blob: its digest, quoted.
+pub fn etag_of(digest: &Digest) -> String {
+    format!("\"{digest}\"")
+}
+
+/// What `Content-Range` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes first-last/size`.
+    Bytes { first: u64, last: u64, size: u64 },
+    /// `bytes */size`.
+    Unsatisfied { size: u64 },
+}
+
 /// The response head and what to send after it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct BlobHead {
     pub status: StatusCode,
-    pub headers: Vec<(&'static str, String)>,
+    /// `Content-Length` (and `Content-Type`); `None` for 304, which only revalidates.
+    pub content_length: Option<u64>,
+    pub content_range: Option<ContentRange>,
     /// `(first byte, length)` of the body; `None` for no body.
     pub body: Option<(u64, u64)>,
+}
+
+impl BlobHead {
+    /// Writes the head: validators and caching first, then type, range and length.
+    pub fn write(&self, out: &mut Vec<u8>, etag: &str, keep_alive: bool) {
+        let mut h = HeadWriter::new(out, self.status);
+        h.header("etag", etag.as_bytes())
+            .header("cache-control", IMMUTABLE.as_bytes())
+            .header("accept-ranges", b"bytes");
+        if let Some(len) = self.content_length {
+            h.header("content-type", b"application/octet-stream");
+            match self.content_range {
+                Some(ContentRange::Bytes { first, last, size }) => {
+                    h.content_range(first, last, size);
+                }
+                Some(ContentRange::Unsatisfied { size }) => {
+                    h.header("content-range", format!("bytes */{size}").as_bytes());
+                }
+                None => {}
+            }
+            h.number("content-length", len);
+        }
+        h.finish(keep_alive);
+    }
 }
 
 fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
@@ -32,22 +73,17 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-/// Decides the response to a GET (HEAD sends the same head without the body).
-pub fn decide(headers: &HeaderMap, digest: &Digest, size: u64) -> BlobHead {
-    let etag = format!("\"{digest}\"");
-    let mut out = vec![
-        ("etag", etag.clone()),
-        ("cache-control", IMMUTABLE.to_string()),
-        ("accept-ranges", "bytes".to_string()),
-    ];
-    if etag_matches(headers, &etag) {
+/// Decides the response to a GET (HEAD sends the same head without the body) of a blob
+/// whose `ETag` is `etag` ([`etag_of`]).
+pub fn decide(headers: &HeaderMap, etag: &str, size: u64) -> BlobHead {
+    if etag_matches(headers, etag) {
         return BlobHead {
             status: StatusCode::NOT_MODIFIED,
-            headers: out,
+            content_length: None,
+            content_range: None,
             body: None,
         };
     }
-    out.push(("content-type", "application/octet-stream".to_string()));
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -56,14 +92,13 @@ pub fn decide(headers: &HeaderMap, digest: &Digest, size: u64) -> BlobHead {
         Some(Ok(ranges)) if ranges.len() == 1 => {
             let (first, last) = (*ranges[0].start(), *ranges[0].end());
             if size == 0 || first > last {
-                return unsatisfiable(out, size);
+                return unsatisfiable(size);
             }
             let len = last - first + 1;
-            out.push(("content-range", format!("bytes {first}-{last}/{size}")));
-            out.push(("content-length", len.to_string()));
             BlobHead {
                 status: StatusCode::PARTIAL_CONTENT,
-                headers: out,
+                content_length: Some(len),
+                content_range: Some(ContentRange::Bytes { first, last, size }),
                 body: Some((first, len)),
             }
         }
@@ -72,24 +107,21 @@ pub fn decide(headers: &HeaderMap, digest: &Digest, size: u64) -> BlobHead {
         Some(Err(
             http_range_header::RangeUnsatisfiableError::FileSuffixOutOfBounds
             | http_range_header::RangeUnsatisfiableError::RangeReversed,
-        )) => unsatisfiable(out, size),
-        _ => {
-            out.push(("content-length", size.to_string()));
-            BlobHead {
-                status: StatusCode::OK,
-                headers: out,
-                body: Some((0, size)),
-            }
-        }
+        )) => unsatisfiable(size),
+        _ => BlobHead {
+            status: StatusCode::OK,
+            content_length: Some(size),
+            content_range: None,
+            body: Some((0, size)),
+        },
     }
 }
 
-fn unsatisfiable(mut out: Vec<(&'static str, String)>, size: u64) -> BlobHead {
-    out.push(("content-range", format!("bytes */{size}")));
-    out.push(("content-length", "0".to_string()));
+fn unsatisfiable(size: u64) -> BlobHead {
     BlobHead {
         status: StatusCode::RANGE_NOT_SATISFIABLE,
-        headers: out,
+        content_length: Some(0),
+        content_range: Some(ContentRange::Unsatisfied { size }),
         body: None,
     }
 }
@@ -104,33 +136,45 @@ mod tests {
         h
     }
 
-    fn header<'a>(b: &'a BlobHead, name: &str) -> Option<&'a str> {
-        b.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+    /// A header of the head as written.
+    fn header(b: &BlobHead, name: &str) -> Option<String> {
+        let mut out = Vec::new();
+        b.write(&mut out, "\"e\"", true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("\r\n\r\n") && !text.contains("connection"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
     }
 
     #[test]
     fn whole_blob_and_conditional() {
         let d = Digest::of(b"x");
-        let b = decide(&HeaderMap::new(), &d, 100);
+        let e = etag_of(&d);
+        assert_eq!(e, format!("\"{d}\""));
+        let b = decide(&HeaderMap::new(), &e, 100);
         assert_eq!((b.status, b.body), (StatusCode::OK, Some((0, 100))));
-        assert_eq!(header(&b, "etag"), Some(format!("\"{d}\"").as_str()));
-        assert_eq!(header(&b, "content-length"), Some("100"));
+        assert_eq!(header(&b, "etag").as_deref(), Some("\"e\""));
+        assert_eq!(header(&b, "content-length").as_deref(), Some("100"));
+        assert_eq!(
+            header(&b, "content-type").as_deref(),
+            Some("application/octet-stream")
+        );
+        assert_eq!(header(&b, "cache-control").as_deref(), Some(IMMUTABLE));
         let b = decide(
             &with("if-none-match", &format!("\"x\", W/\"{d}\"")),
-            &d,
+            &e,
             100,
         );
         assert_eq!((b.status, b.body), (StatusCode::NOT_MODIFIED, None));
-        let b = decide(&with("if-none-match", "\"other\""), &d, 100);
+        assert_eq!(header(&b, "content-length"), None);
+        let b = decide(&with("if-none-match", "\"other\""), &e, 100);
         assert_eq!(b.status, StatusCode::OK);
     }
 
     #[test]
     fn ranges() {
-        let d = Digest::of(b"x");
+        let d = etag_of(&Digest::of(b"x"));
         for (r, first, len) in [
             ("bytes=0-0", 0, 1),
             ("bytes=10-19", 10, 10),
@@ -145,14 +189,16 @@ mod tests {
                 "{r}"
             );
             let want = format!("bytes {first}-{}/100", first + len - 1);
-            assert_eq!(header(&b, "content-range"), Some(want.as_str()));
+            assert_eq!(header(&b, "content-range"), Some(want));
+            assert_eq!(header(&b, "content-length"), Some(len.to_string()));
         }
         let b = decide(&with("range", "bytes=100-"), &d, 100);
         assert_eq!(
             (b.status, b.body),
             (StatusCode::RANGE_NOT_SATISFIABLE, None)
         );
-        assert_eq!(header(&b, "content-range"), Some("bytes */100"));
+        assert_eq!(header(&b, "content-range").as_deref(), Some("bytes */100"));
+        assert_eq!(header(&b, "content-length").as_deref(), Some("0"));
         let b = decide(&with("range", "bytes=0-1,5-6"), &d, 100);
         assert_eq!(
             (b.status, b.body),

@@ -5,7 +5,8 @@
 //! read into memory and copied out again, with a blocking-pool hop per chunk; measured
 //! against nginx on these machines that lost 10-25 % on 1 MiB files and random ranges.
 //! `sendfile` moves page-cache pages to the socket in the kernel: two syscalls per
-//! request. The price: this module writes the HTTP/1.1 response head itself (the decision
+//! request (open files are kept briefly by digest, [`super::blob_files`], so not even an
+//! `open` per request). The price: this module writes the HTTP/1.1 response head itself (the decision
 //! is the pure [`super::blob_head::decide`]), and a `sendfile` of bytes not yet in the
 //! page cache blocks its worker thread for the disk read, as nginx's does.
 //!
@@ -16,14 +17,17 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
+use nix::sys::socket::MsgFlags;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::HttpState;
-use super::blob_head::{BlobHead, decide};
+use super::blob_head::decide;
+use super::wire::HeadWriter;
 use crate::boot::{BootEvent, BootStage, Digest, Mac};
 
 /// A stalled reader is given up after this long without progress.
@@ -58,45 +62,57 @@ pub async fn send(
     keep_alive: bool,
 ) -> io::Result<()> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let opened = digest_of(path).and_then(|d| {
-        let f = std::fs::File::open(st.blobs.path(&d)).ok()?;
-        let len = f.metadata().ok().filter(|m| m.is_file())?.len();
-        Some((d, f, len))
-    });
-    let Some((digest, file, size)) = opened else {
+    let opened = digest_of(path).and_then(|d| Some((d, st.files.get(&st.blobs, &d)?)));
+    let mut out = Vec::with_capacity(320);
+    let Some((digest, blob)) = opened else {
         let body = b"no such blob\n";
-        let head = super::conn::head(
-            StatusCode::NOT_FOUND,
-            &[
-                ("content-type", "text/plain; charset=utf-8".into()),
-                ("content-length", body.len().to_string()),
-            ],
-            keep_alive,
-        );
-        stream.write_all(&head).await?;
+        let mut h = HeadWriter::new(&mut out, StatusCode::NOT_FOUND);
+        h.header("content-type", b"text/plain; charset=utf-8")
+            .number("content-length", body.len() as u64);
+        h.finish(keep_alive);
         if !head_only {
-            stream.write_all(body).await?;
+            out.extend_from_slice(body);
         }
-        return Ok(());
+        return stream.write_all(&out).await;
     };
-    let BlobHead {
-        status,
-        headers: out,
-        body,
-    } = decide(headers, &digest, size);
-    stream
-        .write_all(&super::conn::head(status, &out, keep_alive))
-        .await?;
-    let Some((first, len)) = body.filter(|_| !head_only) else {
-        return Ok(());
+    let size = blob.size;
+    let decided = decide(headers, &blob.etag, size);
+    decided.write(&mut out, &blob.etag, keep_alive);
+    let Some((first, len)) = decided.body.filter(|_| !head_only) else {
+        return stream.write_all(&out).await;
     };
+    // The head goes out with the first body bytes, not in a packet of its own.
+    send_more(stream, &out).await?;
     let started = Instant::now();
-    let sent = sendfile_all(stream, &file, first, len).await;
+    let sent = sendfile_all(stream, &blob.file, first, len).await;
     let bytes = *sent.as_ref().unwrap_or(&0);
-    if status == StatusCode::OK {
+    if decided.status == StatusCode::OK && !query.is_empty() {
         record(st, query, digest, bytes, size, started.elapsed(), peer);
     }
     sent.map(|_| ())
+}
+
+/// Writes `buf` with `MSG_MORE`: the kernel holds a partial segment for the data that
+/// follows (the `sendfile`), as `TCP_CORK` would, without two extra system calls.
+async fn send_more(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        tokio::time::timeout(WRITE_STALL, stream.writable())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        match stream.try_io(Interest::WRITABLE, || {
+            nix::sys::socket::send(
+                stream.as_raw_fd(),
+                buf,
+                MsgFlags::from_bits_retain(libc::MSG_MORE),
+            )
+            .map_err(io::Error::from)
+        }) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn sendfile_all(

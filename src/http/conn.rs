@@ -1,6 +1,6 @@
 //! HTTP/1.1 connections: accept, read request heads with `httparse`, send blob requests
-//! down the `sendfile` path ([`super::blobs`]) and everything else through the axum
-//! [`Router`], keep-alive, timeouts and graceful shutdown.
+//! down the `sendfile` path ([`super::blobs`]), boot scripts straight to
+//! [`super::boot_script`], and everything else through the axum [`Router`], keep-alive, timeouts and graceful shutdown.
 //!
 //! Written here rather than using hyper's server because hyper cannot hand a socket to
 //! `sendfile` (see `blobs.rs` for the measurements). Scope is deliberately small: HTTP/1.0
@@ -11,7 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use super::{HttpState, blobs};
+use super::wire::HeadWriter;
+use super::{HttpState, blobs, boot_script};
 
 /// Largest request head.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -67,26 +68,13 @@ pub async fn serve(
 
 /// A response head: status line, the given headers, `date`, and `connection: close`
 /// when the connection ends after this response.
-pub fn head(status: StatusCode, headers: &[(&str, String)], keep_alive: bool) -> Vec<u8> {
+pub fn head(status: StatusCode, headers: &[(&str, &str)], keep_alive: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(
-        format!(
-            "HTTP/1.1 {} {}\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .as_bytes(),
-    );
+    let mut h = HeadWriter::new(&mut out, status);
     for (k, v) in headers {
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        h.header(k, v.as_bytes());
     }
-    out.extend_from_slice(
-        format!("date: {}\r\n", httpdate::fmt_http_date(SystemTime::now())).as_bytes(),
-    );
-    if !keep_alive {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    h.finish(keep_alive);
     out
 }
 
@@ -126,14 +114,11 @@ async fn read_head(
 }
 
 async fn simple(stream: &mut TcpStream, status: StatusCode, msg: &str) -> io::Result<()> {
-    let mut out = head(
-        status,
-        &[
-            ("content-type", "text/plain; charset=utf-8".into()),
-            ("content-length", msg.len().to_string()),
-        ],
-        false,
-    );
+    let mut out = Vec::with_capacity(256);
+    let mut h = HeadWriter::new(&mut out, status);
+    h.header("content-type", b"text/plain; charset=utf-8")
+        .number("content-length", msg.len() as u64);
+    h.finish(false);
     out.extend_from_slice(msg.as_bytes());
     stream.write_all(&out).await
 }
@@ -197,6 +182,8 @@ async fn connection(
     let span = tracing::debug_span!("http", %peer);
     let _enter = span.enter();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // Formatted once per connection, for the boot events of its requests.
+    let peer_ip = peer.ip().to_string();
     loop {
         let n = match read_head(&mut stream, &mut buf, &shutdown).await {
             Ok(Head::Ready(n)) => n,
@@ -258,9 +245,8 @@ async fn connection(
         let body: Vec<u8> = buf.drain(..body_len).collect();
         let keep_alive = wants_keep_alive(&parsed) && !shutdown.is_cancelled();
         let head_only = parsed.method == Method::HEAD;
-        let result = if (parsed.method == Method::GET || head_only)
-            && blobs::is_blob_target(&parsed.target)
-        {
+        let get = parsed.method == Method::GET || head_only;
+        let result = if get && blobs::is_blob_target(&parsed.target) {
             blobs::send(
                 &mut stream,
                 &st,
@@ -271,6 +257,11 @@ async fn connection(
                 keep_alive,
             )
             .await
+        } else if let Some(req) = get
+            .then(|| boot_script::Request::of_target(&parsed.target))
+            .flatten()
+        {
+            boot_script::send(&mut stream, &st, req, head_only, &peer_ip, keep_alive).await
         } else {
             route(&mut stream, &router, parsed, body, peer, keep_alive).await
         };
@@ -313,19 +304,17 @@ async fn route(
     let bytes = axum::body::to_bytes(body, 16 << 20)
         .await
         .map_err(|e| io::Error::other(e.to_string()))?;
-    let mut headers: Vec<(&str, String)> = parts
+    let mut out = Vec::with_capacity(256 + bytes.len());
+    let mut h = HeadWriter::new(&mut out, parts.status);
+    for (k, v) in parts
         .headers
         .iter()
         .filter(|(k, _)| *k != "content-length" && *k != "transfer-encoding" && *k != "connection")
-        .map(|(k, v)| {
-            (
-                k.as_str(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    headers.push(("content-length", bytes.len().to_string()));
-    let mut out = head(parts.status, &headers, keep_alive);
+    {
+        h.header(k.as_str(), v.as_bytes());
+    }
+    h.number("content-length", bytes.len() as u64);
+    h.finish(keep_alive);
     if !head_only {
         out.extend_from_slice(&bytes);
     }

@@ -1,9 +1,31 @@
 //! Boot events: an append-only history per MAC.
 
+use std::sync::LazyLock;
+
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::boot::{BootEvent, Mac};
+use crate::boot::{BootEvent, EventText, Mac};
+
+/// Rows per INSERT statement, largest first; a batch is split greedily (1 must be last).
+pub const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
+
+/// The INSERT texts for [`ROWS_PER_INSERT`].
+static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
+    ROWS_PER_INSERT
+        .iter()
+        .map(|&n| {
+            let row = "(?, ?, ?, ?, ?)";
+            let rows = vec![row; n].join(", ");
+            (
+                n,
+                format!(
+                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) VALUES {rows}"
+                ),
+            )
+        })
+        .collect()
+});
 
 /// A stored boot event with its sequence number.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,22 +35,36 @@ pub struct EventRow {
 }
 
 impl Store {
-    /// Appends events in one transaction, as multi-row INSERTs (one statement per 200
-    /// events: per-statement overhead, not SQLite, is the cost at boot-storm rates).
+    /// Appends events in one transaction, as multi-row INSERTs of a few fixed sizes
+    /// ([`ROWS_PER_INSERT`]): per-statement overhead, not SQLite, is the cost at
+    /// boot-storm rates, and fixed texts are prepared once and then reused from the
+    /// connection's statement cache instead of being parsed for every batch.
     pub async fn append_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
+        let texts: Vec<EventText> = events.iter().map(EventText::from).collect();
+        self.append_texts(&texts).await
+    }
+
+    /// [`Store::append_events`] for events whose detail is JSON text already.
+    pub async fn append_texts(&self, events: &[EventText]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        for chunk in events.chunks(200) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) ",
-            );
-            q.push_values(chunk, |mut row, e| {
-                row.push_bind(e.at_ms)
-                    .push_bind(e.mac.to_string())
-                    .push_bind(e.stage.as_str())
-                    .push_bind(e.manifest.map(|d| d.to_string()))
-                    .push_bind(e.detail.to_string());
-            });
-            q.build().execute(&mut *tx).await?;
+        let mut rest = events;
+        while !rest.is_empty() {
+            let (rows, sql) = INSERTS
+                .iter()
+                .find(|(rows, _)| *rows <= rest.len())
+                .unwrap_or(&INSERTS[INSERTS.len() - 1]);
+            let (chunk, after) = rest.split_at((*rows).min(rest.len()));
+            let mut q = sqlx::query(sql.as_str());
+            for e in chunk {
+                q = q
+                    .bind(e.at_ms)
+                    .bind(e.mac.to_string())
+                    .bind(e.stage.as_str())
+                    .bind(e.manifest.map(|d| d.to_string()))
+                    .bind(e.detail.as_str());
+            }
+            q.execute(&mut *tx).await?;
+            rest = after;
         }
         tx.commit().await?;
         Ok(())

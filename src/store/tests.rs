@@ -128,8 +128,8 @@ async fn events_append_and_filter() {
     let after = s.events(None, only_a[0].id, 100).await.unwrap();
     assert_eq!(after.len(), 2);
     assert_eq!(s.last_event_id().await.unwrap(), only_a[1].id);
-    // Batches larger than one statement keep their order.
-    let many: Vec<BootEvent> = (0..450)
+    // Batches of every statement size (471 = 7 x 64 + 16 + 4 + 3 x 1) keep their order.
+    let many: Vec<BootEvent> = (0..471)
         .map(|i| BootEvent {
             at_ms: i,
             ..ev(b, BootStage::Progress)
@@ -137,7 +137,7 @@ async fn events_append_and_filter() {
         .collect();
     s.append_events(&many).await.unwrap();
     let got = s.events(Some(b), 0, 1000).await.unwrap();
-    assert_eq!(got.len(), 451);
+    assert_eq!(got.len(), 472);
     assert!(
         got[1..]
             .iter()

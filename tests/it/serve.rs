@@ -484,3 +484,103 @@ fn connection_handling_keep_alive_and_bad_requests() {
     let (h, _) = curl(&[&format!("http://{}/healthz", srv.http)]);
     assert_eq!(status(&h), 200);
 }
+
+#[test]
+fn cached_scripts_follow_a_repin() {
+    let env = Env::new();
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let k1 = env.file("k1", 1, 1000);
+    let k2 = env.file("k2", 2, 1000);
+    env.ok(&[
+        "image",
+        "add",
+        "demo",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&k1),
+    ]);
+    env.ok(&[
+        "image",
+        "add",
+        "demo",
+        "--version",
+        "2",
+        "--kernel",
+        &p(&k2),
+    ]);
+    env.ok(&["pin", "set", "default", "demo@1"]);
+    let srv = start(&env, None);
+    let url = format!("http://{}/boot.ipxe?mac=52-54-00-00-00-42", srv.http);
+    // Repeated requests (answered from the cache after the first) all say demo@1.
+    for _ in 0..3 {
+        let (h, body) = curl(&[&url]);
+        assert_eq!(status(&h), 200);
+        let s = String::from_utf8(body).unwrap();
+        assert!(s.contains("boots demo@1"), "{s}");
+    }
+    env.ok(&["pin", "set", "default", "demo@2"]);
+    // The running server sees the new pin within its snapshot age, never the old script after.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = curl(&[&url]);
+        let s = String::from_utf8(body).unwrap();
+        if s.contains("boots demo@2") {
+            break;
+        }
+        assert!(s.contains("boots demo@1"), "{s}");
+        assert!(
+            Instant::now() < deadline,
+            "still demo@1 10 s after the re-pin"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..3 {
+        let (_, body) = curl(&[&url]);
+        let s = String::from_utf8(body).unwrap();
+        assert!(s.contains("boots demo@2"), "{s}");
+    }
+    // Every request recorded its own script-sent event, naming the version it got.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ev: Vec<serde_json::Value> = loop {
+        let out = env.ok(&["events", MAC, "--json"]);
+        let ev: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let last_is_v2 = ev.last().is_some_and(|e| e["detail"]["version"] == "2");
+        if (ev.len() >= 7 && last_is_v2) || Instant::now() > deadline {
+            break ev;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(ev.len() >= 7, "{ev:?}");
+    assert!(ev.iter().all(|e| e["stage"] == "script-sent"), "{ev:?}");
+    assert!(
+        ev[..3].iter().all(|e| e["detail"]["version"] == "1"),
+        "{ev:?}"
+    );
+    assert!(
+        ev[ev.len() - 3..]
+            .iter()
+            .all(|e| e["detail"]["version"] == "2"),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().all(|e| e["detail"]["peer"] == "127.0.0.1"),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().all(|e| e["detail"]["rule"] == "default"),
+        "{ev:?}"
+    );
+    let versions: Vec<&str> = ev
+        .iter()
+        .map(|e| e["detail"]["version"].as_str().unwrap())
+        .collect();
+    let first_v2 = versions.iter().position(|v| *v == "2").unwrap();
+    assert!(
+        versions[first_v2..].iter().all(|v| *v == "2"),
+        "{versions:?}"
+    );
+}
