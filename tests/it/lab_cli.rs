@@ -189,39 +189,7 @@ fn tabula_lab_boots_bios_and_uefi_vms_then_reports_a_corrupt_root() {
 
     // 2. The failure path: a version whose stored root image no longer matches its digest.
     let out = env.data().join("lab-run/images");
-    let padded = env.dir.path().join("corrupt.squashfs");
-    let mut bytes = std::fs::read(out.join("demo-2.squashfs")).unwrap();
-    bytes.extend_from_slice(&[0u8; 4096]); // a blob no other version shares
-    std::fs::write(&padded, &bytes).unwrap();
-    let p = |x: &Path| x.to_str().unwrap().to_string();
-    env.ok(&[
-        "image",
-        "add",
-        "broken",
-        "--version",
-        "1",
-        "--kernel",
-        &p(&out.join("vmlinuz")),
-        "--initrd",
-        &p(&out.join("initramfs.cpio.gz")),
-        "--rootfs",
-        &p(&padded),
-        "--cmdline",
-        "panic=5 tabula.tries=2",
-    ]);
-    let shown: serde_json::Value =
-        serde_json::from_str(&env.ok(&["image", "show", "broken@1", "--json"])).unwrap();
-    let hex = shown["rootfs"]["digest"]
-        .as_str()
-        .and_then(|d| d.strip_prefix("sha256:"))
-        .unwrap_or_else(|| panic!("{shown}"))
-        .to_string();
-    let blob = env.data().join("blobs/sha256").join(&hex);
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut stored = std::fs::read(&blob).unwrap();
-    stored[1000] ^= 0xff;
-    std::fs::write(&blob, &stored).unwrap();
+    let hex = crate::lab_direct::publish_corrupt_root(&env, &out, "panic=5 tabula.tries=2");
 
     let (code, text, pid) = lab(&env, &["--image", "broken@1", "--timeout", "300"]);
     assert_eq!(code, 1, "a corrupt root must fail the lab:\n{text}");

@@ -407,36 +407,14 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
     boot_demo(&env, &cfg, "demo@2", "2", 2);
     boot_demo(&env, &cfg, "demo@1", "1", 3);
 
-    // A root image whose stored bytes no longer match its digest: a copy of demo-2 with
-    // padding (so no other version shares the blob), corrupted after publishing.
-    let padded = env.dir.path().join("corrupt.squashfs");
-    let mut bytes = std::fs::read(out.join("demo-2.squashfs")).unwrap();
-    bytes.extend_from_slice(&[0u8; 4096]);
-    std::fs::write(&padded, &bytes).unwrap();
-    let p = |x: &Path| x.to_str().unwrap().to_string();
-    env.ok(&[
-        "image",
-        "add",
-        "broken",
-        "--version",
-        "1",
-        "--kernel",
-        &p(&out.join("vmlinuz")),
-        "--initrd",
-        &p(&out.join("initramfs.cpio.gz")),
-        "--rootfs",
-        &p(&padded),
-        "--cmdline",
+    let hex = publish_corrupt_root(
+        &env,
+        &out,
         "panic=5 tabula.tries=2 tabula.on_failure=poweroff",
-    ]);
+    );
     env.ok(&["pin", "set", MAC, "broken@1"]);
     let plan = explain(&env, &cfg);
-    let blob = env.data().join("blobs/sha256").join(&plan.rootfs_hex);
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut stored = std::fs::read(&blob).unwrap();
-    stored[1000] ^= 0xff;
-    std::fs::write(&blob, &stored).unwrap();
+    assert_eq!(plan.rootfs_hex, hex, "the plan names the corrupted blob");
 
     let before = last_id(&env);
     let console = boot(&plan, &env.dir.path().join("boot-4-broken.log"), |l| {
@@ -484,4 +462,44 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
         "lab_direct: all boots done in {:.1}s",
         t.elapsed().as_secs_f64()
     );
+}
+
+/// Publishes `broken@1` from the lab images in `images` with a root image whose stored
+/// bytes no longer match its digest: a copy of demo-2 padded (so no other version shares
+/// the blob), corrupted in the blob store after publishing; returns the root's digest (hex).
+/// Shared with `lab_cli.rs`.
+pub fn publish_corrupt_root(env: &Env, images: &Path, cmdline: &str) -> String {
+    let padded = env.dir.path().join("corrupt.squashfs");
+    let mut bytes = std::fs::read(images.join("demo-2.squashfs")).unwrap();
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&padded, &bytes).unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    env.ok(&[
+        "image",
+        "add",
+        "broken",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&images.join("vmlinuz")),
+        "--initrd",
+        &p(&images.join("initramfs.cpio.gz")),
+        "--rootfs",
+        &p(&padded),
+        "--cmdline",
+        cmdline,
+    ]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "show", "broken@1", "--json"])).unwrap();
+    let hex = shown["rootfs"]["digest"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("sha256:"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let blob = env.data().join("blobs/sha256").join(hex);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut stored = std::fs::read(&blob).unwrap();
+    stored[1000] ^= 0xff;
+    std::fs::write(&blob, &stored).unwrap();
+    hex.to_string()
 }
