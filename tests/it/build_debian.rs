@@ -15,7 +15,9 @@
 use std::time::{Duration, Instant};
 
 use crate::common::Env;
-use crate::lab_direct::{MAC, boot_with, explain, last_id, require_lab, wait_events};
+use crate::lab_direct::{
+    MAC, boot_with, explain, last_id, require_lab, serve_for_qemu, wait_events,
+};
 
 #[test]
 fn debootstrapped_debian_builds_and_boots_with_its_own_kernel() {
@@ -60,21 +62,7 @@ fn debootstrapped_debian_builds_and_boots_with_its_own_kernel() {
     assert!(summary.contains("kernel   6."), "{summary}");
     assert!(summary.contains("virtio_net"), "{summary}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = env.dir.path().join("debian.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[boot]\nconsole = \"ttyS0,115200\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
-             [http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://10.0.2.2:{port}\"\n"
-        ),
-    )
-    .unwrap();
-    let _server = crate::serve::start_with(&env, &cfg, false);
+    let (cfg, _server) = serve_for_qemu(&env, "debian.toml");
     env.ok(&["pin", "set", MAC, "debian@1"]);
     let plan = explain(&env, &cfg);
     let before = last_id(&env);

@@ -386,21 +386,7 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
     assert!(listed.contains("demo"), "{listed}");
 
     // tabula serve on the host's loopback, which QEMU's user network shows as 10.0.2.2.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = env.dir.path().join("lab-direct.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[boot]\nconsole = \"ttyS0,115200\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
-             [http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://10.0.2.2:{port}\"\n"
-        ),
-    )
-    .unwrap();
-    let _server = crate::serve::start_with(&env, &cfg, false);
+    let (cfg, _server) = serve_for_qemu(&env, "lab-direct.toml");
 
     // Pinned version, upgrade, rollback.
     boot_demo(&env, &cfg, "demo@1", "1", 1);
@@ -502,4 +488,25 @@ pub fn publish_corrupt_root(env: &Env, images: &Path, cmdline: &str) -> String {
     stored[1000] ^= 0xff;
     std::fs::write(&blob, &stored).unwrap();
     hex.to_string()
+}
+
+/// `tabula serve` (HTTP only) on the host's loopback, which QEMU's user network shows as
+/// 10.0.2.2; returns its config file (named `file` in the test dir) and the server.
+pub fn serve_for_qemu(env: &Env, file: &str) -> (PathBuf, crate::serve::Server) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = env.dir.path().join(file);
+    std::fs::write(
+        &cfg,
+        format!(
+            "[boot]\nconsole = \"ttyS0,115200\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://10.0.2.2:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let server = crate::serve::start_with(env, &cfg, false);
+    (cfg, server)
 }
