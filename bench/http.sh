@@ -89,16 +89,30 @@ best_single() { local best=0 v; for _ in $(seq $RUNS); do
 t=$(best_single tabula); n=$(best_single nginx)
 row "1 GiB single stream (MiB/s, best of $RUNS)" "$t" "$n" "$t" "$n"
 
+# A single sample wobbles by +-20 % on these shared machines, on both servers
+# alike; so each row alternates tabula and nginx RUNS times and reports the medians.
+# Every sample is printed under the table.
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 parallel() { local s e; s=$(date +%s.%N)
   for _ in $(seq $N); do taskset -c 1 curl -s -o /dev/null "$(url "$1" 256m)" & done; wait
   e=$(date +%s.%N); awk -v s="$s" -v e="$e" -v n=$N 'BEGIN{printf "%d", n*256/(e-s)}'; }
-t=$(parallel tabula); n=$(parallel nginx)
-row "$N x 256 MiB at once (aggregate MiB/s)" "$t" "$n" "$t" "$n"
+PTS=(); PNS=()
+for _ in $(seq $RUNS); do PTS+=("$(parallel tabula)"); PNS+=("$(parallel nginx)"); done
+t=$(median "${PTS[@]}"); n=$(median "${PNS[@]}")
+row "$N x 256 MiB at once (aggregate MiB/s, median)" "$t" "$n" "$t" "$n"
 
 reqs() { taskset -c 1 wrk -t1 -c50 -d10s "$@" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}'; }
-t=$(reqs "$(url tabula script)"); n=$(reqs "$(url nginx script)")
-row "iPXE script, wrk -c50 10 s (req/s)" "$t" "$n" "$t" "$n"
-t=$(reqs "$(url tabula 1m)"); n=$(reqs "$(url nginx 1m)")
-row "1 MiB file, wrk -c50 10 s (req/s)" "$t" "$n" "$t" "$n"
-t=$(reqs -s bench/range.lua "$(url tabula 1g)"); n=$(reqs -s bench/range.lua "$(url nginx 1g)")
-row "random 1 MiB ranges of 1 GiB (req/s)" "$t" "$n" "$t" "$n"
+SAMPLES="#   $N x 256 MiB at once: tabula ${PTS[*]} / nginx ${PNS[*]}"$'\n'
+req_row() { # label, wrk args after the URL kind...
+  local label=$1 kind=$2; shift 2; local ts=() ns=() t n
+  for _ in $(seq $RUNS); do
+    ts+=("$(reqs "$@" "$(url tabula "$kind")")"); ns+=("$(reqs "$@" "$(url nginx "$kind")")")
+  done
+  t=$(median "${ts[@]}"); n=$(median "${ns[@]}")
+  row "$label" "$t" "$n" "$t" "$n"
+  SAMPLES+="#   $label: tabula ${ts[*]} / nginx ${ns[*]}"$'\n'
+}
+req_row "iPXE script, wrk -c50 10 s (req/s, median)" script
+req_row "1 MiB file, wrk -c50 10 s (req/s, median)" 1m
+req_row "random 1 MiB ranges of 1 GiB (req/s, median)" 1g -s bench/range.lua
+printf '# samples, in run order alternating tabula/nginx:\n%s' "$SAMPLES"
