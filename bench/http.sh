@@ -64,6 +64,7 @@ taskset -c 0 nginx -c "$W/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 sleep 1
 cat "$W/www/f1g.bin" "$W/data/blobs/sha256/$H1G" > /dev/null   # page cache
+sync   # the files were just written: no writeback competing with the first row
 
 url() { # server path-kind
   case "$1:$2" in
@@ -77,16 +78,17 @@ url() { # server path-kind
     nginx:script) echo "http://127.0.0.1:18082/boot.ipxe";;
   esac
 }
-RUNS=3; [ "$QUICK" = --quick ] && RUNS=1
+RUNS=5; [ "$QUICK" = --quick ] && RUNS=1
 N=50; [ "$QUICK" = --quick ] && N=10
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) load: $(cut -d' ' -f1-3 /proc/loadavg); servers on CPU 0, clients on CPU 1"
-printf '%-44s %14s %14s %7s\n' "test" "tabula" "nginx" "ratio"
-row() { printf '%-44s %14s %14s %7s\n' "$1" "$2" "$3" "$(awk -v a="$4" -v b="$5" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }')"; }
+printf '%-46s %14s %14s %7s\n' "test" "tabula" "nginx" "ratio"
+row() { printf '%-46s %14s %14s %7s\n' "$1" "$2" "$3" "$(awk -v a="$4" -v b="$5" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }')"; }
 
-best_single() { local best=0 v; for _ in $(seq $RUNS); do
-  v=$(taskset -c 1 curl -s -o /dev/null -w '%{speed_download}' "$(url "$1" 1g)"); v=${v%.*}
-  [ "$v" -gt "$best" ] && best=$v; done; echo $((best / 1048576)); }
-t=$(best_single tabula); n=$(best_single nginx)
+single() { local v; v=$(taskset -c 1 curl -s -o /dev/null -w '%{speed_download}' "$(url "$1" 1g)"); echo $((${v%.*} / 1048576)); }
+best() { printf '%s\n' "$@" | sort -n | tail -1; }
+STS=(); SNS=()
+for _ in $(seq $RUNS); do STS+=("$(single tabula)"); SNS+=("$(single nginx)"); done
+t=$(best "${STS[@]}"); n=$(best "${SNS[@]}")
 row "1 GiB single stream (MiB/s, best of $RUNS)" "$t" "$n" "$t" "$n"
 
 # A single sample wobbles by +-20 % on these shared machines, on both servers
@@ -99,10 +101,11 @@ parallel() { local s e; s=$(date +%s.%N)
 PTS=(); PNS=()
 for _ in $(seq $RUNS); do PTS+=("$(parallel tabula)"); PNS+=("$(parallel nginx)"); done
 t=$(median "${PTS[@]}"); n=$(median "${PNS[@]}")
-row "$N x 256 MiB at once (aggregate MiB/s, median)" "$t" "$n" "$t" "$n"
+row "$N x 256 MiB at once (MiB/s total, median)" "$t" "$n" "$t" "$n"
 
 reqs() { taskset -c 1 wrk -t1 -c50 -d10s "$@" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}'; }
-SAMPLES="#   $N x 256 MiB at once: tabula ${PTS[*]} / nginx ${PNS[*]}"$'\n'
+SAMPLES="#   1 GiB single stream: tabula ${STS[*]} / nginx ${SNS[*]}"$'\n'
+SAMPLES+="#   $N x 256 MiB at once: tabula ${PTS[*]} / nginx ${PNS[*]}"$'\n'
 req_row() { # label, wrk args after the URL kind...
   local label=$1 kind=$2; shift 2; local ts=() ns=() t n
   for _ in $(seq $RUNS); do
