@@ -20,6 +20,7 @@
 //! This module never calls the DHCP or HTTP front ends; it reports through events.
 
 pub mod event;
+mod gso;
 pub mod packet;
 pub mod root;
 pub mod server;

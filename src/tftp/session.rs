@@ -18,6 +18,7 @@ use tokio::time::{Instant, Sleep};
 use tracing::{Span, debug, info};
 
 use super::event::{AbortReason, TransferEvent, TransferOutcome};
+use super::gso;
 use super::packet::{self, ErrorCode, Packet, Request};
 use super::root::Root;
 use super::source::BlockSource;
@@ -108,6 +109,7 @@ async fn transfer(
     let mut t = Transfer::new(size, &negotiated, s.limits.retries);
     let mut source = BlockSource::new(content, negotiated.blksize);
     let mut out = Vec::with_capacity(4 + usize::from(negotiated.blksize));
+    let mut gso = true;
     let mut buf = vec![0u8; 1024];
     // The retransmission deadline moves on every send; the timer is only re-armed when it
     // fires early or must fire sooner, so a lock-step transfer does not touch the timer
@@ -128,13 +130,17 @@ async fn transfer(
                 rearm(&mut deadline, &mut timer, &t);
             }
             Action::SendBlocks { first, last } => {
-                for index in first..=last {
-                    let data = source.slice(t.block_range(index)).await?;
-                    out.clear();
-                    packet::encode_data_header(&mut out, wire_block(index));
-                    out.extend_from_slice(&data);
-                    sock.send(&out).await?;
-                }
+                let blocks = first..=last;
+                send_blocks(
+                    &sock,
+                    &mut source,
+                    &t,
+                    blocks,
+                    negotiated.blksize,
+                    &mut gso,
+                    &mut out,
+                )
+                .await?;
                 rearm(&mut deadline, &mut timer, &t);
             }
             Action::Wait => {}
@@ -175,6 +181,62 @@ async fn transfer(
             }
         };
     }
+}
+
+/// Sends the DATA packets of `blocks`: a window in as few [`gso`] sends as it takes,
+/// falling back to one datagram per block (for good, on this transfer) when the kernel
+/// refuses segmentation offload.
+async fn send_blocks(
+    sock: &UdpSocket,
+    source: &mut BlockSource,
+    t: &Transfer,
+    blocks: std::ops::RangeInclusive<u64>,
+    blksize: u16,
+    gso: &mut bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let (first, last) = (*blocks.start(), *blocks.end());
+    let count = usize::try_from(last + 1 - first).map_err(io::Error::other)?;
+    // Where one-datagram-per-block sending starts: all of it, unless GSO sends it.
+    let mut rest = first;
+    if *gso && count > 1 {
+        for batch in gso::batches(count, 4 + usize::from(blksize)) {
+            let from = first + batch.start as u64;
+            out.clear();
+            for index in from..from + batch.len() as u64 {
+                let data = source.slice(t.block_range(index)).await?;
+                packet::encode_data_header(out, wire_block(index));
+                out.extend_from_slice(&data);
+            }
+            let sent = if batch.len() == 1 {
+                sock.send(out).await.map(|_| ())
+            } else {
+                gso::send(sock, out, blksize.saturating_add(4)).await
+            };
+            match sent {
+                Ok(()) => rest = from + batch.len() as u64,
+                Err(e) if e.raw_os_error().is_some_and(gso_refused) => {
+                    debug!(error = %e, "no UDP segmentation offload here: one datagram per block");
+                    *gso = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for index in rest..=last {
+        let data = source.slice(t.block_range(index)).await?;
+        out.clear();
+        packet::encode_data_header(out, wire_block(index));
+        out.extend_from_slice(&data);
+        sock.send(out).await?;
+    }
+    Ok(())
+}
+
+/// Errors with which the kernel refuses a GSO send it cannot do (nothing was sent).
+fn gso_refused(errno: i32) -> bool {
+    [libc::EIO, libc::EINVAL, libc::ENOPROTOOPT, libc::EOPNOTSUPP].contains(&errno)
 }
 
 /// Resolves once the grace period is over (or the server is gone).
