@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side TFTP benchmark on loopback: tabula (`tabula serve`, the product binary, DHCP
-# off, boot events stored as in production) against tftpd-hpa (in.tftpd) and atftpd, on the
-# same files, with the same client (examples/tftp_bench.rs).
+# off; the file names carry no `<mac>/` prefix, so no boot event is stored per transfer)
+# against tftpd-hpa (in.tftpd) and atftpd, on the same files, with the same client
+# (examples/tftp_bench.rs).
 #
 # Scenarios (shared/perf-baselines.md T1-T3):
 #   1. one 64 MiB stream, lock-step, blksize 512 and 1468

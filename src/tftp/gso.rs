@@ -17,7 +17,6 @@
 
 use std::io;
 use std::io::IoSlice;
-use std::ops::Range;
 use std::os::fd::AsRawFd as _;
 
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
@@ -30,14 +29,10 @@ pub const MAX_BYTES: usize = 65_000;
 /// Most segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 before 6.x).
 pub const MAX_SEGMENTS: usize = 64;
 
-/// How `count` segments of `segment` bytes (the last may be shorter) are split into GSO
-/// sends: index ranges, each within [`MAX_BYTES`] and [`MAX_SEGMENTS`].
-pub fn batches(count: usize, segment: usize) -> Vec<Range<usize>> {
-    let per = (MAX_BYTES / segment.max(1)).clamp(1, MAX_SEGMENTS);
-    (0..count)
-        .step_by(per)
-        .map(|start| start..(start + per).min(count))
-        .collect()
+/// How many DATA packets of `segment` bytes one GSO send may carry: within [`MAX_BYTES`]
+/// and [`MAX_SEGMENTS`], and at least one.
+pub fn segments_per_send(segment: usize) -> usize {
+    (MAX_BYTES / segment.max(1)).clamp(1, MAX_SEGMENTS)
 }
 
 /// Sends `buf` as datagrams of `segment` bytes in one `sendmsg` with `UDP_SEGMENT`.
@@ -58,20 +53,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_fit_one_send_or_are_split() {
-        // windowsize 16 at blksize 1468: one send.
-        assert_eq!(batches(16, 1472), vec![0..16]);
+    fn sends_stay_within_one_datagram_and_the_segment_limit() {
+        // windowsize 16 at blksize 1468: a whole window in one send.
+        assert!(segments_per_send(1472) >= 16);
         // 64 KiB of 4096-byte blocks, with headers, exceeds one datagram's payload.
-        assert_eq!(batches(16, 4100), vec![0..15, 15..16]);
+        assert_eq!(segments_per_send(4100), 15);
         // Small blocks are bounded by the segment count.
-        assert_eq!(batches(100, 12), vec![0..64, 64..100]);
-        assert_eq!(batches(1, 65_468), vec![0..1]);
-        assert!(batches(0, 1472).is_empty());
-        for (count, seg) in [(16, 1472), (7, 9000), (200, 516), (3, 65_468)] {
-            let b = batches(count, seg);
-            assert_eq!(b.iter().map(|r| r.len()).sum::<usize>(), count);
-            assert!(b.iter().all(|r| r.len() <= MAX_SEGMENTS));
-            assert!(b.iter().all(|r| r.len() == 1 || r.len() * seg <= MAX_BYTES));
+        assert_eq!(segments_per_send(12), MAX_SEGMENTS);
+        // A block too large to share a datagram still goes out, alone.
+        assert_eq!(segments_per_send(65_468), 1);
+        for seg in [12, 516, 1472, 4100, 9000] {
+            let n = segments_per_send(seg);
+            assert!(n <= MAX_SEGMENTS && n * seg <= MAX_BYTES, "{seg}: {n}");
         }
     }
 

@@ -183,9 +183,9 @@ async fn transfer(
     }
 }
 
-/// Sends the DATA packets of `blocks`: a window in as few [`gso`] sends as it takes,
-/// falling back to one datagram per block (for good, on this transfer) when the kernel
-/// refuses segmentation offload.
+/// Sends the DATA packets of `blocks`: a window in as few [`gso`] sends as it takes, or
+/// one datagram per block once the kernel has refused segmentation offload (for good, on
+/// this transfer; the refused send sent nothing and is made again block by block).
 async fn send_blocks(
     sock: &UdpSocket,
     source: &mut BlockSource,
@@ -195,41 +195,32 @@ async fn send_blocks(
     gso: &mut bool,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let (first, last) = (*blocks.start(), *blocks.end());
-    let count = usize::try_from(last + 1 - first).map_err(io::Error::other)?;
-    // Where one-datagram-per-block sending starts: all of it, unless GSO sends it.
-    let mut rest = first;
-    if *gso && count > 1 {
-        for batch in gso::batches(count, 4 + usize::from(blksize)) {
-            let from = first + batch.start as u64;
-            out.clear();
-            for index in from..from + batch.len() as u64 {
-                let data = source.slice(t.block_range(index)).await?;
-                packet::encode_data_header(out, wire_block(index));
-                out.extend_from_slice(&data);
-            }
-            let sent = if batch.len() == 1 {
-                sock.send(out).await.map(|_| ())
-            } else {
-                gso::send(sock, out, blksize.saturating_add(4)).await
-            };
-            match sent {
-                Ok(()) => rest = from + batch.len() as u64,
-                Err(e) if e.raw_os_error().is_some_and(gso_refused) => {
-                    debug!(error = %e, "no UDP segmentation offload here: one datagram per block");
-                    *gso = false;
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    for index in rest..=last {
-        let data = source.slice(t.block_range(index)).await?;
+    let segment = blksize.saturating_add(4);
+    let per_send = gso::segments_per_send(usize::from(segment)) as u64;
+    let (mut next, last) = (*blocks.start(), *blocks.end());
+    while next <= last {
+        let n = if *gso {
+            per_send.min(last + 1 - next)
+        } else {
+            1
+        };
         out.clear();
-        packet::encode_data_header(out, wire_block(index));
-        out.extend_from_slice(&data);
-        sock.send(out).await?;
+        for index in next..next + n {
+            let data = source.slice(t.block_range(index)).await?;
+            packet::encode_data_header(out, wire_block(index));
+            out.extend_from_slice(&data);
+        }
+        if n == 1 {
+            sock.send(out).await?;
+        } else if let Err(e) = gso::send(sock, out, segment).await {
+            if !e.raw_os_error().is_some_and(gso_refused) {
+                return Err(e);
+            }
+            debug!(error = %e, "no UDP segmentation offload here: one datagram per block");
+            *gso = false;
+            continue;
+        }
+        next += n;
     }
     Ok(())
 }
