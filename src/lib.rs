@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod dhcp;
 pub mod events;
+pub mod fleet;
 pub mod http;
 pub mod images;
 pub mod inventory;

@@ -86,7 +86,7 @@ pub(super) async fn build(ctx: &Ctx, a: &BuildArgs) -> anyhow::Result<()> {
         compression: a.compression,
         work_parent: ctx.data_dir.join("build"),
     };
-    let built = build::build(ctx.blobs(), ctx.store(), req, Progress::stderr()).await?;
+    let built = ctx.fleet.build(req, Progress::stderr()).await?;
     let verb = match built.published {
         Published::New { .. } => "published",
         Published::Unchanged { .. } => "unchanged",
@@ -107,7 +107,7 @@ pub(super) async fn build(ctx: &Ctx, a: &BuildArgs) -> anyhow::Result<()> {
 
 /// Resolves NAME@VERSION, NAME@sha256:…, NAME:CHANNEL to a published manifest.
 async fn resolve(ctx: &Ctx, r: &str) -> anyhow::Result<(String, Digest, Manifest)> {
-    let snap = ctx.inventory.snapshot().await?;
+    let snap = ctx.inventory().snapshot().await?;
     let (name, version) = if let Some((n, d)) = r.split_once("@sha256:") {
         let d: Digest = format!("sha256:{d}").parse()?;
         let (n2, v) = snap

@@ -48,7 +48,7 @@ pub(super) fn summary(sel: &Selection) -> String {
 pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
     let mac: Mac = a.mac.parse()?;
     let firmware: Firmware = a.arch.parse()?;
-    let snap = ctx.inventory.snapshot().await?;
+    let snap = ctx.inventory().snapshot().await?;
     let sel = select(
         &snap,
         &Facts {

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::{Ctx, table, time};
 use crate::boot::Arch;
-use crate::catalog::{self, PublishRequest, Published};
+use crate::catalog::{PublishRequest, Published};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ImageCmd {
@@ -112,7 +112,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
                 annotations: ann,
                 created: None,
             };
-            match catalog::publish(ctx.blobs(), ctx.store(), req).await? {
+            match ctx.fleet.publish(req).await? {
                 Published::New { manifest } => println!("published {name}@{version} {manifest}"),
                 Published::Unchanged { manifest } => {
                     println!(
@@ -151,7 +151,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
             );
         }
         ImageCmd::Show { reference, json } => {
-            let snap = ctx.inventory.snapshot().await?;
+            let snap = ctx.inventory().snapshot().await?;
             let (name, version) = if let Some((n, c)) = reference.split_once(':') {
                 let v = snap
                     .channels
@@ -204,17 +204,16 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
         }
         ImageCmd::Tag { reference, channel } => {
             let (name, version) = split_version(reference)?;
-            catalog::tag(ctx.store(), name, version, channel).await?;
+            ctx.fleet.tag(name, version, channel).await?;
             println!("{name}:{channel} -> {name}@{version}");
         }
         ImageCmd::Rm { reference } => {
             let (name, version) = split_version(reference)?;
-            catalog::remove(ctx.store(), name, version).await?;
+            ctx.fleet.remove_version(name, version).await?;
             println!("removed {name}@{version} (run `tabula image gc` to free its blobs)");
         }
         ImageCmd::Gc => {
-            let r = catalog::gc(ctx.blobs(), ctx.store()).await?;
-            let builds = crate::build::clean_stale(&ctx.data_dir.join("build"))?;
+            let (r, builds) = ctx.fleet.gc(&ctx.data_dir.join("build")).await?;
             println!(
                 "removed {} blob(s), {} bytes, {} stale temporary file(s), {} abandoned build director{}",
                 r.removed.len(),
@@ -225,7 +224,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
             );
         }
         ImageCmd::Verify => {
-            let (checked, problems) = catalog::verify(ctx.blobs(), ctx.store()).await?;
+            let (checked, problems) = ctx.fleet.verify().await?;
             for p in &problems {
                 println!(
                     "{}: {}{}",

@@ -1,4 +1,5 @@
-//! `tabula machine …`: add, rm, list, show, label.
+//! `tabula machine …`: add, rm, list, show, label. Parses and prints only: every
+//! check and write is the fleet facade's ([`crate::fleet`]).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -7,7 +8,11 @@ use clap::Subcommand;
 
 use super::{Ctx, table, time};
 use crate::boot::Mac;
+use crate::fleet::LabelChange;
 use crate::store::Machine;
+
+/// How many of a machine's latest events `machine show` prints.
+const SHOW_EVENTS: i64 = 20;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MachineCmd {
@@ -89,13 +94,11 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
                 address: *address,
                 labels: lab,
             };
-            ctx.inventory.add_machine(&m).await?;
+            ctx.fleet.add_machine(&m).await?;
             println!("added machine {name}");
         }
         MachineCmd::Rm { name } => {
-            if !ctx.store().remove_machine(name).await? {
-                anyhow::bail!("no machine named {name:?}");
-            }
+            ctx.fleet.remove_machine(name).await?;
             println!("removed machine {name}");
         }
         MachineCmd::List => {
@@ -124,11 +127,8 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
             table(&["NAME", "MACS", "ADDRESS", "LABELS"], &rows);
         }
         MachineCmd::Show { name } => {
-            let m = ctx
-                .store()
-                .machine(name)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no machine named {name:?}"))?;
+            let view = ctx.fleet.machine_view(name, SHOW_EVENTS).await?;
+            let m = &view.machine;
             println!("machine {}", m.name);
             for mac in &m.macs {
                 println!("  mac       {mac}");
@@ -145,22 +145,16 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
             for (k, v) in &m.labels {
                 println!("  label     {k}={v}");
             }
-            if let Some(mac) = m.macs.first() {
-                let snap = ctx.inventory.snapshot().await?;
-                for fw in [crate::boot::Firmware::Bios, crate::boot::Firmware::EfiX64] {
-                    let sel = crate::inventory::select(
-                        &snap,
-                        &crate::inventory::Facts {
-                            mac: *mac,
-                            uuid: m.uuid.clone(),
-                            firmware: fw,
-                        },
-                    );
-                    println!("  boots     ({fw}) {}", super::explain::summary(&sel));
-                }
-                let events = ctx.store().events(Some(*mac), 0, i64::MAX).await?;
-                println!("timeline ({} event(s), last 20):", events.len());
-                for e in events.iter().rev().take(20).rev() {
+            for b in &view.boots {
+                println!(
+                    "  boots     ({}) {}",
+                    b.firmware,
+                    super::explain::summary(&b.selection)
+                );
+            }
+            if !m.macs.is_empty() {
+                println!("timeline (last {SHOW_EVENTS} event(s)):");
+                for e in &view.recent {
                     println!(
                         "  {}  {:<12} {}",
                         time(e.event.at_ms),
@@ -171,21 +165,11 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
             }
         }
         MachineCmd::Label { name, changes } => {
-            let mut parsed = Vec::new();
-            for c in changes {
-                if let Some((k, v)) = c.split_once('=') {
-                    crate::inventory::pin::check_label("key", k)?;
-                    crate::inventory::pin::check_label("value", v)?;
-                    parsed.push((k.to_string(), Some(v.to_string())));
-                } else if let Some(k) = c.strip_suffix('-') {
-                    parsed.push((k.to_string(), None));
-                } else {
-                    anyhow::bail!("label change {c:?} is neither KEY=VALUE nor KEY-");
-                }
-            }
-            if !ctx.store().label_machine(name, &parsed).await? {
-                anyhow::bail!("no machine named {name:?}");
-            }
+            let parsed = changes
+                .iter()
+                .map(|c| LabelChange::parse(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            ctx.fleet.label_machine(name, &parsed).await?;
             println!("labels of {name} updated");
         }
     }

@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
+use crate::fleet::Fleet;
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
 use crate::store::Store;
@@ -183,7 +184,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// What every state-touching command needs, opened once.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    pub inventory: Inventory,
+    /// The one write path and its read models.
+    pub fleet: Fleet,
     /// The state directory (builds work under `<data_dir>/build/`).
     pub data_dir: PathBuf,
 }
@@ -199,17 +201,21 @@ impl Ctx {
             base_url: config.http.public_url.clone(),
         };
         Ok(Ctx {
-            inventory: Inventory::new(store, blobs, settings),
+            fleet: Fleet::new(std::sync::Arc::new(Inventory::new(store, blobs, settings))),
             data_dir: config.data_dir.clone(),
         })
     }
 
+    pub fn inventory(&self) -> &Inventory {
+        self.fleet.inventory()
+    }
+
     pub fn store(&self) -> &Store {
-        self.inventory.store()
+        self.fleet.store()
     }
 
     pub fn blobs(&self) -> &BlobStore {
-        self.inventory.blobs()
+        self.fleet.blobs()
     }
 }
 

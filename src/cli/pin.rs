@@ -25,14 +25,12 @@ pub(super) async fn run(ctx: &Ctx, cmd: &PinCmd) -> anyhow::Result<()> {
         PinCmd::Set { target, reference } => {
             let t = PinTarget::parse_cli(target)?;
             let r: PinRef = reference.parse()?;
-            ctx.inventory.set_pin(&t, &r).await?;
+            ctx.fleet.set_pin(&t, &r).await?;
             println!("{t} -> {r}");
         }
         PinCmd::Rm { target } => {
             let t = PinTarget::parse_cli(target)?;
-            if !ctx.store().remove_pin(&t.key()).await? {
-                anyhow::bail!("{t} has no pin");
-            }
+            ctx.fleet.remove_pin(&t).await?;
             println!("removed pin of {t}");
         }
         PinCmd::List => {
@@ -67,7 +65,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &PinCmd) -> anyhow::Result<()> {
         }
         PinCmd::Rollback { target } => {
             let t = PinTarget::parse_cli(target)?;
-            let (from, to) = ctx.inventory.rollback_pin(&t).await?;
+            let (from, to) = ctx.fleet.rollback_pin(&t).await?;
             println!(
                 "{t} -> {to} (rolled back from {})",
                 from.as_deref().unwrap_or("no pin")

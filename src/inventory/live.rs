@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::pin::{PinRef, PinTarget};
+use super::InventoryError;
+use super::pin::PinTarget;
 use super::snapshot::{Pin, Settings, Snapshot, Version};
-use super::{InventoryError, pin};
 use crate::boot::Digest;
 use crate::images::{BlobStore, Manifest};
-use crate::store::{Machine, Store};
+use crate::store::Store;
 
 /// The inventory as a running service sees it.
 #[derive(Debug)]
@@ -147,122 +147,4 @@ impl Inventory {
             channels,
         ))
     }
-
-    /// Validates and sets a pin: the target machine and the referenced version or
-    /// channel must exist.
-    pub async fn set_pin(
-        &self,
-        target: &PinTarget,
-        reference: &PinRef,
-    ) -> Result<(), InventoryError> {
-        let snap = self.snapshot().await?;
-        check_pin(&snap, target, reference)?;
-        self.store
-            .set_pin(&target.key(), &reference.to_string())
-            .await?;
-        Ok(())
-    }
-
-    /// Moves TARGET's pin back to the one before it (see [`Store::rollback_pin`]), after
-    /// checking that what it names still exists. Returns (from, to).
-    pub async fn rollback_pin(
-        &self,
-        target: &PinTarget,
-    ) -> Result<(Option<String>, String), InventoryError> {
-        let snap = self.snapshot().await?;
-        let mut problem = None;
-        let moved = self
-            .store
-            .rollback_pin(&target.key(), |to| {
-                let checked = to
-                    .parse::<PinRef>()
-                    .and_then(|r| check_pin(&snap, target, &r));
-                match checked {
-                    Ok(()) => true,
-                    Err(e) => {
-                        problem = Some(e);
-                        false
-                    }
-                }
-            })
-            .await?;
-        if let Some(e) = problem {
-            return Err(InventoryError::NotFound(format!(
-                "cannot roll {target} back: {e}"
-            )));
-        }
-        moved.ok_or_else(|| {
-            InventoryError::NotFound(format!(
-                "{target} has no earlier pin to roll back to (see `tabula pin history {target}`)"
-            ))
-        })
-    }
-
-    /// Adds a machine after checking its name and labels.
-    pub async fn add_machine(&self, m: &Machine) -> Result<(), InventoryError> {
-        pin::check_machine_name(&m.name)?;
-        if m.macs.is_empty() && m.uuid.is_none() {
-            return Err(InventoryError::Invalid(format!(
-                "machine {:?} needs at least one --mac or a --uuid to be recognised",
-                m.name
-            )));
-        }
-        for (k, v) in &m.labels {
-            pin::check_label("key", k)?;
-            pin::check_label("value", v)?;
-        }
-        if let Some(h) = &m.hostname {
-            crate::images::cmdline::check_value("hostname", h)?;
-        }
-        Ok(self.store.add_machine(m).await?)
-    }
-}
-
-/// A pin's target machine and the version or channel it names must exist.
-fn check_pin(
-    snap: &Snapshot,
-    target: &PinTarget,
-    reference: &PinRef,
-) -> Result<(), InventoryError> {
-    if let PinTarget::Machine(name) = target
-        && snap.machine_named(name).is_none()
-    {
-        return Err(InventoryError::NotFound(format!(
-            "no machine named {name:?} (add it with `tabula machine add`, or pin its MAC)"
-        )));
-    }
-    match reference {
-        PinRef::Version { image, version } => {
-            if !snap
-                .versions
-                .contains_key(&(image.clone(), version.clone()))
-            {
-                return Err(InventoryError::NotFound(format!(
-                    "{image}@{version} is not published (see `tabula image list`)"
-                )));
-            }
-        }
-        PinRef::Digest { image, digest } => {
-            if snap
-                .version_of_digest(digest)
-                .is_none_or(|(i, _)| i != image)
-            {
-                return Err(InventoryError::NotFound(format!(
-                    "no version of {image} has manifest {digest}"
-                )));
-            }
-        }
-        PinRef::Channel { image, channel } => {
-            if !snap
-                .channels
-                .contains_key(&(image.clone(), channel.clone()))
-            {
-                return Err(InventoryError::NotFound(format!(
-                    "channel {image}:{channel} does not exist (create it with `tabula image tag {image}@VERSION {channel}`)"
-                )));
-            }
-        }
-        PinRef::Local | PinRef::None => {}
-    }
-    Ok(())
 }

@@ -72,6 +72,8 @@ pub enum LabError {
     Inventory(#[from] crate::inventory::InventoryError),
     #[error(transparent)]
     Blobs(#[from] crate::images::ImageError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 impl LabError {

@@ -119,7 +119,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     std::fs::write(&config_path, LAB_CONFIG).map_err(LabError::io(&config_path))?;
     let config = Config::load(&config_path, Some(&opts.data_dir))?;
     let store = Store::open(&config.store_url).await?;
-    let inventory = Inventory::new(
+    let inventory = std::sync::Arc::new(Inventory::new(
         store.clone(),
         BlobStore::open(&config.blob_dir())?,
         Settings {
@@ -127,7 +127,8 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
             console: config.boot.console.clone(),
             base_url: config.http.public_url.clone(),
         },
-    );
+    ));
+    let fleet = crate::fleet::Fleet::new(inventory.clone());
     let recipes_dir = images::recipes_dir(opts.images_dir.as_deref());
     let recipes = Recipes {
         dir: &recipes_dir,
@@ -141,9 +142,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     // Pin every VM's MAC; what each should boot, from the one policy seam.
     let mut pinned = Vec::new();
     for vm in &specs {
-        inventory
-            .set_pin(&PinTarget::Mac(vm.mac), &opts.image)
-            .await?;
+        fleet.set_pin(&PinTarget::Mac(vm.mac), &opts.image).await?;
     }
     let snap = inventory.snapshot().await?;
     for vm in &specs {

@@ -6,11 +6,13 @@
 //! the `revision` row in the same transaction; readers compare revisions to know when
 //! to reload (see [`Store::revision`]).
 
+mod event_reads;
 mod events;
 mod images;
 mod leases;
 mod machines;
 mod pins;
+mod requirements;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,6 +25,7 @@ pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite};
 pub use machines::Machine;
 pub use pins::{PinChange, PinRow};
+pub use requirements::Requirement;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ pub enum StoreError {
     /// A row violates a uniqueness rule the caller should have checked.
     #[error("{0}")]
     Conflict(String),
+    /// A row the write depends on does not exist (checked in the write's transaction).
+    #[error("{0:?} does not exist")]
+    Missing(Requirement),
     /// A row read back does not parse (hand-edited or corrupt database).
     #[error("state store holds an invalid {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },

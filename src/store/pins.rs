@@ -2,6 +2,7 @@
 //! with an append-only history of every change. Targets and references are stored as
 //! their canonical text; parsing and meaning belong to the inventory.
 
+use super::requirements::{Requirement, first_missing};
 use super::{Store, StoreError, bump, commit_changed, now_ms};
 
 /// A pin as stored.
@@ -53,9 +54,19 @@ fn replay(history: &[PinChange]) -> Vec<Option<String>> {
 }
 
 impl Store {
-    /// Sets a pin (replacing any previous one) and records it in the history.
-    pub async fn set_pin(&self, target: &str, reference: &str) -> Result<(), StoreError> {
+    /// Sets a pin (replacing any previous one) and records it in the history, if every
+    /// requirement holds in the same transaction ([`StoreError::Missing`] otherwise, with
+    /// nothing written).
+    pub async fn set_pin(
+        &self,
+        target: &str,
+        reference: &str,
+        needs: &[Requirement],
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        if let Some(missing) = first_missing(&mut tx, needs).await? {
+            return Err(StoreError::Missing(missing));
+        }
         let now = now_ms();
         sqlx::query(
             "INSERT INTO pins (target, reference, updated_ms) VALUES ($1, $2, $3) \
@@ -79,12 +90,14 @@ impl Store {
     }
 
     /// Moves a pin back to the one before it ([`rollback_target`]) in one transaction,
-    /// recording a `rollback` entry. `allow` vets the reference first (still published?);
-    /// `Ok(None)` when there is no earlier pin or `allow` refused.
+    /// recording a `rollback` entry. `needs_of` names what the earlier reference needs
+    /// (its version or channel), checked in the same transaction: a missing one is
+    /// [`StoreError::Missing`] and a reference `needs_of` cannot read is
+    /// [`StoreError::Corrupt`], both with nothing written. `Ok(None)`: no earlier pin.
     pub async fn rollback_pin(
         &self,
         target: &str,
-        allow: impl FnOnce(&str) -> bool,
+        needs_of: impl FnOnce(&str) -> Option<Vec<Requirement>>,
     ) -> Result<Option<(Option<String>, String)>, StoreError> {
         let mut tx = self.begin().await?;
         let history: Vec<PinChange> = sqlx::query_as(
@@ -96,8 +109,14 @@ impl Store {
         let Some(to) = rollback_target(&history) else {
             return Ok(None);
         };
-        if !allow(&to) {
-            return Ok(None);
+        let Some(needs) = needs_of(&to) else {
+            return Err(StoreError::Corrupt {
+                what: "pin reference in the history",
+                value: to,
+            });
+        };
+        if let Some(missing) = first_missing(&mut tx, &needs).await? {
+            return Err(StoreError::Missing(missing));
         }
         let from: Option<String> =
             sqlx::query_scalar("SELECT reference FROM pins WHERE target = $1")

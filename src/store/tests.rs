@@ -78,7 +78,7 @@ async fn versions_channels_pins() {
     assert!(e.to_string().contains("channel(s) stable"), "{e}");
     s.insert_version("demo", "2", "sha256:cc").await.unwrap();
     s.set_channel("demo", "stable", "2").await.unwrap();
-    s.set_pin("default", "demo@1").await.unwrap();
+    s.set_pin("default", "demo@1", &[]).await.unwrap();
     let e = s
         .remove_version("demo", "1", &["demo@1".into()])
         .await
@@ -151,7 +151,7 @@ async fn reopen_keeps_state() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let s = Store::open(&url).await.unwrap();
-    s.set_pin("default", "local").await.unwrap();
+    s.set_pin("default", "local", &[]).await.unwrap();
     s.close().await;
     let s = Store::open(&url).await.unwrap();
     assert_eq!(s.pins().await.unwrap()[0].reference, "local");
@@ -172,7 +172,7 @@ async fn concurrent_writers_queue_instead_of_failing() {
             assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
             s.label_machine(&name, &[("k".into(), Some("v".into()))])
                 .await?;
-            s.set_pin(&format!("machine:{name}"), "local").await?;
+            s.set_pin(&format!("machine:{name}"), "local", &[]).await?;
             Ok::<_, StoreError>(())
         }));
     }
