@@ -32,6 +32,9 @@ pub const GRACE: Duration = Duration::from_secs(3);
 /// re-checked at most this often, so a boot storm does not query the store per request.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
 
+/// How often old boot events are swept (see `events.retention`).
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
 /// Daemon errors.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -160,9 +163,16 @@ pub async fn run(
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
     let (sink, queue) = events::channel(65_536);
-    let writer = tokio::spawn(events::write_events(store.clone(), queue));
+    let hub = events::Hub::default();
+    let writer = tokio::spawn(events::write_events(store.clone(), queue, hub.clone()));
 
     let mut tasks: JoinSet<()> = JoinSet::new();
+    tasks.spawn(events::retention::run(
+        store.clone(),
+        config.events.retention,
+        RETENTION_EVERY,
+        shutdown.clone(),
+    ));
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),

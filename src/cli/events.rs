@@ -43,25 +43,35 @@ fn print(e: &EventRow, json: bool) {
 
 pub(super) async fn run(ctx: &Ctx, a: &EventsArgs) -> anyhow::Result<()> {
     let mac: Option<Mac> = a.mac.as_deref().map(str::parse).transpose()?;
-    let all = ctx.store().events(mac, 0, i64::MAX).await?;
-    let skip = all
-        .len()
-        .saturating_sub(usize::try_from(a.last.max(0)).unwrap_or(0));
-    let mut last_id = 0;
-    for e in &all[skip..] {
-        print(e, a.json);
-    }
-    if let Some(e) = all.last() {
-        last_id = e.id;
+    // The newest id before reading: following starts there even if `--last 0`.
+    let mut last_id = ctx.store().last_event_id().await?;
+    for e in ctx.store().recent_events(mac, a.last.max(0)).await? {
+        print(&e, a.json);
+        last_id = last_id.max(e.id);
     }
     if !a.follow {
         return Ok(());
     }
+    // Another process (the server) writes: poll the store from the cursor. Ids become
+    // visible in id order (see `store/events.rs`), so nothing is skipped or repeated.
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        for e in ctx.store().events(mac, last_id, 1000).await? {
-            print(&e, a.json);
-            last_id = e.id;
+        loop {
+            // Read the newest id first: once a page comes back short, every event up
+            // to it has been seen, other MACs' included, so the next query starts there.
+            let newest = ctx.store().last_event_id().await?;
+            let page = ctx.store().events(mac, last_id, FOLLOW_PAGE).await?;
+            for e in &page {
+                print(e, a.json);
+                last_id = e.id;
+            }
+            if i64::try_from(page.len()).unwrap_or(i64::MAX) < FOLLOW_PAGE {
+                last_id = last_id.max(newest);
+                break;
+            }
         }
     }
 }
+
+/// Rows per query while following.
+const FOLLOW_PAGE: i64 = 1000;

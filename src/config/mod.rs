@@ -179,7 +179,18 @@ pub struct Config {
     pub dhcp: DhcpConfig,
     pub tftp: TftpConfig,
     pub http: HttpConfig,
+    pub events: EventsConfig,
 }
+
+/// The boot history.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EventsConfig {
+    /// Events older than this are deleted in the background.
+    pub retention: Duration,
+}
+
+/// How long boot events are kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Config {
     /// Reads and validates a file. `data_dir` (from `--data-dir`) overrides the file.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::file::{FileConfig, SubnetFile};
 use super::{
-    BootConfig, Chainload, Config, ConfigError, DEFAULT_DATA_DIR, DhcpConfig, DhcpMode, HttpConfig,
-    Loaders, Reservation, Subnet, TftpConfig, UnknownMachines,
+    BootConfig, Chainload, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_RETENTION, DhcpConfig,
+    DhcpMode, EventsConfig, HttpConfig, Loaders, Reservation, Subnet, TftpConfig, UnknownMachines,
 };
 
 pub(super) fn validate(
@@ -243,6 +243,12 @@ pub(super) fn validate(
             enabled: f.http.enabled.unwrap_or(true),
             listen: http_listen,
             public_url,
+        },
+        events: EventsConfig {
+            retention: match &f.events.retention {
+                Some(t) => duration(t, "events.retention", file)?,
+                None => DEFAULT_RETENTION,
+            },
         },
     })
 }

@@ -1,7 +1,26 @@
 //! Bounded reads of the boot history: the newest N events without loading the table.
 
 use super::{EventRow, Store, StoreError};
-use crate::boot::Mac;
+use crate::boot::{BootEvent, EventText, Mac};
+
+impl EventRow {
+    /// The row for an event the writer just stored with `id` (its detail parsed).
+    pub fn from_text(id: i64, e: &EventText) -> Result<EventRow, StoreError> {
+        Ok(EventRow {
+            id,
+            event: BootEvent {
+                at_ms: e.at_ms,
+                mac: e.mac,
+                stage: e.stage,
+                manifest: e.manifest,
+                detail: serde_json::from_str(&e.detail).map_err(|_| StoreError::Corrupt {
+                    what: "event detail",
+                    value: e.detail.clone(),
+                })?,
+            },
+        })
+    }
+}
 
 impl Store {
     /// The newest `limit` events (optionally of one MAC), returned oldest first. Reads
@@ -35,5 +54,27 @@ impl Store {
         // The id of the limit-th newest event (or none: fewer events than that exist).
         let after = newest.map_or(0, |id| id - 1);
         self.events(mac, after, limit).await
+    }
+
+    /// Deletes up to `max_rows` of the oldest events stored before `before_ms`; returns
+    /// how many went. Retention calls it until it returns less than `max_rows`, so one
+    /// call never holds the write lock for long.
+    pub async fn delete_events_before(
+        &self,
+        before_ms: i64,
+        max_rows: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "DELETE FROM boot_events WHERE id IN \
+             (SELECT id FROM boot_events WHERE at_ms < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(max_rows)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 }

@@ -20,7 +20,7 @@ static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
             (
                 n,
                 format!(
-                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) VALUES {rows}"
+                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) VALUES {rows} RETURNING id"
                 ),
             )
         })
@@ -39,13 +39,15 @@ impl Store {
     /// ([`ROWS_PER_INSERT`]): per-statement overhead, not SQLite, is the cost at
     /// boot-storm rates, and fixed texts are prepared once and then reused from the
     /// connection's statement cache instead of being parsed for every batch.
-    pub async fn append_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
+    pub async fn append_events(&self, events: &[BootEvent]) -> Result<Vec<i64>, StoreError> {
         let texts: Vec<EventText> = events.iter().map(EventText::from).collect();
         self.append_texts(&texts).await
     }
 
-    /// [`Store::append_events`] for events whose detail is JSON text already.
-    pub async fn append_texts(&self, events: &[EventText]) -> Result<(), StoreError> {
+    /// [`Store::append_events`] for events whose detail is JSON text already. Returns
+    /// the ids assigned, in input order.
+    pub async fn append_texts(&self, events: &[EventText]) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(events.len());
         let mut tx = self.begin().await?;
         let mut rest = events;
         while !rest.is_empty() {
@@ -63,11 +65,20 @@ impl Store {
                     .bind(e.manifest.map(|d| d.to_string()))
                     .bind(e.detail.as_str());
             }
-            q.execute(&mut *tx).await?;
+            // Ids grow in insertion order inside the (write-locked) transaction; the
+            // order RETURNING emits them in is not promised, so sort each chunk's.
+            let mut chunk_ids: Vec<i64> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>(0))
+                .collect::<Result<_, _>>()?;
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
             rest = after;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(ids)
     }
 
     /// The newest event's id (0 when there is none): where a follower starts.

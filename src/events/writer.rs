@@ -1,69 +1,14 @@
-//! The boot-event pipeline: front ends [`EventSink::record`] events without waiting; one
-//! writer task ([`write_events`]) batches them into the state store.
+//! The writer: stores queued events in batches, then hands each committed batch, with
+//! its ids, to the [`Hub`].
 //!
-//! Recording never blocks a DHCP reply or a download: when the queue is full (the store
-//! cannot keep up) events are dropped and counted, with a warning. The writer drains
-//! everything still queued when the last sink is dropped, so a graceful shutdown loses
-//! nothing.
+//! One writer per process. A batch that cannot be stored after a few tries is logged and
+//! dropped (front ends never wait for the store); the hub sees only what was committed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::mpsc;
-
-use crate::boot::{BootEvent, EventText};
+use super::hub::{Hub, Stored};
+use super::sink::EventQueue;
 use crate::store::Store;
-
-/// Where front ends send boot events. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct EventSink {
-    tx: mpsc::Sender<EventText>,
-    dropped: Arc<AtomicU64>,
-}
-
-/// The receiving end, for [`write_events`].
-#[derive(Debug)]
-pub struct EventQueue {
-    rx: mpsc::Receiver<EventText>,
-}
-
-/// A sink and its queue holding at most `capacity` unwritten events.
-pub fn channel(capacity: usize) -> (EventSink, EventQueue) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    (
-        EventSink {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        },
-        EventQueue { rx },
-    )
-}
-
-impl EventSink {
-    /// Queues an event; never waits.
-    pub fn record(&self, event: BootEvent) {
-        self.record_text(EventText::from(&event));
-    }
-
-    /// Queues an event whose detail is JSON text already; never waits.
-    pub fn record_text(&self, event: EventText) {
-        tracing::info!(mac = %event.mac, stage = %event.stage, detail = %event.detail, "boot event");
-        if self.tx.try_send(event).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!(
-                    dropped = n,
-                    "boot event queue full or closed: events dropped"
-                );
-            }
-        }
-    }
-
-    /// Events dropped so far.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
 
 /// How long the writer lets events gather after the first one of a batch.
 ///
@@ -77,8 +22,9 @@ pub const COLLECT: std::time::Duration = std::time::Duration::from_millis(10);
 /// Most events written in one transaction.
 pub const MAX_BATCH: usize = 4096;
 
-/// Writes queued events to the store in batches until every sink is gone.
-pub async fn write_events(store: Store, mut queue: EventQueue) {
+/// Writes queued events to the store in batches until every sink is gone, publishing
+/// each commit to `hub`.
+pub async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.rx.recv().await {
         batch.push(first);
@@ -91,27 +37,36 @@ pub async fn write_events(store: Store, mut queue: EventQueue) {
             }
         }
         let mut tries = 0;
-        while let Err(e) = store.append_texts(&batch).await {
-            tries += 1;
-            if tries >= 3 {
-                tracing::error!(error = %e, lost = batch.len(), "cannot store boot events");
-                break;
+        loop {
+            match store.append_texts(&batch).await {
+                Ok(ids) => {
+                    let stored: Arc<[Stored]> = ids
+                        .into_iter()
+                        .zip(batch.drain(..))
+                        .map(|(id, event)| Stored { id, event })
+                        .collect();
+                    hub.publish(stored);
+                    break;
+                }
+                Err(e) => {
+                    tries += 1;
+                    if tries >= 3 {
+                        tracing::error!(error = %e, lost = batch.len(), "cannot store boot events");
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
         }
         batch.clear();
     }
 }
 
-/// Milliseconds since the Unix epoch, for event timestamps.
-pub fn now_ms() -> i64 {
-    crate::store::now_ms()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boot::{BootStage, Mac};
+    use crate::boot::{BootStage, EventText, Mac};
+    use crate::events::channel;
 
     fn event(i: i64) -> EventText {
         EventText {
@@ -133,7 +88,7 @@ mod tests {
     async fn a_burst_is_stored_whole_and_in_order_when_the_sinks_go() {
         let (_d, store) = store().await;
         let (sink, queue) = channel(65_536);
-        let writer = tokio::spawn(write_events(store.clone(), queue));
+        let writer = tokio::spawn(write_events(store.clone(), queue, Hub::default()));
         // More than one batch, recorded faster than any batch is written.
         let n = 3 * MAX_BATCH as i64 + 17;
         for i in 0..n {
@@ -151,7 +106,7 @@ mod tests {
     async fn a_lone_event_is_stored_without_waiting_for_more() {
         let (_d, store) = store().await;
         let (sink, queue) = channel(16);
-        let _writer = tokio::spawn(write_events(store.clone(), queue));
+        let _writer = tokio::spawn(write_events(store.clone(), queue, Hub::default()));
         sink.record_text(event(7));
         // The sink stays open: the event must land on its own, after the collect window.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
