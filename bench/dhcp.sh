@@ -8,7 +8,14 @@
 #   (b) boot storm: N clients at once (`perfdhcp --scenario avalanche -R N`), seconds
 #       until all N are leased, N in STORMS.
 #
-# Usage (root; packages kea-admin kea-dhcp4-server dnsmasq-base; a release build):
+# Variants (SERVERS): `tabula` (SQLite store, plain clients: no boot events), `tabula-pxe`
+# (clients look like PXE firmware: option 60 `PXEClient:Arch:00000:UNDI:002001` and
+# option 93, and the default pin boots an image, so every OFFER and ACK also writes a
+# boot event, through the same store as the leases), `tabula-pg` and `tabula-pg-pxe`
+# (the same on PostgreSQL: a throw-away cluster started here, on a Unix socket only),
+# `kea` and `kea-pxe` (Kea with the same two kinds of client), `dnsmasq`.
+#
+# Usage (root; packages kea-admin kea-dhcp4-server dnsmasq-base postgresql; a release build):
 #   cargo build --release && sudo bash bench/dhcp.sh
 # Environment: PERIOD (30), TABULA_RATES, KEA_RATES, DNSMASQ_RATES, STORMS ("1000 5000"),
 # SERVERS ("tabula kea dnsmasq"). Server pinned to CPU0, perfdhcp to CPU1.
@@ -33,7 +40,7 @@ TABULA_RATES=${TABULA_RATES:-"4000 6000 8000 10000 12000 14000"}
 KEA_RATES=${KEA_RATES:-"3000 4000 5000 6000"}
 DNSMASQ_RATES=${DNSMASQ_RATES:-"100 200 400"}
 STORMS=${STORMS:-"1000 5000"}
-SERVERS=${SERVERS:-"tabula kea dnsmasq"}
+SERVERS=${SERVERS:-"tabula tabula-pxe tabula-pg tabula-pg-pxe kea kea-pxe dnsmasq"}
 TABULA=${TABULA:-${CARGO_TARGET_DIR:-target}/release/tabula}
 SRV=tbb-srv CLI=tbb-cli SIF=tbs0 CIF=tbc0
 
@@ -46,6 +53,22 @@ TABULA=$(realpath "$TABULA")
 
 WORK=$(mktemp -d /tmp/tabula-bench.XXXXXX)
 SPID=""
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PGDIR=$WORK/pg
+stop_pg() {
+  if [ -f "$PGDIR/data/postmaster.pid" ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+# A throw-away PostgreSQL cluster on a Unix socket in $PGDIR (no TCP), started once.
+start_pg() {
+  [ -S "$PGDIR/.s.PGSQL.5432" ] && return 0
+  [ -n "$PGBIN" ] || { echo "missing PostgreSQL (apt-get install postgresql)" >&2; exit 1; }
+  mkdir -p "$PGDIR" && chown postgres "$PGDIR" && chmod 700 "$PGDIR"
+  runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+    -o "-c listen_addresses='' -c unix_socket_directories='$PGDIR' -c fsync=on -c synchronous_commit=on" start >/dev/null
+}
 stop_server() {
   if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=""; fi
 }
@@ -53,6 +76,7 @@ RMEM=${RMEM:-4194304}
 RMEM_OLD=$(sysctl -n net.core.rmem_default)
 cleanup() {
   stop_server
+  stop_pg
   sysctl -qw net.core.rmem_default="$RMEM_OLD" || true
   ip netns del "$SRV" 2>/dev/null || true
   ip netns del "$CLI" 2>/dev/null || true
@@ -70,11 +94,23 @@ ip -n "$CLI" addr add 10.77.0.2/16 dev "$CIF"
 for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
 ip -n "$SRV" link set "$SIF" up; ip -n "$CLI" link set "$CIF" up
 
+# start_tabula [pg] [pxe]: SQLite or a fresh PostgreSQL database; `default local`, or
+# (pxe) a published image so PXE clients get a loader and boot events are written.
 start_tabula() {
-  local d="$WORK/tabula.$RANDOM"; mkdir -p "$d"
+  local d="$WORK/tabula.$RANDOM" store="" db
+  mkdir -p "$d"
+  if [ "${1:-}" = pg ]; then
+    start_pg
+    db="t$RANDOM"
+    runuser -u postgres -- "$PGBIN/createdb" -h "$PGDIR" "$db"
+    store="[store]
+url = \"postgres://postgres@localhost/$db?host=$PGDIR\""
+  fi
+  CUR_CONF=$d/t.toml
   cat >"$d/t.toml" <<EOF
 [server]
 data_dir = "$d/data"
+$store
 [dhcp]
 mode = "full"
 interfaces = ["$SIF"]
@@ -87,14 +123,39 @@ enabled = false
 [http]
 listen = "10.77.0.1:8080"
 EOF
-  TABULA_LOG=error "$TABULA" --config "$d/t.toml" pin set default local >/dev/null
+  if [ "${2:-}" = pxe ]; then
+    head -c 65536 /dev/urandom >"$d/vmlinuz"
+    TABULA_LOG=error "$TABULA" --config "$d/t.toml" image add demo --version 1 --kernel "$d/vmlinuz" >/dev/null
+    TABULA_LOG=error "$TABULA" --config "$d/t.toml" pin set default demo@1 >/dev/null
+  else
+    TABULA_LOG=error "$TABULA" --config "$d/t.toml" pin set default local >/dev/null
+  fi
   TABULA_LOG=error ip netns exec "$SRV" taskset -c 0 "$TABULA" --config "$d/t.toml" serve >"$d/out" 2>"$d/err" &
   SPID=$!
   for _ in $(seq 1 100); do grep -q "listening: dhcp" "$d/out" 2>/dev/null && break; sleep 0.1; done
 }
 
+# Boot events in the last tabula's store (its newest event id; "-" for other servers).
+CUR_CONF=""
+events_stored() {
+  if [ -z "$CUR_CONF" ]; then echo -; return; fi
+  TABULA_LOG=error "$TABULA" --config "$CUR_CONF" events --last 1 --json 2>/dev/null |
+    sed -n 's/.*"id":\([0-9]*\).*/\1/p' | grep . || echo 0
+}
+
+start_tabula-pxe() { start_tabula sqlite pxe; }
+start_tabula-pg() { start_tabula pg; }
+start_tabula-pg-pxe() { start_tabula pg pxe; }
+start_kea-pxe() { start_kea; }
+
+# Options perfdhcp adds to every DISCOVER and REQUEST for the -pxe variants: option 60
+# "PXEClient:Arch:00000:UNDI:002001" (what a BIOS PXE ROM sends) and option 93 = 0 (BIOS).
+PXE_OPTS=(-o "60,$(printf 'PXEClient:Arch:00000:UNDI:002001' | od -An -tx1 | tr -d ' \n')" -o 93,0000)
+client_opts() { case $1 in *-pxe) echo "${PXE_OPTS[@]}";; esac; }
+
 start_kea() {
   local d="$WORK/kea.$RANDOM"; mkdir -p "$d"
+  CUR_CONF=""
   cat >"$d/kea.json" <<EOF
 { "Dhcp4": {
   "interfaces-config": { "interfaces": ["$SIF"], "dhcp-socket-type": "raw" },
@@ -113,6 +174,7 @@ EOF
 
 start_dnsmasq() {
   local d="$WORK/dnsmasq.$RANDOM"; mkdir -p "$d"
+  CUR_CONF=""
   ip netns exec "$SRV" taskset -c 0 dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root \
     --interface="$SIF" --bind-interfaces --dhcp-range=10.77.1.0,10.77.254.254,255.255.0.0,2h \
     --dhcp-lease-max=70000 --dhcp-authoritative --dhcp-boot=ipxe.efi --no-ping \
@@ -129,8 +191,9 @@ bufdrops() { echo "socket-buffer drops: server $(($(rcvbuf "$SRV") - B0S)), perf
 # perfdhcp output → "completed_dora_per_s discover_drops request_drops"
 rate_step() {
   local out
+  # shellcheck disable=SC2046 # client_opts is a word list on purpose
   out=$(timeout $((PERIOD + 30)) ip netns exec "$CLI" taskset -c 1 \
-        perfdhcp -4 -l "$CIF" -r "$1" -R 60000 -p "$PERIOD" -W 1000000 2>&1 || true)
+        perfdhcp -4 -l "$CIF" -r "$1" -R 60000 -p "$PERIOD" -W 1000000 $(client_opts "$2") 2>&1 || true)
   echo "$out" >"$WORK/last-perfdhcp.txt"
   echo "$out" | awk -v p="$PERIOD" '
     /Statistics for: DISCOVER-OFFER/ {s="do"} /Statistics for: REQUEST-ACK/ {s="ra"}
@@ -142,21 +205,22 @@ declare -A BEST STORM
 cpu_cal=$(command -v sysbench >/dev/null && sysbench cpu --time=3 run 2>/dev/null | awk '/events per second/ {print $4}' || echo n/a)
 echo "# DHCP benchmark $(date -u +%FT%TZ), period ${PERIOD}s, load $(cut -d' ' -f1-3 /proc/loadavg), sysbench cpu ${cpu_cal}, net.core.rmem_default $(sysctl -n net.core.rmem_default) (machine default ${RMEM_OLD})"
 for srv in $SERVERS; do
-  case $srv in tabula) rates=$TABULA_RATES;; kea) rates=$KEA_RATES;; dnsmasq) rates=$DNSMASQ_RATES;; esac
+  case $srv in tabula*) rates=$TABULA_RATES;; kea*) rates=$KEA_RATES;; dnsmasq) rates=$DNSMASQ_RATES;; esac
   BEST[$srv]=0
   for r in $rates; do
     "start_$srv"
     bufdrops_mark
-    read -r done dd rd < <(rate_step "$r")
+    read -r done dd rd < <(rate_step "$r" "$srv")
     stop_server
-    echo "$srv rate $r/s: completed ${done} DORA/s, drops DISCOVER=${dd} REQUEST=${rd}; $(bufdrops)"
+    echo "$srv rate $r/s: completed ${done} DORA/s, drops DISCOVER=${dd} REQUEST=${rd}; $(bufdrops); boot events stored: $(events_stored)"
     if [ "$dd" = "0" ] && [ "$rd" = "0" ]; then BEST[$srv]=$done; else break; fi
   done
   for n in $STORMS; do
     "start_$srv"
     bufdrops_mark
     t0=$(date +%s.%N)
-    out=$(timeout 300 ip netns exec "$CLI" taskset -c 1 perfdhcp -4 -l "$CIF" --scenario avalanche -R "$n" 2>&1 || true)
+    # shellcheck disable=SC2046
+    out=$(timeout 300 ip netns exec "$CLI" taskset -c 1 perfdhcp -4 -l "$CIF" --scenario avalanche -R "$n" $(client_opts "$srv") 2>&1 || true)
     t1=$(date +%s.%N)
     stop_server
     acks=$(echo "$out" | awk '/Statistics for: REQUEST-ACK/ {s=1} s && /^received packets:/ {print $3; exit}')
