@@ -69,6 +69,8 @@ mode = "off"
 listen = "$ADDR:${PORTS[0]}"
 root = "$ROOT"
 max_transfers = 512
+# The bench's 100 clients share one address.
+max_transfers_per_client = 512
 max_blksize = 1468
 max_windowsize = 16
 [http]

@@ -22,3 +22,4 @@ pub mod inventory;
 pub mod lab;
 pub mod store;
 pub mod tftp;
+pub mod throttle;

@@ -93,6 +93,7 @@ pub struct TftpFile {
     pub listen: Option<SocketAddr>,
     pub root: Option<PathBuf>,
     pub max_transfers: Option<usize>,
+    pub max_transfers_per_client: Option<usize>,
     pub max_blksize: Option<u16>,
     pub max_windowsize: Option<u16>,
     pub timeout: Option<String>,

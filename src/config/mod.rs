@@ -144,6 +144,8 @@ pub struct TftpConfig {
     pub listen: SocketAddr,
     pub root: PathBuf,
     pub max_transfers: usize,
+    /// Concurrent transfers from one IP address.
+    pub max_transfers_per_client: usize,
     pub max_blksize: u16,
     pub max_windowsize: u16,
     pub timeout: Duration,

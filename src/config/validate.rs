@@ -181,6 +181,16 @@ pub(super) fn validate(
             .root
             .unwrap_or_else(|| PathBuf::from("/usr/lib/ipxe")),
         max_transfers: f.tftp.max_transfers.unwrap_or(512),
+        max_transfers_per_client: match f.tftp.max_transfers_per_client {
+            Some(0) => {
+                return Err(bad(
+                    "tftp.max_transfers_per_client",
+                    "must be at least 1".into(),
+                ));
+            }
+            Some(n) => n,
+            None => 16,
+        },
         max_blksize,
         max_windowsize,
         timeout: duration(

@@ -6,8 +6,8 @@
 //! file system access: NUL, backslash, empty, `.` or `..` components, and more than one
 //! leading `/`. Then the path is canonicalized and must still lie under the canonical
 //! root (a symlink inside the root may point elsewhere inside it, never outside), and it
-//! is opened with `O_NOFOLLOW` and checked to be a regular file through the opened
-//! handle. The root itself is trusted: someone who can write into it while tabula runs
+//! is opened with `O_NOFOLLOW | O_NONBLOCK` and checked to be a regular file before
+//! (so a FIFO or device never blocks `open`) and through the opened handle. The root itself is trusted: someone who can write into it while tabula runs
 //! could still race a directory swap; TFTP clients cannot write at all.
 //!
 //! A first path component spelled as a hyphenated MAC (`52-54-00-12-34-56/undionly.kpxe`)
@@ -131,9 +131,17 @@ impl Root {
         if !canonical.starts_with(&self.dir) {
             return Err(forbidden("resolves outside the TFTP root"));
         }
+        // A FIFO (or a device) would block `open` itself until a writer shows up, holding
+        // a blocking thread and a transfer slot forever: refuse anything but a regular
+        // file before opening, and open non-blocking so a swap in between cannot block
+        // either (the handle is checked again below).
+        let kind = std::fs::symlink_metadata(&canonical).map_err(|e| io_refusal(name, e))?;
+        if !kind.file_type().is_file() {
+            return Err(forbidden("not a regular file"));
+        }
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(&canonical)
             .map_err(|e| io_refusal(name, e))?;
         let meta = file.metadata().map_err(|e| io_refusal(name, e))?;

@@ -8,14 +8,18 @@
 //! after a `tsize` probe) and asks again from the same port is served at once. With a
 //! wildcard listen address (`0.0.0.0`) the kernel picks each transfer's source address;
 //! on a multi-homed host, run one server per interface address instead.
-//! Beyond `max_transfers` a request is refused with ERROR 0 "server busy". Write
+//! Beyond `max_transfers` a request is refused with ERROR 0 "server busy", and beyond
+//! `max_per_client` transfers from one IP address with ERROR 0 "too many transfers from
+//! this client", so one host (broken or hostile) cannot take every slot. Both refusals
+//! are counted and logged at most once per [`REFUSAL_LOG_EVERY`]. Write
 //! requests are refused (read-only). Every RRQ and WRQ ends in exactly one
 //! [`TransferEvent`]. This module does no file I/O and holds no lock across I/O.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -30,11 +34,16 @@ use super::root::Root;
 use super::session::{self, Session};
 use super::transfer::Limits;
 use crate::config::TftpConfig;
+use crate::throttle::{Throttle, escaped};
 
 /// How long in-flight transfers may go on after shutdown begins, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 /// Largest request datagram read; RRQs are far smaller.
 const MAX_REQUEST: usize = 2048;
+/// At most one log line per refusal kind per this long (each line counts the hits).
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Longest file name written to a log line (names are escaped as well).
+pub const LOGGED_NAME: usize = 128;
 
 /// What the server needs to run; build it from [`TftpConfig`] or by hand in tests.
 #[derive(Debug, Clone)]
@@ -43,6 +52,8 @@ pub struct TftpServerConfig {
     pub root: PathBuf,
     /// Concurrent transfers; more are refused with ERROR 0 "server busy".
     pub max_transfers: usize,
+    /// Concurrent transfers from one IP address; more are refused the same way.
+    pub max_per_client: usize,
     /// Option and retransmission limits.
     pub limits: Limits,
     /// How long in-flight transfers may continue once shutdown begins.
@@ -54,6 +65,7 @@ impl From<&TftpConfig> for TftpServerConfig {
         TftpServerConfig {
             root: c.root.clone(),
             max_transfers: c.max_transfers,
+            max_per_client: c.max_transfers_per_client,
             limits: Limits {
                 max_blksize: c.max_blksize,
                 max_windowsize: c.max_windowsize,
@@ -81,6 +93,12 @@ pub async fn run(
     let root = Arc::new(Root::new(&cfg.root)?);
     let local = socket.local_addr().map_err(TftpError::Socket)?;
     let permits = Arc::new(Semaphore::new(cfg.max_transfers));
+    let clients = Clients::default();
+    let busy = Throttle::new("TFTP server busy (tftp.max_transfers)", REFUSAL_LOG_EVERY);
+    let greedy = Throttle::new(
+        "TFTP client over its transfer limit (tftp.max_transfers_per_client)",
+        REFUSAL_LOG_EVERY,
+    );
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let session = Session {
         root,
@@ -111,28 +129,39 @@ pub async fn run(
                 let Some(request) = accept(&socket, &buf[..len], peer, &events).await else {
                     continue;
                 };
+                let Some(slot) = clients.take(peer.ip(), cfg.max_per_client) else {
+                    greedy.warn(&format_args!("{} asked for \"{}\"", peer, escaped(&request.filename, LOGGED_NAME)));
+                    let message = "too many transfers from this client, try again later";
+                    reply_error(&socket, peer, ErrorCode::NotDefined, message).await;
+                    refused(&events, peer, request.filename, ErrorCode::NotDefined, message);
+                    continue;
+                };
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let span = tracing::info_span!(
                             "tftp_transfer",
                             %peer,
-                            file = %request.filename,
+                            file = %escaped(&request.filename, LOGGED_NAME),
                             blksize = tracing::field::Empty,
                             windowsize = tracing::field::Empty,
                         );
                         let s = session.clone();
                         tasks.spawn(
-                            async move { session::serve(s, peer, request, permit).await }
-                                .instrument(span),
+                            async move {
+                                session::serve(s, peer, request, permit).await;
+                                drop(slot);
+                            }
+                            .instrument(span),
                         );
                     }
                     Err(_) => {
-                        warn!(
-                            %peer,
-                            file = %request.filename,
-                            max_transfers = cfg.max_transfers,
-                            "TFTP server busy: max_transfers in flight, refusing read request"
-                        );
+                        drop(slot);
+                        busy.warn(&format_args!(
+                            "{} transfers in flight, refusing {} asking for \"{}\"",
+                            cfg.max_transfers,
+                            peer,
+                            escaped(&request.filename, LOGGED_NAME)
+                        ));
                         let message = "server busy, try again later";
                         reply_error(&socket, peer, ErrorCode::NotDefined, message).await;
                         refused(&events, peer, request.filename, ErrorCode::NotDefined, message);
@@ -200,7 +229,7 @@ async fn accept(
         }
         Ok(Packet::Rrq(req)) => Some(req),
         Ok(Packet::Wrq(req)) => {
-            debug!(%peer, file = %req.filename, "refusing write request");
+            debug!(%peer, file = %escaped(&req.filename, LOGGED_NAME), "refusing write request");
             let message = "read-only server: writes are not allowed";
             reply_error(socket, peer, ErrorCode::AccessViolation, message).await;
             refused(
@@ -265,5 +294,44 @@ fn log_join(joined: Result<(), tokio::task::JoinError>) {
         && e.is_panic()
     {
         warn!(error = %e, "TFTP transfer task panicked");
+    }
+}
+
+/// Transfers in flight per client IP address.
+#[derive(Debug, Default, Clone)]
+struct Clients(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl Clients {
+    /// A slot for `ip` if it has fewer than `max` transfers in flight.
+    fn take(&self, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One transfer's place in its client's count; given back when dropped.
+#[derive(Debug)]
+struct ClientSlot {
+    clients: Clients,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = self.clients.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }

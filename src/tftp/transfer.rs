@@ -8,7 +8,9 @@
 //! a duplicate or stale ACK never triggers a send (no Sorcerer's Apprentice); a client
 //! ERROR ends the transfer at once with nothing sent back (a PXE `tsize` probe ends
 //! with ERROR 8 after the OACK, which is normal); retransmission stops after `retries`
-//! timeouts in a row, with the timeout doubling each time.
+//! timeouts in a row, with the timeout doubling each time, and after
+//! [`UNACKED_RETRIES`] while the client has acknowledged nothing (no amplification
+//! towards a spoofed address).
 
 use std::ops::Range;
 use std::time::Duration;
@@ -31,6 +33,11 @@ pub const MAX_WINDOW_BYTES: u32 = 64 * 1024;
 /// Anything else is left out of the OACK and the configured timeout applies (curl asks
 /// for 72 s, which would turn one lost packet into a stall of over a minute).
 pub const CLIENT_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=10;
+/// Retransmissions of the first packet (OACK or DATA 1) before the client has
+/// acknowledged anything. An RRQ's source address is unproven until an ACK comes back
+/// from it, so a spoofed request must not turn one small datagram into `retries` full
+/// blocks aimed at someone else: at most 1 + 2 packets of at most 516 bytes go out.
+pub const UNACKED_RETRIES: u32 = 2;
 /// Backoff never waits longer than this many base timeouts.
 const MAX_BACKOFF_FACTOR: u32 = 8;
 
@@ -128,6 +135,8 @@ pub struct Transfer {
     /// Timeouts since the last progress.
     attempts: u32,
     retries: u32,
+    /// Whether the client has acknowledged anything yet (its address is then real).
+    heard: bool,
     done: bool,
 }
 
@@ -146,6 +155,7 @@ impl Transfer {
             base_timeout: negotiated.timeout,
             attempts: 0,
             retries,
+            heard: false,
             done: false,
         }
     }
@@ -170,6 +180,7 @@ impl Transfer {
             }
             self.oack_pending = false;
             self.attempts = 0;
+            self.heard = true;
             return self.window_from_base();
         }
         // The absolute index in [base - 1, base - 1 + 65535] whose low 16 bits are `n`.
@@ -182,6 +193,7 @@ impl Transfer {
         }
         self.base = k + 1;
         self.attempts = 0;
+        self.heard = true;
         if self.base > self.blocks {
             self.done = true;
             return Action::Finished;
@@ -203,7 +215,12 @@ impl Transfer {
         if self.done {
             return Action::Wait;
         }
-        if self.attempts >= self.retries {
+        let retries = if self.heard {
+            self.retries
+        } else {
+            self.retries.min(UNACKED_RETRIES)
+        };
+        if self.attempts >= retries {
             self.done = true;
             return Action::Abort(AbortReason::Timeout);
         }

@@ -179,6 +179,59 @@ async fn transfers_beyond_the_limit_get_server_busy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_flood_from_one_host_does_not_refuse_another() {
+    let mut server = Server::start(|c| {
+        c.max_transfers = 64;
+        c.max_per_client = 8;
+    })
+    .await;
+    server.file("f", 100_000, 3);
+    // 80 read requests from one host, none ever acknowledged: more than every slot.
+    let flood = Raw::new().await;
+    for _ in 0..80 {
+        flood.rrq(server.addr, "f", &[]).await;
+    }
+    let (mut data, mut refused) = (0, 0);
+    while let Some((bytes, _)) = flood.recv(Duration::from_millis(300)).await {
+        match Packet::parse(&bytes) {
+            Ok(Packet::Data { block: 1, .. }) => data += 1,
+            Ok(Packet::Error { message, .. }) => {
+                assert!(
+                    message.contains("too many transfers from this client"),
+                    "{message}"
+                );
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(data, 8, "transfers served to the flooding host");
+    assert_eq!(refused, 72);
+    // Another machine is served at once, while the flood still holds its slots.
+    let other = Raw::on("127.0.0.2").await;
+    other.rrq(server.addr, "f", &[]).await;
+    let (bytes, _) = other.recv(SHORT).await.expect("no reply to the other host");
+    assert!(
+        matches!(Packet::parse(&bytes), Ok(Packet::Data { block: 1, .. })),
+        "{:?}",
+        Packet::parse(&bytes)
+    );
+    // Every refusal is an event.
+    let mut refusals = 0;
+    while let Some(ev) = server.try_event() {
+        if matches!(
+            ev.outcome,
+            TransferOutcome::Aborted {
+                reason: AbortReason::Refused { code: 0, .. }
+            }
+        ) {
+            refusals += 1;
+        }
+    }
+    assert_eq!(refusals, 72);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_acks_do_not_double_the_data() {
     let server = Server::start(|_| {}).await;
     let want = server.file("f", 512 * 20 + 1, 9);

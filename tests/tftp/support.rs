@@ -28,6 +28,7 @@ pub fn config(root: &Path) -> TftpServerConfig {
     TftpServerConfig {
         root: root.to_path_buf(),
         max_transfers: 64,
+        max_per_client: 64,
         limits: Limits {
             max_blksize: 1468,
             max_windowsize: 16,
@@ -78,6 +79,11 @@ impl Server {
             .expect("event channel closed")
     }
 
+    /// An event already delivered, if any.
+    pub fn try_event(&mut self) -> Option<TransferEvent> {
+        self.events.try_recv().ok()
+    }
+
     /// Triggers shutdown and waits for `run` to return (bounded).
     pub async fn stop(&mut self, within: Duration) -> Result<(), TftpError> {
         if let Some(stop) = self.stop.take() {
@@ -126,8 +132,13 @@ pub struct Raw {
 
 impl Raw {
     pub async fn new() -> Raw {
+        Raw::on("127.0.0.1").await
+    }
+
+    /// A client on another loopback address (127.0.0.0/8 is all local on Linux).
+    pub async fn on(ip: &str) -> Raw {
         Raw {
-            sock: UdpSocket::bind("127.0.0.1:0").await.expect("bind client"),
+            sock: UdpSocket::bind((ip, 0)).await.expect("bind client"),
         }
     }
 

@@ -172,3 +172,30 @@ fn client_prefix_names_the_machine_and_is_stripped() {
     // The prefix cannot smuggle an escape past the checks.
     assert!(relative_path(client_prefix("52-54-00-12-34-56/../etc/passwd").1).is_err());
 }
+
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let (tmp, root) = setup();
+    let fifo = tmp.path().join("root/pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    // Opening a FIFO for reading blocks until a writer comes; the check must not open it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = root.open("pipe").map(|_| ());
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("opening a FIFO blocked"));
+    assert!(
+        matches!(
+            r,
+            Err(TftpError::Forbidden {
+                reason: "not a regular file",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}

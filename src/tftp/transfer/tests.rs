@@ -252,6 +252,8 @@ fn retries_are_bounded_with_backoff_and_reset_on_progress() {
 fn backoff_is_capped() {
     let mut t = windowed(100, 512, 1);
     t.retries = 50;
+    // A client that has acknowledged something before (else UNACKED_RETRIES applies).
+    t.heard = true;
     t.start();
     for _ in 0..20 {
         t.on_timeout();
@@ -312,4 +314,34 @@ fn windows_roll_over_and_acks_across_the_wrap_map_correctly() {
         }
     );
     assert_eq!(t.bytes_acked(), 65_537 * 512);
+}
+
+#[test]
+fn an_unacknowledged_first_packet_is_resent_only_a_few_times() {
+    // Lock-step: DATA 1 straight away, to an address nobody has proven.
+    let mut t = plain(100_000);
+    t.retries = 50;
+    assert_eq!(t.start(), Action::SendBlocks { first: 1, last: 1 });
+    for _ in 0..UNACKED_RETRIES {
+        assert_eq!(t.on_timeout(), Action::SendBlocks { first: 1, last: 1 });
+    }
+    assert_eq!(t.on_timeout(), Action::Abort(AbortReason::Timeout));
+    // With options: the OACK, likewise.
+    let with_options = |size| {
+        let o = opts(Some(1468), Some(16), None, None);
+        Transfer::new(size, &negotiate(&o, size, &LIMITS), 50)
+    };
+    let mut t = with_options(100_000);
+    assert_eq!(t.start(), Action::SendOack);
+    for _ in 0..UNACKED_RETRIES {
+        assert_eq!(t.on_timeout(), Action::SendOack);
+    }
+    assert_eq!(t.on_timeout(), Action::Abort(AbortReason::Timeout));
+    // Once the client answered, the configured retries apply.
+    let mut t = with_options(100_000);
+    t.start();
+    assert!(matches!(t.on_ack(0), Action::SendBlocks { .. }));
+    for _ in 0..10 {
+        assert!(matches!(t.on_timeout(), Action::SendBlocks { .. }));
+    }
 }
