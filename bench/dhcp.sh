@@ -86,6 +86,8 @@ lease_time = "2h"
 enabled = false
 [http]
 listen = "10.77.0.1:8080"
+[api]
+enabled = false
 EOF
   TABULA_LOG=error "$TABULA" --config "$d/t.toml" pin set default local >/dev/null
   TABULA_LOG=error ip netns exec "$SRV" taskset -c 0 "$TABULA" --config "$d/t.toml" serve >"$d/out" 2>"$d/err" &

@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub dhcp: DhcpFile,
     pub tftp: TftpFile,
     pub http: HttpFile,
+    pub api: ApiFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,4 +105,11 @@ pub struct HttpFile {
     pub enabled: Option<bool>,
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiFile {
+    pub enabled: Option<bool>,
+    pub listen: Option<SocketAddr>,
 }
