@@ -180,8 +180,12 @@ async fn connection(
         let n = match read_head(&mut stream, &mut buf, &shutdown).await {
             Ok(Head::Ready(n)) => n,
             Ok(Head::Closed) => return,
-            Err(_) => {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 let _ = refuse(&mut stream, &Refusal::HeadTooLarge, false, false).await;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "connection ended");
                 return;
             }
         };
