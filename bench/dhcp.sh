@@ -122,6 +122,8 @@ lease_time = "2h"
 enabled = false
 [http]
 listen = "10.77.0.1:8080"
+[api]
+enabled = false
 EOF
   if [ "${2:-}" = pxe ]; then
     head -c 65536 /dev/urandom >"$d/vmlinuz"

@@ -42,6 +42,8 @@ enabled = false
 [http]
 listen = "127.0.0.1:18081"
 public_url = "http://127.0.0.1:18081"
+[api]
+enabled = false
 TOML
 # Both servers on CPU 0, every client on CPU 1, as the baselines were measured.
 TABULA_LOG=error taskset -c 0 "$TABULA" --config "$W/tabula.toml" serve >/dev/null &

@@ -75,6 +75,8 @@ max_blksize = 1468
 max_windowsize = 16
 [http]
 listen = "$ADDR:$((BASE_PORT + 3))"
+[api]
+enabled = false
 TOML
 TABULA_LOG=warn "${PIN_SRV[@]}" "$TABULA" --config "$WORK/tabula.toml" serve 2> "$WORK/tabula.log" &
 PIDS+=($!)

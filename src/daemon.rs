@@ -71,6 +71,8 @@ fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
 #[derive(Debug, Default)]
 pub struct Bound {
     pub http: Option<TcpListener>,
+    /// The API listener (the control plane, `src/api/`).
+    pub api: Option<TcpListener>,
     pub tftp: Option<UdpSocket>,
     /// DHCP sockets: per interface the server port, plus the boot-server port in proxy mode.
     pub dhcp: Vec<(DhcpSocket, Port)>,
@@ -87,6 +89,19 @@ impl Bound {
                     .await
                     .map_err(|source| DaemonError::Bind {
                         what: "HTTP",
+                        addr,
+                        hint: bind_hint(&addr, &source),
+                        source,
+                    })?,
+            );
+        }
+        if config.api.enabled {
+            let addr = config.api.listen;
+            b.api = Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Bind {
+                        what: "API",
                         addr,
                         hint: bind_hint(&addr, &source),
                         source,
@@ -127,6 +142,9 @@ impl Bound {
         }
         if let Some(Ok(a)) = self.tftp.as_ref().map(|s| s.local_addr()) {
             out.push(format!("tftp {a}"));
+        }
+        if let Some(Ok(a)) = self.api.as_ref().map(|l| l.local_addr()) {
+            out.push(format!("api {a}"));
         }
         for (s, _) in &self.dhcp {
             out.push(format!(
@@ -187,6 +205,14 @@ pub async fn run(
         tasks.spawn(async move {
             if let Err(e) = http::run(listener, state, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+    }
+    if let Some(listener) = bound.api {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = crate::api::run(listener, stop).await {
+                tracing::error!(error = %e, "API server failed");
             }
         });
     }

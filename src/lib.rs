@@ -4,9 +4,10 @@
 //! blobs and manifests), [`store`] (the state database: queries only), [`inventory`] (the
 //! one policy seam: which machine boots what), [`catalog`] (publishing and retiring image
 //! versions), [`build`] (image builds from root trees, tarballs and OCI images), [`config`],
-//! and [`cli`]. Front ends (DHCP, TFTP, HTTP) only ask
-//! [`inventory`]; they never decide for themselves and never call each other.
+//! and [`cli`]. Front ends (DHCP, TFTP, HTTP for machines, [`api`] for operators) only
+//! ask [`inventory`]; they never decide for themselves and never call each other.
 
+pub mod api;
 pub mod boot;
 pub mod build;
 pub mod catalog;

@@ -153,7 +153,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
                 );
             }
             if !m.macs.is_empty() {
-                println!("timeline (last {SHOW_EVENTS} event(s)):");
+                println!(
+                    "timeline ({} event(s), the latest {SHOW_EVENTS} at most):",
+                    view.recent.len()
+                );
                 for e in &view.recent {
                     println!(
                         "  {}  {:<12} {}",

@@ -142,13 +142,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&cfg)?);
             } else {
                 println!(
-                    "{}: ok (dhcp {:?}, {} subnet(s), tftp {}, http {} → {}, data {})",
+                    "{}: ok (dhcp {:?}, {} subnet(s), tftp {}, http {} → {}, api {}, data {})",
                     path.display(),
                     cfg.dhcp.mode,
                     cfg.dhcp.subnets.len(),
                     cfg.tftp.listen,
                     cfg.http.listen,
                     cfg.http.public_url,
+                    if cfg.api.enabled {
+                        cfg.api.listen.to_string()
+                    } else {
+                        "off".to_string()
+                    },
                     cfg.data_dir.display()
                 );
             }

@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub tftp: TftpFile,
     pub http: HttpFile,
     pub events: EventsFile,
+    pub api: ApiFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +107,13 @@ pub struct HttpFile {
     pub enabled: Option<bool>,
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiFile {
+    pub enabled: Option<bool>,
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -161,6 +161,17 @@ pub struct HttpConfig {
     pub public_url: String,
 }
 
+/// The API listener: the control plane (`src/api/`), apart from what machines fetch.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+/// Where the API listens by default: loopback only, until it has authentication.
+pub const DEFAULT_API_LISTEN: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+
 /// Policy settings shared by every front end.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BootConfig {
@@ -182,6 +193,7 @@ pub struct Config {
     pub tftp: TftpConfig,
     pub http: HttpConfig,
     pub events: EventsConfig,
+    pub api: ApiConfig,
 }
 
 /// The boot history.

@@ -33,6 +33,38 @@ fn defaults_validate() {
     assert_eq!(c.store_url, "sqlite:///tmp/x/tabula.db");
     assert_eq!(c.dhcp.mode, DhcpMode::Off);
     assert_eq!(c.http.public_url, "http://127.0.0.1:8080");
+    assert!(c.api.enabled);
+    assert_eq!(c.api.listen.to_string(), "127.0.0.1:9090");
+}
+
+#[test]
+fn api_listener_must_not_share_the_http_port() {
+    for (http, api) in [
+        ("0.0.0.0:8080", "127.0.0.1:8080"),
+        ("127.0.0.1:9090", "127.0.0.1:9090"),
+        ("10.0.0.1:9090", "[::]:9090"),
+    ] {
+        let text = format!("[http]\nlisten = \"{http}\"\n[api]\nlisten = \"{api}\"\n");
+        let e = Config::parse(&text, "t.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml: key `api.listen`: "), "{e}");
+    }
+    for text in [
+        // Different ports, different addresses, port 0, or one side disabled.
+        "[api]\nlisten = \"127.0.0.1:8081\"\n",
+        "[http]\nlisten = \"10.0.0.1:9090\"\n",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        "[api]\nenabled = false\nlisten = \"0.0.0.0:8080\"\n",
+        "[http]\nenabled = false\n[api]\nlisten = \"0.0.0.0:8080\"\n",
+    ] {
+        Config::parse(text, "t.toml", None).unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+    let e = Config::parse("[api]\nlisten = \"localhost\"\n", "t.toml", None).unwrap_err();
+    assert!(
+        e.to_string().starts_with("t.toml:2: key `api.listen`"),
+        "{e}"
+    );
 }
 
 /// Collects the dotted paths of every table in a document, including each element of an
@@ -78,6 +110,7 @@ fn table_at<'a>(t: &'a mut toml::Table, path: &[String]) -> &'a mut toml::Table 
 #[test]
 fn unknown_key_in_every_table_is_rejected() {
     let mut checked = 0;
+    let mut api_tables = 0;
     for f in shipped() {
         let text = std::fs::read_to_string(&f).unwrap();
         let doc: toml::Table = toml::from_str(&text).unwrap();
@@ -94,9 +127,12 @@ fn unknown_key_in_every_table_is_rejected() {
             assert!(err.contains("bogus_key"), "{err}");
             assert!(err.starts_with("x.toml:"), "{err}");
             checked += 1;
+            api_tables += usize::from(path == ["api"]);
         }
     }
-    assert!(checked >= 14, "only {checked} tables checked");
+    // tabula.toml 11 tables, lab.toml 9, lab-proxy.toml 8 (each counts its root).
+    assert!(checked >= 28, "only {checked} tables checked");
+    assert_eq!(api_tables, 3, "every shipped config shows its [api] table");
 }
 
 #[test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::file::{FileConfig, SubnetFile};
 use super::{
-    BootConfig, Chainload, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_RETENTION, DhcpConfig,
-    DhcpMode, EventsConfig, HttpConfig, Loaders, Reservation, Subnet, TftpConfig, UnknownMachines,
+    ApiConfig, BootConfig, Chainload, Config, ConfigError, DEFAULT_API_LISTEN, DEFAULT_DATA_DIR,
+    DEFAULT_RETENTION, DhcpConfig, DhcpMode, EventsConfig, HttpConfig, Loaders, Reservation,
+    Subnet, TftpConfig, UnknownMachines,
 };
 
 pub(super) fn validate(
@@ -228,6 +229,21 @@ pub(super) fn validate(
         }
     };
 
+    let http_enabled = f.http.enabled.unwrap_or(true);
+    let api = ApiConfig {
+        enabled: f.api.enabled.unwrap_or(true),
+        listen: f.api.listen.unwrap_or(DEFAULT_API_LISTEN),
+    };
+    if api.enabled && http_enabled && same_port(api.listen, http_listen) {
+        return Err(bad(
+            "api.listen",
+            format!(
+                "{} would share a port with http.listen {http_listen}",
+                api.listen
+            ),
+        ));
+    }
+
     Ok(Config {
         source: None,
         data_dir,
@@ -250,7 +266,7 @@ pub(super) fn validate(
         },
         tftp,
         http: HttpConfig {
-            enabled: f.http.enabled.unwrap_or(true),
+            enabled: http_enabled,
             listen: http_listen,
             public_url,
         },
@@ -260,7 +276,16 @@ pub(super) fn validate(
                 None => DEFAULT_RETENTION,
             },
         },
+        api,
     })
+}
+
+/// Whether two TCP listeners would want the same port on the same (or every) address.
+/// Port 0 picks a free port, so it never collides.
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn subnet(

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 
 use super::HttpState;
 use super::blob_head::decide;
-use super::wire::HeadWriter;
+use super::route::Refusal;
 use crate::boot::{BootEvent, BootStage, Digest, Mac};
 
 /// A stalled reader is given up after this long without progress.
@@ -65,14 +65,7 @@ pub async fn send(
     let opened = digest_of(path).and_then(|d| Some((d, st.files.get(&st.blobs, &d)?)));
     let mut out = Vec::with_capacity(320);
     let Some((digest, blob)) = opened else {
-        let body = b"no such blob\n";
-        let mut h = HeadWriter::new(&mut out, StatusCode::NOT_FOUND);
-        h.header("content-type", b"text/plain; charset=utf-8")
-            .number("content-length", body.len() as u64);
-        h.finish(keep_alive);
-        if !head_only {
-            out.extend_from_slice(body);
-        }
+        Refusal::NotFound("no such blob\n").write(&mut out, head_only, keep_alive);
         return stream.write_all(&out).await;
     };
     let size = blob.size;
@@ -94,7 +87,7 @@ pub async fn send(
 
 /// Writes `buf` with `MSG_MORE`: the kernel holds a partial segment for the data that
 /// follows (the `sendfile`), as `TCP_CORK` would, without two extra system calls.
-async fn send_more(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+pub(super) async fn send_more(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         tokio::time::timeout(WRITE_STALL, stream.writable())
             .await
@@ -115,7 +108,7 @@ async fn send_more(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-async fn sendfile_all(
+pub(super) async fn sendfile_all(
     stream: &TcpStream,
     file: &std::fs::File,
     first: u64,

@@ -8,9 +8,9 @@
 //! edit), so a cached script is never older than a freshly computed one would be. Every
 //! request still records its own event, with its own time and peer.
 //!
-//! Hot requests are answered here straight from the connection loop ([`send`]), without
-//! the router; the router's handlers call [`answer`] too, for whatever the fast path
-//! leaves to it.
+//! `route.rs` classifies the request into a [`Request`]; [`send`] answers it on the
+//! connection. Refusals (a malformed MAC, an unknown platform, an unreadable inventory)
+//! are `route::Refusal`s, which choose their status codes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -21,6 +21,7 @@ use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::route::Refusal;
 use super::wire::HeadWriter;
 use super::{HttpState, script};
 use crate::boot::{BootStage, Digest, EventText, Firmware, Mac};
@@ -29,24 +30,13 @@ use crate::inventory::{Decision, Facts, Snapshot, select};
 /// Most answers kept; past that the cache starts over.
 const MAX_ANSWERS: usize = 16 * 1024;
 
-/// A response of this route.
+/// A `200 OK` of this route: a script, or one that says why it does not boot.
 #[derive(Clone, Debug)]
 pub struct Reply {
-    pub status: StatusCode,
     /// Whether to send `cache-control: no-store` (scripts change with pins).
     pub no_store: bool,
     /// `text/plain; charset=utf-8`.
     pub body: Bytes,
-}
-
-impl Reply {
-    fn plain(status: StatusCode, msg: String) -> Reply {
-        Reply {
-            status,
-            no_store: false,
-            body: Bytes::from(msg),
-        }
-    }
 }
 
 /// The event every request for one answer records, short of its time and peer.
@@ -176,30 +166,23 @@ fn firmware_of(q: &BTreeMap<String, String>) -> Result<Firmware, String> {
 
 /// The script for the machine `mac` (as written in the URL) asking with query `q`, and
 /// its boot event recorded.
-pub async fn answer(
+async fn answer(
     st: &HttpState,
     mac: &str,
     q: &BTreeMap<String, String>,
     peer: Option<&str>,
-) -> Reply {
+) -> Result<Reply, Refusal> {
     let Ok(mac) = mac.parse::<Mac>() else {
-        return Reply::plain(
-            StatusCode::BAD_REQUEST,
-            format!("malformed MAC address {mac:?}\n"),
-        );
+        return Err(Refusal::BadRequest(
+            format!("malformed MAC address {mac:?}\n").into(),
+        ));
     };
-    let firmware = match firmware_of(q) {
-        Ok(f) => f,
-        Err(e) => return Reply::plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
-    };
+    let firmware = firmware_of(q).map_err(|e| Refusal::BadRequest(format!("{e}\n").into()))?;
     let snap = match st.inventory.snapshot().await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot load the inventory");
-            return Reply::plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "inventory unavailable\n".into(),
-            );
+            return Err(Refusal::Unavailable("inventory unavailable\n"));
         }
     };
     let key = (mac, firmware, q.get("uuid").map(|u| u.to_ascii_lowercase()));
@@ -224,7 +207,7 @@ pub async fn answer(
         manifest: t.manifest,
         detail: t.detail(peer),
     });
-    answer.reply.clone()
+    Ok(answer.reply.clone())
 }
 
 /// Decides and renders, without recording anything.
@@ -252,20 +235,19 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
     match script::render(&sel, base_url) {
         Ok(text) => Answer {
             reply: Reply {
-                status: StatusCode::OK,
                 no_store: true,
                 body: Bytes::from(text),
             },
             event: EventTemplate::new(stage, manifest, &detail, true),
         },
         Err(e) => Answer {
-            reply: Reply::plain(
-                StatusCode::OK,
-                format!(
+            reply: Reply {
+                no_store: false,
+                body: Bytes::from(format!(
                     "#!ipxe\necho tabula: {}\nexit 1\n",
                     script::echo_text(&e.to_string())
-                ),
-            ),
+                )),
+            },
             event: EventTemplate::new(
                 BootStage::Failed,
                 manifest,
@@ -276,8 +258,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
     }
 }
 
-/// A script request the connection loop can answer without the router: the MAC as
-/// written and the parsed query.
+/// A script request: the MAC as written in the URL and the parsed query.
 #[derive(Debug)]
 pub struct Request {
     mac: String,
@@ -285,9 +266,8 @@ pub struct Request {
 }
 
 impl Request {
-    /// `/boot.ipxe?…` or `/boot/{mac}/boot.ipxe[?…]`, exactly as the router would match
-    /// and extract them; anything unusual (percent-encoded path, a query the router
-    /// would refuse) is left to the router.
+    /// `/boot.ipxe?…` or `/boot/{mac}/boot.ipxe[?…]` with a MAC segment that needs no
+    /// decoding; `route.rs` decodes a percent-encoded one and calls [`Request::for_mac`].
     pub fn of_target(target: &str) -> Option<Request> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mac = if path == "/boot.ipxe" {
@@ -306,6 +286,20 @@ impl Request {
         };
         Some(Request { mac, query })
     }
+
+    /// The MAC as written in the URL (decoded).
+    #[cfg(test)]
+    pub(crate) fn mac(&self) -> &str {
+        &self.mac
+    }
+
+    /// The path form with its MAC segment already decoded, and the raw query.
+    pub fn for_mac(mac: String, query: &str) -> Request {
+        Request {
+            mac,
+            query: serde_urlencoded::from_str(query).unwrap_or_default(),
+        }
+    }
 }
 
 /// Answers a script request on `stream`.
@@ -317,9 +311,16 @@ pub async fn send(
     peer: &str,
     keep_alive: bool,
 ) -> io::Result<()> {
-    let reply = answer(st, &req.mac, &req.query, Some(peer)).await;
+    let reply = match answer(st, &req.mac, &req.query, Some(peer)).await {
+        Ok(r) => r,
+        Err(refused) => {
+            let mut out = Vec::with_capacity(256);
+            refused.write(&mut out, head_only, keep_alive);
+            return stream.write_all(&out).await;
+        }
+    };
     let mut out = Vec::with_capacity(256 + reply.body.len());
-    let mut h = HeadWriter::new(&mut out, reply.status);
+    let mut h = HeadWriter::new(&mut out, StatusCode::OK);
     h.header("content-type", b"text/plain; charset=utf-8");
     if reply.no_store {
         h.header("cache-control", b"no-store");

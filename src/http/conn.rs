@@ -1,30 +1,33 @@
-//! HTTP/1.1 connections: accept, read request heads with `httparse`, send blob requests
-//! down the `sendfile` path ([`super::blobs`]), boot scripts straight to
-//! [`super::boot_script`], and everything else through the axum [`Router`], keep-alive, timeouts and graceful shutdown.
+//! HTTP/1.1 connections of the data plane: accept, read request heads with `httparse`,
+//! classify each request once ([`super::route::classify`]) and answer it here: blobs and
+//! loaders by `sendfile`, scripts, reports and health as small buffered bodies; keep-alive,
+//! timeouts and graceful shutdown. There is no other router behind this loop: a request
+//! `classify` does not know is a 404, a known path with another method a 405.
 //!
 //! Written here rather than using hyper's server because hyper cannot hand a socket to
 //! `sendfile` (see `blobs.rs` for the measurements). Scope is deliberately small: HTTP/1.0
 //! and 1.1 only (what firmware, iPXE, initramfs `wget` and curl speak), request bodies
 //! by `Content-Length` up to [`MAX_BODY`] (reports are tiny; chunked uploads get 411),
-//! heads up to [`MAX_HEAD`], no pipelining beyond what the buffer already holds. Non-blob
-//! responses are small and are buffered whole before writing.
+//! heads up to [`MAX_HEAD`], no pipelining beyond what the buffer already holds. Anything
+//! that needs streaming, uploads or HTTP/2 belongs on the API listener (`src/api/`).
+//!
+//! Logs: every connection runs in an `http{peer}` span and every request in a
+//! `request{method, route}` span inside it, attached with `Instrument` (never entered
+//! across an `.await`).
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt as _;
+use tracing::Instrument as _;
 
-use super::wire::HeadWriter;
-use super::{HttpState, blobs, boot_script};
+use super::route::{self, Refusal, Route};
+use super::{HttpState, blobs, boot_script, loaders, report};
 
 /// Largest request head.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -42,14 +45,16 @@ pub async fn serve(
     state: HttpState,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let router = super::router(state.clone());
     let tracker = TaskTracker::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tracker.spawn(connection(stream, peer, router.clone(), state.clone(), shutdown.clone()));
+                    let span = tracing::debug_span!("http", %peer);
+                    tracker.spawn(
+                        connection(stream, peer, state.clone(), shutdown.clone()).instrument(span),
+                    );
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -64,18 +69,6 @@ pub async fn serve(
     tracker.close();
     tracker.wait().await;
     Ok(())
-}
-
-/// A response head: status line, the given headers, `date`, and `connection: close`
-/// when the connection ends after this response.
-pub fn head(status: StatusCode, headers: &[(&str, &str)], keep_alive: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    let mut h = HeadWriter::new(&mut out, status);
-    for (k, v) in headers {
-        h.header(k, v.as_bytes());
-    }
-    h.finish(keep_alive);
-    out
 }
 
 enum Head {
@@ -113,13 +106,15 @@ async fn read_head(
     }
 }
 
-async fn simple(stream: &mut TcpStream, status: StatusCode, msg: &str) -> io::Result<()> {
+/// Writes a refusal, and closes the connection after it unless `keep_alive`.
+async fn refuse(
+    stream: &mut TcpStream,
+    refusal: &Refusal,
+    head_only: bool,
+    keep_alive: bool,
+) -> io::Result<()> {
     let mut out = Vec::with_capacity(256);
-    let mut h = HeadWriter::new(&mut out, status);
-    h.header("content-type", b"text/plain; charset=utf-8")
-        .number("content-length", msg.len() as u64);
-    h.finish(false);
-    out.extend_from_slice(msg.as_bytes());
+    refusal.write(&mut out, head_only, keep_alive);
     stream.write_all(&out).await
 }
 
@@ -136,19 +131,19 @@ fn parse(raw: &[u8]) -> Result<Parsed, &'static str> {
     let mut req = httparse::Request::new(&mut slots);
     match req.parse(raw) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err("incomplete request head"),
-        Err(_) => return Err("malformed request head"),
+        Ok(httparse::Status::Partial) => return Err("incomplete request head\n"),
+        Err(_) => return Err("malformed request head\n"),
     }
     let method =
-        Method::from_bytes(req.method.unwrap_or("").as_bytes()).map_err(|_| "bad method")?;
+        Method::from_bytes(req.method.unwrap_or("").as_bytes()).map_err(|_| "bad method\n")?;
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
     let mut headers = HeaderMap::new();
     for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "bad header name")?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| "bad header value")?;
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "bad header name\n")?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| "bad header value\n")?;
         headers.append(name, value);
     }
     Ok(Parsed {
@@ -175,12 +170,9 @@ fn wants_keep_alive(p: &Parsed) -> bool {
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
     st: HttpState,
     shutdown: CancellationToken,
 ) {
-    let span = tracing::debug_span!("http", %peer);
-    let _enter = span.enter();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     // Formatted once per connection, for the boot events of its requests.
     let peer_ip = peer.ip().to_string();
@@ -188,31 +180,25 @@ async fn connection(
         let n = match read_head(&mut stream, &mut buf, &shutdown).await {
             Ok(Head::Ready(n)) => n,
             Ok(Head::Closed) => return,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let _ = refuse(&mut stream, &Refusal::HeadTooLarge, false, false).await;
+                return;
+            }
             Err(e) => {
-                let _ = simple(
-                    &mut stream,
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    &format!("{e}\n"),
-                )
-                .await;
+                tracing::debug!(error = %e, "connection ended");
                 return;
             }
         };
         let parsed = match parse(&buf[..n]) {
             Ok(p) => p,
             Err(why) => {
-                let _ = simple(&mut stream, StatusCode::BAD_REQUEST, &format!("{why}\n")).await;
+                let _ = refuse(&mut stream, &Refusal::BadRequest(why.into()), false, false).await;
                 return;
             }
         };
         buf.drain(..n);
         if parsed.headers.contains_key("transfer-encoding") {
-            let _ = simple(
-                &mut stream,
-                StatusCode::LENGTH_REQUIRED,
-                "send a Content-Length\n",
-            )
-            .await;
+            let _ = refuse(&mut stream, &Refusal::LengthRequired, false, false).await;
             return;
         }
         let body_len = match parsed
@@ -222,17 +208,12 @@ async fn connection(
         {
             None => 0,
             Some(Some(n)) if n <= MAX_BODY => n,
-            Some(Some(_)) => {
-                let _ = simple(
-                    &mut stream,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large\n",
-                )
-                .await;
-                return;
-            }
-            Some(None) => {
-                let _ = simple(&mut stream, StatusCode::BAD_REQUEST, "bad content-length\n").await;
+            Some(bad) => {
+                let refusal = match bad {
+                    Some(_) => Refusal::PayloadTooLarge("request body too large\n"),
+                    None => Refusal::BadRequest("bad content-length\n".into()),
+                };
+                let _ = refuse(&mut stream, &refusal, false, false).await;
                 return;
             }
         };
@@ -245,26 +226,19 @@ async fn connection(
         let body: Vec<u8> = buf.drain(..body_len).collect();
         let keep_alive = wants_keep_alive(&parsed) && !shutdown.is_cancelled();
         let head_only = parsed.method == Method::HEAD;
-        let get = parsed.method == Method::GET || head_only;
-        let result = if get && blobs::is_blob_target(&parsed.target) {
-            blobs::send(
-                &mut stream,
-                &st,
-                head_only,
-                &parsed.target,
-                &parsed.headers,
-                peer,
-                keep_alive,
-            )
-            .await
-        } else if let Some(req) = get
-            .then(|| boot_script::Request::of_target(&parsed.target))
-            .flatten()
-        {
-            boot_script::send(&mut stream, &st, req, head_only, &peer_ip, keep_alive).await
-        } else {
-            route(&mut stream, &router, parsed, body, peer, keep_alive).await
+        let route = route::classify(&parsed.method, &parsed.target);
+        let span = tracing::debug_span!("request", method = %parsed.method, route = route.name());
+        let request = Request {
+            headers: &parsed.headers,
+            body: &body,
+            peer,
+            peer_ip: &peer_ip,
+            head_only,
+            keep_alive,
         };
+        let result = answer(&mut stream, &st, route, &request)
+            .instrument(span)
+            .await;
         if let Err(e) = result {
             tracing::debug!(error = %e, "connection ended");
             return;
@@ -275,48 +249,55 @@ async fn connection(
     }
 }
 
-/// Runs a request through the router and writes its (small, buffered) response.
-async fn route(
-    stream: &mut TcpStream,
-    router: &Router,
-    p: Parsed,
-    body: Vec<u8>,
+/// What an answer needs of its request besides the route.
+struct Request<'a> {
+    headers: &'a HeaderMap,
+    body: &'a [u8],
     peer: SocketAddr,
+    /// `peer`'s address as text, for boot events.
+    peer_ip: &'a str,
+    head_only: bool,
+    keep_alive: bool,
+}
+
+/// Answers one classified request. Errors are connection errors.
+async fn answer(
+    stream: &mut TcpStream,
+    st: &HttpState,
+    route: Route<'_>,
+    r: &Request<'_>,
+) -> io::Result<()> {
+    let (head_only, keep_alive) = (r.head_only, r.keep_alive);
+    match route {
+        Route::Blob { target } => {
+            blobs::send(stream, st, head_only, target, r.headers, r.peer, keep_alive).await
+        }
+        Route::Script(req) => {
+            boot_script::send(stream, st, req, head_only, r.peer_ip, keep_alive).await
+        }
+        Route::Loader { name } => loaders::send(stream, st, &name, head_only, keep_alive).await,
+        Route::Report {
+            mac,
+            manifest,
+            stage,
+            query,
+        } => match report::record(st, (mac, manifest, stage), query, r.body, r.peer_ip) {
+            Ok(()) => text(stream, report::RECORDED, head_only, keep_alive).await,
+            Err(refusal) => refuse(stream, &refusal, head_only, keep_alive).await,
+        },
+        Route::Health => text(stream, "ok\n", head_only, keep_alive).await,
+        Route::Refused(refusal) => refuse(stream, &refusal, head_only, keep_alive).await,
+    }
+}
+
+/// Writes a `200 OK` with a short plain-text body.
+async fn text(
+    stream: &mut TcpStream,
+    body: &str,
+    head_only: bool,
     keep_alive: bool,
 ) -> io::Result<()> {
-    let head_only = p.method == Method::HEAD;
-    let mut req = match Request::builder()
-        .method(p.method)
-        .uri(p.target.as_str())
-        .version(p.version)
-        .body(Body::from(body))
-    {
-        Ok(r) => r,
-        Err(_) => return simple(stream, StatusCode::BAD_REQUEST, "bad request target\n").await,
-    };
-    *req.headers_mut() = p.headers;
-    req.extensions_mut().insert(ConnectInfo(peer));
-    let res = match router.clone().oneshot(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    let (parts, body) = res.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 << 20)
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    let mut out = Vec::with_capacity(256 + bytes.len());
-    let mut h = HeadWriter::new(&mut out, parts.status);
-    for (k, v) in parts
-        .headers
-        .iter()
-        .filter(|(k, _)| *k != "content-length" && *k != "transfer-encoding" && *k != "connection")
-    {
-        h.header(k.as_str(), v.as_bytes());
-    }
-    h.number("content-length", bytes.len() as u64);
-    h.finish(keep_alive);
-    if !head_only {
-        out.extend_from_slice(&bytes);
-    }
+    let mut out = Vec::with_capacity(192 + body.len());
+    route::ok_text(&mut out, body, head_only, keep_alive);
     stream.write_all(&out).await
 }

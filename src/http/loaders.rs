@@ -2,20 +2,27 @@
 //! HTTP, for UEFI HTTP-boot firmware, which DHCP points at `{public_url}/loaders/<name>`.
 //!
 //! Deliberately narrower than TFTP: one plain file name (letters, digits, `.`, `_`, `-`;
-//! no directories), opened without following symlinks, regular files only. Loaders are
-//! small (≤ 16 MiB is enforced) and read whole.
+//! no directories; checked by `route.rs` with [`plain_name`]), opened without following
+//! symlinks, regular files only, at most [`MAX_LOADER`] bytes. The file is streamed with
+//! `sendfile`, as blobs are, never read into memory.
 
-use std::io::Read;
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use super::HttpState;
+use super::blobs::{send_more, sendfile_all};
+use super::route::Refusal;
+use super::wire::HeadWriter;
 
 /// Largest loader served.
 const MAX_LOADER: u64 = 16 << 20;
+
+/// The body of a 404 for a loader.
+pub const NOT_FOUND: &str = "no such loader\n";
 
 /// Whether `name` is a plain loader file name.
 pub fn plain_name(name: &str) -> bool {
@@ -27,39 +34,55 @@ pub fn plain_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-pub async fn get(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
-    if !plain_name(&name) {
-        return (StatusCode::NOT_FOUND, "no such loader\n").into_response();
-    }
-    let path = st.loader_dir.join(&name);
-    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
-        let mut f = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(_) => return Ok(None),
-        };
-        let meta = f.metadata()?;
-        if !meta.is_file() || meta.len() > MAX_LOADER {
-            return Ok(None);
+/// Answers a request for the loader `name` (already a [`plain_name`]) on `stream`.
+/// Errors are connection errors: the caller closes the connection.
+pub async fn send(
+    stream: &mut TcpStream,
+    st: &HttpState,
+    name: &str,
+    head_only: bool,
+    keep_alive: bool,
+) -> io::Result<()> {
+    let path = st.loader_dir.join(name);
+    let opened =
+        tokio::task::spawn_blocking(move || -> io::Result<Option<(std::fs::File, u64)>> {
+            let f = match std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(f) => f,
+                Err(_) => return Ok(None),
+            };
+            let meta = f.metadata()?;
+            if !meta.is_file() || meta.len() > MAX_LOADER {
+                return Ok(None);
+            }
+            Ok(Some((f, meta.len())))
+        })
+        .await;
+    let mut out = Vec::with_capacity(192);
+    let (file, len) = match opened {
+        Ok(Ok(Some(opened))) => opened,
+        refused => {
+            let r = match refused {
+                Ok(Ok(None)) => Refusal::NotFound(NOT_FOUND),
+                _ => Refusal::Internal("cannot read loader\n"),
+            };
+            r.write(&mut out, head_only, keep_alive);
+            return stream.write_all(&out).await;
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        f.read_to_end(&mut bytes)?;
-        Ok(Some(bytes))
-    })
-    .await;
-    match read {
-        Ok(Ok(Some(bytes))) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/efi")],
-            bytes,
-        )
-            .into_response(),
-        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such loader\n").into_response(),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot read loader\n").into_response(),
+    };
+    let mut h = HeadWriter::new(&mut out, StatusCode::OK);
+    h.header("content-type", b"application/efi")
+        .number("content-length", len);
+    h.finish(keep_alive);
+    if head_only || len == 0 {
+        return stream.write_all(&out).await;
     }
+    // The head goes out with the first bytes of the file, as a blob's does.
+    send_more(stream, &out).await?;
+    sendfile_all(stream, &file, 0, len).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! The HTTP front end: every route in one place ([`router`]).
+//! The HTTP data plane: what booting machines fetch, on `http.listen`, served by a
+//! hand-written HTTP/1.1 loop ([`conn`]) so that blobs and loaders go out by `sendfile`.
+//! Every route is in one table, `route.rs` ([`route::classify`]); nothing falls back to
+//! another router. Operators' and programs' requests (REST, SSE, metrics) belong on the
+//! API listener, `src/api/`, not here.
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /boot.ipxe?mac=…&arch=…` (`platform`/`buildarch` as iPXE names them) | the machine's iPXE script ([`boot_script`]; answered in [`conn`] without the router) |
-//! | `GET /boot/{mac}/boot.ipxe` | the same, path form |
-//! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (in [`conn`], by `sendfile`) |
-//! | `POST,GET /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines |
-//! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`) |
-//! | `GET /healthz` | liveness |
+//! | `GET,HEAD /boot.ipxe?mac=…&arch=…` (`platform`/`buildarch` as iPXE names them) | the machine's iPXE script ([`boot_script`]) |
+//! | `GET,HEAD /boot/{mac}/boot.ipxe` | the same, path form |
+//! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (`blobs.rs`, by `sendfile`) |
+//! | `POST,GET,HEAD /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines ([`report`]) |
+//! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`; `loaders.rs`) |
+//! | `GET,HEAD /healthz` | liveness |
 //!
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
@@ -19,18 +23,11 @@ pub mod boot_script;
 pub mod conn;
 mod loaders;
 pub mod report;
+pub mod route;
 pub mod script;
 mod wire;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 use crate::events::EventSink;
 use crate::images::BlobStore;
@@ -52,74 +49,12 @@ pub struct HttpState {
     pub scripts: boot_script::ScriptCache,
 }
 
-/// Every route.
-pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/boot.ipxe", get(script_query))
-        .route("/boot/{mac}/boot.ipxe", get(script_path))
-        .route(
-            "/boot/{mac}/{manifest}/{report}",
-            get(report::post).post(report::post),
-        )
-        .route("/loaders/{name}", get(loaders::get))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(state)
-}
-
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops
-/// accepting and waits for in-flight requests (the caller bounds that wait). Blob
-/// requests never reach the router: [`conn`] sends them with `sendfile`.
+/// accepting and waits for in-flight requests (the caller bounds that wait).
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: HttpState,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     conn::serve(listener, state, shutdown).await
-}
-
-/// The client's IP address, as text, when known.
-pub(crate) fn peer_ip(req: &Request) -> Option<String> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-}
-
-async fn script_query(
-    State(st): State<HttpState>,
-    Query(q): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> Response {
-    let mac = q.get("mac").cloned().unwrap_or_default();
-    script(&st, &mac, &q, peer_ip(&req)).await
-}
-
-async fn script_path(
-    State(st): State<HttpState>,
-    Path(mac): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> Response {
-    script(&st, &mac, &q, peer_ip(&req)).await
-}
-
-async fn script(
-    st: &HttpState,
-    mac: &str,
-    q: &BTreeMap<String, String>,
-    peer: Option<String>,
-) -> Response {
-    let reply = boot_script::answer(st, mac, q, peer.as_deref()).await;
-    let mut res = (
-        reply.status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        reply.body,
-    )
-        .into_response();
-    if reply.no_store {
-        res.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
-    }
-    res
 }

@@ -2,51 +2,55 @@
 //! sent by the netboot initramfs (and `GET` for clients that can only fetch, like iPXE).
 //!
 //! The body is optional JSON (`{"root_sha256": "…", "reason": "…", "stage": "…"}`) or
-//! plain text (taken as the reason). Each report becomes a boot event; nothing else.
+//! plain text (taken as the reason); query parameters are added to the detail unless the
+//! body already names them. Each report becomes a boot event; nothing else. The answer
+//! is a small text body written by the connection loop; nothing here touches a socket.
 
-use axum::body::Bytes;
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
 use super::HttpState;
+use super::route::Refusal;
 use crate::boot::{BootEvent, BootStage, Digest, Mac};
 
 /// Largest report body accepted.
 pub const MAX_REPORT: usize = 16 * 1024;
 
-/// `/boot/{mac}/{manifest}/{report}`.
-pub async fn post(
-    State(st): State<HttpState>,
-    Path((mac, manifest, report)): Path<(String, String, String)>,
-    Query(query): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> Response {
-    let Ok(mac) = mac.parse::<Mac>() else {
-        return (StatusCode::BAD_REQUEST, "malformed MAC\n").into_response();
-    };
-    let Ok(manifest) = Digest::from_hex(&manifest) else {
-        return (StatusCode::BAD_REQUEST, "malformed manifest digest\n").into_response();
-    };
-    let stage = match report.as_str() {
+/// The body of a recorded report's answer.
+pub const RECORDED: &str = "recorded\n";
+
+/// The MAC, manifest and stage named by the (decoded) segments of
+/// `/boot/<mac>/<manifest>/<kind>`, checked in that order.
+pub fn target(mac: &str, manifest: &str, kind: &str) -> Result<(Mac, Digest, BootStage), Refusal> {
+    let mac = mac
+        .parse::<Mac>()
+        .map_err(|_| Refusal::BadRequest("malformed MAC\n".into()))?;
+    let manifest = Digest::from_hex(manifest)
+        .map_err(|_| Refusal::BadRequest("malformed manifest digest\n".into()))?;
+    let stage = match kind {
         "booted" => BootStage::Booted,
         "failed" => BootStage::Failed,
         "progress" => BootStage::Progress,
-        _ => return (StatusCode::NOT_FOUND, "unknown report\n").into_response(),
+        _ => return Err(Refusal::NotFound("unknown report\n")),
     };
-    let peer = super::peer_ip(&req);
-    let body: Bytes = match axum::body::to_bytes(req.into_body(), MAX_REPORT).await {
-        Ok(b) => b,
-        Err(_) => {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "report too large\n").into_response();
-        }
-    };
-    let mut detail = match serde_json::from_slice::<serde_json::Value>(&body) {
+    Ok((mac, manifest, stage))
+}
+
+/// Records one report as a boot event; `peer` is the client's IP address as text.
+pub fn record(
+    st: &HttpState,
+    (mac, manifest, stage): (Mac, Digest, BootStage),
+    query: &str,
+    body: &[u8],
+    peer: &str,
+) -> Result<(), Refusal> {
+    if body.len() > MAX_REPORT {
+        return Err(Refusal::PayloadTooLarge("report too large\n"));
+    }
+    let query: BTreeMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let mut detail = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(v @ serde_json::Value::Object(_)) => v,
         _ if body.is_empty() => serde_json::json!({}),
-        _ => serde_json::json!({ "reason": String::from_utf8_lossy(&body).trim() }),
+        _ => serde_json::json!({ "reason": String::from_utf8_lossy(body).trim() }),
     };
     if let Some(obj) = detail.as_object_mut() {
         for (k, v) in query {
@@ -61,5 +65,29 @@ pub async fn post(
         manifest: Some(manifest),
         detail,
     });
-    (StatusCode::OK, "recorded\n").into_response()
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_checked_mac_then_manifest_then_kind() {
+        let hex = "ab".repeat(32);
+        let (mac, d, stage) = target("52-54-00-00-00-07", &hex, "progress").unwrap();
+        assert_eq!(mac.to_string(), "52:54:00:00:00:07");
+        assert_eq!(d.to_string(), format!("sha256:{hex}"));
+        assert_eq!(stage, BootStage::Progress);
+        let msg = |r: Result<_, Refusal>| r.unwrap_err().message().to_string();
+        assert_eq!(msg(target("zz", "x", "nope")), "malformed MAC\n");
+        assert_eq!(
+            msg(target("52:54:00:00:00:07", "x", "nope")),
+            "malformed manifest digest\n"
+        );
+        assert_eq!(
+            target("52:54:00:00:00:07", &hex, "nope").unwrap_err(),
+            Refusal::NotFound("unknown report\n")
+        );
+    }
 }

@@ -503,7 +503,8 @@ pub fn serve_for_qemu(env: &Env, file: &str) -> (PathBuf, crate::serve::Server) 
         &cfg,
         format!(
             "[boot]\nconsole = \"ttyS0,115200\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
-             [http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://10.0.2.2:{port}\"\n"
+             [http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://10.0.2.2:{port}\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )
     .unwrap();

@@ -1,6 +1,7 @@
 //! `tabula serve` as a real process on loopback, driven by curl: the iPXE script, blobs
 //! by digest (Range, HEAD, ETag, 404, a 1 GiB download), boot reports, the events they
-//! leave, and a graceful SIGTERM after which the port can be bound again.
+//! leave, the API listener beside the data plane, and a graceful SIGTERM after which the
+//! ports can be bound again.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ pub struct Server {
     pub child: Child,
     pub http: SocketAddr,
     pub tftp: Option<SocketAddr>,
+    pub api: SocketAddr,
 }
 
 impl Drop for Server {
@@ -24,8 +26,8 @@ impl Drop for Server {
     }
 }
 
-/// Starts `tabula serve` with HTTP (and TFTP when `tftp_root` is given) on 127.0.0.1:0
-/// and waits for its "listening" lines.
+/// Starts `tabula serve` with HTTP, the API (and TFTP when `tftp_root` is given) on
+/// 127.0.0.1:0 and waits for its "listening" lines.
 pub fn start(env: &Env, tftp_root: Option<&std::path::Path>) -> Server {
     let cfg = env.dir.path().join("serve.toml");
     let tftp = match tftp_root {
@@ -35,7 +37,8 @@ pub fn start(env: &Env, tftp_root: Option<&std::path::Path>) -> Server {
     std::fs::write(
         &cfg,
         format!(
-            "[dhcp]\nmode = \"off\"\n[tftp]\n{tftp}\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n"
+            "[dhcp]\nmode = \"off\"\n[tftp]\n{tftp}\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )
     .unwrap();
@@ -43,7 +46,8 @@ pub fn start(env: &Env, tftp_root: Option<&std::path::Path>) -> Server {
 }
 
 /// Starts `tabula serve --config CFG` and waits for its "listening" lines: HTTP, then
-/// TFTP when `tftp` says the config enables it.
+/// TFTP when `tftp` says the config enables it, then the API, which CFG must enable on
+/// port 0 (the default port would collide between tests running in parallel).
 pub fn start_with(env: &Env, cfg: &std::path::Path, tftp: bool) -> Server {
     let mut child = env
         .command()
@@ -64,9 +68,15 @@ pub fn start_with(env: &Env, cfg: &std::path::Path, tftp: bool) -> Server {
     };
     let http = addr("http");
     let tftp = tftp.then(|| addr("tftp"));
+    let api = addr("api");
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
-    Server { child, http, tftp }
+    Server {
+        child,
+        http,
+        tftp,
+        api,
+    }
 }
 
 fn curl(args: &[&str]) -> (String, Vec<u8>) {
@@ -155,6 +165,19 @@ fn http_serves_scripts_blobs_and_reports() {
     let (h, body) = curl(&[&format!("{base}/loaders/undionly.kpxe")]);
     assert_eq!(status(&h), 200);
     assert_eq!(body, loader);
+    assert!(h.contains("content-type: application/efi"), "{h}");
+    let (h, body) = curl(&[
+        "-I",
+        "-o",
+        "/dev/null",
+        &format!("{base}/loaders/undionly.kpxe"),
+    ]);
+    assert_eq!(status(&h), 200);
+    assert!(body.is_empty());
+    assert!(
+        h.contains(&format!("content-length: {}", loader.len())),
+        "{h}"
+    );
     for bad in [
         "escape.efi",
         "..%2Fdata%2Ftabula.db",
@@ -387,6 +410,7 @@ fn sigterm_stops_gracefully_and_frees_the_port() {
     );
     std::net::TcpListener::bind(addr).expect("HTTP port free again after shutdown");
     std::net::UdpSocket::bind(tftp).expect("TFTP port free again after shutdown");
+    std::net::TcpListener::bind(srv.api).expect("API port free again after shutdown");
 }
 
 /// Sends raw bytes on a fresh connection and returns everything the server sent back
@@ -480,6 +504,27 @@ fn connection_handling_keep_alive_and_bad_requests() {
         let out = raw(srv.http, &req);
         assert!(out.starts_with(want), "{want}: {out}");
     }
+    // One route table: an unknown path is a 404, a known one with another method a 405
+    // naming what it takes, and neither closes a keep-alive connection.
+    let out = raw(
+        srv.http,
+        b"GET /nothing HTTP/1.1\r\nhost: x\r\n\r\nDELETE /healthz HTTP/1.1\r\nhost: x\r\n\r\n\
+          GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
+    let statuses: Vec<&str> = out
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| out[i..].lines().next().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 404 Not Found",
+            "HTTP/1.1 405 Method Not Allowed",
+            "HTTP/1.1 200 OK"
+        ],
+        "{out}"
+    );
+    assert!(out.contains("allow: GET, HEAD\r\n"), "{out}");
     // The server is still healthy afterwards.
     let (h, _) = curl(&[&format!("http://{}/healthz", srv.http)]);
     assert_eq!(status(&h), 200);
@@ -512,8 +557,11 @@ fn cached_scripts_follow_a_repin() {
     env.ok(&["pin", "set", "default", "demo@1"]);
     let srv = start(&env, None);
     let url = format!("http://{}/boot.ipxe?mac=52-54-00-00-00-42", srv.http);
+    // Every script request below is counted: each must leave exactly one event.
+    let mut asked = 0;
     // Repeated requests (answered from the cache after the first) all say demo@1.
     for _ in 0..3 {
+        asked += 1;
         let (h, body) = curl(&[&url]);
         assert_eq!(status(&h), 200);
         let s = String::from_utf8(body).unwrap();
@@ -523,6 +571,7 @@ fn cached_scripts_follow_a_repin() {
     // The running server sees the new pin within its snapshot age, never the old script after.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        asked += 1;
         let (_, body) = curl(&[&url]);
         let s = String::from_utf8(body).unwrap();
         if s.contains("boots demo@2") {
@@ -536,6 +585,7 @@ fn cached_scripts_follow_a_repin() {
         std::thread::sleep(Duration::from_millis(50));
     }
     for _ in 0..3 {
+        asked += 1;
         let (_, body) = curl(&[&url]);
         let s = String::from_utf8(body).unwrap();
         assert!(s.contains("boots demo@2"), "{s}");
@@ -548,13 +598,15 @@ fn cached_scripts_follow_a_repin() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let last_is_v2 = ev.last().is_some_and(|e| e["detail"]["version"] == "2");
-        if (ev.len() >= 7 && last_is_v2) || Instant::now() > deadline {
+        // Wait for all of them: the writer stores events in batches, so a read can see
+        // some of the last requests' events and not yet the others.
+        if ev.len() >= asked || Instant::now() > deadline {
             break ev;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(ev.len() >= 7, "{ev:?}");
+    assert_eq!(ev.len(), asked, "one event per request: {ev:?}");
     assert!(ev.iter().all(|e| e["stage"] == "script-sent"), "{ev:?}");
     assert!(
         ev[..3].iter().all(|e| e["detail"]["version"] == "1"),
@@ -583,4 +635,90 @@ fn cached_scripts_follow_a_repin() {
         versions[first_v2..].iter().all(|v| *v == "2"),
         "{versions:?}"
     );
+}
+
+#[test]
+fn api_listener_is_hyper_beside_the_data_plane() {
+    let env = Env::new();
+    let mut srv = start(&env, None);
+    assert_ne!(srv.http, srv.api);
+    let (http, api) = (srv.http, srv.api);
+
+    // Both listeners are alive.
+    let (h, body) = curl(&[&format!("http://{http}/healthz")]);
+    assert_eq!((status(&h), body.as_slice()), (200, &b"ok\n"[..]), "{h}");
+    let (h, body) = curl(&[&format!("http://{api}/healthz")]);
+    assert_eq!((status(&h), body.as_slice()), (200, &b"ok\n"[..]), "{h}");
+    let (h, body) = curl(&[&format!("http://{api}/api/v1/")]);
+    assert_eq!(status(&h), 200, "{h}");
+    assert!(h.contains("content-type: application/json"), "{h}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["name"], "tabula");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+
+    // The data plane does not serve the API, and its loop refuses what hyper accepts.
+    let (h, _) = curl(&[&format!("http://{http}/api/v1/")]);
+    assert_eq!(status(&h), 404, "{h}");
+    let chunked = b"POST /api/v1/nothing HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    assert!(raw(http, chunked).starts_with("HTTP/1.1 411"));
+
+    // The API: hyper reads the chunked body, keeps the connection open, and answers
+    // problem+json 404 and 405; the third request asks to close.
+    let mut pipeline = chunked.to_vec();
+    pipeline.extend_from_slice(b"DELETE /api/v1/ HTTP/1.1\r\nhost: x\r\n\r\n");
+    pipeline.extend_from_slice(b"GET /api/v1/ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let out = raw(api, &pipeline);
+    let statuses: Vec<&str> = out
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| out[i..].lines().next().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 404 Not Found",
+            "HTTP/1.1 405 Method Not Allowed",
+            "HTTP/1.1 200 OK"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("content-type: application/problem+json")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""detail":"no API resource at /api/v1/nothing""#),
+        "{out}"
+    );
+    assert!(out.contains(r#""status":405"#), "{out}");
+    assert!(
+        out.ends_with(&format!(r#""version":"{}"}}"#, env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+
+    // SIGTERM stops both listeners; both ports can be bound again.
+    let t = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &srv.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    std::net::TcpListener::bind(http).expect("HTTP port free again after shutdown");
+    std::net::TcpListener::bind(api).expect("API port free again after shutdown");
 }

@@ -1,0 +1,85 @@
+//! The control plane's front end: the API listener (`api.listen`, default
+//! `127.0.0.1:9090`), one axum [`router`] served by `axum::serve` on hyper, so it gets
+//! what the data plane's hand-written loop deliberately lacks: streaming response
+//! bodies, chunked request bodies, HTTP/1.1 keep-alive by hyper's rules. Graceful
+//! shutdown on the daemon's cancellation token.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | `ok` |
+//! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
+//! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
+//!
+//! The REST resources, event streams and metrics land here, each in its own file; they
+//! call the same library facade the CLI calls. This front end must not import the data
+//! plane (`crate::http`) or the DHCP and TFTP front ends, and machines are never pointed
+//! at it: what they fetch is on `http.listen`.
+
+pub mod problem;
+
+use std::io;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+pub use problem::Problem;
+
+/// The document at `/api/v1/`.
+#[derive(Debug, serde::Serialize)]
+struct Index {
+    name: &'static str,
+    version: &'static str,
+}
+
+/// Every route of the API listener.
+pub fn router() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/", get(index))
+        .route("/api/v1", get(index))
+        .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
+        .method_not_allowed_fallback(|req: Request| async move {
+            Problem::method_not_allowed(req.method(), req.uri().path())
+        })
+        .layer(middleware::from_fn(span))
+}
+
+/// Serves [`router`] on an already-bound listener until `shutdown` is cancelled, then
+/// lets open requests finish (the daemon bounds that wait).
+pub async fn run(listener: TcpListener, shutdown: CancellationToken) -> io::Result<()> {
+    serve(listener, router(), shutdown).await
+}
+
+/// Serves `app` as [`run`] serves [`router`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn index() -> impl IntoResponse {
+    axum::Json(Index {
+        name: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// One `api{method, path}` span per request, attached with `Instrument`.
+async fn span(req: Request, next: Next) -> Response {
+    let span = tracing::debug_span!("api", method = %req.method(), path = %req.uri().path());
+    next.run(req).instrument(span).await
+}
+
+#[cfg(test)]
+mod tests;

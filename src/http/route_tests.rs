@@ -1,0 +1,284 @@
+//! `classify` against every route, every method and hostile targets; the refusals'
+//! statuses and how they are written.
+
+use super::*;
+
+const MAC: &str = "52-54-00-00-00-07";
+
+fn hex() -> String {
+    "ab".repeat(32)
+}
+
+fn get(target: &str) -> Route<'_> {
+    classify(&Method::GET, target)
+}
+
+fn refused(r: Route<'_>) -> Refusal {
+    match r {
+        Route::Refused(x) => x,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn scripts_query_and_path_form() {
+    for m in [Method::GET, Method::HEAD] {
+        let Route::Script(r) = classify(&m, "/boot.ipxe?mac=52-54-00-00-00-01&platform=efi") else {
+            panic!("{m}: not a script");
+        };
+        assert_eq!(r.mac(), "52-54-00-00-00-01");
+    }
+    let Route::Script(r) = get("/boot/52:54:00:00:00:02/boot.ipxe?buildarch=arm64") else {
+        panic!("path form");
+    };
+    assert_eq!(r.mac(), "52:54:00:00:00:02");
+    let Route::Script(r) = get("/boot.ipxe") else {
+        panic!("no query");
+    };
+    assert_eq!(r.mac(), "");
+    // A percent-encoded MAC is decoded, as axum's path extractor did.
+    let Route::Script(r) = get("/boot/52%3A54%3A00%3A00%3A00%3A02/boot.ipxe") else {
+        panic!("percent-encoded path form");
+    };
+    assert_eq!(r.mac(), "52:54:00:00:00:02");
+    // Absolute form, as a proxy-minded client may send it.
+    assert!(matches!(
+        get("http://10.0.0.1:8080/boot.ipxe?mac=x"),
+        Route::Script(_)
+    ));
+}
+
+#[test]
+fn blobs_keep_their_query_and_are_never_decoded() {
+    let t = format!("/blobs/sha256/{}/vmlinuz?mac={MAC}&as=kernel", hex());
+    for m in [Method::GET, Method::HEAD] {
+        match classify(&m, &t) {
+            Route::Blob { target } => assert_eq!(target, t),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Whatever follows the prefix goes to `blobs::send`, which serves only a literal
+    // digest (the integration tests check the 404s of these).
+    for t in [
+        "/blobs/sha256/../../tabula.db",
+        "/blobs/sha256/..%2F..%2Ftabula.db",
+        "/blobs/sha256/abc",
+    ] {
+        assert!(
+            matches!(get(t), Route::Blob { target } if target == t),
+            "{t}"
+        );
+    }
+    assert_eq!(refused(get("/blobs/tmp")).status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        refused(get("/blobs/sha256")).status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn loaders_by_plain_name_only() {
+    for m in [Method::GET, Method::HEAD] {
+        assert!(matches!(
+            classify(&m, "/loaders/snponly.efi?x=1"),
+            Route::Loader { name } if name == "snponly.efi"
+        ));
+    }
+    assert!(matches!(
+        get("/loaders/snponly%2Eefi"),
+        Route::Loader { name } if name == "snponly.efi"
+    ));
+    let long = format!("/loaders/{}", "a".repeat(10_000));
+    for bad in [
+        "/loaders/..",
+        "/loaders/.hidden",
+        "/loaders/..%2Fdata%2Ftabula.db",
+        "/loaders/%2e%2e",
+        "/loaders/a%20b",
+        &long,
+    ] {
+        assert_eq!(
+            refused(get(bad)),
+            Refusal::NotFound(loaders::NOT_FOUND),
+            "{bad}"
+        );
+    }
+    for other in ["/loaders/", "/loaders", "/loaders/a/b"] {
+        assert_eq!(
+            refused(get(other)),
+            Refusal::NotFound("not found\n"),
+            "{other}"
+        );
+    }
+    // Not UTF-8 once decoded.
+    assert_eq!(
+        refused(get("/loaders/%FF")).status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[test]
+fn reports_on_post_get_and_head() {
+    let t = format!("/boot/{MAC}/{}/booted?stage=fetch", hex());
+    for m in [Method::POST, Method::GET, Method::HEAD] {
+        match classify(&m, &t) {
+            Route::Report {
+                mac,
+                manifest,
+                stage,
+                query,
+            } => {
+                assert_eq!(mac.to_string(), "52:54:00:00:00:07");
+                assert_eq!(manifest.to_string(), format!("sha256:{}", hex()));
+                assert_eq!(stage, BootStage::Booted);
+                assert_eq!(query, "stage=fetch");
+            }
+            other => panic!("{m}: {other:?}"),
+        }
+    }
+    let stage = |kind: &str| match get(&format!("/boot/{MAC}/{}/{kind}", hex())) {
+        Route::Report { stage, .. } => Some(stage),
+        _ => None,
+    };
+    assert_eq!(stage("failed"), Some(BootStage::Failed));
+    assert_eq!(stage("progress"), Some(BootStage::Progress));
+    assert_eq!(
+        refused(get(&format!("/boot/{MAC}/{}/rebooted", hex()))),
+        Refusal::NotFound("unknown report\n")
+    );
+    // Checked as axum's handler did: the MAC first, then the manifest.
+    assert_eq!(
+        refused(get("/boot/zz/x/booted")).message(),
+        "malformed MAC\n"
+    );
+    assert_eq!(
+        refused(get(&format!("/boot/{MAC}/abc/booted"))).message(),
+        "malformed manifest digest\n"
+    );
+    // Four segments are a report even when the third looks like a script.
+    assert_eq!(
+        refused(get("/boot/a/b/boot.ipxe")).message(),
+        "malformed MAC\n"
+    );
+    // A percent-encoded MAC is decoded.
+    assert!(matches!(
+        get(&format!(
+            "/boot/52%3A54%3A00%3A00%3A00%3A07/{}/booted",
+            hex()
+        )),
+        Route::Report { .. }
+    ));
+}
+
+#[test]
+fn health() {
+    assert!(matches!(get("/healthz"), Route::Health));
+    assert!(matches!(
+        classify(&Method::HEAD, "/healthz?x"),
+        Route::Health
+    ));
+}
+
+#[test]
+fn wrong_methods_get_405_with_allow() {
+    let blob = format!("/blobs/sha256/{}", hex());
+    let report = format!("/boot/{MAC}/{}/booted", hex());
+    for (m, t, allow) in [
+        (Method::POST, "/boot.ipxe?mac=x", READ),
+        (Method::PUT, "/boot/x/boot.ipxe", READ),
+        (Method::POST, blob.as_str(), READ),
+        (Method::DELETE, "/loaders/snponly.efi", READ),
+        (Method::POST, "/healthz", READ),
+        (Method::OPTIONS, "/healthz", READ),
+        (Method::PUT, report.as_str(), REPORT),
+        (Method::DELETE, "/boot/zz/x/booted", REPORT),
+    ] {
+        assert_eq!(
+            refused(classify(&m, t)),
+            Refusal::MethodNotAllowed { allow },
+            "{m} {t}"
+        );
+    }
+}
+
+#[test]
+fn everything_else_is_not_found_or_bad() {
+    let long = format!("/{}", "a/".repeat(8_000));
+    for t in [
+        "/",
+        "/boot.ipxe/",
+        "/healthz/",
+        "/boot//boot.ipxe",
+        "/boot/boot.ipxe",
+        "/boot/a/b/c/",
+        "/boot/a//booted",
+        "/boot%2Eipxe",
+        "/health%7A",
+        "/api/v1/",
+        "/../etc/passwd",
+        "/%2e%2e/etc/passwd",
+        long.as_str(),
+    ] {
+        assert_eq!(refused(get(t)), Refusal::NotFound("not found\n"), "{t}");
+        // Unknown paths are 404 whatever the method.
+        assert_eq!(
+            refused(classify(&Method::POST, t)).status(),
+            StatusCode::NOT_FOUND,
+            "{t}"
+        );
+    }
+    for t in [
+        "*",
+        "healthz",
+        "",
+        "http://h",
+        "http://h?x/healthz",
+        "ftp://h/healthz",
+    ] {
+        assert_eq!(refused(get(t)).status(), StatusCode::BAD_REQUEST, "{t:?}");
+    }
+}
+
+#[test]
+fn percent_decoding() {
+    assert!(matches!(decode("abc"), Ok(Cow::Borrowed("abc"))));
+    assert_eq!(decode("a%3Ab%3a").unwrap(), "a:b:");
+    // Not an escape: kept as written.
+    assert_eq!(decode("100%").unwrap(), "100%");
+    assert_eq!(decode("%zz%4").unwrap(), "%zz%4");
+    assert_eq!(decode("%C3%A9").unwrap(), "é");
+    assert!(decode("%C3").is_err());
+}
+
+#[test]
+fn refusals_are_written_whole() {
+    let mut out = Vec::new();
+    Refusal::MethodNotAllowed { allow: READ }.write(&mut out, false, true);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("content-length: 19\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nmethod not allowed\n"), "{text}");
+    assert!(!text.contains("connection: close"), "{text}");
+    let mut out = Vec::new();
+    Refusal::NotFound("no such blob\n").write(&mut out, true, false);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+    assert!(text.contains("content-length: 13\r\n"), "{text}");
+    assert!(
+        text.ends_with("connection: close\r\n\r\n"),
+        "HEAD: no body: {text}"
+    );
+    for (r, code) in [
+        (Refusal::LengthRequired, 411),
+        (Refusal::PayloadTooLarge("x\n"), 413),
+        (Refusal::HeadTooLarge, 431),
+        (Refusal::Unavailable("x\n"), 503),
+        (Refusal::Internal("x\n"), 500),
+    ] {
+        assert_eq!(r.status().as_u16(), code, "{r:?}");
+        assert!(r.message().ends_with('\n'), "{r:?}");
+    }
+}
