@@ -84,6 +84,49 @@ impl fmt::Display for BootStage {
     }
 }
 
+/// What kind of boot file DHCP handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BootFileKind {
+    /// A loader fetched over TFTP.
+    TftpLoader,
+    /// A loader fetched over HTTP (UEFI HTTP boot).
+    HttpLoader,
+    /// The iPXE script URL.
+    Script,
+}
+
+impl BootFileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootFileKind::TftpLoader => "tftp-loader",
+            BootFileKind::HttpLoader => "http-loader",
+            BootFileKind::Script => "script",
+        }
+    }
+}
+
+impl FromStr for BootFileKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            BootFileKind::TftpLoader,
+            BootFileKind::HttpLoader,
+            BootFileKind::Script,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("unknown boot file kind {s:?}"))
+    }
+}
+
+impl fmt::Display for BootFileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+serde_as_text!(BootFileKind);
+
 /// One thing that happened to one machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootEvent {

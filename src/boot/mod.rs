@@ -27,9 +27,11 @@ mod event;
 mod firmware;
 mod mac;
 mod plan;
+pub mod urls;
 
 pub use digest::{Digest, DigestError};
-pub use event::{BootEvent, BootStage, EventText};
+pub use event::{BootEvent, BootFileKind, BootStage, EventText};
 pub use firmware::{Arch, Firmware, FirmwareError};
 pub use mac::{Mac, MacError};
 pub use plan::{BlobRef, BootPlan};
+pub use urls::{BlobRole, Callback, ReportKind, UrlError, Urls};

@@ -28,7 +28,7 @@ use super::request::{ClientRequest, decode};
 use super::socket::{DhcpSocket, Neighbours};
 use super::wire::MessageType;
 use super::{CLIENT_PORT, Destination, SERVER_PORT};
-use crate::boot::{BootEvent, BootStage, Firmware};
+use crate::boot::{BootEvent, BootFileKind, BootStage, Firmware};
 use crate::config::{Config, DhcpMode, Reservation};
 use crate::events::{EventSink, now_ms};
 use crate::inventory::{Decision, Facts, Inventory, InventoryError, Snapshot, select};
@@ -236,7 +236,7 @@ impl Service {
                     &decision,
                     spec.kind,
                     spec.yiaddr,
-                    spec.boot_file.as_deref(),
+                    spec.boot_file.as_deref().zip(outcome.boot),
                 );
                 let to = self.realize(dest, spec.kind, rx.ifindex);
                 Some(Outgoing {
@@ -354,7 +354,7 @@ impl Service {
         d: &Decision,
         kind: ReplyKind,
         ip: Ipv4Addr,
-        file: Option<&str>,
+        file: Option<(&str, BootFileKind)>,
     ) {
         if !is_netboot(req) {
             return;
@@ -375,12 +375,12 @@ impl Service {
             manifest,
             detail: serde_json::json!({
                 "address": (!ip.is_unspecified()).then(|| ip.to_string()),
-                "file": file,
+                "file": file.map(|(f, _)| f),
                 "firmware": req.kind.firmware.map(|f| f.as_str()),
                 "ipxe": req.kind.ipxe,
                 "proxy": kind.is_proxy(),
-                "script": file.is_some_and(|f| f.contains("boot.ipxe")),
-                "loader": file.is_some_and(|f| !f.contains("boot.ipxe")),
+                "script": file.is_some_and(|(_, k)| k == BootFileKind::Script),
+                "loader": file.is_some_and(|(_, k)| k != BootFileKind::Script),
                 "xid": format!("{:08x}", req.xid),
             }),
         });

@@ -12,7 +12,7 @@
 //! the router; the router's handlers call [`answer`] too, for whatever the fast path
 //! leaves to it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 
 use super::wire::HeadWriter;
 use super::{HttpState, script};
+use crate::boot::urls::{self, ScriptRequest, UrlError};
 use crate::boot::{BootStage, Digest, EventText, Firmware, Mac};
 use crate::inventory::{Decision, Facts, Snapshot, select};
 
@@ -46,6 +47,11 @@ impl Reply {
             no_store: false,
             body: Bytes::from(msg),
         }
+    }
+
+    /// For a target that is not a script route at all.
+    pub fn not_found() -> Reply {
+        Reply::plain(StatusCode::NOT_FOUND, "not found\n".into())
     }
 }
 
@@ -153,45 +159,21 @@ impl ScriptCache {
     }
 }
 
-/// Firmware from the script URL: tabula's own `arch=` name, or iPXE's
-/// `platform=pcbios|efi` with `buildarch=i386|x86_64|arm64`.
-fn firmware_of(q: &BTreeMap<String, String>) -> Result<Firmware, String> {
-    if let Some(a) = q.get("arch") {
-        return a
-            .parse()
-            .map_err(|e: crate::boot::FirmwareError| e.to_string());
-    }
-    let build = q.get("buildarch").map(String::as_str);
-    match q.get("platform").map(String::as_str) {
-        None | Some("pcbios") => Ok(Firmware::Bios),
-        Some("efi") => match build {
-            None | Some("x86_64") => Ok(Firmware::EfiX64),
-            Some("i386") => Ok(Firmware::EfiIa32),
-            Some("arm64") => Ok(Firmware::EfiArm64),
-            Some(o) => Err(format!("unsupported buildarch {o:?}")),
-        },
-        Some(o) => Err(format!("unsupported platform {o:?}")),
+/// The answer to a script request (400 for a malformed one), its boot event recorded.
+pub async fn reply(st: &HttpState, req: &Request, peer: Option<&str>) -> Reply {
+    match &req.parsed {
+        Ok(r) => answer(st, r, peer).await,
+        Err(UrlError::Mac(e)) => Reply::plain(
+            StatusCode::BAD_REQUEST,
+            format!("malformed MAC address {:?}\n", e.input),
+        ),
+        Err(e) => Reply::plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
     }
 }
 
-/// The script for the machine `mac` (as written in the URL) asking with query `q`, and
-/// its boot event recorded.
-pub async fn answer(
-    st: &HttpState,
-    mac: &str,
-    q: &BTreeMap<String, String>,
-    peer: Option<&str>,
-) -> Reply {
-    let Ok(mac) = mac.parse::<Mac>() else {
-        return Reply::plain(
-            StatusCode::BAD_REQUEST,
-            format!("malformed MAC address {mac:?}\n"),
-        );
-    };
-    let firmware = match firmware_of(q) {
-        Ok(f) => f,
-        Err(e) => return Reply::plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
-    };
+/// The script for the machine of `req`, and its boot event recorded.
+pub async fn answer(st: &HttpState, req: &ScriptRequest, peer: Option<&str>) -> Reply {
+    let (mac, firmware) = (req.mac, req.firmware);
     let snap = match st.inventory.snapshot().await {
         Ok(s) => s,
         Err(e) => {
@@ -202,7 +184,7 @@ pub async fn answer(
             );
         }
     };
-    let key = (mac, firmware, q.get("uuid").map(|u| u.to_ascii_lowercase()));
+    let key = (mac, firmware, req.uuid.clone());
     let answer = match st.scripts.get(&snap, &key) {
         Some(a) => a,
         None => {
@@ -276,35 +258,20 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
     }
 }
 
-/// A script request the connection loop can answer without the router: the MAC as
-/// written and the parsed query.
+/// A request for the script route, parsed ([`urls::parse_script`]) or not parseable.
 #[derive(Debug)]
 pub struct Request {
-    mac: String,
-    query: BTreeMap<String, String>,
+    parsed: Result<ScriptRequest, UrlError>,
 }
 
 impl Request {
-    /// `/boot.ipxe?…` or `/boot/{mac}/boot.ipxe[?…]`, exactly as the router would match
-    /// and extract them; anything unusual (percent-encoded path, a query the router
-    /// would refuse) is left to the router.
+    /// `/boot.ipxe?…` or `/boot/{mac}/boot.ipxe[?…]`; `None` for any other path. A
+    /// malformed script request is still a script request (answered with 400).
     pub fn of_target(target: &str) -> Option<Request> {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let mac = if path == "/boot.ipxe" {
-            None
-        } else {
-            let seg = path.strip_prefix("/boot/")?.strip_suffix("/boot.ipxe")?;
-            if seg.is_empty() || seg.contains(['/', '%']) {
-                return None;
-            }
-            Some(seg)
-        };
-        let query: BTreeMap<String, String> = serde_urlencoded::from_str(query).ok()?;
-        let mac = match mac {
-            Some(m) => m.to_string(),
-            None => query.get("mac").cloned().unwrap_or_default(),
-        };
-        Some(Request { mac, query })
+        match urls::parse_script(target) {
+            Err(UrlError::Unmatched) => None,
+            parsed => Some(Request { parsed }),
+        }
     }
 }
 
@@ -317,7 +284,7 @@ pub async fn send(
     peer: &str,
     keep_alive: bool,
 ) -> io::Result<()> {
-    let reply = answer(st, &req.mac, &req.query, Some(peer)).await;
+    let reply = reply(st, &req, Some(peer)).await;
     let mut out = Vec::with_capacity(256 + reply.body.len());
     let mut h = HeadWriter::new(&mut out, reply.status);
     h.header("content-type", b"text/plain; charset=utf-8");
@@ -355,19 +322,32 @@ mod tests {
     }
 
     #[test]
-    fn targets_the_fast_path_takes() {
+    fn targets_the_script_route_takes() {
+        let mac = |t: &str| {
+            Request::of_target(t)
+                .unwrap()
+                .parsed
+                .map(|r| r.mac.to_string())
+        };
         let r = Request::of_target("/boot.ipxe?mac=52-54-00-00-00-01&platform=efi").unwrap();
-        assert_eq!(r.mac, "52-54-00-00-00-01");
-        assert_eq!(r.query.get("platform").map(String::as_str), Some("efi"));
-        let r = Request::of_target("/boot/52:54:00:00:00:02/boot.ipxe").unwrap();
-        assert_eq!(r.mac, "52:54:00:00:00:02");
-        assert!(r.query.is_empty());
-        assert_eq!(Request::of_target("/boot.ipxe").unwrap().mac, "");
+        let r = r.parsed.unwrap();
+        assert_eq!(r.mac.to_string(), "52:54:00:00:00:01");
+        assert_eq!(r.firmware, Firmware::EfiX64);
+        assert_eq!(
+            mac("/boot/52:54:00:00:00:02/boot.ipxe").as_deref(),
+            Ok("52:54:00:00:00:02")
+        );
+        // Percent-encoded paths are decoded here, as the router would.
+        assert_eq!(
+            mac("/boot/52%3A54%3A00%3A00%3A00%3A02/boot.ipxe").as_deref(),
+            Ok("52:54:00:00:00:02")
+        );
+        // Malformed script requests are still script requests (answered with 400).
+        assert!(matches!(mac("/boot.ipxe"), Err(UrlError::Mac(_))));
         for other in [
             "/boot.ipxe/",
             "/boot//boot.ipxe",
             "/boot/a/b/boot.ipxe",
-            "/boot/52%3A54%3A00%3A00%3A00%3A02/boot.ipxe",
             "/boot/x/y/booted",
             "/healthz",
         ] {

@@ -2,36 +2,56 @@
 //! HTTP, for UEFI HTTP-boot firmware, which DHCP points at `{public_url}/loaders/<name>`.
 //!
 //! Deliberately narrower than TFTP: one plain file name (letters, digits, `.`, `_`, `-`;
-//! no directories), opened without following symlinks, regular files only. Loaders are
-//! small (≤ 16 MiB is enforced) and read whole.
+//! no directories; [`crate::boot::urls::parse_loader`]), opened without following
+//! symlinks, regular files only. Loaders are small (≤ 16 MiB is enforced) and read whole.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
+use crate::boot::urls::{self, UrlError};
 
 /// Largest loader served.
 const MAX_LOADER: u64 = 16 << 20;
 
-/// Whether `name` is a plain loader file name.
-pub fn plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+/// A request for the loader route: the plain name, or `None` when the name is not one.
+#[derive(Debug)]
+pub struct Request {
+    name: Option<String>,
 }
 
-pub async fn get(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
-    if !plain_name(&name) {
-        return (StatusCode::NOT_FOUND, "no such loader\n").into_response();
+impl Request {
+    /// `/loaders/<name>`; `None` for any other path.
+    pub fn of_target(target: &str) -> Option<Request> {
+        match urls::parse_loader(target) {
+            Err(UrlError::Unmatched) => None,
+            Ok(n) => Some(Request {
+                name: Some(n.as_str().to_string()),
+            }),
+            Err(_) => Some(Request { name: None }),
+        }
     }
-    let path = st.loader_dir.join(&name);
+}
+
+/// The router's handler for `/loaders/{name}`.
+pub async fn get(State(st): State<HttpState>, req: axum::extract::Request) -> Response {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    match Request::of_target(target) {
+        Some(r) => answer(&st, &r).await,
+        None => (StatusCode::NOT_FOUND, "no such loader\n").into_response(),
+    }
+}
+
+/// The loader `req` names, read whole (404 when there is none by that name).
+pub async fn answer(st: &HttpState, req: &Request) -> Response {
+    let Some(name) = &req.name else {
+        return (StatusCode::NOT_FOUND, "no such loader\n").into_response();
+    };
+    let path = st.loader_dir.join(name);
     let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
         let mut f = match std::fs::OpenOptions::new()
             .read(true)
@@ -59,29 +79,5 @@ pub async fn get(State(st): State<HttpState>, Path(name): Path<String>) -> Respo
             .into_response(),
         Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such loader\n").into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot read loader\n").into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plain_name;
-
-    #[test]
-    fn only_plain_names() {
-        for ok in ["snponly.efi", "ipxe-arm64.efi", "undionly.kpxe"] {
-            assert!(plain_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "..",
-            ".hidden",
-            "a/b",
-            "../etc/passwd",
-            "x y",
-            "a\\b",
-            "%2e%2e",
-        ] {
-            assert!(!plain_name(bad), "{bad}");
-        }
     }
 }

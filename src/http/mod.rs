@@ -22,12 +22,11 @@ pub mod report;
 pub mod script;
 mod wire;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -55,8 +54,8 @@ pub struct HttpState {
 /// Every route.
 pub fn router(state: HttpState) -> Router {
     Router::new()
-        .route("/boot.ipxe", get(script_query))
-        .route("/boot/{mac}/boot.ipxe", get(script_path))
+        .route("/boot.ipxe", get(script))
+        .route("/boot/{mac}/boot.ipxe", get(script))
         .route(
             "/boot/{mac}/{manifest}/{report}",
             get(report::post).post(report::post),
@@ -84,31 +83,14 @@ pub(crate) fn peer_ip(req: &Request) -> Option<String> {
         .map(|c| c.0.ip().to_string())
 }
 
-async fn script_query(
-    State(st): State<HttpState>,
-    Query(q): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> Response {
-    let mac = q.get("mac").cloned().unwrap_or_default();
-    script(&st, &mac, &q, peer_ip(&req)).await
-}
-
-async fn script_path(
-    State(st): State<HttpState>,
-    Path(mac): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
-    req: Request,
-) -> Response {
-    script(&st, &mac, &q, peer_ip(&req)).await
-}
-
-async fn script(
-    st: &HttpState,
-    mac: &str,
-    q: &BTreeMap<String, String>,
-    peer: Option<String>,
-) -> Response {
-    let reply = boot_script::answer(st, mac, q, peer.as_deref()).await;
+/// The script routes, parsed from the request target ([`boot_script::Request`]).
+async fn script(State(st): State<HttpState>, req: Request) -> Response {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let peer = peer_ip(&req);
+    let reply = match boot_script::Request::of_target(target) {
+        Some(r) => boot_script::reply(&st, &r, peer.as_deref()).await,
+        None => boot_script::Reply::not_found(),
+    };
     let mut res = (
         reply.status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

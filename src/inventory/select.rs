@@ -7,7 +7,7 @@
 
 use super::pin::{PinRef, PinTarget};
 use super::snapshot::Snapshot;
-use crate::boot::{BootPlan, Firmware, Mac};
+use crate::boot::{BlobRole, BootPlan, Callback, Firmware, Mac, Urls};
 use crate::config::UnknownMachines;
 use crate::images::{Manifest, cmdline};
 
@@ -226,19 +226,12 @@ fn plan(
     manifest_digest: crate::boot::Digest,
 ) -> Result<BootPlan, crate::images::ImageError> {
     let base = &snap.settings.base_url;
-    let rootfs_url = m.rootfs.as_ref().map(|r| {
-        format!(
-            "{base}/blobs/sha256/{}/{}?mac={}&as=rootfs",
-            r.digest.hex(),
-            r.name,
-            facts.mac.hyphenated()
-        )
-    });
-    let callback = format!(
-        "{base}/boot/{}/{}",
-        facts.mac.hyphenated(),
-        manifest_digest.hex()
-    );
+    let urls = Urls::new(base);
+    let rootfs_url = m
+        .rootfs
+        .as_ref()
+        .map(|r| urls.blob(r, facts.mac, BlobRole::Rootfs));
+    let callback = urls.callback(&Callback::new(facts.mac, manifest_digest));
     let hostname = machine.and_then(|m| m.hostname.clone().or_else(|| Some(m.name.clone())));
     let lookup = |var: &str| -> Option<String> {
         match var {

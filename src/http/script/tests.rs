@@ -1,7 +1,7 @@
 //! Golden tests of rendered scripts, including injection attempts.
 
 use super::*;
-use crate::boot::{Arch, Digest, Firmware};
+use crate::boot::{Arch, BlobRef, Digest, Firmware};
 use crate::inventory::Candidate;
 
 fn blob(s: &str, name: &str) -> BlobRef {
