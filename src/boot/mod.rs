@@ -27,6 +27,7 @@ mod event;
 mod firmware;
 mod mac;
 mod plan;
+mod reason;
 pub mod urls;
 
 pub use digest::{Digest, DigestError};
@@ -34,4 +35,5 @@ pub use event::{BootEvent, BootFileKind, BootStage, EventText};
 pub use firmware::{Arch, Firmware, FirmwareError};
 pub use mac::{Mac, MacError};
 pub use plan::{BlobRef, BootPlan};
+pub use reason::IgnoreReason;
 pub use urls::{BlobRole, Callback, ReportKind, UrlError, Urls};

@@ -47,7 +47,7 @@ pub fn decode_and_decide(bytes: &[u8]) {
     let decisions = [
         Decision::Local,
         Decision::Ignore {
-            reason: "fuzz".into(),
+            reason: crate::boot::IgnoreReason::NoPin,
         },
     ];
     for mode in [DhcpMode::Full, DhcpMode::Proxy] {

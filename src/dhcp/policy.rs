@@ -21,12 +21,12 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, SystemTime};
 
-use crate::boot::{BootFileKind, Firmware, Urls, urls};
+use crate::boot::{BootFileKind, Firmware, IgnoreReason, Urls, urls};
 use crate::config::{Chainload, DhcpMode, Loaders, Subnet};
 use crate::inventory::Decision;
 
 use super::destination::{Destination, reply_destination};
-use super::lease::{LeaseChange, LeaseTable, SubnetId};
+use super::lease::{LeaseChange, LeaseError, LeaseTable, SubnetId};
 use super::reply::{ReplyKind, ReplySpec};
 use super::request::ClientRequest;
 use super::wire::MessageType;
@@ -70,7 +70,56 @@ pub enum Action {
     Done(&'static str),
     /// Not served. `event` says whether this is worth a boot event (a netboot client or
     /// inventory decision) rather than routine noise (a proxy ignoring plain clients).
-    Ignore { reason: String, event: bool },
+    Ignore { reason: DhcpIgnore, event: bool },
+}
+
+/// Why DHCP sends no reply to a client message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DhcpIgnore {
+    #[error("dhcp.mode is off")]
+    ModeOff,
+    #[error("full mode without a lease table")]
+    NoLeaseTable,
+    #[error("not a PXE, HTTP-boot or iPXE client")]
+    NotNetboot,
+    #[error("proxy mode answers only DISCOVER on port 67")]
+    ProxyNotDiscover,
+    #[error("not a boot-server request")]
+    NotBootServerRequest,
+    /// The inventory decided not to serve the client.
+    #[error("{0}")]
+    Inventory(IgnoreReason),
+    #[error("boots from local disk: no proxy reply")]
+    LocalNoProxyReply,
+    #[error("no configured subnet for link {0}")]
+    NoSubnet(Ipv4Addr),
+    /// No address can be offered.
+    #[error(transparent)]
+    Lease(LeaseError),
+    #[error("not a client message")]
+    NotClientMessage,
+    #[error("REQUEST without requested address or ciaddr")]
+    RequestWithoutAddress,
+}
+
+impl DhcpIgnore {
+    /// A stable name for the kind of reason (event detail `code`, metric label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DhcpIgnore::ModeOff => "dhcp-off",
+            DhcpIgnore::NoLeaseTable => "no-lease-table",
+            DhcpIgnore::NotNetboot => "not-netboot",
+            DhcpIgnore::ProxyNotDiscover => "proxy-not-discover",
+            DhcpIgnore::NotBootServerRequest => "not-boot-server-request",
+            DhcpIgnore::Inventory(r) => r.code(),
+            DhcpIgnore::LocalNoProxyReply => "local-no-proxy-reply",
+            DhcpIgnore::NoSubnet(_) => "no-subnet",
+            DhcpIgnore::Lease(LeaseError::UnknownSubnet(_)) => "unknown-subnet",
+            DhcpIgnore::Lease(LeaseError::PoolExhausted(_)) => "pool-exhausted",
+            DhcpIgnore::NotClientMessage => "not-client-message",
+            DhcpIgnore::RequestWithoutAddress => "request-without-address",
+        }
+    }
 }
 
 /// [`decide`]'s result.
@@ -150,12 +199,9 @@ impl Outcome {
         }
     }
 
-    fn ignore(reason: impl Into<String>, event: bool) -> Outcome {
+    fn ignore(reason: DhcpIgnore, event: bool) -> Outcome {
         Outcome {
-            action: Action::Ignore {
-                reason: reason.into(),
-                event,
-            },
+            action: Action::Ignore { reason, event },
             changes: Vec::new(),
             loader_handed: false,
             boot: None,
@@ -221,32 +267,32 @@ pub fn decide(
     now: SystemTime,
 ) -> Outcome {
     match (ctx.mode, leases) {
-        (DhcpMode::Off, _) => Outcome::ignore("dhcp.mode is off", false),
+        (DhcpMode::Off, _) => Outcome::ignore(DhcpIgnore::ModeOff, false),
         (DhcpMode::Proxy, _) => proxy(req, ctx, decision, loader_recent),
-        (DhcpMode::Full, None) => Outcome::ignore("full mode without a lease table", false),
+        (DhcpMode::Full, None) => Outcome::ignore(DhcpIgnore::NoLeaseTable, false),
         (DhcpMode::Full, Some(t)) => full(req, ctx, decision, t, loader_recent, now),
     }
 }
 
 fn proxy(req: &ClientRequest, ctx: &Context<'_>, decision: &Decision, recent: bool) -> Outcome {
     if !is_netboot(req) {
-        return Outcome::ignore("not a PXE, HTTP-boot or iPXE client", false);
+        return Outcome::ignore(DhcpIgnore::NotNetboot, false);
     }
     let kind = match (ctx.port, req.message_type) {
         (Port::Server, MessageType::Discover) => ReplyKind::ProxyOffer,
         (Port::Server, _) => {
-            return Outcome::ignore("proxy mode answers only DISCOVER on port 67", false);
+            return Outcome::ignore(DhcpIgnore::ProxyNotDiscover, false);
         }
         (Port::BootServer, MessageType::Request | MessageType::Discover | MessageType::Inform) => {
             ReplyKind::ProxyAck
         }
-        (Port::BootServer, _) => return Outcome::ignore("not a boot-server request", false),
+        (Port::BootServer, _) => return Outcome::ignore(DhcpIgnore::NotBootServerRequest, false),
     };
     if let Decision::Ignore { reason } = decision {
-        return Outcome::ignore(reason.clone(), true);
+        return Outcome::ignore(DhcpIgnore::Inventory(reason.clone()), true);
     }
     let Some(file) = boot_file(req, ctx, decision, recent) else {
-        return Outcome::ignore("boots from local disk: no proxy reply", true);
+        return Outcome::ignore(DhcpIgnore::LocalNoProxyReply, true);
     };
     let mut spec = ReplySpec::new(kind, ctx.server_id);
     spec.next_server = ctx.next_server;
@@ -302,16 +348,13 @@ fn full(
             return Outcome::done("client selected another server", changes);
         }
         MessageType::Discover | MessageType::Request | MessageType::Inform => {}
-        _ => return Outcome::ignore("not a client message", false),
+        _ => return Outcome::ignore(DhcpIgnore::NotClientMessage, false),
     }
     if let Decision::Ignore { reason } = decision {
-        return Outcome::ignore(reason.clone(), true);
+        return Outcome::ignore(DhcpIgnore::Inventory(reason.clone()), true);
     }
     let Some(subnet) = t.subnet_of(link(req, ctx)) else {
-        return Outcome::ignore(
-            format!("no configured subnet for link {}", link(req, ctx)),
-            is_netboot(req),
-        );
+        return Outcome::ignore(DhcpIgnore::NoSubnet(link(req, ctx)), is_netboot(req));
     };
     let s = &ctx.subnets[subnet.0];
     let file = boot_file(req, ctx, decision, recent);
@@ -330,7 +373,7 @@ fn full(
                 // The loader is marked on the ACK, so OFFER and ACK of one exchange agree.
                 Outcome::reply_with(spec, dest, file.as_ref(), false)
             }
-            Err(e) => Outcome::ignore(e.to_string(), true),
+            Err(e) => Outcome::ignore(DhcpIgnore::Lease(e), true),
         },
         MessageType::Inform => {
             let spec = lease_spec(
@@ -361,7 +404,7 @@ fn request(
         .requested_ip
         .or((!req.ciaddr.is_unspecified()).then_some(req.ciaddr));
     let Some(ip) = asked else {
-        return Outcome::ignore("REQUEST without requested address or ciaddr", false);
+        return Outcome::ignore(DhcpIgnore::RequestWithoutAddress, false);
     };
     match t.request(subnet, req.mac, ip, now) {
         Ok(grant) => {

@@ -259,7 +259,7 @@ impl Service {
                         mac: req.mac,
                         stage: BootStage::Ignored,
                         manifest: None,
-                        detail: serde_json::json!({ "by": "dhcp", "reason": reason }),
+                        detail: serde_json::json!({ "by": "dhcp", "reason": reason.to_string(), "code": reason.code() }),
                     });
                 } else {
                     tracing::debug!(%reason, "DHCP request ignored");

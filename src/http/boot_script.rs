@@ -228,7 +228,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
         Decision::Ignore { reason } => (
             BootStage::Ignored,
             None,
-            serde_json::json!({"reason": reason, "via": "http"}),
+            serde_json::json!({"reason": reason.to_string(), "code": reason.code(), "via": "http"}),
         ),
     };
     match script::render(&sel, base_url) {

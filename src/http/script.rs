@@ -63,7 +63,7 @@ pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
                 s,
                 "echo tabula: not booting {}: {}",
                 sel.mac,
-                echo_text(reason)
+                echo_text(&reason.to_string())
             );
             s.push_str("exit 1\n");
         }

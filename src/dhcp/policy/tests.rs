@@ -299,14 +299,17 @@ fn plain_and_local_clients_get_address_without_file() {
 #[test]
 fn ignored_machine_gets_nothing() {
     let mut w = World::new(DhcpMode::Full);
+    let none = IgnoreReason::PinnedNone {
+        target: "default".into(),
+    };
     let d = Decision::Ignore {
-        reason: "pinned to none".into(),
+        reason: none.clone(),
     };
     let o = w.run(&req(MessageType::Discover, pxe(Firmware::Bios)), &d, false);
     assert_eq!(
         o.action,
         Action::Ignore {
-            reason: "pinned to none".into(),
+            reason: DhcpIgnore::Inventory(none),
             event: true
         }
     );
@@ -434,7 +437,9 @@ fn pool_exhaustion_is_an_ignore_with_reason() {
         &boot(),
         false,
     );
-    assert!(matches!(o.action, Action::Ignore { ref reason, .. } if reason.contains("in use")));
+    assert!(
+        matches!(o.action, Action::Ignore { ref reason, .. } if reason.to_string().contains("in use"))
+    );
 }
 
 #[test]
