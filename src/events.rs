@@ -47,7 +47,7 @@ impl EventSink {
 
     /// Queues an event whose detail is JSON text already; never waits.
     pub fn record_text(&self, event: EventText) {
-        tracing::info!(mac = %event.mac, stage = %event.stage, detail = %event.detail, "boot event");
+        tracing::info!(mac = %event.mac, stage = %event.stage, via = %event.via, peer = ?event.peer, detail = %event.detail, "boot event");
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -119,7 +119,9 @@ mod tests {
             mac: "52:54:00:00:00:01".parse::<Mac>().unwrap(),
             stage: BootStage::ScriptSent,
             manifest: None,
-            detail: format!("{{\"n\":{i}}}"),
+            via: crate::boot::Via::Http,
+            peer: None,
+            detail: format!("{{\"n\":{i}}}").into(),
         }
     }
 

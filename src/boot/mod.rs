@@ -22,6 +22,7 @@ macro_rules! serde_as_text {
     };
 }
 
+mod detail;
 mod digest;
 mod event;
 mod firmware;
@@ -30,6 +31,7 @@ mod plan;
 mod reason;
 pub mod urls;
 
+pub use detail::{BlobSent, Dhcp, EventDetail, Ignored, LoaderSent, Report, ScriptSent, Via};
 pub use digest::{Digest, DigestError};
 pub use event::{BootEvent, BootFileKind, BootStage, EventText};
 pub use firmware::{Arch, Firmware, FirmwareError};

@@ -162,9 +162,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
                 println!("timeline ({} event(s), last 20):", events.len());
                 for e in events.iter().rev().take(20).rev() {
                     println!(
-                        "  {}  {:<12} {}",
+                        "  {}  {:<12} {:<4} {}",
                         time(e.event.at_ms),
-                        e.event.stage,
+                        e.event.stage(),
+                        e.event.via,
                         e.event.detail
                     );
                 }

@@ -28,7 +28,7 @@ use super::request::{ClientRequest, decode};
 use super::socket::{DhcpSocket, Neighbours};
 use super::wire::MessageType;
 use super::{CLIENT_PORT, Destination, SERVER_PORT};
-use crate::boot::{BootEvent, BootFileKind, BootStage, Firmware};
+use crate::boot::{BootEvent, BootFileKind, Dhcp, EventDetail, Firmware, Ignored, Via};
 use crate::config::{Config, DhcpMode, Reservation};
 use crate::events::{EventSink, now_ms};
 use crate::inventory::{Decision, Facts, Inventory, InventoryError, Snapshot, select};
@@ -257,9 +257,13 @@ impl Service {
                     self.events.record(BootEvent {
                         at_ms: now_ms(),
                         mac: req.mac,
-                        stage: BootStage::Ignored,
                         manifest: None,
-                        detail: serde_json::json!({ "by": "dhcp", "reason": reason.to_string(), "code": reason.code() }),
+                        via: Via::Dhcp,
+                        peer: None,
+                        detail: EventDetail::Ignored(Ignored {
+                            reason: reason.to_string(),
+                            code: Some(reason.code().to_string()),
+                        }),
                     });
                 } else {
                     tracing::debug!(%reason, "DHCP request ignored");
@@ -359,9 +363,18 @@ impl Service {
         if !is_netboot(req) {
             return;
         }
-        let stage = match kind {
-            ReplyKind::Offer | ReplyKind::ProxyOffer => BootStage::DhcpOffer,
-            ReplyKind::Ack | ReplyKind::ProxyAck => BootStage::DhcpAck,
+        let detail = Dhcp {
+            address: (!ip.is_unspecified()).then_some(ip),
+            file: file.map(|(f, _)| f.to_string()),
+            boot: file.map(|(_, k)| k),
+            firmware: req.kind.firmware,
+            ipxe: req.kind.ipxe,
+            proxy: kind.is_proxy(),
+            xid: format!("{:08x}", req.xid),
+        };
+        let detail = match kind {
+            ReplyKind::Offer | ReplyKind::ProxyOffer => EventDetail::DhcpOffer(detail),
+            ReplyKind::Ack | ReplyKind::ProxyAck => EventDetail::DhcpAck(detail),
             ReplyKind::Nak => return,
         };
         let manifest = match d {
@@ -371,18 +384,10 @@ impl Service {
         self.events.record(BootEvent {
             at_ms: now_ms(),
             mac: req.mac,
-            stage,
             manifest,
-            detail: serde_json::json!({
-                "address": (!ip.is_unspecified()).then(|| ip.to_string()),
-                "file": file.map(|(f, _)| f),
-                "firmware": req.kind.firmware.map(|f| f.as_str()),
-                "ipxe": req.kind.ipxe,
-                "proxy": kind.is_proxy(),
-                "script": file.is_some_and(|(_, k)| k == BootFileKind::Script),
-                "loader": file.is_some_and(|(_, k)| k != BootFileKind::Script),
-                "xid": format!("{:08x}", req.xid),
-            }),
+            via: Via::Dhcp,
+            peer: None,
+            detail,
         });
     }
 }

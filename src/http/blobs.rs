@@ -27,8 +27,8 @@ use tokio::net::TcpStream;
 use super::HttpState;
 use super::blob_head::decide;
 use super::wire::HeadWriter;
-use crate::boot::BootEvent;
 use crate::boot::urls::{self, Attribution, BlobTarget};
+use crate::boot::{BlobSent, BootEvent, EventDetail, Via};
 
 /// A stalled reader is given up after this long without progress.
 const WRITE_STALL: Duration = Duration::from_secs(60);
@@ -153,19 +153,19 @@ fn record(
     let Ok(Some(Attribution { mac, role })) = target.attribution() else {
         return;
     };
-    let digest = target.digest;
+    let sent = BlobSent {
+        digest: target.digest,
+        bytes,
+        expected: size,
+        seconds: elapsed.as_secs_f64(),
+        complete: bytes == size,
+    };
     st.events.record(BootEvent {
         at_ms: crate::events::now_ms(),
         mac,
-        stage: role.stage(),
         manifest: None,
-        detail: serde_json::json!({
-            "digest": digest.to_string(),
-            "bytes": bytes,
-            "expected": size,
-            "seconds": elapsed.as_secs_f64(),
-            "complete": bytes == size,
-            "peer": peer.ip().to_string(),
-        }),
+        via: Via::Http,
+        peer: Some(peer.ip()),
+        detail: EventDetail::blob(role, sent),
     });
 }

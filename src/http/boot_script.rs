@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -24,7 +25,9 @@ use tokio::net::TcpStream;
 use super::wire::HeadWriter;
 use super::{HttpState, script};
 use crate::boot::urls::{self, ScriptRequest, UrlError};
-use crate::boot::{BootStage, Digest, EventText, Firmware, Mac};
+use crate::boot::{
+    BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, Report, ScriptSent, Via,
+};
 use crate::inventory::{Decision, Facts, Snapshot, select};
 
 /// Most answers kept; past that the cache starts over.
@@ -55,55 +58,23 @@ impl Reply {
     }
 }
 
-/// The event every request for one answer records, short of its time and peer.
+/// The event every request for one answer records, short of its time and peer (a
+/// column of its own): the detail is rendered once, then shared.
 #[derive(Debug)]
 struct EventTemplate {
     stage: BootStage,
     manifest: Option<Digest>,
-    /// The detail's JSON text without its closing brace.
-    detail_open: String,
-    /// Whether the detail ends with the requester's address (`"peer"`).
-    with_peer: bool,
+    /// The detail's JSON text.
+    detail: Arc<str>,
 }
 
 impl EventTemplate {
-    fn new(
-        stage: BootStage,
-        manifest: Option<Digest>,
-        detail: &serde_json::Value,
-        with_peer: bool,
-    ) -> EventTemplate {
-        let mut detail_open = detail.to_string();
-        // An object always ends with its brace.
-        detail_open.pop();
+    fn new(manifest: Option<Digest>, detail: &EventDetail) -> EventTemplate {
         EventTemplate {
-            stage,
+            stage: detail.stage(),
             manifest,
-            detail_open,
-            with_peer,
+            detail: Arc::from(detail.to_json()),
         }
-    }
-
-    /// The detail for a request from `peer` (IP address text, which needs no escaping).
-    fn detail(&self, peer: Option<&str>) -> String {
-        let mut d = String::with_capacity(self.detail_open.len() + 48);
-        d.push_str(&self.detail_open);
-        if self.with_peer {
-            if !d.ends_with('{') {
-                d.push(',');
-            }
-            d.push_str("\"peer\":");
-            match peer {
-                Some(p) => {
-                    d.push('"');
-                    d.push_str(p);
-                    d.push('"');
-                }
-                None => d.push_str("null"),
-            }
-        }
-        d.push('}');
-        d
     }
 }
 
@@ -160,7 +131,7 @@ impl ScriptCache {
 }
 
 /// The answer to a script request (400 for a malformed one), its boot event recorded.
-pub async fn reply(st: &HttpState, req: &Request, peer: Option<&str>) -> Reply {
+pub async fn reply(st: &HttpState, req: &Request, peer: Option<IpAddr>) -> Reply {
     match &req.parsed {
         Ok(r) => answer(st, r, peer).await,
         Err(UrlError::Mac(e)) => Reply::plain(
@@ -172,7 +143,7 @@ pub async fn reply(st: &HttpState, req: &Request, peer: Option<&str>) -> Reply {
 }
 
 /// The script for the machine of `req`, and its boot event recorded.
-pub async fn answer(st: &HttpState, req: &ScriptRequest, peer: Option<&str>) -> Reply {
+pub async fn answer(st: &HttpState, req: &ScriptRequest, peer: Option<IpAddr>) -> Reply {
     let (mac, firmware) = (req.mac, req.firmware);
     let snap = match st.inventory.snapshot().await {
         Ok(s) => s,
@@ -204,7 +175,9 @@ pub async fn answer(st: &HttpState, req: &ScriptRequest, peer: Option<&str>) -> 
         mac,
         stage: t.stage,
         manifest: t.manifest,
-        detail: t.detail(peer),
+        via: Via::Http,
+        peer,
+        detail: t.detail.clone(),
     });
     answer.reply.clone()
 }
@@ -213,22 +186,31 @@ pub async fn answer(st: &HttpState, req: &ScriptRequest, peer: Option<&str>) -> 
 fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
     let sel = select(snap, facts);
     let rule = sel.candidates.first().map(|c| c.target.clone());
-    let (stage, manifest, detail) = match &sel.decision {
+    let (manifest, detail) = match &sel.decision {
         Decision::Boot { plan } => (
-            BootStage::ScriptSent,
             Some(plan.manifest),
-            serde_json::json!({"image": plan.image, "version": plan.version,
-                "rule": rule, "firmware": facts.firmware.as_str()}),
+            EventDetail::ScriptSent(ScriptSent {
+                image: Some(plan.image.clone()),
+                version: Some(plan.version.clone()),
+                rule,
+                firmware: Some(facts.firmware),
+                local: false,
+            }),
         ),
         Decision::Local => (
-            BootStage::ScriptSent,
             None,
-            serde_json::json!({"local": true, "rule": rule}),
+            EventDetail::ScriptSent(ScriptSent {
+                rule,
+                local: true,
+                ..ScriptSent::default()
+            }),
         ),
         Decision::Ignore { reason } => (
-            BootStage::Ignored,
             None,
-            serde_json::json!({"reason": reason.to_string(), "code": reason.code(), "via": "http"}),
+            EventDetail::Ignored(Ignored {
+                reason: reason.to_string(),
+                code: Some(reason.code().to_string()),
+            }),
         ),
     };
     match script::render(&sel, base_url) {
@@ -238,7 +220,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
                 no_store: true,
                 body: Bytes::from(text),
             },
-            event: EventTemplate::new(stage, manifest, &detail, true),
+            event: EventTemplate::new(manifest, &detail),
         },
         Err(e) => Answer {
             reply: Reply::plain(
@@ -249,10 +231,8 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
                 ),
             ),
             event: EventTemplate::new(
-                BootStage::Failed,
                 manifest,
-                &serde_json::json!({"reason": e.to_string(), "via": "http"}),
-                false,
+                &EventDetail::Failed(Report::reason(e.to_string())),
             ),
         },
     }
@@ -281,7 +261,7 @@ pub async fn send(
     st: &HttpState,
     req: Request,
     head_only: bool,
-    peer: &str,
+    peer: IpAddr,
     keep_alive: bool,
 ) -> io::Result<()> {
     let reply = reply(st, &req, Some(peer)).await;
@@ -304,21 +284,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_detail_gets_the_peer() {
-        let v = serde_json::json!({"image": "a\"b", "rule": null});
-        let t = EventTemplate::new(BootStage::ScriptSent, None, &v, true);
-        let d: serde_json::Value = serde_json::from_str(&t.detail(Some("10.0.0.9"))).unwrap();
+    fn the_cached_event_is_the_typed_detail_rendered_once() {
+        let d = EventDetail::ScriptSent(ScriptSent {
+            image: Some("a\"b".into()),
+            ..ScriptSent::default()
+        });
+        let t = EventTemplate::new(None, &d);
+        assert_eq!(t.stage, BootStage::ScriptSent);
+        let back: serde_json::Value = serde_json::from_str(&t.detail).unwrap();
+        assert_eq!(back, serde_json::json!({"image": "a\"b", "rule": null}));
+        assert_eq!(EventDetail::from_value(BootStage::ScriptSent, back), d);
+        let f = EventTemplate::new(None, &EventDetail::Failed(Report::reason("x")));
         assert_eq!(
-            d,
-            serde_json::json!({"image": "a\"b", "rule": null, "peer": "10.0.0.9"})
+            (f.stage, &*f.detail),
+            (BootStage::Failed, r#"{"reason":"x"}"#)
         );
-        let d: serde_json::Value = serde_json::from_str(&t.detail(None)).unwrap();
-        assert_eq!(d["peer"], serde_json::Value::Null);
-        let t = EventTemplate::new(BootStage::Failed, None, &serde_json::json!({}), true);
-        assert_eq!(t.detail(Some("::1")), r#"{"peer":"::1"}"#);
-        let t = EventTemplate::new(BootStage::Failed, None, &v, false);
-        let d: serde_json::Value = serde_json::from_str(&t.detail(Some("x"))).unwrap();
-        assert_eq!(d, v);
     }
 
     #[test]

@@ -182,8 +182,6 @@ async fn connection(
     let span = tracing::debug_span!("http", %peer);
     let _enter = span.enter();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    // Formatted once per connection, for the boot events of its requests.
-    let peer_ip = peer.ip().to_string();
     loop {
         let n = match read_head(&mut stream, &mut buf, &shutdown).await {
             Ok(Head::Ready(n)) => n,
@@ -261,7 +259,7 @@ async fn connection(
             .then(|| boot_script::Request::of_target(&parsed.target))
             .flatten()
         {
-            boot_script::send(&mut stream, &st, req, head_only, &peer_ip, keep_alive).await
+            boot_script::send(&mut stream, &st, req, head_only, peer.ip(), keep_alive).await
         } else {
             route(&mut stream, &router, parsed, body, peer, keep_alive).await
         };

@@ -76,11 +76,11 @@ pub async fn run(
     conn::serve(listener, state, shutdown).await
 }
 
-/// The client's IP address, as text, when known.
-pub(crate) fn peer_ip(req: &Request) -> Option<String> {
+/// The client's IP address, when known.
+pub(crate) fn peer_ip(req: &Request) -> Option<std::net::IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| c.0.ip())
 }
 
 /// The script routes, parsed from the request target ([`boot_script::Request`]).
@@ -88,7 +88,7 @@ async fn script(State(st): State<HttpState>, req: Request) -> Response {
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let peer = peer_ip(&req);
     let reply = match boot_script::Request::of_target(target) {
-        Some(r) => boot_script::reply(&st, &r, peer.as_deref()).await,
+        Some(r) => boot_script::reply(&st, &r, peer).await,
         None => boot_script::Reply::not_found(),
     };
     let mut res = (

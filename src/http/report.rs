@@ -6,6 +6,7 @@
 //! The URL is parsed by [`crate::boot::urls::parse_report`].
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
 use crate::boot::urls::{self, UrlError};
-use crate::boot::{BootEvent, Callback, ReportKind};
+use crate::boot::{BootEvent, Callback, EventDetail, ReportKind, Via};
 
 /// Largest report body accepted.
 pub const MAX_REPORT: usize = 16 * 1024;
@@ -54,7 +55,7 @@ pub fn answer(
     st: &HttpState,
     req: &Request,
     body: &[u8],
-    peer: Option<String>,
+    peer: Option<IpAddr>,
 ) -> (StatusCode, &'static str) {
     let p = match &req.parsed {
         Ok(p) => p,
@@ -65,26 +66,36 @@ pub fn answer(
         Err(UrlError::Report(_)) => return (StatusCode::NOT_FOUND, "unknown report\n"),
         Err(_) => return (StatusCode::BAD_REQUEST, "malformed report URL\n"),
     };
-    let mut detail = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v @ serde_json::Value::Object(_)) => v,
-        _ if body.is_empty() => serde_json::json!({}),
-        _ => serde_json::json!({ "reason": String::from_utf8_lossy(body).trim() }),
-    };
-    if let Some(obj) = detail.as_object_mut() {
-        for (k, v) in &p.query {
-            obj.entry(k.clone())
-                .or_insert(serde_json::Value::String(v.clone()));
-        }
-        obj.insert("peer".into(), serde_json::json!(peer));
-    }
     st.events.record(BootEvent {
         at_ms: crate::events::now_ms(),
         mac: p.callback.mac,
-        stage: p.kind.stage(),
         manifest: Some(p.callback.manifest),
-        detail,
+        via: Via::Http,
+        peer,
+        detail: detail(p.kind, body, &p.query),
     });
     (StatusCode::OK, "recorded\n")
+}
+
+/// The body (a JSON object, plain text taken as the reason, or nothing) with the query
+/// parameters it does not already have, typed as a [`crate::boot::Report`]; a report that does not
+/// fit the schema is kept as sent ([`EventDetail::Unparsed`]).
+fn detail(kind: ReportKind, body: &[u8], query: &BTreeMap<String, String>) -> EventDetail {
+    let mut obj = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ if body.is_empty() => serde_json::Map::new(),
+        _ => {
+            let mut m = serde_json::Map::new();
+            let reason = String::from_utf8_lossy(body).trim().to_string();
+            m.insert("reason".into(), serde_json::Value::String(reason));
+            m
+        }
+    };
+    for (k, v) in query {
+        obj.entry(k.clone())
+            .or_insert(serde_json::Value::String(v.clone()));
+    }
+    EventDetail::from_value(kind.stage(), serde_json::Value::Object(obj))
 }
 
 /// The router's handler for `/boot/{mac}/{manifest}/{report}`.

@@ -140,4 +140,6 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 #[cfg(test)]
+mod event_migration_tests;
+#[cfg(test)]
 mod tests;
