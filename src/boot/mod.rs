@@ -26,6 +26,7 @@ mod detail;
 mod digest;
 mod event;
 mod firmware;
+mod lease;
 mod mac;
 mod plan;
 mod reason;
@@ -35,6 +36,7 @@ pub use detail::{BlobSent, Dhcp, EventDetail, Ignored, LoaderSent, Report, Scrip
 pub use digest::{Digest, DigestError};
 pub use event::{BootEvent, BootFileKind, BootStage, EventText};
 pub use firmware::{Arch, Firmware, FirmwareError};
+pub use lease::LeaseState;
 pub use mac::{Mac, MacError};
 pub use plan::{BlobRef, BootPlan};
 pub use reason::IgnoreReason;

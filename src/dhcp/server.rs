@@ -142,7 +142,7 @@ async fn restore(
     let mut table = LeaseTable::new(&config.dhcp.subnets, &reservations, LeaseTimers::default());
     let rows = store.leases().await?;
     let n = rows.len();
-    let dropped = table.restore(rows.iter().filter_map(commit::from_row), SystemTime::now());
+    let dropped = table.restore(rows.iter().map(commit::from_row), SystemTime::now());
     if !dropped.is_empty() {
         let writes: Vec<_> = dropped.iter().map(commit::to_write).collect();
         store.write_leases(&writes).await?;

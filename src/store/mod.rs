@@ -22,7 +22,7 @@ pub use events::EventRow;
 pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite};
 pub use machines::Machine;
-pub use pins::{PinChange, PinRow};
+pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
