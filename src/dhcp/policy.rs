@@ -257,11 +257,13 @@ pub fn boot_file(
 }
 
 /// Decides what to do with `req`. `leases` is the full-mode allocator (`None` in proxy
-/// mode); `decision` is the inventory's answer for this client.
+/// mode); `decision` is the inventory's answer for this client, asked for the messages
+/// that can be answered with a boot file (DISCOVER, REQUEST, INFORM) and `None` for the
+/// rest (RELEASE, DECLINE, …), which never need one.
 pub fn decide(
     req: &ClientRequest,
     ctx: &Context<'_>,
-    decision: &Decision,
+    decision: Option<&Decision>,
     leases: Option<&mut LeaseTable>,
     loader_recent: bool,
     now: SystemTime,
@@ -274,7 +276,12 @@ pub fn decide(
     }
 }
 
-fn proxy(req: &ClientRequest, ctx: &Context<'_>, decision: &Decision, recent: bool) -> Outcome {
+fn proxy(
+    req: &ClientRequest,
+    ctx: &Context<'_>,
+    decision: Option<&Decision>,
+    recent: bool,
+) -> Outcome {
     if !is_netboot(req) {
         return Outcome::ignore(DhcpIgnore::NotNetboot, false);
     }
@@ -287,6 +294,9 @@ fn proxy(req: &ClientRequest, ctx: &Context<'_>, decision: &Decision, recent: bo
             ReplyKind::ProxyAck
         }
         (Port::BootServer, _) => return Outcome::ignore(DhcpIgnore::NotBootServerRequest, false),
+    };
+    let Some(decision) = decision else {
+        return Outcome::ignore(DhcpIgnore::NotClientMessage, false);
     };
     if let Decision::Ignore { reason } = decision {
         return Outcome::ignore(DhcpIgnore::Inventory(reason.clone()), true);
@@ -319,7 +329,7 @@ fn link(req: &ClientRequest, ctx: &Context<'_>) -> Ipv4Addr {
 fn full(
     req: &ClientRequest,
     ctx: &Context<'_>,
-    decision: &Decision,
+    decision: Option<&Decision>,
     t: &mut LeaseTable,
     recent: bool,
     now: SystemTime,
@@ -350,6 +360,9 @@ fn full(
         MessageType::Discover | MessageType::Request | MessageType::Inform => {}
         _ => return Outcome::ignore(DhcpIgnore::NotClientMessage, false),
     }
+    let Some(decision) = decision else {
+        return Outcome::ignore(DhcpIgnore::NotClientMessage, false);
+    };
     if let Decision::Ignore { reason } = decision {
         return Outcome::ignore(DhcpIgnore::Inventory(reason.clone()), true);
     }

@@ -186,9 +186,12 @@ impl Service {
         req: ClientRequest,
     ) {
         let server_id = self.config.advertise.unwrap_or(rx.local);
+        // Only the messages that can be answered with a boot file ask the inventory.
         let decision = match req.message_type {
-            MessageType::Discover | MessageType::Request | MessageType::Inform => self.select(&req),
-            _ => Decision::Local,
+            MessageType::Discover | MessageType::Request | MessageType::Inform => {
+                Some(self.select(&req))
+            }
+            _ => None,
         };
         let ctx = Context {
             mode: self.config.dhcp.mode,
@@ -212,7 +215,7 @@ impl Service {
             decide(
                 &req,
                 &ctx,
-                &decision,
+                decision.as_ref(),
                 table.as_deref_mut(),
                 recent,
                 SystemTime::now(),
@@ -233,7 +236,7 @@ impl Service {
                 tracing::debug!(kind = ?spec.kind, yiaddr = %spec.yiaddr, file = ?spec.boot_file, "reply");
                 self.record(
                     &req,
-                    &decision,
+                    decision.as_ref(),
                     spec.kind,
                     spec.yiaddr,
                     spec.boot_file.as_deref().zip(outcome.boot),
@@ -355,7 +358,7 @@ impl Service {
     fn record(
         &self,
         req: &ClientRequest,
-        d: &Decision,
+        d: Option<&Decision>,
         kind: ReplyKind,
         ip: Ipv4Addr,
         file: Option<(&str, BootFileKind)>,
@@ -378,7 +381,7 @@ impl Service {
             ReplyKind::Nak => return,
         };
         let manifest = match d {
-            Decision::Boot { plan } => Some(plan.manifest),
+            Some(Decision::Boot { plan }) => Some(plan.manifest),
             _ => None,
         };
         self.events.record(BootEvent {

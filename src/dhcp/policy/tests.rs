@@ -83,7 +83,11 @@ impl World {
             source: SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 50), 4011),
         };
         let t = (self.mode == DhcpMode::Full).then_some(&mut self.table);
-        decide(r, &ctx, d, t, recent, now())
+        let asks = matches!(
+            r.message_type,
+            MessageType::Discover | MessageType::Request | MessageType::Inform
+        );
+        decide(r, &ctx, asks.then_some(d), t, recent, now())
     }
 }
 
