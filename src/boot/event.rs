@@ -82,7 +82,8 @@ impl FromStr for BootStage {
 
 impl fmt::Display for BootStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so `{:<12}` lines up the columns of `tabula events`.
+        f.pad(self.as_str())
     }
 }
 

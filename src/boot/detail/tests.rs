@@ -169,4 +169,7 @@ fn via_names() {
         assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
     }
     assert!("by".parse::<Via>().is_err());
+    assert_eq!(format!("[{:<4}]", Via::Dhcp), "[dhcp]");
+    assert_eq!(format!("[{:<6}]", Via::Tftp), "[tftp  ]");
+    assert_eq!(format!("[{:<12}]", BootStage::Booted), "[booted      ]");
 }
