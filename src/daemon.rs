@@ -23,7 +23,7 @@ use crate::http::{self, HttpState};
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
 use crate::store::Store;
-use crate::tftp::{self, TransferEvent, TransferOutcome};
+use crate::tftp::{self, TransferEvent};
 
 /// How long in-flight transfers may run after shutdown is requested.
 pub const GRACE: Duration = Duration::from_secs(3);
@@ -281,44 +281,21 @@ pub async fn run(
     Ok(())
 }
 
-/// Turns TFTP transfer outcomes into boot events for the client named in the path
-/// (`<mac>/<loader>`, as DHCP hands it out). A client's ERROR is how PXE firmware ends
-/// its `tsize` probe and is not a failure; timeouts and I/O errors are.
+/// The bridge from TFTP to the ledger and the event sink: a loader fully delivered marks
+/// its machine in the ledger; each transfer's boot event ([`TransferEvent::boot_event`])
+/// is recorded.
 async fn loader_events(
     mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
     sink: events::EventSink,
     ledger: Arc<LoaderLedger>,
 ) {
-    use crate::boot::{BootEvent, BootStage};
-    use crate::tftp::AbortReason;
     while let Some(ev) = rx.recv().await {
-        let (Some(mac), served) = tftp::client_prefix(&ev.file) else {
-            continue;
-        };
-        let peer = ev.peer.ip().to_string();
-        let (stage, detail) = match &ev.outcome {
-            TransferOutcome::Completed { bytes, elapsed } => {
-                ledger.mark(mac, std::time::Instant::now());
-                (
-                    BootStage::LoaderSent,
-                    serde_json::json!({"file": served, "bytes": bytes, "seconds": elapsed.as_secs_f64(), "via": "tftp", "peer": peer}),
-                )
-            }
-            TransferOutcome::Aborted {
-                reason: AbortReason::ClientError { .. } | AbortReason::Shutdown,
-            } => continue,
-            TransferOutcome::Aborted { reason } => (
-                BootStage::Failed,
-                serde_json::json!({"file": served, "reason": format!("TFTP transfer failed: {reason:?}"), "via": "tftp", "peer": peer}),
-            ),
-        };
-        sink.record(BootEvent {
-            at_ms: events::now_ms(),
-            mac,
-            stage,
-            manifest: None,
-            detail,
-        });
+        if let Some(mac) = ev.delivered_to() {
+            ledger.mark(mac, std::time::Instant::now());
+        }
+        if let Some(e) = ev.boot_event(events::now_ms()) {
+            sink.record(e);
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 //! not come back.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use super::{Digest, Mac};
+use super::{Digest, EventDetail, Mac, Via};
 
 /// The stages of one netboot, in the order they normally happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,36 +82,91 @@ impl FromStr for BootStage {
 
 impl fmt::Display for BootStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so `{:<12}` lines up the columns of `tabula events`.
+        f.pad(self.as_str())
+    }
+}
+
+/// What kind of boot file DHCP handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BootFileKind {
+    /// A loader fetched over TFTP.
+    TftpLoader,
+    /// A loader fetched over HTTP (UEFI HTTP boot).
+    HttpLoader,
+    /// The iPXE script URL.
+    Script,
+}
+
+impl BootFileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootFileKind::TftpLoader => "tftp-loader",
+            BootFileKind::HttpLoader => "http-loader",
+            BootFileKind::Script => "script",
+        }
+    }
+}
+
+impl FromStr for BootFileKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            BootFileKind::TftpLoader,
+            BootFileKind::HttpLoader,
+            BootFileKind::Script,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("unknown boot file kind {s:?}"))
+    }
+}
+
+impl fmt::Display for BootFileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
+serde_as_text!(BootFileKind);
+
 /// One thing that happened to one machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BootEvent {
     /// Unix time in milliseconds.
     pub at_ms: i64,
     /// The machine's MAC.
     pub mac: Mac,
-    /// The stage reached.
-    pub stage: BootStage,
     /// The manifest digest of the plan involved, when one is known.
     pub manifest: Option<Digest>,
-    /// Free-form facts (bytes, seconds, reason, peer), as a JSON object.
-    pub detail: serde_json::Value,
+    /// The front end that saw it.
+    pub via: Via,
+    /// The client's IP address, when the front end knows it.
+    pub peer: Option<IpAddr>,
+    /// What happened; its variant is the stage.
+    pub detail: EventDetail,
+}
+
+impl BootEvent {
+    /// The stage reached.
+    pub fn stage(&self) -> BootStage {
+        self.detail.stage()
+    }
 }
 
 /// A [`BootEvent`] with its detail already JSON text: what the store writes, and what a
 /// hot path that records the same detail over and over (the boot-script route) renders
-/// once and reuses, instead of building a `serde_json::Value` per event.
+/// once and shares, instead of serialising a detail per event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventText {
     pub at_ms: i64,
     pub mac: Mac,
     pub stage: BootStage,
     pub manifest: Option<Digest>,
-    /// A JSON object, as text.
-    pub detail: String,
+    pub via: Via,
+    pub peer: Option<IpAddr>,
+    /// The [`EventDetail`] as a JSON object, as text.
+    pub detail: Arc<str>,
 }
 
 impl From<&BootEvent> for EventText {
@@ -117,9 +174,11 @@ impl From<&BootEvent> for EventText {
         EventText {
             at_ms: e.at_ms,
             mac: e.mac,
-            stage: e.stage,
+            stage: e.stage(),
             manifest: e.manifest,
-            detail: e.detail.to_string(),
+            via: e.via,
+            peer: e.peer,
+            detail: Arc::from(e.detail.to_json()),
         }
     }
 }

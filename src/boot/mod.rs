@@ -22,14 +22,22 @@ macro_rules! serde_as_text {
     };
 }
 
+mod detail;
 mod digest;
 mod event;
 mod firmware;
+mod lease;
 mod mac;
 mod plan;
+mod reason;
+pub mod urls;
 
+pub use detail::{BlobSent, Dhcp, EventDetail, Ignored, LoaderSent, Report, ScriptSent, Via};
 pub use digest::{Digest, DigestError};
-pub use event::{BootEvent, BootStage, EventText};
+pub use event::{BootEvent, BootFileKind, BootStage, EventText};
 pub use firmware::{Arch, Firmware, FirmwareError};
+pub use lease::LeaseState;
 pub use mac::{Mac, MacError};
 pub use plan::{BlobRef, BootPlan};
+pub use reason::IgnoreReason;
+pub use urls::{BlobRole, Callback, ReportKind, UrlError, Urls};

@@ -1,4 +1,6 @@
-//! `tabula events [MAC] [--follow] [--json]`: the boot history, as stored.
+//! `tabula events [MAC] [--follow] [--json]`: the boot history, as stored. The `--json`
+//! line is the README's "Boot events" shape: the row's columns, and `detail` as its
+//! stage's typed fields.
 
 use clap::Args;
 
@@ -25,18 +27,21 @@ fn print(e: &EventRow, json: bool) {
     let ev = &e.event;
     if json {
         let line = serde_json::json!({
-            "id": e.id, "at_ms": ev.at_ms, "mac": ev.mac.to_string(), "stage": ev.stage.as_str(),
-            "manifest": ev.manifest.map(|d| d.to_string()), "detail": ev.detail,
+            "id": e.id, "at_ms": ev.at_ms, "mac": ev.mac.to_string(), "stage": ev.stage().as_str(),
+            "manifest": ev.manifest.map(|d| d.to_string()), "via": ev.via.as_str(),
+            "peer": ev.peer.map(|p| p.to_string()), "detail": ev.detail,
         });
         println!("{line}");
     } else {
         println!(
-            "{}  {}  {:<12} {}{}",
+            "{}  {}  {:<12} {:<4} {}{}{}",
             time(ev.at_ms),
             ev.mac,
-            ev.stage,
+            ev.stage(),
+            ev.via,
             ev.manifest.map(|d| format!("{} ", d)).unwrap_or_default(),
-            ev.detail
+            ev.detail,
+            ev.peer.map(|p| format!(" from {p}")).unwrap_or_default()
         );
     }
 }

@@ -4,6 +4,7 @@
 use clap::Subcommand;
 
 use super::{Ctx, table, time};
+use crate::boot::LeaseState;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum LeaseCmd {
@@ -23,7 +24,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &LeaseCmd) -> anyhow::Result<()> {
         for r in &rows {
             let line = serde_json::json!({
                 "address": r.address.to_string(), "mac": r.mac.to_string(), "state": r.state,
-                "expires_ms": r.expires_ms, "active": r.state == "bound" && r.expires_ms > now,
+                "expires_ms": r.expires_ms, "active": r.state == LeaseState::Bound && r.expires_ms > now,
             });
             println!("{line}");
         }
@@ -32,10 +33,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: &LeaseCmd) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let state = if r.state == "bound" && r.expires_ms <= now {
+            let state = if r.state == LeaseState::Bound && r.expires_ms <= now {
                 "expired".to_string()
             } else {
-                r.state.clone()
+                r.state.to_string()
             };
             vec![
                 r.address.to_string(),

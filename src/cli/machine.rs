@@ -159,9 +159,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
                 );
                 for e in &view.recent {
                     println!(
-                        "  {}  {:<12} {}",
+                        "  {}  {:<12} {:<4} {}",
                         time(e.event.at_ms),
-                        e.event.stage,
+                        e.event.stage(),
+                        e.event.via,
                         e.event.detail
                     );
                 }

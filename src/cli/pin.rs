@@ -53,7 +53,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &PinCmd) -> anyhow::Result<()> {
                 .map(|c| {
                     vec![
                         time(c.at_ms),
-                        c.kind,
+                        c.kind.to_string(),
                         c.reference.unwrap_or_else(|| "(removed)".into()),
                     ]
                 })

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
-use super::lease::{Lease, LeaseChange, LeaseState};
+use super::lease::{Lease, LeaseChange};
 use super::socket::DhcpSocket;
 use crate::store::{LeaseRow, LeaseWrite, Store};
 
@@ -96,38 +96,27 @@ pub fn to_write(c: &LeaseChange) -> LeaseWrite {
         LeaseChange::Upsert(l) => LeaseWrite::Upsert(LeaseRow {
             address: l.ip,
             mac: l.mac,
-            state: match l.state {
-                LeaseState::Bound => "bound",
-                LeaseState::Released => "released",
-                LeaseState::Declined => "declined",
-            }
-            .to_string(),
+            state: l.state,
             expires_ms: ms(l.expires),
         }),
         LeaseChange::Remove(ip) => LeaseWrite::Remove(*ip),
     }
 }
 
-/// The allocator record of a stored row (`None` for an unknown state: dropped).
-pub fn from_row(r: &LeaseRow) -> Option<Lease> {
-    let state = match r.state.as_str() {
-        "bound" => LeaseState::Bound,
-        "released" => LeaseState::Released,
-        "declined" => LeaseState::Declined,
-        _ => return None,
-    };
-    Some(Lease {
+/// The allocator record of a stored row.
+pub fn from_row(r: &LeaseRow) -> Lease {
+    Lease {
         ip: r.address,
         mac: r.mac,
-        state,
+        state: r.state,
         expires: UNIX_EPOCH + Duration::from_millis(u64::try_from(r.expires_ms).unwrap_or(0)),
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boot::Mac;
+    use crate::boot::{LeaseState, Mac};
 
     #[test]
     fn row_round_trip() {
@@ -140,6 +129,6 @@ mod tests {
         let LeaseWrite::Upsert(row) = to_write(&LeaseChange::Upsert(l)) else {
             panic!("upsert expected")
         };
-        assert_eq!(from_row(&row), Some(l));
+        assert_eq!(from_row(&row), l);
     }
 }

@@ -17,7 +17,7 @@ use super::lease::{LeaseTable, LeaseTimers};
 use super::policy::{Action, Context, Port, decide};
 use super::reply::{MIN_REPLY_LEN, build};
 use super::request::decode;
-use super::wire::{Op, Packet};
+use super::wire::{MessageType, Op, Packet};
 
 /// Runs `bytes` through decode → decide (full and proxy, both ports, local and ignore
 /// decisions, with and without a recent loader) → build, asserting the invariants.
@@ -47,7 +47,7 @@ pub fn decode_and_decide(bytes: &[u8]) {
     let decisions = [
         Decision::Local,
         Decision::Ignore {
-            reason: "fuzz".into(),
+            reason: crate::boot::IgnoreReason::NoPin,
         },
     ];
     for mode in [DhcpMode::Full, DhcpMode::Proxy] {
@@ -71,10 +71,15 @@ pub fn decode_and_decide(bytes: &[u8]) {
                         source: SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 99), 68),
                     };
                     let t = (mode == DhcpMode::Full).then_some(&mut table);
+                    // As the server asks: a decision only for messages that can get one.
+                    let asks = matches!(
+                        req.message_type,
+                        MessageType::Discover | MessageType::Request | MessageType::Inform
+                    );
                     let o = decide(
                         &req,
                         &ctx,
-                        d,
+                        asks.then_some(d),
                         t,
                         recent,
                         now + Duration::from_secs(i as u64),

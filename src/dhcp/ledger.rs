@@ -3,7 +3,8 @@
 //! The rule, in one sentence: **a MAC that was handed a loader within the last
 //! [`LOADER_WINDOW`] gets its iPXE script, never the loader again.** DHCP marks a MAC when
 //! it hands out a loader (ACK in full mode, proxy ACK on port 4011 in proxy mode); the
-//! daemon also marks it from a finished TFTP transfer (IP to MAC). The ledger only stores timestamps
+//! daemon also marks it from a finished TFTP transfer, whose path names the MAC
+//! (`<mac>/<loader>`, see `tftp::TransferEvent::delivered_to`). The ledger only stores timestamps
 //! that the caller passes in: it reads no clock, opens no socket and touches no store
 //! (state is in memory; after a restart a machine may get the loader once more, which is
 //! one extra chainload, not a loop). Shared behind a `Mutex`: each call is O(1).

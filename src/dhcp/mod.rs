@@ -4,9 +4,10 @@
 //! `full` mode ([`LeaseTable`]) and the chainload ledger ([`LoaderLedger`]). None of those
 //! opens a socket, reads a clock or touches the store.
 //!
-//! The I/O half: [`socket`] (the only module that touches sockets), [`server`] (the
-//! receive-decide-persist-send loop with group commit) and [`ra`] (IPv6 router
-//! advertisements with lifetime 0). This module never imports the TFTP or HTTP front ends.
+//! The I/O half: [`socket`] (the DHCP sockets), [`server`] (the receive-decide-persist-send
+//! loop with group commit), `commit` (the lease writes) and [`ra`] (IPv6 router
+//! advertisements with lifetime 0, on a raw ICMPv6 socket it opens itself, in its own
+//! task). This module never imports the TFTP or HTTP front ends.
 
 mod commit;
 mod destination;

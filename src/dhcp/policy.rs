@@ -21,12 +21,12 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, SystemTime};
 
-use crate::boot::Firmware;
+use crate::boot::{BootFileKind, Firmware, IgnoreReason, Urls, urls};
 use crate::config::{Chainload, DhcpMode, Loaders, Subnet};
 use crate::inventory::Decision;
 
 use super::destination::{Destination, reply_destination};
-use super::lease::{LeaseChange, LeaseTable, SubnetId};
+use super::lease::{LeaseChange, LeaseError, LeaseTable, SubnetId};
 use super::reply::{ReplyKind, ReplySpec};
 use super::request::ClientRequest;
 use super::wire::MessageType;
@@ -70,7 +70,56 @@ pub enum Action {
     Done(&'static str),
     /// Not served. `event` says whether this is worth a boot event (a netboot client or
     /// inventory decision) rather than routine noise (a proxy ignoring plain clients).
-    Ignore { reason: String, event: bool },
+    Ignore { reason: DhcpIgnore, event: bool },
+}
+
+/// Why DHCP sends no reply to a client message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DhcpIgnore {
+    #[error("dhcp.mode is off")]
+    ModeOff,
+    #[error("full mode without a lease table")]
+    NoLeaseTable,
+    #[error("not a PXE, HTTP-boot or iPXE client")]
+    NotNetboot,
+    #[error("proxy mode answers only DISCOVER on port 67")]
+    ProxyNotDiscover,
+    #[error("not a boot-server request")]
+    NotBootServerRequest,
+    /// The inventory decided not to serve the client.
+    #[error("{0}")]
+    Inventory(IgnoreReason),
+    #[error("boots from local disk: no proxy reply")]
+    LocalNoProxyReply,
+    #[error("no configured subnet for link {0}")]
+    NoSubnet(Ipv4Addr),
+    /// No address can be offered.
+    #[error(transparent)]
+    Lease(LeaseError),
+    #[error("not a client message")]
+    NotClientMessage,
+    #[error("REQUEST without requested address or ciaddr")]
+    RequestWithoutAddress,
+}
+
+impl DhcpIgnore {
+    /// A stable name for the kind of reason (event detail `code`, metric label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DhcpIgnore::ModeOff => "dhcp-off",
+            DhcpIgnore::NoLeaseTable => "no-lease-table",
+            DhcpIgnore::NotNetboot => "not-netboot",
+            DhcpIgnore::ProxyNotDiscover => "proxy-not-discover",
+            DhcpIgnore::NotBootServerRequest => "not-boot-server-request",
+            DhcpIgnore::Inventory(r) => r.code(),
+            DhcpIgnore::LocalNoProxyReply => "local-no-proxy-reply",
+            DhcpIgnore::NoSubnet(_) => "no-subnet",
+            DhcpIgnore::Lease(LeaseError::UnknownSubnet(_)) => "unknown-subnet",
+            DhcpIgnore::Lease(LeaseError::PoolExhausted(_)) => "pool-exhausted",
+            DhcpIgnore::NotClientMessage => "not-client-message",
+            DhcpIgnore::RequestWithoutAddress => "request-without-address",
+        }
+    }
 }
 
 /// [`decide`]'s result.
@@ -81,6 +130,41 @@ pub struct Outcome {
     pub changes: Vec<LeaseChange>,
     /// A loader was handed out: mark the MAC in the ledger.
     pub loader_handed: bool,
+    /// What the reply's boot file is (its text is in the [`ReplySpec`]).
+    pub boot: Option<BootFileKind>,
+}
+
+/// What DHCP tells a netboot client to fetch next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootFile {
+    /// A loader on the TFTP server, as `<mac>/<loader>` ([`urls::tftp_loader`]).
+    TftpLoader(String),
+    /// A loader over HTTP, for UEFI HTTP boot ([`Urls::loader`]).
+    HttpLoader(String),
+    /// The iPXE script URL ([`Urls::script_template`]).
+    Script(String),
+}
+
+impl BootFile {
+    /// The text that goes into the reply.
+    pub fn as_str(&self) -> &str {
+        match self {
+            BootFile::TftpLoader(s) | BootFile::HttpLoader(s) | BootFile::Script(s) => s,
+        }
+    }
+
+    /// Whether this is a loader (to mark in the ledger).
+    pub fn is_loader(&self) -> bool {
+        !matches!(self, BootFile::Script(_))
+    }
+
+    pub fn kind(&self) -> BootFileKind {
+        match self {
+            BootFile::TftpLoader(_) => BootFileKind::TftpLoader,
+            BootFile::HttpLoader(_) => BootFileKind::HttpLoader,
+            BootFile::Script(_) => BootFileKind::Script,
+        }
+    }
 }
 
 impl Outcome {
@@ -89,7 +173,21 @@ impl Outcome {
             action: Action::Reply(Box::new(spec), dest),
             changes: Vec::new(),
             loader_handed: false,
+            boot: None,
         }
+    }
+
+    /// A reply naming `file`; with `mark`, a loader is marked in the ledger.
+    fn reply_with(
+        spec: ReplySpec,
+        dest: Destination,
+        file: Option<&BootFile>,
+        mark: bool,
+    ) -> Outcome {
+        let mut o = Outcome::reply(spec, dest);
+        o.boot = file.map(BootFile::kind);
+        o.loader_handed = mark && file.is_some_and(BootFile::is_loader);
+        o
     }
 
     fn done(what: &'static str, changes: Vec<LeaseChange>) -> Outcome {
@@ -97,17 +195,16 @@ impl Outcome {
             action: Action::Done(what),
             changes,
             loader_handed: false,
+            boot: None,
         }
     }
 
-    fn ignore(reason: impl Into<String>, event: bool) -> Outcome {
+    fn ignore(reason: DhcpIgnore, event: bool) -> Outcome {
         Outcome {
-            action: Action::Ignore {
-                reason: reason.into(),
-                event,
-            },
+            action: Action::Ignore { reason, event },
             changes: Vec::new(),
             loader_handed: false,
+            boot: None,
         }
     }
 }
@@ -117,14 +214,7 @@ pub fn is_netboot(req: &ClientRequest) -> bool {
     req.kind.pxe || req.kind.http_boot || req.kind.ipxe
 }
 
-/// The iPXE script URL (iPXE expands the `${…}` settings itself).
-pub fn script_url(public_url: &str) -> String {
-    format!(
-        "{public_url}/boot.ipxe?mac=${{mac:hexhyp}}&platform=${{platform}}&buildarch=${{buildarch}}"
-    )
-}
-
-/// The boot file for a client, and whether it is a loader (to mark in the ledger).
+/// The boot file for a client.
 ///
 /// * not a netboot client, or `Local` for a non-iPXE client: none;
 /// * iPXE: the script URL, except with `chainload = "loader-first"` when the MAC has not
@@ -142,84 +232,87 @@ pub fn boot_file(
     ctx: &Context<'_>,
     decision: &Decision,
     loader_recent: bool,
-) -> (Option<String>, bool) {
+) -> Option<BootFile> {
     let firmware = req.kind.firmware.unwrap_or(Firmware::Bios);
     let loader = ctx.loaders.for_firmware(firmware);
     let local = matches!(decision, Decision::Local);
+    let urls = Urls::new(ctx.public_url);
     if req.kind.ipxe {
         if ctx.chainload == Chainload::LoaderFirst
             && !loader_recent
             && !local
             && !req.kind.http_boot
         {
-            return (Some(tftp_path(req, loader)), true);
+            return Some(BootFile::TftpLoader(urls::tftp_loader(req.mac, loader)));
         }
-        return (Some(script_url(ctx.public_url)), false);
+        return Some(BootFile::Script(urls.script_template()));
     }
     if local || !is_netboot(req) {
-        return (None, false);
+        return None;
     }
     if req.kind.http_boot {
-        return (Some(format!("{}/loaders/{loader}", ctx.public_url)), true);
+        return Some(BootFile::HttpLoader(urls.loader(loader)));
     }
-    (Some(tftp_path(req, loader)), true)
-}
-
-/// `<mac-hyphenated>/<loader>`.
-fn tftp_path(req: &ClientRequest, loader: &str) -> String {
-    format!("{}/{loader}", req.mac.hyphenated())
+    Some(BootFile::TftpLoader(urls::tftp_loader(req.mac, loader)))
 }
 
 /// Decides what to do with `req`. `leases` is the full-mode allocator (`None` in proxy
-/// mode); `decision` is the inventory's answer for this client.
+/// mode); `decision` is the inventory's answer for this client, asked for the messages
+/// that can be answered with a boot file (DISCOVER, REQUEST, INFORM) and `None` for the
+/// rest (RELEASE, DECLINE, …), which never need one.
 pub fn decide(
     req: &ClientRequest,
     ctx: &Context<'_>,
-    decision: &Decision,
+    decision: Option<&Decision>,
     leases: Option<&mut LeaseTable>,
     loader_recent: bool,
     now: SystemTime,
 ) -> Outcome {
     match (ctx.mode, leases) {
-        (DhcpMode::Off, _) => Outcome::ignore("dhcp.mode is off", false),
+        (DhcpMode::Off, _) => Outcome::ignore(DhcpIgnore::ModeOff, false),
         (DhcpMode::Proxy, _) => proxy(req, ctx, decision, loader_recent),
-        (DhcpMode::Full, None) => Outcome::ignore("full mode without a lease table", false),
+        (DhcpMode::Full, None) => Outcome::ignore(DhcpIgnore::NoLeaseTable, false),
         (DhcpMode::Full, Some(t)) => full(req, ctx, decision, t, loader_recent, now),
     }
 }
 
-fn proxy(req: &ClientRequest, ctx: &Context<'_>, decision: &Decision, recent: bool) -> Outcome {
+fn proxy(
+    req: &ClientRequest,
+    ctx: &Context<'_>,
+    decision: Option<&Decision>,
+    recent: bool,
+) -> Outcome {
     if !is_netboot(req) {
-        return Outcome::ignore("not a PXE, HTTP-boot or iPXE client", false);
+        return Outcome::ignore(DhcpIgnore::NotNetboot, false);
     }
     let kind = match (ctx.port, req.message_type) {
         (Port::Server, MessageType::Discover) => ReplyKind::ProxyOffer,
         (Port::Server, _) => {
-            return Outcome::ignore("proxy mode answers only DISCOVER on port 67", false);
+            return Outcome::ignore(DhcpIgnore::ProxyNotDiscover, false);
         }
         (Port::BootServer, MessageType::Request | MessageType::Discover | MessageType::Inform) => {
             ReplyKind::ProxyAck
         }
-        (Port::BootServer, _) => return Outcome::ignore("not a boot-server request", false),
+        (Port::BootServer, _) => return Outcome::ignore(DhcpIgnore::NotBootServerRequest, false),
+    };
+    let Some(decision) = decision else {
+        return Outcome::ignore(DhcpIgnore::NotClientMessage, false);
     };
     if let Decision::Ignore { reason } = decision {
-        return Outcome::ignore(reason.clone(), true);
+        return Outcome::ignore(DhcpIgnore::Inventory(reason.clone()), true);
     }
-    let (file, loader) = boot_file(req, ctx, decision, recent);
-    let Some(file) = file else {
-        return Outcome::ignore("boots from local disk: no proxy reply", true);
+    let Some(file) = boot_file(req, ctx, decision, recent) else {
+        return Outcome::ignore(DhcpIgnore::LocalNoProxyReply, true);
     };
     let mut spec = ReplySpec::new(kind, ctx.server_id);
     spec.next_server = ctx.next_server;
-    spec.boot_file = Some(file);
+    spec.boot_file = Some(file.as_str().to_string());
     let dest = reply_destination(req, kind, Ipv4Addr::UNSPECIFIED, ctx.source);
-    let mut o = Outcome::reply(spec, dest);
     // Marked on the boot-server ACK only, as full mode marks on the ACK: a PXE client
     // (iPXE included) takes its boot file from the ACK on 4011, so marking at the OFFER
     // would turn that ACK into the script and skip the loader. A client that never asks
     // on 4011 is marked when its TFTP transfer completes.
-    o.loader_handed = loader && kind == ReplyKind::ProxyAck;
-    o
+    Outcome::reply_with(spec, dest, Some(&file), kind == ReplyKind::ProxyAck)
 }
 
 /// The address that selects the client's subnet: relay link selection (82.5), subnet
@@ -236,7 +329,7 @@ fn link(req: &ClientRequest, ctx: &Context<'_>) -> Ipv4Addr {
 fn full(
     req: &ClientRequest,
     ctx: &Context<'_>,
-    decision: &Decision,
+    decision: Option<&Decision>,
     t: &mut LeaseTable,
     recent: bool,
     now: SystemTime,
@@ -265,37 +358,49 @@ fn full(
             return Outcome::done("client selected another server", changes);
         }
         MessageType::Discover | MessageType::Request | MessageType::Inform => {}
-        _ => return Outcome::ignore("not a client message", false),
+        _ => return Outcome::ignore(DhcpIgnore::NotClientMessage, false),
     }
+    let Some(decision) = decision else {
+        return Outcome::ignore(DhcpIgnore::NotClientMessage, false);
+    };
     if let Decision::Ignore { reason } = decision {
-        return Outcome::ignore(reason.clone(), true);
+        return Outcome::ignore(DhcpIgnore::Inventory(reason.clone()), true);
     }
     let Some(subnet) = t.subnet_of(link(req, ctx)) else {
-        return Outcome::ignore(
-            format!("no configured subnet for link {}", link(req, ctx)),
-            is_netboot(req),
-        );
+        return Outcome::ignore(DhcpIgnore::NoSubnet(link(req, ctx)), is_netboot(req));
     };
     let s = &ctx.subnets[subnet.0];
-    let (file, loader) = boot_file(req, ctx, decision, recent);
+    let file = boot_file(req, ctx, decision, recent);
     match req.message_type {
         MessageType::Discover => match t.offer(subnet, req.mac, req.requested_ip, now) {
             Ok(ip) => {
-                let spec = lease_spec(ReplyKind::Offer, ctx, s, ip, Some(s.lease_time), file);
+                let spec = lease_spec(
+                    ReplyKind::Offer,
+                    ctx,
+                    s,
+                    ip,
+                    Some(s.lease_time),
+                    file.as_ref(),
+                );
                 let dest = reply_destination(req, ReplyKind::Offer, ip, ctx.source);
                 // The loader is marked on the ACK, so OFFER and ACK of one exchange agree.
-                Outcome::reply(spec, dest)
+                Outcome::reply_with(spec, dest, file.as_ref(), false)
             }
-            Err(e) => Outcome::ignore(e.to_string(), true),
+            Err(e) => Outcome::ignore(DhcpIgnore::Lease(e), true),
         },
         MessageType::Inform => {
-            let spec = lease_spec(ReplyKind::Ack, ctx, s, Ipv4Addr::UNSPECIFIED, None, file);
+            let spec = lease_spec(
+                ReplyKind::Ack,
+                ctx,
+                s,
+                Ipv4Addr::UNSPECIFIED,
+                None,
+                file.as_ref(),
+            );
             let dest = reply_destination(req, ReplyKind::Ack, Ipv4Addr::UNSPECIFIED, ctx.source);
-            let mut o = Outcome::reply(spec, dest);
-            o.loader_handed = loader;
-            o
+            Outcome::reply_with(spec, dest, file.as_ref(), true)
         }
-        _ => request(req, ctx, subnet, s, t, (file, loader), now),
+        _ => request(req, ctx, subnet, s, t, file, now),
     }
 }
 
@@ -305,14 +410,14 @@ fn request(
     subnet: SubnetId,
     s: &Subnet,
     t: &mut LeaseTable,
-    (file, loader): (Option<String>, bool),
+    file: Option<BootFile>,
     now: SystemTime,
 ) -> Outcome {
     let asked = req
         .requested_ip
         .or((!req.ciaddr.is_unspecified()).then_some(req.ciaddr));
     let Some(ip) = asked else {
-        return Outcome::ignore("REQUEST without requested address or ciaddr", false);
+        return Outcome::ignore(DhcpIgnore::RequestWithoutAddress, false);
     };
     match t.request(subnet, req.mac, ip, now) {
         Ok(grant) => {
@@ -322,12 +427,11 @@ fn request(
                 s,
                 grant.lease.ip,
                 Some(grant.lease_time),
-                file,
+                file.as_ref(),
             );
             let dest = reply_destination(req, ReplyKind::Ack, grant.lease.ip, ctx.source);
-            let mut o = Outcome::reply(spec, dest);
+            let mut o = Outcome::reply_with(spec, dest, file.as_ref(), true);
             o.changes = grant.changes;
-            o.loader_handed = loader;
             o
         }
         Err(nak) => {
@@ -345,7 +449,7 @@ fn lease_spec(
     s: &Subnet,
     yiaddr: Ipv4Addr,
     lease_time: Option<Duration>,
-    boot_file: Option<String>,
+    boot_file: Option<&BootFile>,
 ) -> ReplySpec {
     let mut spec = ReplySpec::new(kind, ctx.server_id);
     spec.yiaddr = yiaddr;
@@ -356,7 +460,7 @@ fn lease_spec(
     spec.router = s.router;
     spec.dns = s.dns.clone();
     spec.domain = s.domain.clone();
-    spec.boot_file = boot_file;
+    spec.boot_file = boot_file.map(|f| f.as_str().to_string());
     spec
 }
 

@@ -28,7 +28,7 @@ use super::request::{ClientRequest, decode};
 use super::socket::{DhcpSocket, Neighbours};
 use super::wire::MessageType;
 use super::{CLIENT_PORT, Destination, SERVER_PORT};
-use crate::boot::{BootEvent, BootStage, Firmware};
+use crate::boot::{BootEvent, BootFileKind, Dhcp, EventDetail, Firmware, Ignored, Via};
 use crate::config::{Config, DhcpMode, Reservation};
 use crate::events::{EventSink, now_ms};
 use crate::inventory::{Decision, Facts, Inventory, InventoryError, Snapshot, select};
@@ -142,7 +142,7 @@ async fn restore(
     let mut table = LeaseTable::new(&config.dhcp.subnets, &reservations, LeaseTimers::default());
     let rows = store.leases().await?;
     let n = rows.len();
-    let dropped = table.restore(rows.iter().filter_map(commit::from_row), SystemTime::now());
+    let dropped = table.restore(rows.iter().map(commit::from_row), SystemTime::now());
     if !dropped.is_empty() {
         let writes: Vec<_> = dropped.iter().map(commit::to_write).collect();
         store.write_leases(&writes).await?;
@@ -186,9 +186,12 @@ impl Service {
         req: ClientRequest,
     ) {
         let server_id = self.config.advertise.unwrap_or(rx.local);
+        // Only the messages that can be answered with a boot file ask the inventory.
         let decision = match req.message_type {
-            MessageType::Discover | MessageType::Request | MessageType::Inform => self.select(&req),
-            _ => Decision::Local,
+            MessageType::Discover | MessageType::Request | MessageType::Inform => {
+                Some(self.select(&req))
+            }
+            _ => None,
         };
         let ctx = Context {
             mode: self.config.dhcp.mode,
@@ -212,7 +215,7 @@ impl Service {
             decide(
                 &req,
                 &ctx,
-                &decision,
+                decision.as_ref(),
                 table.as_deref_mut(),
                 recent,
                 SystemTime::now(),
@@ -233,10 +236,10 @@ impl Service {
                 tracing::debug!(kind = ?spec.kind, yiaddr = %spec.yiaddr, file = ?spec.boot_file, "reply");
                 self.record(
                     &req,
-                    &decision,
+                    decision.as_ref(),
                     spec.kind,
                     spec.yiaddr,
-                    spec.boot_file.as_deref(),
+                    spec.boot_file.as_deref().zip(outcome.boot),
                 );
                 let to = self.realize(dest, spec.kind, rx.ifindex);
                 Some(Outgoing {
@@ -257,9 +260,13 @@ impl Service {
                     self.events.record(BootEvent {
                         at_ms: now_ms(),
                         mac: req.mac,
-                        stage: BootStage::Ignored,
                         manifest: None,
-                        detail: serde_json::json!({ "by": "dhcp", "reason": reason }),
+                        via: Via::Dhcp,
+                        peer: None,
+                        detail: EventDetail::Ignored(Ignored {
+                            reason: reason.to_string(),
+                            code: Some(reason.code().to_string()),
+                        }),
                     });
                 } else {
                     tracing::debug!(%reason, "DHCP request ignored");
@@ -351,38 +358,39 @@ impl Service {
     fn record(
         &self,
         req: &ClientRequest,
-        d: &Decision,
+        d: Option<&Decision>,
         kind: ReplyKind,
         ip: Ipv4Addr,
-        file: Option<&str>,
+        file: Option<(&str, BootFileKind)>,
     ) {
         if !is_netboot(req) {
             return;
         }
-        let stage = match kind {
-            ReplyKind::Offer | ReplyKind::ProxyOffer => BootStage::DhcpOffer,
-            ReplyKind::Ack | ReplyKind::ProxyAck => BootStage::DhcpAck,
+        let detail = Dhcp {
+            address: (!ip.is_unspecified()).then_some(ip),
+            file: file.map(|(f, _)| f.to_string()),
+            boot: file.map(|(_, k)| k),
+            firmware: req.kind.firmware,
+            ipxe: req.kind.ipxe,
+            proxy: kind.is_proxy(),
+            xid: format!("{:08x}", req.xid),
+        };
+        let detail = match kind {
+            ReplyKind::Offer | ReplyKind::ProxyOffer => EventDetail::DhcpOffer(detail),
+            ReplyKind::Ack | ReplyKind::ProxyAck => EventDetail::DhcpAck(detail),
             ReplyKind::Nak => return,
         };
         let manifest = match d {
-            Decision::Boot { plan } => Some(plan.manifest),
+            Some(Decision::Boot { plan }) => Some(plan.manifest),
             _ => None,
         };
         self.events.record(BootEvent {
             at_ms: now_ms(),
             mac: req.mac,
-            stage,
             manifest,
-            detail: serde_json::json!({
-                "address": (!ip.is_unspecified()).then(|| ip.to_string()),
-                "file": file,
-                "firmware": req.kind.firmware.map(|f| f.as_str()),
-                "ipxe": req.kind.ipxe,
-                "proxy": kind.is_proxy(),
-                "script": file.is_some_and(|f| f.contains("boot.ipxe")),
-                "loader": file.is_some_and(|f| !f.contains("boot.ipxe")),
-                "xid": format!("{:08x}", req.xid),
-            }),
+            via: Via::Dhcp,
+            peer: None,
+            detail,
         });
     }
 }

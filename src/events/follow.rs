@@ -109,7 +109,7 @@ impl Follower {
         let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= Self::PAGE;
         for r in rows {
             self.scanned = self.scanned.max(r.id);
-            if self.filter.stage.is_none_or(|s| s == r.event.stage) {
+            if self.filter.stage.is_none_or(|s| s == r.event.stage()) {
                 self.pending.push_back(r);
             }
         }

@@ -45,7 +45,7 @@ impl EventSink {
 
     /// Queues an event whose detail is JSON text already; never waits.
     pub fn record_text(&self, event: EventText) {
-        tracing::info!(mac = %event.mac, stage = %event.stage, detail = %event.detail, "boot event");
+        tracing::info!(mac = %event.mac, stage = %event.stage, via = %event.via, peer = ?event.peer, detail = %event.detail, "boot event");
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {

@@ -21,7 +21,9 @@ fn event(i: i64, m: u8) -> EventText {
             BootStage::ScriptSent
         },
         manifest: None,
-        detail: format!("{{\"n\":{i}}}"),
+        via: crate::boot::Via::Http,
+        peer: None,
+        detail: format!("{{\"n\":{i}}}").into(),
     }
 }
 

@@ -74,7 +74,9 @@ mod tests {
             mac: "52:54:00:00:00:01".parse::<Mac>().unwrap(),
             stage: BootStage::ScriptSent,
             manifest: None,
-            detail: format!("{{\"n\":{i}}}"),
+            via: crate::boot::Via::Http,
+            peer: None,
+            detail: format!("{{\"n\":{i}}}").into(),
         }
     }
 

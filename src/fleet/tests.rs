@@ -277,7 +277,7 @@ async fn a_rollback_to_a_removed_version_is_refused_with_nothing_changed() {
 
 #[tokio::test]
 async fn the_machine_view_reads_a_bounded_history() {
-    use crate::boot::{BootEvent, BootStage};
+    use crate::boot::{BootEvent, BootStage, EventDetail};
     let e = env().await;
     e.fleet
         .add_machine(&machine("a", "52:54:00:00:00:01"))
@@ -289,9 +289,10 @@ async fn the_machine_view_reads_a_bounded_history() {
         .map(|i| BootEvent {
             at_ms: i,
             mac: if i % 2 == 0 { mac } else { other },
-            stage: BootStage::Progress,
             manifest: None,
-            detail: serde_json::json!({ "i": i }),
+            via: crate::boot::Via::Http,
+            peer: None,
+            detail: EventDetail::from_value(BootStage::Progress, serde_json::json!({ "i": i })),
         })
         .collect();
     e.fleet.store().append_events(&events).await.unwrap();

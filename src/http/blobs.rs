@@ -14,7 +14,6 @@
 //! store is served. A whole download requested with `?mac=…&as=kernel|initrd|rootfs` (as
 //! scripts and command lines do) records a boot event with its bytes and seconds.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
@@ -28,26 +27,17 @@ use tokio::net::TcpStream;
 use super::HttpState;
 use super::blob_head::decide;
 use super::route::Refusal;
-use crate::boot::{BootEvent, BootStage, Digest, Mac};
+use crate::boot::urls::{self, Attribution, BlobTarget};
+use crate::boot::{BlobSent, BootEvent, EventDetail, Via};
 
 /// A stalled reader is given up after this long without progress.
 const WRITE_STALL: Duration = Duration::from_secs(60);
 /// Largest single `sendfile` call.
 const CHUNK: usize = 8 << 20;
 
-/// Whether a request target is a blob route.
+/// Whether a request target is a blob route ([`urls::is_blob`]).
 pub fn is_blob_target(target: &str) -> bool {
-    target.starts_with("/blobs/sha256/")
-}
-
-/// The digest named by `/blobs/sha256/<hex>[/<name>]`, if the path is exactly that.
-fn digest_of(path: &str) -> Option<Digest> {
-    let rest = path.strip_prefix("/blobs/sha256/")?;
-    let (hex, name) = rest.split_once('/').unwrap_or((rest, ""));
-    if name.contains('/') {
-        return None;
-    }
-    Digest::from_hex(hex).ok()
+    urls::is_blob(target)
 }
 
 /// Answers one blob request on `stream`. Errors are connection errors: the caller
@@ -61,10 +51,12 @@ pub async fn send(
     peer: SocketAddr,
     keep_alive: bool,
 ) -> io::Result<()> {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let opened = digest_of(path).and_then(|d| Some((d, st.files.get(&st.blobs, &d)?)));
+    let parsed = urls::parse_blob(target).ok();
+    let opened = parsed
+        .as_ref()
+        .and_then(|t| Some((t, st.files.get(&st.blobs, &t.digest)?)));
     let mut out = Vec::with_capacity(320);
-    let Some((digest, blob)) = opened else {
+    let Some((parsed, blob)) = opened else {
         Refusal::NotFound("no such blob\n").write(&mut out, head_only, keep_alive);
         return stream.write_all(&out).await;
     };
@@ -79,8 +71,8 @@ pub async fn send(
     let started = Instant::now();
     let sent = sendfile_all(stream, &blob.file, first, len).await;
     let bytes = *sent.as_ref().unwrap_or(&0);
-    if decided.status == StatusCode::OK && !query.is_empty() {
-        record(st, query, digest, bytes, size, started.elapsed(), peer);
+    if decided.status == StatusCode::OK && parsed.has_query() {
+        record(st, parsed, bytes, size, started.elapsed(), peer);
     }
     sent.map(|_| ())
 }
@@ -142,37 +134,31 @@ pub(super) async fn sendfile_all(
 }
 
 /// Records a boot event for an attributed whole download.
+/// A malformed attribution is not an error for the download, only no event.
 fn record(
     st: &HttpState,
-    query: &str,
-    digest: Digest,
+    target: &BlobTarget<'_>,
     bytes: u64,
     size: u64,
     elapsed: Duration,
     peer: SocketAddr,
 ) {
-    let q: BTreeMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let stage = match q.get("as").map(String::as_str) {
-        Some("kernel") => BootStage::KernelSent,
-        Some("initrd") => BootStage::InitrdSent,
-        Some("rootfs") => BootStage::RootfsSent,
-        _ => return,
-    };
-    let Some(mac) = q.get("mac").and_then(|m| m.parse::<Mac>().ok()) else {
+    let Ok(Some(Attribution { mac, role })) = target.attribution() else {
         return;
+    };
+    let sent = BlobSent {
+        digest: target.digest,
+        bytes,
+        expected: size,
+        seconds: elapsed.as_secs_f64(),
+        complete: bytes == size,
     };
     st.events.record(BootEvent {
         at_ms: crate::events::now_ms(),
         mac,
-        stage,
         manifest: None,
-        detail: serde_json::json!({
-            "digest": digest.to_string(),
-            "bytes": bytes,
-            "expected": size,
-            "seconds": elapsed.as_secs_f64(),
-            "complete": bytes == size,
-            "peer": peer.ip().to_string(),
-        }),
+        via: Via::Http,
+        peer: Some(peer.ip()),
+        detail: EventDetail::blob(role, sent),
     });
 }

@@ -8,12 +8,13 @@
 //! edit), so a cached script is never older than a freshly computed one would be. Every
 //! request still records its own event, with its own time and peer.
 //!
-//! `route.rs` classifies the request into a [`Request`]; [`send`] answers it on the
-//! connection. Refusals (a malformed MAC, an unknown platform, an unreadable inventory)
-//! are `route::Refusal`s, which choose their status codes.
+//! Answered from the connection loop ([`send`]). Refusals (a malformed MAC, an unknown
+//! platform, an unreadable inventory) are `route::Refusal`s, which choose their status
+//! codes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -24,70 +25,52 @@ use tokio::net::TcpStream;
 use super::route::Refusal;
 use super::wire::HeadWriter;
 use super::{HttpState, script};
-use crate::boot::{BootStage, Digest, EventText, Firmware, Mac};
+use crate::boot::urls::{self, ScriptRequest, UrlError};
+use crate::boot::{
+    BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, Report, ScriptSent, Via,
+};
 use crate::inventory::{Decision, Facts, Snapshot, select};
 
 /// Most answers kept; past that the cache starts over.
 const MAX_ANSWERS: usize = 16 * 1024;
 
-/// A `200 OK` of this route: a script, or one that says why it does not boot.
+/// A response of this route.
 #[derive(Clone, Debug)]
 pub struct Reply {
+    pub status: StatusCode,
     /// Whether to send `cache-control: no-store` (scripts change with pins).
     pub no_store: bool,
     /// `text/plain; charset=utf-8`.
     pub body: Bytes,
 }
 
-/// The event every request for one answer records, short of its time and peer.
+impl Reply {
+    fn plain(status: StatusCode, msg: String) -> Reply {
+        Reply {
+            status,
+            no_store: false,
+            body: Bytes::from(msg),
+        }
+    }
+}
+
+/// The event every request for one answer records, short of its time and peer (a
+/// column of its own): the detail is rendered once, then shared.
 #[derive(Debug)]
 struct EventTemplate {
     stage: BootStage,
     manifest: Option<Digest>,
-    /// The detail's JSON text without its closing brace.
-    detail_open: String,
-    /// Whether the detail ends with the requester's address (`"peer"`).
-    with_peer: bool,
+    /// The detail's JSON text.
+    detail: Arc<str>,
 }
 
 impl EventTemplate {
-    fn new(
-        stage: BootStage,
-        manifest: Option<Digest>,
-        detail: &serde_json::Value,
-        with_peer: bool,
-    ) -> EventTemplate {
-        let mut detail_open = detail.to_string();
-        // An object always ends with its brace.
-        detail_open.pop();
+    fn new(manifest: Option<Digest>, detail: &EventDetail) -> EventTemplate {
         EventTemplate {
-            stage,
+            stage: detail.stage(),
             manifest,
-            detail_open,
-            with_peer,
+            detail: Arc::from(detail.to_json()),
         }
-    }
-
-    /// The detail for a request from `peer` (IP address text, which needs no escaping).
-    fn detail(&self, peer: Option<&str>) -> String {
-        let mut d = String::with_capacity(self.detail_open.len() + 48);
-        d.push_str(&self.detail_open);
-        if self.with_peer {
-            if !d.ends_with('{') {
-                d.push(',');
-            }
-            d.push_str("\"peer\":");
-            match peer {
-                Some(p) => {
-                    d.push('"');
-                    d.push_str(p);
-                    d.push('"');
-                }
-                None => d.push_str("null"),
-            }
-        }
-        d.push('}');
-        d
     }
 }
 
@@ -143,41 +126,24 @@ impl ScriptCache {
     }
 }
 
-/// Firmware from the script URL: tabula's own `arch=` name, or iPXE's
-/// `platform=pcbios|efi` with `buildarch=i386|x86_64|arm64`.
-fn firmware_of(q: &BTreeMap<String, String>) -> Result<Firmware, String> {
-    if let Some(a) = q.get("arch") {
-        return a
-            .parse()
-            .map_err(|e: crate::boot::FirmwareError| e.to_string());
-    }
-    let build = q.get("buildarch").map(String::as_str);
-    match q.get("platform").map(String::as_str) {
-        None | Some("pcbios") => Ok(Firmware::Bios),
-        Some("efi") => match build {
-            None | Some("x86_64") => Ok(Firmware::EfiX64),
-            Some("i386") => Ok(Firmware::EfiIa32),
-            Some("arm64") => Ok(Firmware::EfiArm64),
-            Some(o) => Err(format!("unsupported buildarch {o:?}")),
-        },
-        Some(o) => Err(format!("unsupported platform {o:?}")),
+/// The answer to a script request (refused when malformed), its boot event recorded.
+pub async fn reply(st: &HttpState, req: &Request, peer: Option<IpAddr>) -> Result<Reply, Refusal> {
+    match &req.parsed {
+        Ok(r) => answer(st, r, peer).await,
+        Err(UrlError::Mac(e)) => Err(Refusal::BadRequest(
+            format!("malformed MAC address {:?}\n", e.input).into(),
+        )),
+        Err(e) => Err(Refusal::BadRequest(format!("{e}\n").into())),
     }
 }
 
-/// The script for the machine `mac` (as written in the URL) asking with query `q`, and
-/// its boot event recorded.
-async fn answer(
+/// The script for the machine of `req`, and its boot event recorded.
+pub async fn answer(
     st: &HttpState,
-    mac: &str,
-    q: &BTreeMap<String, String>,
-    peer: Option<&str>,
+    req: &ScriptRequest,
+    peer: Option<IpAddr>,
 ) -> Result<Reply, Refusal> {
-    let Ok(mac) = mac.parse::<Mac>() else {
-        return Err(Refusal::BadRequest(
-            format!("malformed MAC address {mac:?}\n").into(),
-        ));
-    };
-    let firmware = firmware_of(q).map_err(|e| Refusal::BadRequest(format!("{e}\n").into()))?;
+    let (mac, firmware) = (req.mac, req.firmware);
     let snap = match st.inventory.snapshot().await {
         Ok(s) => s,
         Err(e) => {
@@ -185,7 +151,7 @@ async fn answer(
             return Err(Refusal::Unavailable("inventory unavailable\n"));
         }
     };
-    let key = (mac, firmware, q.get("uuid").map(|u| u.to_ascii_lowercase()));
+    let key = (mac, firmware, req.uuid.clone());
     let answer = match st.scripts.get(&snap, &key) {
         Some(a) => a,
         None => {
@@ -205,7 +171,9 @@ async fn answer(
         mac,
         stage: t.stage,
         manifest: t.manifest,
-        detail: t.detail(peer),
+        via: Via::Http,
+        peer,
+        detail: t.detail.clone(),
     });
     Ok(answer.reply.clone())
 }
@@ -214,90 +182,76 @@ async fn answer(
 fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
     let sel = select(snap, facts);
     let rule = sel.candidates.first().map(|c| c.target.clone());
-    let (stage, manifest, detail) = match &sel.decision {
+    let (manifest, detail) = match &sel.decision {
         Decision::Boot { plan } => (
-            BootStage::ScriptSent,
             Some(plan.manifest),
-            serde_json::json!({"image": plan.image, "version": plan.version,
-                "rule": rule, "firmware": facts.firmware.as_str()}),
+            EventDetail::ScriptSent(ScriptSent {
+                image: Some(plan.image.clone()),
+                version: Some(plan.version.clone()),
+                rule,
+                firmware: Some(facts.firmware),
+                local: false,
+            }),
         ),
         Decision::Local => (
-            BootStage::ScriptSent,
             None,
-            serde_json::json!({"local": true, "rule": rule}),
+            EventDetail::ScriptSent(ScriptSent {
+                rule,
+                local: true,
+                ..ScriptSent::default()
+            }),
         ),
         Decision::Ignore { reason } => (
-            BootStage::Ignored,
             None,
-            serde_json::json!({"reason": reason, "via": "http"}),
+            EventDetail::Ignored(Ignored {
+                reason: reason.to_string(),
+                code: Some(reason.code().to_string()),
+            }),
         ),
     };
     match script::render(&sel, base_url) {
         Ok(text) => Answer {
             reply: Reply {
+                status: StatusCode::OK,
                 no_store: true,
                 body: Bytes::from(text),
             },
-            event: EventTemplate::new(stage, manifest, &detail, true),
+            event: EventTemplate::new(manifest, &detail),
         },
         Err(e) => Answer {
-            reply: Reply {
-                no_store: false,
-                body: Bytes::from(format!(
+            reply: Reply::plain(
+                StatusCode::OK,
+                format!(
                     "#!ipxe\necho tabula: {}\nexit 1\n",
                     script::echo_text(&e.to_string())
-                )),
-            },
+                ),
+            ),
             event: EventTemplate::new(
-                BootStage::Failed,
                 manifest,
-                &serde_json::json!({"reason": e.to_string(), "via": "http"}),
-                false,
+                &EventDetail::Failed(Report::reason(e.to_string())),
             ),
         },
     }
 }
 
-/// A script request: the MAC as written in the URL and the parsed query.
+/// A request for the script route, parsed ([`urls::parse_script`]) or not parseable.
 #[derive(Debug)]
 pub struct Request {
-    mac: String,
-    query: BTreeMap<String, String>,
+    parsed: Result<ScriptRequest, UrlError>,
 }
 
 impl Request {
-    /// `/boot.ipxe?…` or `/boot/{mac}/boot.ipxe[?…]` with a MAC segment that needs no
-    /// decoding; `route.rs` decodes a percent-encoded one and calls [`Request::for_mac`].
+    /// What the target asks for, or why it cannot be answered.
+    pub fn parsed(&self) -> Result<&ScriptRequest, &UrlError> {
+        self.parsed.as_ref()
+    }
+
+    /// `/boot.ipxe?…` or `/boot/{mac}/boot.ipxe[?…]`; `None` for any other path. A
+    /// malformed script request is still a script request (answered with 400).
     pub fn of_target(target: &str) -> Option<Request> {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let mac = if path == "/boot.ipxe" {
-            None
-        } else {
-            let seg = path.strip_prefix("/boot/")?.strip_suffix("/boot.ipxe")?;
-            if seg.is_empty() || seg.contains(['/', '%']) {
-                return None;
-            }
-            Some(seg)
-        };
-        let query: BTreeMap<String, String> = serde_urlencoded::from_str(query).ok()?;
-        let mac = match mac {
-            Some(m) => m.to_string(),
-            None => query.get("mac").cloned().unwrap_or_default(),
-        };
-        Some(Request { mac, query })
-    }
-
-    /// The MAC as written in the URL (decoded).
-    #[cfg(test)]
-    pub(crate) fn mac(&self) -> &str {
-        &self.mac
-    }
-
-    /// The path form with its MAC segment already decoded, and the raw query.
-    pub fn for_mac(mac: String, query: &str) -> Request {
-        Request {
-            mac,
-            query: serde_urlencoded::from_str(query).unwrap_or_default(),
+        match urls::parse_script(target) {
+            Err(UrlError::Unmatched) => None,
+            parsed => Some(Request { parsed }),
         }
     }
 }
@@ -308,10 +262,10 @@ pub async fn send(
     st: &HttpState,
     req: Request,
     head_only: bool,
-    peer: &str,
+    peer: IpAddr,
     keep_alive: bool,
 ) -> io::Result<()> {
-    let reply = match answer(st, &req.mac, &req.query, Some(peer)).await {
+    let reply = match reply(st, &req, Some(peer)).await {
         Ok(r) => r,
         Err(refused) => {
             let mut out = Vec::with_capacity(256);
@@ -320,7 +274,7 @@ pub async fn send(
         }
     };
     let mut out = Vec::with_capacity(256 + reply.body.len());
-    let mut h = HeadWriter::new(&mut out, StatusCode::OK);
+    let mut h = HeadWriter::new(&mut out, reply.status);
     h.header("content-type", b"text/plain; charset=utf-8");
     if reply.no_store {
         h.header("cache-control", b"no-store");
@@ -338,37 +292,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_detail_gets_the_peer() {
-        let v = serde_json::json!({"image": "a\"b", "rule": null});
-        let t = EventTemplate::new(BootStage::ScriptSent, None, &v, true);
-        let d: serde_json::Value = serde_json::from_str(&t.detail(Some("10.0.0.9"))).unwrap();
+    fn the_cached_event_is_the_typed_detail_rendered_once() {
+        let d = EventDetail::ScriptSent(ScriptSent {
+            image: Some("a\"b".into()),
+            ..ScriptSent::default()
+        });
+        let t = EventTemplate::new(None, &d);
+        assert_eq!(t.stage, BootStage::ScriptSent);
+        let back: serde_json::Value = serde_json::from_str(&t.detail).unwrap();
+        assert_eq!(back, serde_json::json!({"image": "a\"b", "rule": null}));
+        assert_eq!(EventDetail::from_value(BootStage::ScriptSent, back), d);
+        let f = EventTemplate::new(None, &EventDetail::Failed(Report::reason("x")));
         assert_eq!(
-            d,
-            serde_json::json!({"image": "a\"b", "rule": null, "peer": "10.0.0.9"})
+            (f.stage, &*f.detail),
+            (BootStage::Failed, r#"{"reason":"x"}"#)
         );
-        let d: serde_json::Value = serde_json::from_str(&t.detail(None)).unwrap();
-        assert_eq!(d["peer"], serde_json::Value::Null);
-        let t = EventTemplate::new(BootStage::Failed, None, &serde_json::json!({}), true);
-        assert_eq!(t.detail(Some("::1")), r#"{"peer":"::1"}"#);
-        let t = EventTemplate::new(BootStage::Failed, None, &v, false);
-        let d: serde_json::Value = serde_json::from_str(&t.detail(Some("x"))).unwrap();
-        assert_eq!(d, v);
     }
 
     #[test]
-    fn targets_the_fast_path_takes() {
+    fn targets_the_script_route_takes() {
+        let mac = |t: &str| {
+            Request::of_target(t)
+                .unwrap()
+                .parsed
+                .map(|r| r.mac.to_string())
+        };
         let r = Request::of_target("/boot.ipxe?mac=52-54-00-00-00-01&platform=efi").unwrap();
-        assert_eq!(r.mac, "52-54-00-00-00-01");
-        assert_eq!(r.query.get("platform").map(String::as_str), Some("efi"));
-        let r = Request::of_target("/boot/52:54:00:00:00:02/boot.ipxe").unwrap();
-        assert_eq!(r.mac, "52:54:00:00:00:02");
-        assert!(r.query.is_empty());
-        assert_eq!(Request::of_target("/boot.ipxe").unwrap().mac, "");
+        let r = r.parsed.unwrap();
+        assert_eq!(r.mac.to_string(), "52:54:00:00:00:01");
+        assert_eq!(r.firmware, Firmware::EfiX64);
+        assert_eq!(
+            mac("/boot/52:54:00:00:00:02/boot.ipxe").as_deref(),
+            Ok("52:54:00:00:00:02")
+        );
+        // Percent-encoded paths are decoded here, as the router would.
+        assert_eq!(
+            mac("/boot/52%3A54%3A00%3A00%3A00%3A02/boot.ipxe").as_deref(),
+            Ok("52:54:00:00:00:02")
+        );
+        // Malformed script requests are still script requests (answered with 400).
+        assert!(matches!(mac("/boot.ipxe"), Err(UrlError::Mac(_))));
         for other in [
             "/boot.ipxe/",
             "/boot//boot.ipxe",
             "/boot/a/b/boot.ipxe",
-            "/boot/52%3A54%3A00%3A00%3A00%3A02/boot.ipxe",
             "/boot/x/y/booted",
             "/healthz",
         ] {

@@ -174,8 +174,6 @@ async fn connection(
     shutdown: CancellationToken,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    // Formatted once per connection, for the boot events of its requests.
-    let peer_ip = peer.ip().to_string();
     loop {
         let n = match read_head(&mut stream, &mut buf, &shutdown).await {
             Ok(Head::Ready(n)) => n,
@@ -232,7 +230,6 @@ async fn connection(
             headers: &parsed.headers,
             body: &body,
             peer,
-            peer_ip: &peer_ip,
             head_only,
             keep_alive,
         };
@@ -254,8 +251,6 @@ struct Request<'a> {
     headers: &'a HeaderMap,
     body: &'a [u8],
     peer: SocketAddr,
-    /// `peer`'s address as text, for boot events.
-    peer_ip: &'a str,
     head_only: bool,
     keep_alive: bool,
 }
@@ -273,15 +268,10 @@ async fn answer(
             blobs::send(stream, st, head_only, target, r.headers, r.peer, keep_alive).await
         }
         Route::Script(req) => {
-            boot_script::send(stream, st, req, head_only, r.peer_ip, keep_alive).await
+            boot_script::send(stream, st, req, head_only, r.peer.ip(), keep_alive).await
         }
         Route::Loader { name } => loaders::send(stream, st, &name, head_only, keep_alive).await,
-        Route::Report {
-            mac,
-            manifest,
-            stage,
-            query,
-        } => match report::record(st, (mac, manifest, stage), query, r.body, r.peer_ip) {
+        Route::Report(req) => match report::answer(st, &req, r.body, Some(r.peer.ip())) {
             Ok(()) => text(stream, report::RECORDED, head_only, keep_alive).await,
             Err(refusal) => refuse(stream, &refusal, head_only, keep_alive).await,
         },

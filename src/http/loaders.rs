@@ -17,6 +17,7 @@ use super::HttpState;
 use super::blobs::{send_more, sendfile_all};
 use super::route::Refusal;
 use super::wire::HeadWriter;
+use crate::boot::urls;
 
 /// Largest loader served.
 const MAX_LOADER: u64 = 16 << 20;
@@ -24,14 +25,9 @@ const MAX_LOADER: u64 = 16 << 20;
 /// The body of a 404 for a loader.
 pub const NOT_FOUND: &str = "no such loader\n";
 
-/// Whether `name` is a plain loader file name.
+/// Whether `name` is a plain loader file name ([`urls::plain_loader_name`]).
 pub fn plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    urls::plain_loader_name(name)
 }
 
 /// Answers a request for the loader `name` (already a [`plain_name`]) on `stream`.
@@ -83,28 +79,4 @@ pub async fn send(
     // The head goes out with the first bytes of the file, as a blob's does.
     send_more(stream, &out).await?;
     sendfile_all(stream, &file, 0, len).await.map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plain_name;
-
-    #[test]
-    fn only_plain_names() {
-        for ok in ["snponly.efi", "ipxe-arm64.efi", "undionly.kpxe"] {
-            assert!(plain_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "..",
-            ".hidden",
-            "a/b",
-            "../etc/passwd",
-            "x y",
-            "a\\b",
-            "%2e%2e",
-        ] {
-            assert!(!plain_name(bad), "{bad}");
-        }
-    }
 }

@@ -3,14 +3,17 @@
 //!
 //! The body is optional JSON (`{"root_sha256": "…", "reason": "…", "stage": "…"}`) or
 //! plain text (taken as the reason); query parameters are added to the detail unless the
-//! body already names them. Each report becomes a boot event; nothing else. The answer
-//! is a small text body written by the connection loop; nothing here touches a socket.
+//! body already names them. Each report becomes a boot event; nothing else. The URL is
+//! parsed by [`crate::boot::urls::parse_report`]; the answer is a small text body written
+//! by the connection loop, and nothing here touches a socket.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use super::HttpState;
 use super::route::Refusal;
-use crate::boot::{BootEvent, BootStage, Digest, Mac};
+use crate::boot::urls::{self, UrlError};
+use crate::boot::{BootEvent, Callback, EventDetail, ReportKind, Via};
 
 /// Largest report body accepted.
 pub const MAX_REPORT: usize = 16 * 1024;
@@ -18,76 +21,129 @@ pub const MAX_REPORT: usize = 16 * 1024;
 /// The body of a recorded report's answer.
 pub const RECORDED: &str = "recorded\n";
 
-/// The MAC, manifest and stage named by the (decoded) segments of
-/// `/boot/<mac>/<manifest>/<kind>`, checked in that order.
-pub fn target(mac: &str, manifest: &str, kind: &str) -> Result<(Mac, Digest, BootStage), Refusal> {
-    let mac = mac
-        .parse::<Mac>()
-        .map_err(|_| Refusal::BadRequest("malformed MAC\n".into()))?;
-    let manifest = Digest::from_hex(manifest)
-        .map_err(|_| Refusal::BadRequest("malformed manifest digest\n".into()))?;
-    let stage = match kind {
-        "booted" => BootStage::Booted,
-        "failed" => BootStage::Failed,
-        "progress" => BootStage::Progress,
-        _ => return Err(Refusal::NotFound("unknown report\n")),
-    };
-    Ok((mac, manifest, stage))
+/// A request for the report route, parsed or not parseable.
+#[derive(Debug)]
+pub struct Request {
+    parsed: Result<Parsed, UrlError>,
 }
 
-/// Records one report as a boot event; `peer` is the client's IP address as text.
-pub fn record(
+#[derive(Debug)]
+struct Parsed {
+    callback: Callback,
+    kind: ReportKind,
+    query: BTreeMap<String, String>,
+}
+
+impl Request {
+    /// `/boot/<mac>/<manifest>/<kind>[?…]`; `None` for any other path. A malformed
+    /// report URL is still a report request (answered with 400 or 404).
+    pub fn of_target(target: &str) -> Option<Request> {
+        let parsed = match urls::parse_report(target) {
+            Err(UrlError::Unmatched) => return None,
+            Err(e) => Err(e),
+            Ok(t) => t.query().map(|query| Parsed {
+                callback: t.callback,
+                kind: t.kind,
+                query,
+            }),
+        };
+        Some(Request { parsed })
+    }
+
+    /// What the URL names: the callback, the report kind and the query.
+    pub fn parsed(&self) -> Option<(Callback, ReportKind, &BTreeMap<String, String>)> {
+        self.parsed
+            .as_ref()
+            .ok()
+            .map(|p| (p.callback, p.kind, &p.query))
+    }
+
+    /// Refused on its URL alone (before any body is read), or fine so far.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match &self.parsed {
+            Ok(_) => None,
+            Err(UrlError::Mac(_)) => Some(Refusal::BadRequest("malformed MAC\n".into())),
+            Err(UrlError::Digest(_)) => {
+                Some(Refusal::BadRequest("malformed manifest digest\n".into()))
+            }
+            Err(UrlError::Report(_)) => Some(Refusal::NotFound("unknown report\n")),
+            Err(_) => Some(Refusal::BadRequest("malformed report URL\n".into())),
+        }
+    }
+}
+
+/// Records the report `req` with `body` from `peer` as a boot event.
+pub fn answer(
     st: &HttpState,
-    (mac, manifest, stage): (Mac, Digest, BootStage),
-    query: &str,
+    req: &Request,
     body: &[u8],
-    peer: &str,
+    peer: Option<IpAddr>,
 ) -> Result<(), Refusal> {
+    if let Some(r) = req.refusal() {
+        return Err(r);
+    }
+    let Ok(p) = &req.parsed else {
+        return Err(Refusal::BadRequest("malformed report URL\n".into()));
+    };
     if body.len() > MAX_REPORT {
         return Err(Refusal::PayloadTooLarge("report too large\n"));
     }
-    let query: BTreeMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let mut detail = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v @ serde_json::Value::Object(_)) => v,
-        _ if body.is_empty() => serde_json::json!({}),
-        _ => serde_json::json!({ "reason": String::from_utf8_lossy(body).trim() }),
-    };
-    if let Some(obj) = detail.as_object_mut() {
-        for (k, v) in query {
-            obj.entry(k).or_insert(serde_json::Value::String(v));
-        }
-        obj.insert("peer".into(), serde_json::json!(peer));
-    }
     st.events.record(BootEvent {
         at_ms: crate::events::now_ms(),
-        mac,
-        stage,
-        manifest: Some(manifest),
-        detail,
+        mac: p.callback.mac,
+        manifest: Some(p.callback.manifest),
+        via: Via::Http,
+        peer,
+        detail: detail(p.kind, body, &p.query),
     });
     Ok(())
+}
+
+/// The body (a JSON object, plain text taken as the reason, or nothing) with the query
+/// parameters it does not already have, typed as a [`crate::boot::Report`]; a report
+/// that does not fit the schema is kept as sent ([`EventDetail::Unparsed`]).
+fn detail(kind: ReportKind, body: &[u8], query: &BTreeMap<String, String>) -> EventDetail {
+    let mut obj = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ if body.is_empty() => serde_json::Map::new(),
+        _ => {
+            let mut m = serde_json::Map::new();
+            let reason = String::from_utf8_lossy(body).trim().to_string();
+            m.insert("reason".into(), serde_json::Value::String(reason));
+            m
+        }
+    };
+    for (k, v) in query {
+        obj.entry(k.clone())
+            .or_insert(serde_json::Value::String(v.clone()));
+    }
+    EventDetail::from_value(kind.stage(), serde_json::Value::Object(obj))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn refusal(target: &str) -> Option<Refusal> {
+        Request::of_target(target)
+            .expect("a report route")
+            .refusal()
+    }
+
     #[test]
     fn targets_are_checked_mac_then_manifest_then_kind() {
         let hex = "ab".repeat(32);
-        let (mac, d, stage) = target("52-54-00-00-00-07", &hex, "progress").unwrap();
-        assert_eq!(mac.to_string(), "52:54:00:00:00:07");
-        assert_eq!(d.to_string(), format!("sha256:{hex}"));
-        assert_eq!(stage, BootStage::Progress);
-        let msg = |r: Result<_, Refusal>| r.unwrap_err().message().to_string();
-        assert_eq!(msg(target("zz", "x", "nope")), "malformed MAC\n");
+        assert!(refusal(&format!("/boot/52-54-00-00-00-07/{hex}/progress")).is_none());
+        let msg = |r: Option<Refusal>| r.expect("refused").message().to_string();
+        assert_eq!(msg(refusal("/boot/zz/x/nope")), "malformed MAC\n");
         assert_eq!(
-            msg(target("52:54:00:00:00:07", "x", "nope")),
+            msg(refusal("/boot/52:54:00:00:00:07/x/nope")),
             "malformed manifest digest\n"
         );
         assert_eq!(
-            target("52:54:00:00:00:07", &hex, "nope").unwrap_err(),
-            Refusal::NotFound("unknown report\n")
+            refusal(&format!("/boot/52:54:00:00:00:07/{hex}/nope")),
+            Some(Refusal::NotFound("unknown report\n"))
         );
+        assert!(Request::of_target("/boot/52:54:00:00:00:07/boot.ipxe").is_none());
     }
 }

@@ -27,7 +27,6 @@ use axum::http::{Method, StatusCode};
 
 use super::wire::HeadWriter;
 use super::{blobs, boot_script, loaders, report};
-use crate::boot::{BootStage, Digest, Mac};
 
 /// `Allow` of a route that only reads.
 const READ: &str = "GET, HEAD";
@@ -43,14 +42,8 @@ pub enum Route<'a> {
     Blob { target: &'a str },
     /// A loader from `tftp.root`, by a plain file name.
     Loader { name: Cow<'a, str> },
-    /// A report from a booting machine.
-    Report {
-        mac: Mac,
-        manifest: Digest,
-        stage: BootStage,
-        /// The raw query, merged into the event's detail.
-        query: &'a str,
-    },
+    /// A report from a booting machine (its URL parsed, possibly refused).
+    Report(report::Request),
     /// Liveness.
     Health,
     /// Not answerable as asked.
@@ -64,7 +57,7 @@ impl Route<'_> {
             Route::Script(_) => "script",
             Route::Blob { .. } => "blob",
             Route::Loader { .. } => "loader",
-            Route::Report { .. } => "report",
+            Route::Report(_) => "report",
             Route::Health => "health",
             Route::Refused(_) => "refused",
         }
@@ -163,7 +156,7 @@ pub fn classify<'a>(method: &Method, target: &'a str) -> Route<'a> {
             Err(r) => Route::Refused(r),
         };
     }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
     let mut segs = path[1..].split('/');
     let segs = [
         segs.next(),
@@ -174,22 +167,20 @@ pub fn classify<'a>(method: &Method, target: &'a str) -> Route<'a> {
     ];
     let answer = match segs {
         [Some("healthz"), None, ..] => allowed(reads, READ).map(|()| Route::Health),
-        [Some("boot.ipxe"), None, ..] => allowed(reads, READ).map(|()| script(target, None)),
+        [Some("boot.ipxe"), None, ..] => allowed(reads, READ).and_then(|()| script(target)),
         [Some("boot"), Some(mac), Some("boot.ipxe"), None, _] if !mac.is_empty() => {
-            allowed(reads, READ).map(|()| script(target, Some((mac, query))))
+            allowed(reads, READ).and_then(|()| script(target))
         }
         [Some("boot"), Some(mac), Some(manifest), Some(kind), None]
             if !mac.is_empty() && !manifest.is_empty() && !kind.is_empty() =>
         {
             allowed(reads || method == Method::POST, REPORT).and_then(|()| {
-                let (mac, manifest, stage) =
-                    report::target(&decode(mac)?, &decode(manifest)?, &decode(kind)?)?;
-                Ok(Route::Report {
-                    mac,
-                    manifest,
-                    stage,
-                    query,
-                })
+                let req =
+                    report::Request::of_target(target).ok_or(Refusal::NotFound("not found\n"))?;
+                match req.refusal() {
+                    Some(r) => Err(r),
+                    None => Ok(Route::Report(req)),
+                }
             })
         }
         [Some("loaders"), Some(name), None, ..] if !name.is_empty() => allowed(reads, READ)
@@ -206,19 +197,12 @@ pub fn classify<'a>(method: &Method, target: &'a str) -> Route<'a> {
     answer.unwrap_or_else(Route::Refused)
 }
 
-/// The script route; `path_mac` is the MAC segment and query of the path form.
-fn script(target: &str, path_mac: Option<(&str, &str)>) -> Route<'static> {
-    if let Some(req) = boot_script::Request::of_target(target) {
-        return Route::Script(req);
-    }
-    // `of_target` leaves only a percent-encoded MAC segment to decode here.
-    let Some((mac, query)) = path_mac else {
-        return Route::Refused(Refusal::BadRequest("malformed query\n".into()));
-    };
-    match decode(mac) {
-        Ok(mac) => Route::Script(boot_script::Request::for_mac(mac.into_owned(), query)),
-        Err(r) => Route::Refused(r),
-    }
+/// The script route, parsed by [`boot_script::Request::of_target`] (which decodes the
+/// MAC segment; a malformed request is still a script request, answered 400 there).
+fn script(target: &str) -> Result<Route<'static>, Refusal> {
+    boot_script::Request::of_target(target)
+        .map(Route::Script)
+        .ok_or(Refusal::NotFound("not found\n"))
 }
 
 fn allowed(ok: bool, allow: &'static str) -> Result<(), Refusal> {

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::boot::{BlobRef, BootPlan, Mac};
+use crate::boot::{BlobRole, BootPlan, Urls};
 use crate::inventory::{Decision, Selection};
 
 /// Why a script could not be rendered.
@@ -39,16 +39,6 @@ pub fn echo_text(s: &str) -> String {
         .collect()
 }
 
-/// The URL of one blob of a plan, attributed to a machine and a role for boot events.
-pub fn blob_url(base: &str, b: &BlobRef, mac: &Mac, role: &str) -> String {
-    format!(
-        "{base}/blobs/sha256/{}/{}?mac={}&as={role}",
-        b.digest.hex(),
-        b.name,
-        mac.hyphenated()
-    )
-}
-
 /// The script for a decision.
 pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
     let mut s = String::from("#!ipxe\n");
@@ -73,7 +63,7 @@ pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
                 s,
                 "echo tabula: not booting {}: {}",
                 sel.mac,
-                echo_text(reason)
+                echo_text(&reason.to_string())
             );
             s.push_str("exit 1\n");
         }
@@ -89,6 +79,7 @@ fn boot(
     winner: &str,
 ) -> Result<(), ScriptError> {
     let base = safe("base URL", base, false)?;
+    let urls = Urls::new(base);
     let cmdline = safe("kernel command line", &plan.cmdline, true)?;
     for b in std::iter::once(&plan.kernel).chain(&plan.initrds) {
         safe("file name", &b.name, false)?;
@@ -110,13 +101,13 @@ fn boot(
     let _ = writeln!(
         s,
         "kernel {} {cmdline} || goto failed",
-        blob_url(base, &plan.kernel, &sel.mac, "kernel")
+        urls.blob(&plan.kernel, sel.mac, BlobRole::Kernel)
     );
     for i in &plan.initrds {
         let _ = writeln!(
             s,
             "initrd {} || goto failed",
-            blob_url(base, i, &sel.mac, "initrd")
+            urls.blob(i, sel.mac, BlobRole::Initrd)
         );
     }
     s.push_str("boot || goto failed\n");
@@ -127,12 +118,7 @@ fn boot(
         plan.image, plan.version
     );
     s.push_str("sleep 10\n");
-    let _ = writeln!(
-        s,
-        "chain --replace {base}/boot.ipxe?mac={}&arch={}",
-        sel.mac.hyphenated(),
-        sel.firmware
-    );
+    let _ = writeln!(s, "chain --replace {}", urls.script(sel.mac, sel.firmware));
     Ok(())
 }
 

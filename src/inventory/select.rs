@@ -7,7 +7,9 @@
 
 use super::pin::{PinRef, PinTarget};
 use super::snapshot::Snapshot;
-use crate::boot::{BootPlan, Firmware, Mac};
+use std::fmt;
+
+use crate::boot::{BlobRole, BootPlan, Callback, Firmware, IgnoreReason, Mac, Urls};
 use crate::config::UnknownMachines;
 use crate::images::{Manifest, cmdline};
 
@@ -29,7 +31,7 @@ pub enum Decision {
     /// Exit to the next boot device (local disk).
     Local,
     /// Do not serve this client.
-    Ignore { reason: String },
+    Ignore { reason: IgnoreReason },
 }
 
 /// A pin that applied to the client, and how it fared.
@@ -39,7 +41,39 @@ pub struct Candidate {
     pub target: String,
     pub reference: String,
     /// `won`, or why it lost.
-    pub outcome: String,
+    pub outcome: CandidateOutcome,
+}
+
+/// How a candidate pin fared against the winner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CandidateOutcome {
+    /// It is the winner.
+    Won,
+    /// As specific as the winner (a label selector with as many keys and values); lost on
+    /// the lexical order of the selectors.
+    Tie { with: String },
+    /// Less specific than the winner.
+    LessSpecific { than: String },
+}
+
+impl fmt::Display for CandidateOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CandidateOutcome::Won => f.write_str("won"),
+            CandidateOutcome::Tie { with } => write!(
+                f,
+                "tie with {with} (same number of keys and values); lost on lexical order"
+            ),
+            CandidateOutcome::LessSpecific { than } => write!(f, "less specific than {than}"),
+        }
+    }
+}
+
+/// As its sentence, as `tabula explain --json` always showed it.
+impl serde::Serialize for CandidateOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// How a reference resolved to a version.
@@ -96,15 +130,16 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
     let mut candidates: Vec<Candidate> = Vec::new();
     for (i, (rank, pin)) in ranked.iter().enumerate() {
         let outcome = if i == 0 {
-            "won".to_string()
+            CandidateOutcome::Won
         } else {
             let (wrank, wpin) = &ranked[0];
             match (wrank, rank) {
-                (Rank::Selector(a, _), Rank::Selector(b, _)) if a == b => format!(
-                    "tie with {} (same number of keys and values); lost on lexical order",
-                    wpin.target
-                ),
-                _ => format!("less specific than {}", wpin.target),
+                (Rank::Selector(a, _), Rank::Selector(b, _)) if a == b => CandidateOutcome::Tie {
+                    with: wpin.target.to_string(),
+                },
+                _ => CandidateOutcome::LessSpecific {
+                    than: wpin.target.to_string(),
+                },
             }
         };
         candidates.push(Candidate {
@@ -123,11 +158,11 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
         decision: Decision::Local,
         revision: snap.revision,
     };
-    let ignore = |reason: String| Decision::Ignore { reason };
+    let ignore = |reason: IgnoreReason| Decision::Ignore { reason };
 
     let winner = match ranked.first() {
         None => {
-            sel.decision = ignore("no pin applies and there is no default pin".into());
+            sel.decision = ignore(IgnoreReason::NoPin);
             return sel;
         }
         Some((rank, pin)) => {
@@ -135,8 +170,7 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
                 && *rank == Rank::Default
                 && snap.settings.unknown_machines == UnknownMachines::Ignore
             {
-                sel.decision =
-                    ignore("not in the inventory and boot.unknown_machines = \"ignore\"".into());
+                sel.decision = ignore(IgnoreReason::UnknownMachine);
                 return sel;
             }
             *pin
@@ -149,17 +183,20 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
             return sel;
         }
         PinRef::None => {
-            sel.decision = ignore(format!("pinned to none by {}", winner.target));
+            sel.decision = ignore(IgnoreReason::PinnedNone {
+                target: winner.target.to_string(),
+            });
             return sel;
         }
         PinRef::Version { image, version } => (image.clone(), version.clone(), None),
         PinRef::Digest { image, digest } => match snap.version_of_digest(digest) {
             Some((i, v)) if i == image => (i.clone(), v.clone(), None),
             _ => {
-                sel.decision = ignore(format!(
-                    "{} names {image}@{digest}, which is not a published version of {image}",
-                    winner.target
-                ));
+                sel.decision = ignore(IgnoreReason::DigestNotPublished {
+                    target: winner.target.to_string(),
+                    image: image.clone(),
+                    digest: *digest,
+                });
                 return sel;
             }
         },
@@ -167,20 +204,22 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
             match snap.channels.get(&(image.clone(), channel.clone())) {
                 Some(v) => (image.clone(), v.clone(), Some(channel.clone())),
                 None => {
-                    sel.decision = ignore(format!(
-                        "{} names channel {image}:{channel}, which does not exist",
-                        winner.target
-                    ));
+                    sel.decision = ignore(IgnoreReason::NoChannel {
+                        target: winner.target.to_string(),
+                        image: image.clone(),
+                        channel: channel.clone(),
+                    });
                     return sel;
                 }
             }
         }
     };
     let Some(v) = snap.versions.get(&(image.clone(), version.clone())) else {
-        sel.decision = ignore(format!(
-            "{} resolves to {image}@{version}, which is not published",
-            winner.target
-        ));
+        sel.decision = ignore(IgnoreReason::NotPublished {
+            target: winner.target.to_string(),
+            image,
+            version,
+        });
         return sel;
     };
     sel.resolved = Some(super::select::Resolved {
@@ -192,27 +231,33 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
     let manifest = match &v.manifest {
         Ok(m) => m,
         Err(why) => {
-            sel.decision = ignore(format!("manifest of {image}@{version} is unusable: {why}"));
+            sel.decision = ignore(IgnoreReason::ManifestUnusable {
+                image,
+                version,
+                why: why.clone(),
+            });
             return sel;
         }
     };
     let arch = facts.firmware.arch();
     if !manifest.architectures.contains(&arch) {
-        let built: Vec<&str> = manifest.architectures.iter().map(|a| a.as_str()).collect();
-        sel.decision = ignore(format!(
-            "{image}@{version} is built for {}, but firmware {} runs {arch}",
-            built.join(", "),
-            facts.firmware
-        ));
+        sel.decision = ignore(IgnoreReason::WrongArch {
+            image,
+            version,
+            built: manifest.architectures.to_vec(),
+            firmware: facts.firmware,
+        });
         return sel;
     }
     sel.decision = match plan(snap, facts, machine, manifest, v.manifest_digest) {
         Ok(plan) => Decision::Boot {
             plan: Box::new(plan),
         },
-        Err(e) => ignore(format!(
-            "cannot render {image}@{version} for this machine: {e}"
-        )),
+        Err(e) => ignore(IgnoreReason::Render {
+            image,
+            version,
+            error: e.to_string(),
+        }),
     };
     sel
 }
@@ -226,19 +271,12 @@ fn plan(
     manifest_digest: crate::boot::Digest,
 ) -> Result<BootPlan, crate::images::ImageError> {
     let base = &snap.settings.base_url;
-    let rootfs_url = m.rootfs.as_ref().map(|r| {
-        format!(
-            "{base}/blobs/sha256/{}/{}?mac={}&as=rootfs",
-            r.digest.hex(),
-            r.name,
-            facts.mac.hyphenated()
-        )
-    });
-    let callback = format!(
-        "{base}/boot/{}/{}",
-        facts.mac.hyphenated(),
-        manifest_digest.hex()
-    );
+    let urls = Urls::new(base);
+    let rootfs_url = m
+        .rootfs
+        .as_ref()
+        .map(|r| urls.blob(r, facts.mac, BlobRole::Rootfs));
+    let callback = urls.callback(&Callback::new(facts.mac, manifest_digest));
     let hostname = machine.and_then(|m| m.hostname.clone().or_else(|| Some(m.name.clone())));
     let lookup = |var: &str| -> Option<String> {
         match var {

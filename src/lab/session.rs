@@ -317,24 +317,26 @@ async fn follow(
 
 /// `+12.3s dhcp-ack file=…` — one event, briefly.
 fn describe(e: &BootEvent, start_ms: i64) -> String {
+    use crate::boot::EventDetail as D;
     #[allow(clippy::cast_precision_loss)]
     let t = (e.at_ms - start_ms) as f64 / 1000.0;
-    let d = &e.detail;
-    let extra = match e.stage {
-        crate::boot::BootStage::Progress => d["stage"].as_str().map(|s| format!("stage={s}")),
-        crate::boot::BootStage::Failed | crate::boot::BootStage::Ignored => {
-            d["reason"].as_str().map(|s| format!("reason={s}"))
-        }
-        crate::boot::BootStage::DhcpOffer | crate::boot::BootStage::DhcpAck => Some(format!(
+    let extra = match &e.detail {
+        D::Progress(r) => r.stage.as_ref().map(|s| format!("stage={s}")),
+        d @ (D::Failed(_) | D::Ignored(_)) => d.reason().map(|s| format!("reason={s}")),
+        D::DhcpOffer(d) | D::DhcpAck(d) => Some(format!(
             "address={} file={}",
-            d["address"].as_str().unwrap_or("-"),
-            d["file"].as_str().unwrap_or("-")
+            d.address.map(|a| a.to_string()).as_deref().unwrap_or("-"),
+            d.file.as_deref().unwrap_or("-")
         )),
-        _ => d["bytes"].as_u64().map(|b| format!("bytes={b}")),
+        D::LoaderSent(l) => Some(format!("bytes={}", l.bytes)),
+        D::KernelSent(b) | D::InitrdSent(b) | D::RootfsSent(b) => {
+            Some(format!("bytes={}", b.bytes))
+        }
+        D::ScriptSent(_) | D::Booted(_) | D::Unparsed { .. } => None,
     };
     format!(
         "+{t:.1}s {}{}",
-        e.stage,
+        e.stage(),
         extra.map(|x| format!(" {x}")).unwrap_or_default()
     )
 }

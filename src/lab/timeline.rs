@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use crate::boot::{BootEvent, BootStage, Digest};
+use crate::boot::{BootEvent, BootStage, Digest, EventDetail};
 
 /// The stage names, in order.
 pub const STAGES: [&str; 6] = [
@@ -50,7 +50,7 @@ pub struct Timeline {
 impl Timeline {
     /// Reads `events` (one MAC's, oldest first, all after the VM started).
     pub fn read(start_ms: i64, events: &[BootEvent]) -> Timeline {
-        let first = |s: BootStage| events.iter().find(|e| e.stage == s).map(|e| e.at_ms);
+        let first = |s: BootStage| events.iter().find(|e| e.stage() == s).map(|e| e.at_ms);
         let dhcp = first(BootStage::DhcpAck).or(first(BootStage::DhcpOffer));
         let kernel_initrd = match (first(BootStage::KernelSent), first(BootStage::InitrdSent)) {
             (Some(k), Some(i)) => Some(k.max(i)),
@@ -67,7 +67,7 @@ impl Timeline {
         let mut outcome = Outcome::Pending;
         let mut last_failure = None;
         for e in events {
-            match e.stage {
+            match e.stage() {
                 BootStage::Booted if outcome == Outcome::Pending => {
                     outcome = match e.manifest {
                         Some(m) => Outcome::Booted(m),
@@ -75,16 +75,13 @@ impl Timeline {
                     };
                 }
                 BootStage::Failed => {
-                    let d = &e.detail;
-                    let reason = d["reason"]
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| d.to_string());
-                    let text = match d["stage"].as_str() {
+                    let (reason, stage, is_final) = failure(&e.detail);
+                    let reason = reason.unwrap_or_else(|| e.detail.to_json());
+                    let text = match stage {
                         Some(s) => format!("{s}: {reason}"),
                         None => reason,
                     };
-                    if d["final"] == true && outcome == Outcome::Pending {
+                    if is_final && outcome == Outcome::Pending {
                         outcome = Outcome::Failed(text.clone());
                     }
                     last_failure = Some(text);
@@ -139,6 +136,23 @@ impl Timeline {
             None => s.push_str("total=-"),
         }
         s
+    }
+}
+
+/// A failure's reason, the initramfs stage it happened in, and whether it was final (a
+/// detail that did not fit the schema is read by its keys).
+fn failure(d: &EventDetail) -> (Option<String>, Option<String>, bool) {
+    match d {
+        EventDetail::Failed(r) => (r.reason.clone(), r.stage.clone(), r.is_final()),
+        other => {
+            let v = serde_json::to_value(other).unwrap_or_default();
+            let text = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
+            (
+                text("reason"),
+                text("stage"),
+                v.get("final") == Some(&true.into()),
+            )
+        }
     }
 }
 
@@ -217,9 +231,10 @@ mod tests {
         BootEvent {
             at_ms,
             mac: MAC,
-            stage,
             manifest: Some(Digest::of(b"m")),
-            detail,
+            via: crate::boot::Via::Http,
+            peer: None,
+            detail: EventDetail::from_value(stage, detail),
         }
     }
 
@@ -264,7 +279,7 @@ mod tests {
     #[test]
     fn a_missing_stage_is_a_dash_and_the_next_counts_from_the_last_seen() {
         let mut evs = boot(0);
-        evs.retain(|e| e.stage != BootStage::LoaderSent);
+        evs.retain(|e| e.stage() != BootStage::LoaderSent);
         let t = Timeline::read(0, &evs);
         let s = t.seconds();
         assert_eq!(s[1], None);
@@ -295,6 +310,19 @@ mod tests {
         assert_eq!(
             t.outcome,
             Outcome::Failed("verify: root image sha256 mismatch: got a, want b".into())
+        );
+        assert!(matches!(&evs[evs.len() - 1].detail, EventDetail::Failed(r) if r.is_final()));
+        // A failure that does not fit the schema (attempt as text) is still read.
+        let mut odd = evs[..9].to_vec();
+        odd.push(ev(
+            30_000,
+            BootStage::Failed,
+            serde_json::json!({"stage": "fetch", "reason": "timeout", "attempt": "3", "final": true}),
+        ));
+        assert!(matches!(odd[9].detail, EventDetail::Unparsed { .. }));
+        assert_eq!(
+            Timeline::read(0, &odd).outcome,
+            Outcome::Failed("fetch: timeout".into())
         );
         assert!(
             t.stages_text().ends_with("booted=- total=20.4s"),

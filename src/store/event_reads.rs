@@ -1,7 +1,7 @@
 //! Bounded reads of the boot history: the newest N events without loading the table.
 
 use super::{EventRow, Store, StoreError};
-use crate::boot::{BootEvent, EventText, Mac};
+use crate::boot::{BootEvent, EventDetail, EventText, Mac};
 
 impl EventRow {
     /// The row for an event the writer just stored with `id` (its detail parsed).
@@ -11,12 +11,18 @@ impl EventRow {
             event: BootEvent {
                 at_ms: e.at_ms,
                 mac: e.mac,
-                stage: e.stage,
                 manifest: e.manifest,
-                detail: serde_json::from_str(&e.detail).map_err(|_| StoreError::Corrupt {
-                    what: "event detail",
-                    value: e.detail.clone(),
-                })?,
+                via: e.via,
+                peer: e.peer,
+                // As the store reads it back: a detail that does not fit its stage's
+                // schema is kept as it is (EventDetail::Unparsed).
+                detail: EventDetail::from_value(
+                    e.stage,
+                    serde_json::from_str(&e.detail).map_err(|_| StoreError::Corrupt {
+                        what: "event detail",
+                        value: e.detail.to_string(),
+                    })?,
+                ),
             },
         })
     }

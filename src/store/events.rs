@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::boot::{BootEvent, EventText, Mac};
+use crate::boot::{BootEvent, EventDetail, EventText, Mac};
 
 /// Rows per INSERT statement, largest first; a batch is split greedily (1 must be last).
 pub const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
@@ -15,12 +15,12 @@ static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
     ROWS_PER_INSERT
         .iter()
         .map(|&n| {
-            let row = "(?, ?, ?, ?, ?)";
+            let row = "(?, ?, ?, ?, ?, ?, ?)";
             let rows = vec![row; n].join(", ");
             (
                 n,
                 format!(
-                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, detail) VALUES {rows} RETURNING id"
+                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, via, peer, detail) VALUES {rows} RETURNING id"
                 ),
             )
         })
@@ -28,7 +28,7 @@ static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
 });
 
 /// A stored boot event with its sequence number.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventRow {
     pub id: i64,
     pub event: BootEvent,
@@ -63,7 +63,9 @@ impl Store {
                     .bind(e.mac.to_string())
                     .bind(e.stage.as_str())
                     .bind(e.manifest.map(|d| d.to_string()))
-                    .bind(e.detail.as_str());
+                    .bind(e.via.as_str())
+                    .bind(e.peer.map(|p| p.to_string()))
+                    .bind(&*e.detail);
             }
             // Ids grow in insertion order inside the (write-locked) transaction; the
             // order RETURNING emits them in is not promised, so sort each chunk's.
@@ -97,7 +99,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, at_ms, mac, stage, manifest, detail FROM boot_events \
+            "SELECT id, at_ms, mac, stage, manifest, via, peer, detail FROM boot_events \
              WHERE id > $1 AND ($2 IS NULL OR mac = $2) ORDER BY id LIMIT $3",
         )
         .bind(after_id)
@@ -111,23 +113,37 @@ impl Store {
                 let mac: String = r.try_get("mac")?;
                 let stage: String = r.try_get("stage")?;
                 let manifest: Option<String> = r.try_get("manifest")?;
+                let via: String = r.try_get("via")?;
+                let peer: Option<String> = r.try_get("peer")?;
                 let detail: String = r.try_get("detail")?;
+                let stage: crate::boot::BootStage = stage
+                    .parse()
+                    .map_err(|_| corrupt("event stage", stage.clone()))?;
                 Ok(EventRow {
                     id: r.try_get("id")?,
                     event: BootEvent {
                         at_ms: r.try_get("at_ms")?,
                         mac: mac.parse().map_err(|_| corrupt("event MAC", mac.clone()))?,
-                        stage: stage
-                            .parse()
-                            .map_err(|_| corrupt("event stage", stage.clone()))?,
                         manifest: match manifest {
                             Some(m) => {
                                 Some(m.parse().map_err(|_| corrupt("event digest", m.clone()))?)
                             }
                             None => None,
                         },
-                        detail: serde_json::from_str(&detail)
-                            .map_err(|_| corrupt("event detail", detail.clone()))?,
+                        via: via.parse().map_err(|_| corrupt("event via", via.clone()))?,
+                        peer: match peer {
+                            Some(p) => {
+                                Some(p.parse().map_err(|_| corrupt("event peer", p.clone()))?)
+                            }
+                            None => None,
+                        },
+                        // Lenient: a detail that does not fit its stage's schema is kept
+                        // as the JSON it is (EventDetail::Unparsed).
+                        detail: EventDetail::from_value(
+                            stage,
+                            serde_json::from_str(&detail)
+                                .map_err(|_| corrupt("event detail", detail.clone()))?,
+                        ),
                     },
                 })
             })

@@ -12,15 +12,14 @@ use std::net::Ipv4Addr;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
-use crate::boot::Mac;
+use crate::boot::{LeaseState, Mac};
 
 /// One stored lease.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRow {
     pub address: Ipv4Addr,
     pub mac: Mac,
-    /// `bound`, `released` or `declined`.
-    pub state: String,
+    pub state: LeaseState,
     /// Unix milliseconds: lease end, release time or end of quarantine.
     pub expires_ms: i64,
 }
@@ -73,7 +72,7 @@ impl Store {
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.address.to_string())
                     .push_bind(r.mac.to_string())
-                    .push_bind(r.state.clone())
+                    .push_bind(r.state.as_str())
                     .push_bind(r.expires_ms)
                     .push_bind(now);
             });
@@ -106,6 +105,7 @@ impl Store {
         for r in rows {
             let address: String = r.try_get("address")?;
             let mac: String = r.try_get("mac")?;
+            let state: String = r.try_get("state")?;
             out.push(LeaseRow {
                 address: address.parse().map_err(|_| StoreError::Corrupt {
                     what: "lease address",
@@ -115,7 +115,10 @@ impl Store {
                     what: "lease MAC",
                     value: mac.clone(),
                 })?,
-                state: r.try_get("state")?,
+                state: state.parse().map_err(|_| StoreError::Corrupt {
+                    what: "lease state",
+                    value: state.clone(),
+                })?,
                 expires_ms: r.try_get("expires_ms")?,
             });
         }
@@ -128,11 +131,11 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn row(ip: [u8; 4], mac: u8, state: &str) -> LeaseRow {
+    fn row(ip: [u8; 4], mac: u8, state: LeaseState) -> LeaseRow {
         LeaseRow {
             address: Ipv4Addr::from(ip),
             mac: Mac([2, 0, 0, 0, 0, mac]),
-            state: state.into(),
+            state,
             expires_ms: 1000,
         }
     }
@@ -145,17 +148,21 @@ mod tests {
         let mut batch: Vec<LeaseWrite> = (0..1200u32)
             .map(|i| {
                 let b = i.to_be_bytes();
-                LeaseWrite::Upsert(row([10, 1, b[2], b[3]], 1, "bound"))
+                LeaseWrite::Upsert(row([10, 1, b[2], b[3]], 1, LeaseState::Bound))
             })
             .collect();
-        batch.push(LeaseWrite::Upsert(row([10, 1, 0, 0], 2, "released")));
+        batch.push(LeaseWrite::Upsert(row(
+            [10, 1, 0, 0],
+            2,
+            LeaseState::Released,
+        )));
         batch.push(LeaseWrite::Remove(Ipv4Addr::new(10, 1, 0, 1)));
         s.write_leases(&batch).await.expect("write");
         s.close().await;
         let s = Store::open(&url).await.expect("reopen");
         let all = s.leases().await.expect("list");
         assert_eq!(all.len(), 1199);
-        assert_eq!(all[0], row([10, 1, 0, 0], 2, "released"));
+        assert_eq!(all[0], row([10, 1, 0, 0], 2, LeaseState::Released));
         assert_eq!(all[1].address, Ipv4Addr::new(10, 1, 0, 2));
     }
 }

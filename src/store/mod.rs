@@ -24,7 +24,7 @@ pub use events::EventRow;
 pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite};
 pub use machines::Machine;
-pub use pins::{PinChange, PinRow};
+pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
 
 /// Store errors.
@@ -145,5 +145,7 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+#[cfg(test)]
+mod event_migration_tests;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 //! with an append-only history of every change. Targets and references are stored as
 //! their canonical text; parsing and meaning belong to the inventory.
 
+use std::fmt;
+
 use super::requirements::{Requirement, first_missing};
 use super::{Store, StoreError, bump, commit_changed, now_ms};
 
@@ -19,8 +21,60 @@ pub struct PinChange {
     pub target: String,
     pub reference: Option<String>,
     pub at_ms: i64,
-    /// `set`, `rm` or `rollback`.
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: PinChangeKind,
+}
+
+/// How a pin change came about (the `kind` column: `set`, `rm`, `rollback`, the names
+/// the queries below write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PinChangeKind {
+    /// `pin set`.
+    Set,
+    /// `pin rm`.
+    Rm,
+    /// `pin rollback`: undoes the change before it.
+    Rollback,
+}
+
+/// A `kind` column that names no [`PinChangeKind`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown pin change kind {0:?}")]
+pub struct UnknownPinChange(pub String);
+
+impl PinChangeKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinChangeKind::Set => "set",
+            PinChangeKind::Rm => "rm",
+            PinChangeKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl TryFrom<String> for PinChangeKind {
+    type Error = UnknownPinChange;
+    fn try_from(s: String) -> Result<Self, UnknownPinChange> {
+        Ok(match s.as_str() {
+            "set" => PinChangeKind::Set,
+            "rm" => PinChangeKind::Rm,
+            "rollback" => PinChangeKind::Rollback,
+            _ => return Err(UnknownPinChange(s)),
+        })
+    }
+}
+
+impl fmt::Display for PinChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for PinChangeKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// The pin a rollback goes back to: the history replayed as a stack (`set` and `rm`
@@ -38,7 +92,7 @@ pub fn rollback_target(history: &[PinChange]) -> Option<String> {
 fn replay(history: &[PinChange]) -> Vec<Option<String>> {
     let mut stack: Vec<Option<String>> = Vec::new();
     for c in history {
-        if c.kind == "rollback" {
+        if c.kind == PinChangeKind::Rollback {
             stack.pop();
             while let Some(None) = stack.last() {
                 stack.pop();
@@ -198,9 +252,22 @@ mod tests {
                 target: "default".into(),
                 reference: r.map(String::from),
                 at_ms: 0,
-                kind: (*kind).into(),
+                kind: PinChangeKind::try_from(kind.to_string()).unwrap(),
             })
             .collect()
+    }
+
+    #[test]
+    fn kinds_round_trip_and_unknown_is_refused() {
+        for k in [
+            PinChangeKind::Set,
+            PinChangeKind::Rm,
+            PinChangeKind::Rollback,
+        ] {
+            assert_eq!(PinChangeKind::try_from(k.as_str().to_string()).unwrap(), k);
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert!(PinChangeKind::try_from("undo".to_string()).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Store tests against a real SQLite file.
 
 use super::*;
-use crate::boot::{BootEvent, BootStage, Mac};
+use crate::boot::{BootEvent, BootStage, EventDetail, Mac, Via};
 
 async fn fresh() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -111,9 +111,10 @@ async fn events_append_and_filter() {
     let ev = |mac, stage| BootEvent {
         at_ms: 1,
         mac,
-        stage,
         manifest: None,
-        detail: serde_json::json!({"k": 1}),
+        via: Via::Http,
+        peer: None,
+        detail: EventDetail::from_value(stage, serde_json::json!({"k": 1})),
     };
     s.append_events(&[
         ev(a, BootStage::DhcpAck),
@@ -124,7 +125,7 @@ async fn events_append_and_filter() {
     .unwrap();
     let only_a = s.events(Some(a), 0, 100).await.unwrap();
     assert_eq!(only_a.len(), 2);
-    assert_eq!(only_a[1].event.stage, BootStage::Booted);
+    assert_eq!(only_a[1].event.stage(), BootStage::Booted);
     let after = s.events(None, only_a[0].id, 100).await.unwrap();
     assert_eq!(after.len(), 2);
     assert_eq!(s.last_event_id().await.unwrap(), only_a[1].id);

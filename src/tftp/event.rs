@@ -1,17 +1,24 @@
-//! What happened to a transfer, as data for the rest of tabula (not log lines): the DHCP
-//! side learns "loader delivered to 10.0.0.7" from a [`TransferOutcome::Completed`].
+//! What happened to a transfer, as data for the rest of tabula (not log lines): a
+//! [`TransferEvent`] per finished, refused or abandoned read request, and the boot event
+//! it means ([`TransferEvent::boot_event`]). The machine is named by the `<mac>/` first
+//! component of the file it asked for (DHCP hands loaders out under that path,
+//! [`crate::boot::urls::tftp_loader`]); a transfer without one belongs to no machine.
 //!
-//! Plain values only; sending them is the server's job, keeping them the store's.
+//! Plain values only: no clock (the caller passes the time), no socket, no store.
+//! Sending them is the server's job, keeping them the store's.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::boot::urls::parse_tftp_loader;
+use crate::boot::{BootEvent, EventDetail, LoaderSent, Mac, Report, Via};
+
 /// One finished, refused or abandoned read request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferEvent {
-    /// The client's address and port (its IP identifies the machine to the DHCP side).
+    /// The client's address and port (recorded as the event's peer).
     pub peer: SocketAddr,
-    /// The file name as the client asked for it.
+    /// The file name as the client asked for it (`<mac>/<loader>` when DHCP named it).
     pub file: String,
     pub outcome: TransferOutcome,
 }
@@ -45,5 +52,104 @@ impl TransferEvent {
     /// True for a completed transfer.
     pub fn is_completed(&self) -> bool {
         matches!(self.outcome, TransferOutcome::Completed { .. })
+    }
+
+    /// The machine whose loader was fully delivered (to mark in the loader ledger).
+    pub fn delivered_to(&self) -> Option<Mac> {
+        let (mac, _) = parse_tftp_loader(&self.file);
+        mac.filter(|_| self.is_completed())
+    }
+
+    /// The boot event this transfer means for the machine named in its path, at `at_ms`:
+    /// `loader-sent` when it completed, `failed` on a timeout, refusal or I/O error, and
+    /// none for a client's ERROR (how PXE firmware ends its `tsize` probe, not a failure)
+    /// or a shutdown.
+    pub fn boot_event(&self, at_ms: i64) -> Option<BootEvent> {
+        let (Some(mac), served) = parse_tftp_loader(&self.file) else {
+            return None;
+        };
+        let detail = match &self.outcome {
+            TransferOutcome::Completed { bytes, elapsed } => EventDetail::LoaderSent(LoaderSent {
+                file: served.to_string(),
+                bytes: *bytes,
+                seconds: elapsed.as_secs_f64(),
+            }),
+            TransferOutcome::Aborted {
+                reason: AbortReason::ClientError { .. } | AbortReason::Shutdown,
+            } => return None,
+            TransferOutcome::Aborted { reason } => EventDetail::Failed(Report {
+                file: Some(served.to_string()),
+                ..Report::reason(format!("TFTP transfer failed: {reason:?}"))
+            }),
+        };
+        Some(BootEvent {
+            at_ms,
+            mac,
+            manifest: None,
+            via: Via::Tftp,
+            peer: Some(self.peer.ip()),
+            detail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::BootStage;
+
+    fn ev(file: &str, outcome: TransferOutcome) -> TransferEvent {
+        TransferEvent {
+            peer: "10.0.0.7:2000".parse().unwrap(),
+            file: file.into(),
+            outcome,
+        }
+    }
+
+    const MAC: Mac = Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+    #[test]
+    fn a_completed_loader_is_loader_sent_for_the_mac_in_its_path() {
+        let done = TransferOutcome::Completed {
+            bytes: 70_000,
+            elapsed: Duration::from_millis(250),
+        };
+        let e = ev("52-54-00-12-34-56/undionly.kpxe", done.clone());
+        assert_eq!(e.delivered_to(), Some(MAC));
+        let b = e.boot_event(7).unwrap();
+        assert_eq!((b.at_ms, b.mac, b.via), (7, MAC, Via::Tftp));
+        assert_eq!(b.peer, Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(
+            b.detail,
+            EventDetail::LoaderSent(LoaderSent {
+                file: "undionly.kpxe".into(),
+                bytes: 70_000,
+                seconds: 0.25
+            })
+        );
+        // No machine in the path: no event, nothing to mark.
+        let plain = ev("undionly.kpxe", done);
+        assert_eq!((plain.delivered_to(), plain.boot_event(7)), (None, None));
+    }
+
+    #[test]
+    fn failures_are_events_probes_and_shutdowns_are_not() {
+        let abort = |reason| TransferOutcome::Aborted { reason };
+        let f = ev("52-54-00-12-34-56/snponly.efi", abort(AbortReason::Timeout));
+        assert_eq!(f.delivered_to(), None);
+        let b = f.boot_event(1).unwrap();
+        assert_eq!(b.stage(), BootStage::Failed);
+        let r = b.detail.as_report().unwrap();
+        assert_eq!(r.file.as_deref(), Some("snponly.efi"));
+        assert_eq!(r.reason.as_deref(), Some("TFTP transfer failed: Timeout"));
+        for quiet in [
+            AbortReason::ClientError {
+                code: 8,
+                message: "tsize".into(),
+            },
+            AbortReason::Shutdown,
+        ] {
+            assert_eq!(ev("52-54-00-12-34-56/x", abort(quiet)).boot_event(1), None);
+        }
     }
 }

@@ -228,17 +228,10 @@ fn io_refusal(name: &str, e: std::io::Error) -> TftpError {
     }
 }
 
-/// Splits a leading `<mac-hyphenated>/` client component off a requested name.
+/// Splits a leading `<mac-hyphenated>/` client component off a requested name
+/// ([`crate::boot::urls::parse_tftp_loader`], the inverse of what DHCP hands out).
 pub fn client_prefix(name: &str) -> (Option<crate::boot::Mac>, &str) {
-    let trimmed = name.strip_prefix('/').unwrap_or(name);
-    if let Some((first, rest)) = trimmed.split_once('/')
-        && first.len() == 17
-        && first.as_bytes().get(2) == Some(&b'-')
-        && let Ok(mac) = first.parse()
-    {
-        return (Some(mac), rest);
-    }
-    (None, name)
+    crate::boot::urls::parse_tftp_loader(name)
 }
 
 /// Checks a requested name and turns it into a path relative to the root, without

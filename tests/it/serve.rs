@@ -321,6 +321,9 @@ fn http_serves_scripts_blobs_and_reports() {
     assert_eq!(ev[3]["manifest"], manifest.as_str());
     assert_eq!(ev[3]["detail"]["root_sha256"], root_hex);
     assert_eq!(ev[4]["detail"]["reason"], "root image sha256 mismatch");
+    let vias: Vec<&str> = ev.iter().map(|e| e["via"].as_str().unwrap()).collect();
+    assert_eq!(vias, ["tftp", "http", "http", "http", "http"], "{events}");
+    assert!(ev.iter().all(|e| e["peer"] == "127.0.0.1"), "{events}");
     let shown = env.ok(&["machine", "show", "n1"]);
     assert!(shown.contains("timeline (5 event(s)"), "{shown}");
 }
@@ -618,10 +621,13 @@ fn cached_scripts_follow_a_repin() {
             .all(|e| e["detail"]["version"] == "2"),
         "{ev:?}"
     );
+    // The requester is a column of its own; the cached detail is reused as is.
     assert!(
-        ev.iter().all(|e| e["detail"]["peer"] == "127.0.0.1"),
+        ev.iter()
+            .all(|e| e["peer"] == "127.0.0.1" && e["via"] == "http"),
         "{ev:?}"
     );
+    assert!(ev.iter().all(|e| e["detail"]["peer"].is_null()), "{ev:?}");
     assert!(
         ev.iter().all(|e| e["detail"]["rule"] == "default"),
         "{ev:?}"

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
+pub use crate::boot::LeaseState;
 use crate::boot::Mac;
 
 /// Index of a subnet in the configuration's `dhcp.subnets`.
@@ -27,17 +28,6 @@ impl Default for LeaseTimers {
             decline_quarantine: Duration::from_secs(600),
         }
     }
-}
-
-/// What a persisted record means.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LeaseState {
-    /// Given to `mac` until `expires` (after that: free, but remembered for `mac`).
-    Bound,
-    /// Given back by `mac` at `expires`: free, remembered for `mac`.
-    Released,
-    /// `mac` said the address is in use by someone else: out of circulation until `expires`.
-    Declined,
 }
 
 /// One persisted record; at most one per address.

@@ -83,7 +83,11 @@ impl World {
             source: SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 50), 4011),
         };
         let t = (self.mode == DhcpMode::Full).then_some(&mut self.table);
-        decide(r, &ctx, d, t, recent, now())
+        let asks = matches!(
+            r.message_type,
+            MessageType::Discover | MessageType::Request | MessageType::Inform
+        );
+        decide(r, &ctx, asks.then_some(d), t, recent, now())
     }
 }
 
@@ -299,14 +303,17 @@ fn plain_and_local_clients_get_address_without_file() {
 #[test]
 fn ignored_machine_gets_nothing() {
     let mut w = World::new(DhcpMode::Full);
+    let none = IgnoreReason::PinnedNone {
+        target: "default".into(),
+    };
     let d = Decision::Ignore {
-        reason: "pinned to none".into(),
+        reason: none.clone(),
     };
     let o = w.run(&req(MessageType::Discover, pxe(Firmware::Bios)), &d, false);
     assert_eq!(
         o.action,
         Action::Ignore {
-            reason: "pinned to none".into(),
+            reason: DhcpIgnore::Inventory(none),
             event: true
         }
     );
@@ -434,7 +441,9 @@ fn pool_exhaustion_is_an_ignore_with_reason() {
         &boot(),
         false,
     );
-    assert!(matches!(o.action, Action::Ignore { ref reason, .. } if reason.contains("in use")));
+    assert!(
+        matches!(o.action, Action::Ignore { ref reason, .. } if reason.to_string().contains("in use"))
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Golden tests of rendered scripts, including injection attempts.
 
 use super::*;
-use crate::boot::{Arch, Digest, Firmware};
-use crate::inventory::Candidate;
+use crate::boot::IgnoreReason;
+use crate::boot::{Arch, BlobRef, Digest, Firmware};
+use crate::inventory::{Candidate, CandidateOutcome};
 
 fn blob(s: &str, name: &str) -> BlobRef {
     BlobRef {
@@ -20,7 +21,7 @@ fn selection(decision: Decision) -> Selection {
         candidates: vec![Candidate {
             target: "machine:n1".into(),
             reference: "demo@1".into(),
-            outcome: "won".into(),
+            outcome: CandidateOutcome::Won,
         }],
         resolved: None,
         decision,
@@ -72,11 +73,13 @@ fn local_and_ignore_scripts() {
         "#!ipxe\necho tabula: 52:54:00:00:00:01 boots from local disk (machine:n1 -> demo@1)\nexit 0\n"
     );
     let sel = selection(Decision::Ignore {
-        reason: "evil\nshell\n${x}".into(),
+        reason: IgnoreReason::PinnedNone {
+            target: "evil\nshell\n${x}".into(),
+        },
     });
     assert_eq!(
         render(&sel, "http://x").unwrap(),
-        "#!ipxe\necho tabula: not booting 52:54:00:00:00:01: evil?shell??{x}\nexit 1\n"
+        "#!ipxe\necho tabula: not booting 52:54:00:00:00:01: pinned to none by evil?shell??{x}\nexit 1\n"
     );
 }
 
