@@ -57,7 +57,7 @@ pub(super) async fn run(a: &LabArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     let bad = report
         .machines
         .iter()
-        .filter(|m| m.verdict != lab::timeline::Verdict::Booted)
+        .filter(|m| m.verdict != lab::summary::Verdict::Booted)
         .count();
     if bad > 0 {
         anyhow::bail!(

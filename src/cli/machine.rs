@@ -152,6 +152,18 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
                     super::explain::summary(&b.selection)
                 );
             }
+            if let Some(t) = &view.last_boot {
+                let how = match &t.outcome {
+                    crate::events::timeline::Outcome::Pending => "in progress or unreported".into(),
+                    crate::events::timeline::Outcome::Booted(d) => format!("booted {d}"),
+                    crate::events::timeline::Outcome::Failed(r) => format!("failed: {r}"),
+                };
+                println!(
+                    "  last boot {} {}, {how}",
+                    super::time(t.start_ms),
+                    t.stages_text()
+                );
+            }
             if !m.macs.is_empty() {
                 println!(
                     "timeline ({} event(s), the latest {SHOW_EVENTS} at most):",

@@ -12,6 +12,7 @@ mod follow;
 mod hub;
 pub mod retention;
 mod sink;
+pub mod timeline;
 mod writer;
 
 pub use follow::{Filter, Follower};

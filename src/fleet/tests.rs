@@ -300,6 +300,11 @@ async fn the_machine_view_reads_a_bounded_history() {
     let got: Vec<i64> = v.recent.iter().map(|r| r.event.at_ms).collect();
     assert_eq!(got, [90, 92, 94, 96, 98]);
     assert_eq!(v.boots.len(), 2);
+    let last = v.last_boot.expect("a boot in the view");
+    assert_eq!(
+        (last.start_ms, last.outcome),
+        (90, crate::events::timeline::Outcome::Pending)
+    );
     let all = e.fleet.store().recent_events(None, 3).await.unwrap();
     assert_eq!(
         all.iter().map(|r| r.event.at_ms).collect::<Vec<_>>(),

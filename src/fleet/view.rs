@@ -3,6 +3,7 @@
 
 use super::{Fleet, FleetError};
 use crate::boot::Firmware;
+use crate::events::timeline::{self, Timeline};
 use crate::inventory::{Facts, Selection, select};
 use crate::store::{EventRow, Machine};
 
@@ -22,6 +23,8 @@ pub struct MachineView {
     pub boots: Vec<Boots>,
     /// Its first MAC's latest events, oldest first (at most the limit asked for).
     pub recent: Vec<EventRow>,
+    /// Its latest boot among those events, stage by stage.
+    pub last_boot: Option<Timeline>,
 }
 
 impl Fleet {
@@ -45,10 +48,13 @@ impl Fleet {
             }
             recent = self.store().recent_events(Some(*mac), events).await?;
         }
+        let events: Vec<_> = recent.iter().map(|r| r.event.clone()).collect();
+        let last_boot = timeline::last_boot(&events);
         Ok(MachineView {
             machine,
             boots,
             recent,
+            last_boot,
         })
     }
 }

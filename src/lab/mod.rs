@@ -6,7 +6,8 @@
 //! namespace, bridge `tabr0` at 10.77.0.1/24 and one tap per VM; removed on drop),
 //! [`serve`] (`tabula serve` as a child inside the namespace), [`qemu`] (the VM command
 //! lines of shared/netboot-lab.md §3 and the running VMs, their consoles streamed),
-//! [`timeline`] (pure: boot events → seconds per stage and the verdict), and [`session`]
+//! [`summary`] (the verdict and summary line; the stage arithmetic is
+//! [`crate::events::timeline`]), and [`session`]
 //! (the run that ties them together and always cleans up, also on Ctrl-C).
 //!
 //! Must not: touch any interface outside the namespace it creates, or kill a process it
@@ -18,7 +19,7 @@ pub mod prereq;
 pub mod qemu;
 pub mod serve;
 pub mod session;
-pub mod timeline;
+pub mod summary;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,8 +27,8 @@ use std::str::FromStr;
 
 use crate::boot::Mac;
 
+pub use crate::events::timeline::{Outcome, Timeline};
 pub use session::{Options, Report, run};
-pub use timeline::{Outcome, Timeline};
 
 /// What can stop the lab before or while it runs. Each message is the one line the
 /// operator sees.

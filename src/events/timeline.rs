@@ -1,5 +1,6 @@
-//! One lab machine's boot, read from its boot events (pure): when each stage ended, the
-//! seconds each took, what it concluded, and the summary line `tabula lab` ends with.
+//! One machine's boot, read from its boot events (pure): when each stage ended, the
+//! seconds each took and what it concluded. Shared by every consumer that shows a boot
+//! (`tabula lab`'s summary, the machine view, the coming API and dashboard).
 //!
 //! Stages and the event that ends each (the first of its kind after the VM started):
 //! `dhcp` (the first `dhcp-ack`, proxy or not; else the first `dhcp-offer`), `loader`
@@ -40,7 +41,7 @@ pub enum Outcome {
 pub struct Timeline {
     /// Unix ms when each stage ended, in [`STAGES`] order.
     pub ends: [Option<i64>; 6],
-    /// Unix ms the VM started.
+    /// Unix ms the boot started (a VM start, or the first event of an attempt).
     pub start_ms: i64,
     pub outcome: Outcome,
     /// The latest `failed` report, `stage: reason`, final or not.
@@ -139,6 +140,31 @@ impl Timeline {
     }
 }
 
+/// The latest boot in `events` (one MAC's, oldest first): the events after the last
+/// boot that concluded before it (a `booted` report or a final failure), timed from its
+/// first event. `None` without events. A boot still going shows `Outcome::Pending`.
+pub fn last_boot(events: &[BootEvent]) -> Option<Timeline> {
+    let concluded = |e: &BootEvent| match e.stage() {
+        BootStage::Booted => true,
+        BootStage::Failed => failure(&e.detail).2,
+        _ => false,
+    };
+    // The last conclusion; the boot it ends starts after the conclusion before it.
+    let end = events.iter().rposition(concluded);
+    let (from, to) = match end {
+        // Events after the last conclusion: a boot in progress.
+        Some(e) if e + 1 < events.len() => (e + 1, events.len()),
+        Some(e) => (
+            events[..e].iter().rposition(concluded).map_or(0, |p| p + 1),
+            e + 1,
+        ),
+        None => (0, events.len()),
+    };
+    let boot = &events[from..to];
+    let start = boot.first()?.at_ms;
+    Some(Timeline::read(start, boot))
+}
+
 /// A failure's reason, the initramfs stage it happened in, and whether it was final (a
 /// detail that did not fit the schema is read by its keys).
 fn failure(d: &EventDetail) -> (Option<String>, Option<String>, bool) {
@@ -159,65 +185,6 @@ fn failure(d: &EventDetail) -> (Option<String>, Option<String>, bool) {
 #[allow(clippy::cast_precision_loss)] // milliseconds of one boot: far below 2^52
 fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
-}
-
-/// How one machine's run ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Booted the pinned image.
-    Booted,
-    /// Booted something else (name@version or digest).
-    WrongImage(String),
-    /// The initramfs reported that it gave up.
-    Failed(String),
-    /// QEMU ended without a `booted` report.
-    Exited(Option<String>),
-    /// No conclusion before `--timeout`.
-    Timeout(Option<String>),
-    /// Stopped because another machine failed (no `--keep-going`).
-    Stopped,
-}
-
-impl Verdict {
-    /// The one-word result, then details (if any).
-    fn parts(&self) -> (&'static str, Option<String>) {
-        let last = |l: &Option<String>| l.as_ref().map(|r| format!("last failure: {r}"));
-        match self {
-            Verdict::Booted => ("booted", None),
-            Verdict::WrongImage(what) => ("wrong-image", Some(format!("booted {what}"))),
-            Verdict::Failed(r) => ("failed", Some(r.clone())),
-            Verdict::Exited(l) => (
-                "exited",
-                last(l).or(Some("QEMU ended without a booted report".into())),
-            ),
-            Verdict::Timeout(l) => ("timeout", last(l)),
-            Verdict::Stopped => (
-                "stopped",
-                Some("another machine failed (use --keep-going to wait for every machine)".into()),
-            ),
-        }
-    }
-}
-
-/// `summary NAME MAC FIRMWARE IMAGE@VERSION RESULT dhcp=…s … total=…s[ — DETAIL]`.
-pub fn summary_line(
-    name: &str,
-    mac: &str,
-    firmware: &str,
-    image: &str,
-    verdict: &Verdict,
-    timeline: &Timeline,
-) -> String {
-    let (word, detail) = verdict.parts();
-    let mut s = format!(
-        "summary {name} {mac} {firmware} {image} {word} {}",
-        timeline.stages_text()
-    );
-    if let Some(d) = detail {
-        s.push_str(" — ");
-        s.push_str(&d);
-    }
-    s
 }
 
 #[cfg(test)]
@@ -332,41 +299,18 @@ mod tests {
     }
 
     #[test]
-    fn summary_lines() {
-        let t = Timeline::read(0, &boot(0));
-        assert_eq!(
-            summary_line(
-                "bios-1",
-                "52:54:00:77:01:01",
-                "bios",
-                "demo@1",
-                &Verdict::Booted,
-                &t
-            ),
-            "summary bios-1 52:54:00:77:01:01 bios demo@1 booted dhcp=2.5s loader=0.5s script=5.0s \
-             kernel+initrd=1.5s root=10.9s booted=2.6s total=23.0s"
-        );
-        let empty = Timeline::read(0, &[]);
-        let s = summary_line(
-            "uefi-1",
-            "m",
-            "uefi",
-            "demo@2",
-            &Verdict::Timeout(None),
-            &empty,
-        );
-        assert!(s.ends_with("uefi demo@2 timeout dhcp=- loader=- script=- kernel+initrd=- root=- booted=- total=-"), "{s}");
-        let s = summary_line(
-            "b",
-            "m",
-            "bios",
-            "x@1",
-            &Verdict::Failed("verify: bad".into()),
-            &empty,
-        );
-        assert!(
-            s.contains(" failed ") && s.ends_with(" — verify: bad"),
-            "{s}"
-        );
+    fn the_last_boot_is_cut_at_the_conclusion_before_it() {
+        let mut events = boot(0);
+        let second: Vec<BootEvent> = boot(100_000);
+        events.extend(second.iter().cloned());
+        let t = last_boot(&events).unwrap();
+        assert_eq!(t.start_ms, second[0].at_ms);
+        assert_eq!(t, Timeline::read(second[0].at_ms, &second));
+        // A third boot that has only begun: it is the last one, still pending.
+        let started = ev(300_000, BootStage::DhcpAck, serde_json::json!({}));
+        events.push(started.clone());
+        let t = last_boot(&events).unwrap();
+        assert_eq!((t.start_ms, &t.outcome), (started.at_ms, &Outcome::Pending));
+        assert!(last_boot(&[]).is_none());
     }
 }
