@@ -26,10 +26,12 @@ mod digest;
 mod event;
 mod firmware;
 mod mac;
+mod machine;
 mod plan;
 
 pub use digest::{Digest, DigestError};
 pub use event::{BootEvent, BootStage, EventText};
 pub use firmware::{Arch, Firmware, FirmwareError};
 pub use mac::{Mac, MacError};
+pub use machine::Machine;
 pub use plan::{BlobRef, BootPlan};

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::{Ctx, table, time};
 use crate::boot::Mac;
-use crate::store::Machine;
+use crate::boot::Machine;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MachineCmd {

@@ -16,8 +16,9 @@ use super::pin::{PinRef, PinTarget};
 use super::snapshot::{Pin, Settings, Snapshot, Version};
 use super::{InventoryError, pin};
 use crate::boot::Digest;
+use crate::boot::Machine;
 use crate::images::{BlobStore, Manifest};
-use crate::store::{Machine, Store};
+use crate::store::Store;
 
 /// The inventory as a running service sees it.
 #[derive(Debug)]
