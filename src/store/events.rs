@@ -17,7 +17,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, Writer};
+use super::{Dialect, Store, StoreError, Writer};
 use crate::boot::{BootEvent, EventText, Mac};
 
 /// Rows per INSERT statement, largest first; a batch is split greedily (1 must be last).
@@ -26,16 +26,16 @@ pub const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
 /// Parameters per event row.
 const COLUMNS: usize = 5;
 
-/// The INSERT texts for [`ROWS_PER_INSERT`].
-static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
+/// The INSERT texts for [`ROWS_PER_INSERT`], per dialect (placeholders differ).
+static INSERTS: LazyLock<[Vec<(usize, String)>; 2]> =
+    LazyLock::new(|| [inserts(Dialect::Sqlite), inserts(Dialect::Postgres)]);
+
+fn inserts(dialect: Dialect) -> Vec<(usize, String)> {
     ROWS_PER_INSERT
         .iter()
         .map(|&n| {
             let rows: Vec<String> = (0..n)
-                .map(|r| {
-                    let p: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
-                    format!("({})", p.join(", "))
-                })
+                .map(|r| format!("({})", dialect.placeholders(1 + r * COLUMNS, COLUMNS)))
                 .collect();
             (
                 n,
@@ -46,7 +46,7 @@ static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
             )
         })
         .collect()
-});
+}
 
 /// Rows one retention statement deletes at most ([`Store::delete_events_before`]).
 const DELETE_CHUNK: u64 = 1000;
@@ -106,12 +106,16 @@ impl Store {
             return Ok(ids);
         }
         let mut tx = self.begin_for(Writer::Events).await?;
+        let inserts = &INSERTS[match self.dialect {
+            Dialect::Sqlite => 0,
+            Dialect::Postgres => 1,
+        }];
         let mut rest = events;
         while !rest.is_empty() {
-            let (rows, sql) = INSERTS
+            let (rows, sql) = inserts
                 .iter()
                 .find(|(rows, _)| *rows <= rest.len())
-                .unwrap_or(&INSERTS[INSERTS.len() - 1]);
+                .unwrap_or(&inserts[inserts.len() - 1]);
             let (chunk, after) = rest.split_at((*rows).min(rest.len()));
             let mut q = sqlx::query(sql.as_str());
             for e in chunk {

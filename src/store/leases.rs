@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreError, Writer};
+use super::{Dialect, Store, StoreError, Writer};
 use crate::boot::Mac;
 
 /// One stored lease.
@@ -47,20 +47,11 @@ impl LeaseWrite {
 /// PostgreSQL's 65535 parameters).
 const CHUNK: usize = 500;
 
-/// `$from, $from+1, …` for `n` parameters. Written by hand rather than with sqlx's
-/// `QueryBuilder`, which spells placeholders `?` under the `Any` driver (PostgreSQL
-/// wants `$n`; SQLite takes `$n` too).
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The upsert of `rows` leases, 5 parameters a row.
-fn upsert_sql(rows: usize) -> String {
+/// The upsert of `rows` leases, 5 parameters a row. Written by hand rather than with
+/// sqlx's `QueryBuilder`, which spells every placeholder `?` under the `Any` driver.
+fn upsert_sql(dialect: Dialect, rows: usize) -> String {
     let values: Vec<String> = (0..rows)
-        .map(|r| format!("({})", placeholders(1 + 5 * r, 5)))
+        .map(|r| format!("({})", dialect.placeholders(1 + 5 * r, 5)))
         .collect();
     format!(
         "INSERT INTO leases (address, mac, state, expires_ms, updated_ms) VALUES {} \
@@ -91,7 +82,7 @@ impl Store {
         let now = super::now_ms();
         let mut tx = self.begin_for(Writer::Leases).await?;
         for chunk in upserts.chunks(CHUNK) {
-            let mut q = sqlx::query(AssertSqlSafe(upsert_sql(chunk.len())));
+            let mut q = sqlx::query(AssertSqlSafe(upsert_sql(self.dialect, chunk.len())));
             for r in chunk {
                 q = q
                     .bind(r.address.to_string())
@@ -105,7 +96,7 @@ impl Store {
         for chunk in removes.chunks(CHUNK) {
             let mut q = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM leases WHERE address IN ({})",
-                placeholders(1, chunk.len())
+                self.dialect.placeholders(1, chunk.len())
             )));
             for a in chunk {
                 q = q.bind(a.to_string());
