@@ -3,9 +3,10 @@
 //! [`LeaseTable`] → lease changes through the group commit ([`super::commit`]) → send.
 //!
 //! Replies that change no lease (OFFER, NAK, proxy replies, INFORM) are sent at once; an
-//! ACK that binds or renews waits for its commit. The lease table is restored from the
-//! lease log (the store, passed in as a [`LeaseLog`]) at start. The inventory snapshot is refreshed every [`SNAPSHOT_REFRESH`], so a
-//! `pin set` reaches DHCP within about a second without a store query per packet.
+//! ACK that binds or renews waits for its commit. The lease table is restored at start
+//! from the lease log (the store, passed in as a [`LeaseLog`]). The inventory snapshot is
+//! refreshed every [`SNAPSHOT_REFRESH`], so a `pin set` reaches DHCP within about a
+//! second without a store query per packet.
 //! Boot events (DhcpOffer, DhcpAck, Ignored) are recorded for netboot clients (PXE, HTTP
 //! boot, iPXE) only: renewals of running systems would flood the boot history.
 //! Must not import the TFTP or HTTP front ends.
