@@ -158,13 +158,14 @@ impl Bound {
     }
 }
 
-/// Runs until `shutdown` is cancelled, then shuts down gracefully.
+/// Runs on `store` (opened by the caller, so tests can hand in any) until `shutdown` is
+/// cancelled, then shuts down gracefully and closes the store.
 pub async fn run(
     config: Config,
+    store: Store,
     bound: Bound,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
-    let store = Store::open(&config.store_url).await?;
     let blobs = BlobStore::open(&config.blob_dir())?;
     let inventory = Arc::new(
         Inventory::new(
@@ -253,8 +254,10 @@ pub async fn run(
         );
         let ledger = ledger.clone();
         let sockets = bound.dhcp;
+        let lease_log = store.clone();
         tasks.spawn(async move {
-            if let Err(e) = dhcp::server::run(cfg, sockets, inv, ev, ledger, stop).await {
+            if let Err(e) = dhcp::server::run(cfg, sockets, inv, lease_log, ev, ledger, stop).await
+            {
                 tracing::error!(error = %e, "DHCP server failed");
             }
         });

@@ -18,6 +18,7 @@ APT_PACKAGES=(
   isc-dhcp-client  # dhclient
   debootstrap  # a real Debian root for `tabula image build` (images/debian/, tests/it/build_debian.rs)
   squashfs-tools cpio zstd  # unsquashfs, cpio, zstd read back built images (tests/it/build.rs)
+  postgresql  # initdb + pg_ctl: the throw-away cluster of the PostgreSQL store tests (src/store/testing.rs)
 )
 
 missing=()

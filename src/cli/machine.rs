@@ -8,8 +8,8 @@ use clap::Subcommand;
 
 use super::{Ctx, table, time};
 use crate::boot::Mac;
+use crate::boot::Machine;
 use crate::fleet::LabelChange;
-use crate::store::Machine;
 
 /// How many of a machine's latest events `machine show` prints.
 const SHOW_EVENTS: i64 = 20;

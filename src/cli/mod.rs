@@ -161,13 +161,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let config = load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
+            let store = Store::open(&config.store_url).await?;
             let bound = crate::daemon::Bound::from_config(&config).await?;
             for line in bound.describe() {
                 println!("listening: {line}");
             }
             let token = tokio_util::sync::CancellationToken::new();
             crate::daemon::cancel_on_signals(token.clone());
-            crate::daemon::run(config, bound, token).await?;
+            crate::daemon::run(config, store, bound, token).await?;
             println!("stopped");
             Ok(())
         }

@@ -173,3 +173,24 @@ fn data_dir_override_wins() {
     let c = Config::parse("[server]\ndata_dir=\"/a\"\n", "t", None).unwrap();
     assert_eq!(c.data_dir, Path::new("/a"));
 }
+
+#[test]
+fn store_url_takes_sqlite_and_postgres() {
+    for url in [
+        "sqlite:///var/lib/tabula/tabula.db",
+        "sqlite:tabula.db",
+        "postgres://tabula@db.example/tabula",
+        "postgresql://tabula:secret@127.0.0.1:5432/tabula",
+        "postgres://postgres@localhost/tabula?host=/run/postgresql",
+    ] {
+        let c = Config::parse(&format!("[store]\nurl = \"{url}\"\n"), "t", None)
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.store_url, url);
+    }
+    let e = Config::parse("[store]\nurl = \"mysql://db/tabula\"\n", "t", None).unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("store.url") && s.contains("sqlite://PATH or postgres://"),
+        "{s}"
+    );
+}

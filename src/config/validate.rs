@@ -29,11 +29,19 @@ pub(super) fn validate(
         .or(f.server.data_dir)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let store_url = match f.store.url {
-        Some(u) if u.starts_with("sqlite://") || u.starts_with("sqlite:") => u,
+        Some(u)
+            if u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://") =>
+        {
+            u
+        }
         Some(u) => {
             return Err(bad(
                 "store.url",
-                format!("unsupported store {u:?}: only sqlite:// URLs are built in"),
+                format!(
+                    "unsupported store {u:?}: sqlite://PATH or postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE"
+                ),
             ));
         }
         None => format!("sqlite://{}", data_dir.join("tabula.db").display()),

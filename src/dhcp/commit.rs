@@ -7,7 +7,12 @@
 //! hundreds in a boot storm, and the fsync cost is shared. If the commit fails, the
 //! replies are NOT sent (the clients retry): an ACK never promises a lease that a crash
 //! could lose. Also converts the allocator's records to store rows and back.
+//!
+//! The committer sees the store only as a [`LeaseLog`] (which [`Store`] implements), so
+//! tests run it against a log that fails on purpose. It must not retry a failed batch:
+//! the replies are dropped and the clients' retransmissions bring the changes again.
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,7 +21,38 @@ use tokio::sync::mpsc;
 
 use super::lease::{Lease, LeaseChange};
 use super::socket::DhcpSocket;
-use crate::store::{LeaseRow, LeaseWrite, Store};
+use crate::store::{LeaseRow, LeaseWrite, Store, StoreError};
+
+/// Where leases are made durable: the store, or a fake in tests.
+pub trait LeaseLog: Send + Sync + 'static {
+    /// Applies a batch of writes, all or nothing; `Ok` only once they are durable.
+    fn write_leases(
+        &self,
+        writes: &[LeaseWrite],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every stored lease (read once, when the DHCP service starts).
+    fn leases(&self) -> impl Future<Output = Result<Vec<LeaseRow>, StoreError>> + Send;
+}
+
+impl LeaseLog for Store {
+    fn write_leases(
+        &self,
+        writes: &[LeaseWrite],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        Store::write_leases(self, writes)
+    }
+
+    fn leases(&self) -> impl Future<Output = Result<Vec<LeaseRow>, StoreError>> + Send {
+        Store::leases(self)
+    }
+}
+
+/// A reply that is sent once the commit it waits for is durable.
+pub trait Reply: Send + 'static {
+    /// Sends it (best effort: UDP).
+    fn send(self) -> impl Future<Output = ()> + Send;
+}
 
 /// A reply ready to go out of `sock`.
 #[derive(Debug)]
@@ -41,19 +77,25 @@ impl Outgoing {
     }
 }
 
+impl Reply for Outgoing {
+    fn send(self) -> impl Future<Output = ()> + Send {
+        Outgoing::send(self)
+    }
+}
+
 /// Changes to persist, then (maybe) a reply to send.
 #[derive(Debug)]
-pub struct Pending {
+pub struct Pending<R = Outgoing> {
     pub changes: Vec<LeaseChange>,
-    pub reply: Option<Outgoing>,
+    pub reply: Option<R>,
 }
 
 /// Largest number of pendings folded into one transaction.
 const MAX_BATCH: usize = 4096;
 
 /// Runs until every sender is dropped, committing and sending what is queued.
-pub async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(256);
+pub async fn run<L: LeaseLog, R: Reply>(log: L, mut rx: mpsc::Receiver<Pending<R>>) {
+    let mut batch: Vec<Pending<R>> = Vec::with_capacity(256);
     let mut writes: Vec<LeaseWrite> = Vec::with_capacity(256);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -64,7 +106,7 @@ pub async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
             }
         }
         writes.extend(batch.iter().flat_map(|p| p.changes.iter().map(to_write)));
-        let ok = match store.write_leases(&writes).await {
+        let ok = match log.write_leases(&writes).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, leases = writes.len(), "cannot persist leases: their ACKs are not sent");
@@ -115,8 +157,105 @@ pub fn from_row(r: &LeaseRow) -> Lease {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
     use crate::boot::{LeaseState, Mac};
+
+    /// A lease log whose first `fail` writes fail; reports every attempt.
+    struct FlakyLog {
+        fail: Mutex<usize>,
+        durable: Mutex<Vec<LeaseWrite>>,
+        attempts: mpsc::UnboundedSender<usize>,
+    }
+
+    impl LeaseLog for Arc<FlakyLog> {
+        async fn write_leases(&self, writes: &[LeaseWrite]) -> Result<(), StoreError> {
+            let failed = {
+                let mut fail = self.fail.lock().unwrap();
+                let failed = *fail > 0;
+                *fail = fail.saturating_sub(1);
+                failed
+            };
+            if !failed {
+                self.durable.lock().unwrap().extend_from_slice(writes);
+            }
+            let _ = self.attempts.send(writes.len());
+            if failed {
+                return Err(StoreError::Sql(sqlx::Error::Io(std::io::Error::other(
+                    "disk full (injected)",
+                ))));
+            }
+            Ok(())
+        }
+
+        async fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A reply that records its number when sent.
+    struct Ack(u8, mpsc::UnboundedSender<u8>);
+
+    impl Reply for Ack {
+        async fn send(self) {
+            let _ = self.1.send(self.0);
+        }
+    }
+
+    fn bind(n: u8) -> Vec<LeaseChange> {
+        vec![LeaseChange::Upsert(Lease {
+            ip: Ipv4Addr::new(10, 0, 0, n),
+            mac: Mac([2, 0, 0, 0, 0, n]),
+            state: LeaseState::Bound,
+            expires: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        })]
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_sends_no_ack_and_the_next_one_does() {
+        let (attempts_tx, mut attempts) = mpsc::unbounded_channel();
+        let log = Arc::new(FlakyLog {
+            fail: Mutex::new(1),
+            durable: Mutex::new(Vec::new()),
+            attempts: attempts_tx,
+        });
+        let (sent_tx, mut sent) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(16);
+        // Queued before the committer starts, so both land in its first batch.
+        for n in [1, 2] {
+            tx.send(Pending {
+                changes: bind(n),
+                reply: Some(Ack(n, sent_tx.clone())),
+            })
+            .await
+            .unwrap();
+        }
+        let committer = tokio::spawn(run(log.clone(), rx));
+        assert_eq!(attempts.recv().await, Some(2), "one batch of two writes");
+        assert!(log.durable.lock().unwrap().is_empty());
+
+        tx.send(Pending {
+            changes: bind(3),
+            reply: Some(Ack(3, sent_tx.clone())),
+        })
+        .await
+        .unwrap();
+        tx.send(Pending {
+            changes: Vec::new(),
+            reply: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(sent.recv().await, Some(3), "the next commit's ACK goes out");
+        drop(tx);
+        committer.await.unwrap();
+        drop(sent_tx);
+        // Nothing else was ever sent: the failed batch's ACKs were dropped, not delayed.
+        assert_eq!(sent.recv().await, None);
+        let durable = log.durable.lock().unwrap().clone();
+        assert_eq!(durable, bind(3).iter().map(to_write).collect::<Vec<_>>());
+    }
 
     #[test]
     fn row_round_trip() {

@@ -3,9 +3,10 @@
 //! [`LeaseTable`] → lease changes through the group commit ([`super::commit`]) → send.
 //!
 //! Replies that change no lease (OFFER, NAK, proxy replies, INFORM) are sent at once; an
-//! ACK that binds or renews waits for its commit. The lease table is restored from the
-//! store at start. The inventory snapshot is refreshed every [`SNAPSHOT_REFRESH`], so a
-//! `pin set` reaches DHCP within about a second without a store query per packet.
+//! ACK that binds or renews waits for its commit. The lease table is restored at start
+//! from the lease log (the store, passed in as a [`LeaseLog`]). The inventory snapshot is
+//! refreshed every [`SNAPSHOT_REFRESH`], so a `pin set` reaches DHCP within about a
+//! second without a store query per packet.
 //! Boot events (DhcpOffer, DhcpAck, Ignored) are recorded for netboot clients (PXE, HTTP
 //! boot, iPXE) only: renewals of running systems would flood the boot history.
 //! Must not import the TFTP or HTTP front ends.
@@ -19,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::commit::{self, Outgoing, Pending};
+use super::commit::{self, LeaseLog, Outgoing, Pending};
 use super::lease::{LeaseTable, LeaseTimers};
 use super::ledger::LoaderLedger;
 use super::policy::{Action, Context, Port, decide, is_netboot};
@@ -32,7 +33,7 @@ use crate::boot::{BootEvent, BootFileKind, Dhcp, EventDetail, Firmware, Ignored,
 use crate::config::{Config, DhcpMode, Reservation};
 use crate::events::{EventSink, now_ms};
 use crate::inventory::{Decision, Facts, Inventory, InventoryError, Snapshot, select};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// How often the cached inventory snapshot is re-checked against the store revision.
 pub const SNAPSHOT_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
@@ -60,22 +61,23 @@ struct Service {
 }
 
 /// Runs DHCP on `sockets` until `stop`; returns once queued commits are written and sent.
+/// Leases are restored from and made durable in `lease_log`.
 pub async fn run(
     config: Config,
     sockets: Vec<Bound>,
     inventory: Arc<Inventory>,
+    lease_log: impl LeaseLog,
     events: EventSink,
     ledger: Arc<LoaderLedger>,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
-    let store = inventory.store().clone();
     let snap = inventory.snapshot().await?;
     let leases = match config.dhcp.mode {
-        DhcpMode::Full => Some(Mutex::new(restore(&config, &snap, &store).await?)),
+        DhcpMode::Full => Some(Mutex::new(restore(&config, &snap, &lease_log).await?)),
         _ => None,
     };
     let (tx, rx) = mpsc::channel(65_536);
-    let committer = tokio::spawn(commit::run(store, rx));
+    let committer = tokio::spawn(commit::run(lease_log, rx));
     let svc = Arc::new(Service {
         config,
         leases,
@@ -136,16 +138,16 @@ fn reservations(config: &Config, snap: &Snapshot) -> Vec<Reservation> {
 async fn restore(
     config: &Config,
     snap: &Snapshot,
-    store: &Store,
+    log: &impl LeaseLog,
 ) -> Result<LeaseTable, ServerError> {
     let reservations = reservations(config, snap);
     let mut table = LeaseTable::new(&config.dhcp.subnets, &reservations, LeaseTimers::default());
-    let rows = store.leases().await?;
+    let rows = log.leases().await?;
     let n = rows.len();
     let dropped = table.restore(rows.iter().map(commit::from_row), SystemTime::now());
     if !dropped.is_empty() {
         let writes: Vec<_> = dropped.iter().map(commit::to_write).collect();
-        store.write_leases(&writes).await?;
+        log.write_leases(&writes).await?;
     }
     tracing::info!(restored = n, dropped = dropped.len(), "DHCP leases loaded");
     Ok(table)

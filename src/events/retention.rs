@@ -9,7 +9,7 @@ use crate::store::{Store, StoreError};
 
 /// Rows deleted per transaction: short enough that DHCP's lease commits, which share
 /// the write lock on SQLite, never wait long behind one.
-pub const CHUNK: i64 = 5_000;
+pub const CHUNK: u64 = 5_000;
 
 /// Deletes every event older than `keep` (as of `now_ms`); returns how many.
 pub async fn sweep(store: &Store, keep: Duration, now_ms: i64) -> Result<u64, StoreError> {
@@ -18,7 +18,7 @@ pub async fn sweep(store: &Store, keep: Duration, now_ms: i64) -> Result<u64, St
     loop {
         let n = store.delete_events_before(cutoff, CHUNK).await?;
         total += n;
-        if n < u64::try_from(CHUNK).unwrap_or(u64::MAX) {
+        if n < CHUNK {
             return Ok(total);
         }
         // Let other writers in between chunks.

@@ -185,7 +185,7 @@ async fn the_writer_publishes_the_ids_the_store_assigned() {
 #[tokio::test]
 async fn retention_deletes_old_events_in_chunks_and_keeps_new_ones() {
     let (_d, store) = store().await;
-    let n_old = retention::CHUNK * 2 + 7;
+    let n_old = i64::try_from(retention::CHUNK).unwrap() * 2 + 7;
     let old: Vec<EventText> = (0..n_old).map(|i| event(i, 1)).collect();
     store.append_texts(&old).await.unwrap();
     let day = 24 * 3600 * 1000;

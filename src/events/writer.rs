@@ -80,15 +80,15 @@ mod tests {
         }
     }
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        (dir, Store::open(&url).await.unwrap())
-    }
+    use crate::store::tests::{Fixture, on_both_backends};
 
-    #[tokio::test]
-    async fn a_burst_is_stored_whole_and_in_order_when_the_sinks_go() {
-        let (_d, store) = store().await;
+    on_both_backends!(
+        a_burst_is_stored_whole_and_in_order_when_the_sinks_go,
+        a_lone_event_is_stored_without_waiting_for_more,
+    );
+
+    async fn a_burst_is_stored_whole_and_in_order_when_the_sinks_go(f: Fixture) {
+        let store = f.store;
         let (sink, queue) = channel(65_536);
         let writer = tokio::spawn(write_events(store.clone(), queue, Hub::default()));
         // More than one batch, recorded faster than any batch is written.
@@ -104,9 +104,8 @@ mod tests {
         assert_eq!(got, (0..n).collect::<Vec<_>>());
     }
 
-    #[tokio::test]
-    async fn a_lone_event_is_stored_without_waiting_for_more() {
-        let (_d, store) = store().await;
+    async fn a_lone_event_is_stored_without_waiting_for_more(f: Fixture) {
+        let store = f.store;
         let (sink, queue) = channel(16);
         let _writer = tokio::spawn(write_events(store.clone(), queue, Hub::default()));
         sink.record_text(event(7));

@@ -2,8 +2,9 @@
 //! and hostnames are checked the same way whoever asks.
 
 use super::{Fleet, FleetError, Kind};
+use crate::boot::Machine;
 use crate::inventory::pin;
-use crate::store::{Machine, StoreError};
+use crate::store::StoreError;
 
 /// One label edit: set `key` to a value, or remove it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::boot::Machine;
 use crate::catalog::PublishRequest;
 use crate::config::UnknownMachines;
 use crate::inventory::{PinRef, PinTarget, Settings};
-use crate::store::Machine;
 
 struct Env {
     _dir: tempfile::TempDir,

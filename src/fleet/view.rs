@@ -3,9 +3,10 @@
 
 use super::{Fleet, FleetError};
 use crate::boot::Firmware;
+use crate::boot::Machine;
 use crate::events::timeline::{self, Timeline};
 use crate::inventory::{Facts, Selection, select};
-use crate::store::{EventRow, Machine};
+use crate::store::EventRow;
 
 /// What a machine would boot on one kind of firmware, and why.
 #[derive(Clone, Debug)]

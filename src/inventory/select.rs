@@ -266,7 +266,7 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
 fn plan(
     snap: &Snapshot,
     facts: &Facts,
-    machine: Option<&crate::store::Machine>,
+    machine: Option<&crate::boot::Machine>,
     m: &Manifest,
     manifest_digest: crate::boot::Digest,
 ) -> Result<BootPlan, crate::images::ImageError> {

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::pin::{PinRef, PinTarget};
+use crate::boot::Machine;
 use crate::boot::{Digest, Mac};
 use crate::config::UnknownMachines;
 use crate::images::Manifest;
-use crate::store::Machine;
 
 /// Settings a decision needs from the configuration.
 #[derive(Clone, Debug)]

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::boot::Machine;
 use crate::boot::{Arch, BlobRef, Digest, Firmware, Mac};
 use crate::config::UnknownMachines;
 use crate::images::{MANIFEST_SCHEMA, Manifest};
-use crate::store::Machine;
 
 fn blob(s: &str, name: &str) -> BlobRef {
     BlobRef {

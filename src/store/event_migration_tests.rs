@@ -2,6 +2,7 @@
 //! back after it: the migration moves them into their columns and the typed detail
 //! reads what is left.
 
+use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::str::FromStr;
 

@@ -1,31 +1,65 @@
-//! Boot events: an append-only history per MAC.
+//! Boot events: an append-only history per MAC, read by cursor (`id > cursor`).
+//!
+//! Ids become visible in id order, so a reader that pages with
+//! `WHERE id > cursor ORDER BY id` never skips a row that commits late. SQLite gives this
+//! by having one writer at a time. PostgreSQL hands identity values out before commit,
+//! so two concurrent writers could commit ids 11 and 10 in that order, and a reader that
+//! saw 11 first would never see 10. Every event INSERT therefore runs in a transaction that
+//! first takes the events' transaction-scoped advisory lock ([`Writer::Events`]): ids are
+//! drawn only by the lock's holder, and PostgreSQL releases the lock after the commit is
+//! visible, so the next writer's ids are larger than every id a reader can see. Nothing
+//! else inserts into `boot_events`. (Retention deletes old rows; deleting never lets a
+//! cursor skip one.)
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
-use crate::boot::{BootEvent, EventDetail, EventText, Mac};
+use super::{Dialect, Store, StoreError, Writer};
+use crate::boot::{BootEvent, BootStage, EventDetail, EventText, Mac};
 
 /// Rows per INSERT statement, largest first; a batch is split greedily (1 must be last).
 pub const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
 
-/// The INSERT texts for [`ROWS_PER_INSERT`].
-static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
+/// Parameters per event row.
+const COLUMNS: usize = 7;
+
+/// The INSERT texts for [`ROWS_PER_INSERT`], per dialect (placeholders differ).
+static INSERTS: LazyLock<[Vec<(usize, String)>; 2]> =
+    LazyLock::new(|| [inserts(Dialect::Sqlite), inserts(Dialect::Postgres)]);
+
+fn inserts(dialect: Dialect) -> Vec<(usize, String)> {
     ROWS_PER_INSERT
         .iter()
         .map(|&n| {
-            let row = "(?, ?, ?, ?, ?, ?, ?)";
-            let rows = vec![row; n].join(", ");
+            let rows: Vec<String> = (0..n)
+                .map(|r| format!("({})", dialect.placeholders(1 + r * COLUMNS, COLUMNS)))
+                .collect();
             (
                 n,
                 format!(
-                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, via, peer, detail) VALUES {rows} RETURNING id"
+                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, via, peer, detail) VALUES {} RETURNING id",
+                    rows.join(", ")
                 ),
             )
         })
         .collect()
-});
+}
+
+/// Rows one retention statement deletes at most ([`Store::delete_events_before`]).
+const DELETE_CHUNK: u64 = 1000;
+
+/// The columns of an [`EventRow`], then `$tail` (a literal).
+macro_rules! select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, at_ms, mac, stage, manifest, via, peer, detail FROM boot_events",
+            $tail
+        )
+    };
+}
 
 /// A stored boot event with its sequence number.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,26 +69,53 @@ pub struct EventRow {
 }
 
 impl Store {
-    /// Appends events in one transaction, as multi-row INSERTs of a few fixed sizes
-    /// ([`ROWS_PER_INSERT`]): per-statement overhead, not SQLite, is the cost at
-    /// boot-storm rates, and fixed texts are prepared once and then reused from the
-    /// connection's statement cache instead of being parsed for every batch.
+    /// Appends events in one transaction; returns their ids, in input order.
     pub async fn append_events(&self, events: &[BootEvent]) -> Result<Vec<i64>, StoreError> {
         let texts: Vec<EventText> = events.iter().map(EventText::from).collect();
         self.append_texts(&texts).await
     }
 
-    /// [`Store::append_events`] for events whose detail is JSON text already. Returns
-    /// the ids assigned, in input order.
+    /// [`Store::append_events`] for events whose detail is JSON text already.
+    ///
+    /// Written as multi-row INSERTs of a few fixed sizes ([`ROWS_PER_INSERT`]):
+    /// per-statement overhead, not the database, is the cost at boot-storm rates, and
+    /// fixed texts are prepared once and then reused from the connection's statement
+    /// cache instead of being parsed for every batch.
     pub async fn append_texts(&self, events: &[EventText]) -> Result<Vec<i64>, StoreError> {
+        self.insert_texts(events, Duration::ZERO).await
+    }
+
+    /// [`Store::append_texts`] that waits `pause` after inserting, before committing: a
+    /// slow writer, for the tests of the cursor's guarantee.
+    #[cfg(test)]
+    pub(crate) async fn append_texts_slowly(
+        &self,
+        events: &[EventText],
+        pause: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.insert_texts(events, pause).await
+    }
+
+    async fn insert_texts(
+        &self,
+        events: &[EventText],
+        pause: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(events.len());
-        let mut tx = self.begin().await?;
+        if events.is_empty() {
+            return Ok(ids);
+        }
+        let mut tx = self.begin_for(Writer::Events).await?;
+        let inserts = &INSERTS[match self.dialect {
+            Dialect::Sqlite => 0,
+            Dialect::Postgres => 1,
+        }];
         let mut rest = events;
         while !rest.is_empty() {
-            let (rows, sql) = INSERTS
+            let (rows, sql) = inserts
                 .iter()
                 .find(|(rows, _)| *rows <= rest.len())
-                .unwrap_or(&INSERTS[INSERTS.len() - 1]);
+                .unwrap_or(&inserts[inserts.len() - 1]);
             let (chunk, after) = rest.split_at((*rows).min(rest.len()));
             let mut q = sqlx::query(sql.as_str());
             for e in chunk {
@@ -67,17 +128,21 @@ impl Store {
                     .bind(e.peer.map(|p| p.to_string()))
                     .bind(&*e.detail);
             }
-            // Ids grow in insertion order inside the (write-locked) transaction; the
-            // order RETURNING emits them in is not promised, so sort each chunk's.
-            let mut chunk_ids: Vec<i64> = q
+            // RETURNING's row order is unspecified, but one statement draws its ids in
+            // VALUES order (and under the writer's lock nobody else draws any): sorted,
+            // they are the input order.
+            let mut got: Vec<i64> = q
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
-                .map(|r| r.try_get::<i64, _>(0))
+                .map(|r| r.try_get("id"))
                 .collect::<Result<_, _>>()?;
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids);
+            got.sort_unstable();
+            ids.extend(got);
             rest = after;
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
         tx.commit().await?;
         Ok(ids)
@@ -91,62 +156,121 @@ impl Store {
         Ok(id.unwrap_or(0))
     }
 
-    /// Events after `after_id` (0 for all), optionally for one MAC, oldest first, at most `limit`.
+    /// Events after `after_id` (0 for all), optionally for one MAC, oldest first, at most
+    /// `limit`. Read by the primary key, or by the `(mac, id)` index for one MAC.
     pub async fn events(
         &self,
         mac: Option<Mac>,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at_ms, mac, stage, manifest, via, peer, detail FROM boot_events \
-             WHERE id > $1 AND ($2 IS NULL OR mac = $2) ORDER BY id LIMIT $3",
-        )
-        .bind(after_id)
-        .bind(mac.map(|m| m.to_string()))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let corrupt = |what, value: String| StoreError::Corrupt { what, value };
-                let mac: String = r.try_get("mac")?;
-                let stage: String = r.try_get("stage")?;
-                let manifest: Option<String> = r.try_get("manifest")?;
-                let via: String = r.try_get("via")?;
-                let peer: Option<String> = r.try_get("peer")?;
-                let detail: String = r.try_get("detail")?;
-                let stage: crate::boot::BootStage = stage
-                    .parse()
-                    .map_err(|_| corrupt("event stage", stage.clone()))?;
-                Ok(EventRow {
-                    id: r.try_get("id")?,
-                    event: BootEvent {
-                        at_ms: r.try_get("at_ms")?,
-                        mac: mac.parse().map_err(|_| corrupt("event MAC", mac.clone()))?,
-                        manifest: match manifest {
-                            Some(m) => {
-                                Some(m.parse().map_err(|_| corrupt("event digest", m.clone()))?)
-                            }
-                            None => None,
-                        },
-                        via: via.parse().map_err(|_| corrupt("event via", via.clone()))?,
-                        peer: match peer {
-                            Some(p) => {
-                                Some(p.parse().map_err(|_| corrupt("event peer", p.clone()))?)
-                            }
-                            None => None,
-                        },
-                        // Lenient: a detail that does not fit its stage's schema is kept
-                        // as the JSON it is (EventDetail::Unparsed).
-                        detail: EventDetail::from_value(
-                            stage,
-                            serde_json::from_str(&detail)
-                                .map_err(|_| corrupt("event detail", detail.clone()))?,
-                        ),
-                    },
-                })
-            })
-            .collect()
+        let rows = match mac {
+            Some(mac) => {
+                sqlx::query(select!(" WHERE mac = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(mac.to_string())
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(select!(" WHERE id > $1 ORDER BY id LIMIT $2"))
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(event_row).collect()
     }
+
+    /// The newest `limit` events, optionally of one MAC, returned oldest first. Read
+    /// backwards along the primary key or the `(mac, id)` index: `limit` rows, never
+    /// the whole history.
+    pub async fn recent_events(
+        &self,
+        mac: Option<Mac>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = match mac {
+            Some(mac) => {
+                sqlx::query(select!(" WHERE mac = $1 ORDER BY id DESC LIMIT $2"))
+                    .bind(mac.to_string())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(select!(" ORDER BY id DESC LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().rev().map(event_row).collect()
+    }
+
+    /// Retention: deletes up to `max_rows` events recorded before `at_ms` (Unix ms),
+    /// oldest first; returns how many went. Works in chunks of at most 1000 rows, each
+    /// its own short statement, and each looks only at the oldest rows by id (so it reads
+    /// a chunk's worth of rows, not the table): a row goes once every older row is past
+    /// the cutoff too, which is the normal case since events are appended in time order.
+    /// Call it again (e.g. until it returns 0) to go further.
+    pub async fn delete_events_before(&self, at_ms: i64, max_rows: u64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        while deleted < max_rows {
+            let chunk = (max_rows - deleted).min(DELETE_CHUNK);
+            let n = sqlx::query(
+                "DELETE FROM boot_events WHERE at_ms < $1 AND id IN \
+                 (SELECT id FROM boot_events ORDER BY id LIMIT $2)",
+            )
+            .bind(at_ms)
+            .bind(i64::try_from(chunk).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            deleted += n;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// One row of `select!` as an event.
+fn event_row(r: &AnyRow) -> Result<EventRow, StoreError> {
+    let corrupt = |what, value: String| StoreError::Corrupt { what, value };
+    let mac: String = r.try_get("mac")?;
+    let stage: String = r.try_get("stage")?;
+    let manifest: Option<String> = r.try_get("manifest")?;
+    let via: String = r.try_get("via")?;
+    let peer: Option<String> = r.try_get("peer")?;
+    let detail: String = r.try_get("detail")?;
+    let stage: BootStage = stage
+        .parse()
+        .map_err(|_| corrupt("event stage", stage.clone()))?;
+    Ok(EventRow {
+        id: r.try_get("id")?,
+        event: BootEvent {
+            at_ms: r.try_get("at_ms")?,
+            mac: mac.parse().map_err(|_| corrupt("event MAC", mac.clone()))?,
+            manifest: match manifest {
+                Some(m) => Some(m.parse().map_err(|_| corrupt("event digest", m.clone()))?),
+                None => None,
+            },
+            via: via.parse().map_err(|_| corrupt("event via", via.clone()))?,
+            peer: match peer {
+                Some(p) => Some(p.parse().map_err(|_| corrupt("event peer", p.clone()))?),
+                None => None,
+            },
+            // Lenient: a detail that does not fit its stage's schema is kept as the JSON
+            // it is (EventDetail::Unparsed).
+            detail: EventDetail::from_value(
+                stage,
+                serde_json::from_str(&detail)
+                    .map_err(|_| corrupt("event detail", detail.clone()))?,
+            ),
+        },
+    })
 }

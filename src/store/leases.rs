@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreError};
+use super::{Dialect, Store, StoreError, Writer};
 use crate::boot::{LeaseState, Mac};
 
 /// One stored lease.
@@ -42,8 +42,23 @@ impl LeaseWrite {
     }
 }
 
-/// Rows per multi-row statement (5 binds each, well under SQLite's variable limit).
+/// Rows per multi-row statement (5 binds each, well under SQLite's variable limit and
+/// PostgreSQL's 65535 parameters).
 const CHUNK: usize = 500;
+
+/// The upsert of `rows` leases, 5 parameters a row. Written by hand rather than with
+/// sqlx's `QueryBuilder`, which spells every placeholder `?` under the `Any` driver.
+fn upsert_sql(dialect: Dialect, rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({})", dialect.placeholders(1 + 5 * r, 5)))
+        .collect();
+    format!(
+        "INSERT INTO leases (address, mac, state, expires_ms, updated_ms) VALUES {} \
+         ON CONFLICT (address) DO UPDATE SET mac = excluded.mac, state = excluded.state, \
+         expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms",
+        values.join(", ")
+    )
+}
 
 impl Store {
     /// Applies a batch of lease writes in one transaction (one fsync).
@@ -64,33 +79,28 @@ impl Store {
             }
         }
         let now = super::now_ms();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_for(Writer::Leases).await?;
         for chunk in upserts.chunks(CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO leases (address, mac, state, expires_ms, updated_ms) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.address.to_string())
-                    .push_bind(r.mac.to_string())
-                    .push_bind(r.state.as_str())
-                    .push_bind(r.expires_ms)
-                    .push_bind(now);
-            });
-            q.push(
-                " ON CONFLICT (address) DO UPDATE SET mac = excluded.mac, state = excluded.state, \
-                 expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms",
-            );
-            q.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query(AssertSqlSafe(upsert_sql(self.dialect, chunk.len())));
+            for r in chunk {
+                q = q
+                    .bind(r.address.to_string())
+                    .bind(r.mac.to_string())
+                    .bind(r.state.as_str())
+                    .bind(r.expires_ms)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
         for chunk in removes.chunks(CHUNK) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("DELETE FROM leases WHERE address IN (");
-            let mut sep = q.separated(", ");
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM leases WHERE address IN ({})",
+                self.dialect.placeholders(1, chunk.len())
+            )));
             for a in chunk {
-                sep.push_bind(a.to_string());
+                q = q.bind(a.to_string());
             }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -140,11 +150,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn batch_last_write_wins_and_survives_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let s = Store::open(&url).await.expect("open");
+    crate::store::tests::on_both_backends!(batch_last_write_wins_and_survives_reopen);
+
+    async fn batch_last_write_wins_and_survives_reopen(f: crate::store::tests::Fixture) {
+        let s = f.store;
         let mut batch: Vec<LeaseWrite> = (0..1200u32)
             .map(|i| {
                 let b = i.to_be_bytes();
@@ -159,7 +168,7 @@ mod tests {
         batch.push(LeaseWrite::Remove(Ipv4Addr::new(10, 1, 0, 1)));
         s.write_leases(&batch).await.expect("write");
         s.close().await;
-        let s = Store::open(&url).await.expect("reopen");
+        let s = Store::open(&f.url).await.expect("reopen");
         let all = s.leases().await.expect("list");
         assert_eq!(all.len(), 1199);
         assert_eq!(all[0], row([10, 1, 0, 0], 2, LeaseState::Released));

@@ -1,25 +1,12 @@
-//! Machines: a name, one or more MACs, an optional SMBIOS UUID, hostname, fixed address
-//! and `key=value` labels.
+//! Machines ([`Machine`]: a name, one or more MACs, an optional SMBIOS UUID, hostname,
+//! fixed address and `key=value` labels), stored across three tables.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use sqlx::Row;
 
 use super::{Store, StoreError, commit_changed, is_unique_violation, now_ms};
-use crate::boot::Mac;
-
-/// A machine of the inventory.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Machine {
-    pub name: String,
-    pub macs: Vec<Mac>,
-    /// Lowercase canonical UUID text.
-    pub uuid: Option<String>,
-    pub hostname: Option<String>,
-    pub address: Option<Ipv4Addr>,
-    pub labels: BTreeMap<String, String>,
-}
+use crate::boot::Machine;
 
 impl Store {
     /// Adds a machine. Fails with [`StoreError::Conflict`] naming the clash if the name,
@@ -39,13 +26,16 @@ impl Store {
         .await
         {
             if is_unique_violation(&e) {
+                // PostgreSQL refuses every statement of a transaction after an error:
+                // end it, then look the owner up outside.
+                tx.rollback().await?;
                 let owner: Option<String> = sqlx::query_scalar(
                     "SELECT name FROM machines WHERE name = $1 OR uuid = $2 OR address = $3",
                 )
                 .bind(&m.name)
                 .bind(&m.uuid)
                 .bind(m.address.map(|a| a.to_string()))
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await?;
                 return Err(conflict(format!(
                     "machine {:?} clashes with existing machine {:?} (same name, UUID or address)",
@@ -63,10 +53,11 @@ impl Store {
                 .await;
             if let Err(e) = r {
                 if is_unique_violation(&e) {
+                    tx.rollback().await?;
                     let owner: Option<String> =
                         sqlx::query_scalar("SELECT machine FROM machine_macs WHERE mac = $1")
                             .bind(mac.to_string())
-                            .fetch_optional(&mut *tx)
+                            .fetch_optional(&self.pool)
                             .await?;
                     return Err(conflict(format!(
                         "MAC {mac} already belongs to machine {:?}",

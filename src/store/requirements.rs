@@ -3,11 +3,11 @@
 //! A pin names a machine and an image version or channel; checking those against a
 //! snapshot and then writing in another transaction lets an `image rm` or `machine rm`
 //! land in between and leave a pin to nothing. Writers pass their [`Requirement`]s here
-//! instead, and the check runs under the same write lock as the write.
+//! instead, and the check runs under the same write lock as the write (SQLite's
+//! `BEGIN IMMEDIATE`; on PostgreSQL the state writers' advisory lock, which `image rm`
+//! takes too).
 
-use sqlx::{Sqlite, Transaction};
-
-use super::StoreError;
+use super::{StoreError, Tx};
 
 /// A row a write depends on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub enum Requirement {
 
 /// The first requirement that does not hold, if any.
 pub(crate) async fn first_missing(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     needs: &[Requirement],
 ) -> Result<Option<Requirement>, StoreError> {
     for need in needs {

@@ -1,14 +1,81 @@
-//! Store tests against a real SQLite file.
+//! Store tests, each run on SQLite (a temp file) and on PostgreSQL (a throw-away
+//! cluster, [`super::testing::PgCluster`]); see [`on_both_backends`]. A PostgreSQL test
+//! fails, never skips, when the cluster cannot start. Event tests are in `tests/events.rs`.
 
+use std::sync::Arc;
+
+use super::testing::PgCluster;
 use super::*;
-use crate::boot::{BootEvent, BootStage, EventDetail, Mac, Via};
+use crate::boot::Machine;
 
-async fn fresh() -> (tempfile::TempDir, Store) {
+/// A store under test, its URL (to reopen it), and what keeps its backend alive.
+#[derive(Debug)]
+pub(crate) struct Fixture {
+    pub store: Store,
+    pub url: String,
+    _keep: Keep,
+}
+
+#[derive(Debug)]
+enum Keep {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Cluster(#[allow(dead_code)] Arc<PgCluster>),
+}
+
+/// A fresh SQLite store in a temp dir.
+pub(crate) async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let s = Store::open(&url).await.unwrap();
-    (dir, s)
+    Fixture {
+        store: Store::open(&url).await.unwrap(),
+        url,
+        _keep: Keep::Dir(dir),
+    }
 }
+
+/// A fresh PostgreSQL database on the process's shared throw-away cluster.
+pub(crate) async fn postgres() -> Fixture {
+    let cluster = PgCluster::shared();
+    let url = cluster.database().unwrap_or_else(|e| panic!("{e}"));
+    Fixture {
+        store: Store::open(&url).await.unwrap(),
+        url,
+        _keep: Keep::Cluster(cluster),
+    }
+}
+
+/// Runs each named `async fn(Fixture)` of the calling module as two tests, in
+/// `sqlite::` and `postgres::`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::store::tests::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::store::tests::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+mod events;
+
+on_both_backends!(
+    machines_roundtrip_and_conflicts,
+    versions_channels_pins,
+    reopen_keeps_state,
+    concurrent_writers_queue_instead_of_failing,
+);
 
 fn machine(name: &str, mac: &str) -> Machine {
     Machine {
@@ -21,9 +88,8 @@ fn machine(name: &str, mac: &str) -> Machine {
     }
 }
 
-#[tokio::test]
-async fn machines_roundtrip_and_conflicts() {
-    let (_d, s) = fresh().await;
+async fn machines_roundtrip_and_conflicts(f: Fixture) {
+    let s = &f.store;
     let r0 = s.revision().await.unwrap();
     s.add_machine(&machine("n1", "52:54:00:00:00:01"))
         .await
@@ -58,9 +124,8 @@ async fn machines_roundtrip_and_conflicts() {
     assert!(!s.remove_machine("n1").await.unwrap());
 }
 
-#[tokio::test]
-async fn versions_channels_pins() {
-    let (_d, s) = fresh().await;
+async fn versions_channels_pins(f: Fixture) {
+    let s = &f.store;
     assert_eq!(
         s.insert_version("demo", "1", "sha256:aa").await.unwrap(),
         None
@@ -102,65 +167,16 @@ async fn versions_channels_pins() {
     assert_eq!(ph[1].reference, None);
 }
 
-#[tokio::test]
-async fn events_append_and_filter() {
-    let (_d, s) = fresh().await;
-    assert_eq!(s.last_event_id().await.unwrap(), 0);
-    let a: Mac = "52:54:00:00:00:01".parse().unwrap();
-    let b: Mac = "52:54:00:00:00:02".parse().unwrap();
-    let ev = |mac, stage| BootEvent {
-        at_ms: 1,
-        mac,
-        manifest: None,
-        via: Via::Http,
-        peer: None,
-        detail: EventDetail::from_value(stage, serde_json::json!({"k": 1})),
-    };
-    s.append_events(&[
-        ev(a, BootStage::DhcpAck),
-        ev(b, BootStage::DhcpAck),
-        ev(a, BootStage::Booted),
-    ])
-    .await
-    .unwrap();
-    let only_a = s.events(Some(a), 0, 100).await.unwrap();
-    assert_eq!(only_a.len(), 2);
-    assert_eq!(only_a[1].event.stage(), BootStage::Booted);
-    let after = s.events(None, only_a[0].id, 100).await.unwrap();
-    assert_eq!(after.len(), 2);
-    assert_eq!(s.last_event_id().await.unwrap(), only_a[1].id);
-    // Batches of every statement size (471 = 7 x 64 + 16 + 4 + 3 x 1) keep their order.
-    let many: Vec<BootEvent> = (0..471)
-        .map(|i| BootEvent {
-            at_ms: i,
-            ..ev(b, BootStage::Progress)
-        })
-        .collect();
-    s.append_events(&many).await.unwrap();
-    let got = s.events(Some(b), 0, 1000).await.unwrap();
-    assert_eq!(got.len(), 472);
-    assert!(
-        got[1..]
-            .iter()
-            .enumerate()
-            .all(|(i, r)| r.event.at_ms == i as i64)
-    );
-}
-
-#[tokio::test]
-async fn reopen_keeps_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let s = Store::open(&url).await.unwrap();
+async fn reopen_keeps_state(f: Fixture) {
+    let s = &f.store;
     s.set_pin("default", "local", &[]).await.unwrap();
     s.close().await;
-    let s = Store::open(&url).await.unwrap();
+    let s = Store::open(&f.url).await.unwrap();
     assert_eq!(s.pins().await.unwrap()[0].reference, "local");
 }
 
-#[tokio::test]
-async fn concurrent_writers_queue_instead_of_failing() {
-    let (_d, s) = fresh().await;
+async fn concurrent_writers_queue_instead_of_failing(f: Fixture) {
+    let s = f.store.clone();
     let mut tasks = Vec::new();
     for i in 0..40u8 {
         let s = s.clone();
@@ -182,4 +198,58 @@ async fn concurrent_writers_queue_instead_of_failing() {
     }
     assert_eq!(s.machines().await.unwrap().len(), 40);
     assert_eq!(s.pins().await.unwrap().len(), 40);
+}
+
+#[tokio::test]
+async fn sqlite_keeps_its_durability_settings_on_every_connection() {
+    let f = sqlite().await;
+    assert_eq!(f.store.dialect(), Dialect::Sqlite);
+    // Hold every connection of the pool at once, so each is checked.
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(f.store.pool.acquire().await.unwrap());
+    }
+    for c in &mut conns {
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **c)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        for (pragma, want) in [
+            ("PRAGMA synchronous", 2),
+            ("PRAGMA foreign_keys", 1),
+            ("PRAGMA busy_timeout", 30_000),
+        ] {
+            let got: i64 = sqlx::query_scalar(pragma)
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            assert_eq!(got, want, "{pragma}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_store_says_its_dialect_and_hides_passwords() {
+    let f = postgres().await;
+    assert_eq!(f.store.dialect(), Dialect::Postgres);
+    assert_eq!(
+        Dialect::of_url("postgresql://h/db"),
+        Some(Dialect::Postgres)
+    );
+    assert_eq!(Dialect::of_url("mysql://h/db"), None);
+    assert_eq!(
+        redacted("postgres://tabula:s3cret@db:5432/tabula?host=/run"),
+        "postgres://tabula:***@db:5432/tabula?host=/run"
+    );
+    assert_eq!(redacted("postgres://tabula@db/t"), "postgres://tabula@db/t");
+    assert_eq!(redacted("sqlite:///var/t.db"), "sqlite:///var/t.db");
+    let e = Store::open("mysql://u:s3cret@db/t")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("mysql://u:***@db/t") && !e.contains("s3cret"),
+        "{e}"
+    );
 }

@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// A config every command of this env reads (`TABULA_CONFIG`), when set.
+    config: std::sync::OnceLock<PathBuf>,
 }
 
 pub struct Run {
@@ -17,6 +19,7 @@ impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
+            config: std::sync::OnceLock::new(),
         }
     }
 
@@ -29,7 +32,20 @@ impl Env {
         c.env("TABULA_DATA_DIR", self.data())
             .env_remove("TABULA_CONFIG")
             .env("TABULA_LOG", "warn");
+        if let Some(cfg) = self.config() {
+            c.env("TABULA_CONFIG", cfg);
+        }
         c
+    }
+
+    /// From now on every command (and lab recipe) reads `cfg` (e.g. a `store.url`).
+    pub fn use_config(&self, cfg: PathBuf) {
+        assert!(self.config.set(cfg).is_ok(), "config already set");
+    }
+
+    /// The config set by [`Env::use_config`].
+    pub fn config(&self) -> Option<&Path> {
+        self.config.get().map(PathBuf::as_path)
     }
 
     /// Runs `tabula ARGS…` and captures everything.

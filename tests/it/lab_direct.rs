@@ -52,14 +52,18 @@ pub(crate) fn require_lab() {
 
 /// Runs an `images/` recipe with the lab's environment; returns its stderr (the log).
 pub(crate) fn recipe(env: &Env, script: &str, out_dir: &Path) -> String {
-    let out = Command::new("bash")
-        .arg(repo().join("images").join(script))
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join("images").join(script))
         .env("TABULA", env!("CARGO_BIN_EXE_tabula"))
         .env("TABULA_DATA_DIR", env.data())
         .env("TABULA_LAB_OUT", out_dir)
         .env_remove("TABULA_CONFIG")
         .env_remove("SOURCE_DATE_EPOCH")
-        .env("TABULA_LOG", "warn")
+        .env("TABULA_LOG", "warn");
+    if let Some(cfg) = env.config() {
+        cmd.env("TABULA_CONFIG", cfg);
+    }
+    let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("images/{script}: {e}"));
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -299,7 +303,7 @@ pub(crate) fn last_id(env: &Env) -> i64 {
 }
 
 /// Pins MAC to `reference`, boots it, and checks marker and `booted` event.
-fn boot_demo(env: &Env, cfg: &Path, reference: &str, version: &str, n: usize) {
+pub(crate) fn boot_demo(env: &Env, cfg: &Path, reference: &str, version: &str, n: usize) {
     env.ok(&["pin", "set", MAC, reference]);
     let plan = explain(env, cfg);
     let before = last_id(env);
@@ -493,18 +497,30 @@ pub fn publish_corrupt_root(env: &Env, images: &Path, cmdline: &str) -> String {
 /// `tabula serve` (HTTP only) on the host's loopback, which QEMU's user network shows as
 /// 10.0.2.2; returns its config file (named `file` in the test dir) and the server.
 pub fn serve_for_qemu(env: &Env, file: &str) -> (PathBuf, crate::serve::Server) {
+    serve_for_qemu_on(env, file, None)
+}
+
+/// [`serve_for_qemu`] with the state store at `store_url` (`None`: the default SQLite).
+pub fn serve_for_qemu_on(
+    env: &Env,
+    file: &str,
+    store_url: Option<&str>,
+) -> (PathBuf, crate::serve::Server) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let cfg = env.dir.path().join(file);
+    let store = store_url
+        .map(|u| format!("[store]\nurl = \"{u}\"\n"))
+        .unwrap_or_default();
     std::fs::write(
         &cfg,
         format!(
             "[boot]\nconsole = \"ttyS0,115200\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
              [http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://10.0.2.2:{port}\"\n\
-             [api]\nlisten = \"127.0.0.1:0\"\n"
+             [api]\nlisten = \"127.0.0.1:0\"\n{store}"
         ),
     )
     .unwrap();
