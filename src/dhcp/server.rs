@@ -253,14 +253,17 @@ impl Service {
             }
             Action::Ignore { reason, event } => {
                 if event {
-                    tracing::info!(%reason, "DHCP request ignored");
-                    self.events.record(BootEvent {
+                    // Rate-gated: a DISCOVER flood is one counted log line, not a row
+                    // (and an info line) per packet.
+                    if self.events.record_refusal(BootEvent {
                         at_ms: now_ms(),
                         mac: req.mac,
                         stage: BootStage::Ignored,
                         manifest: None,
-                        detail: serde_json::json!({ "by": "dhcp", "reason": reason }),
-                    });
+                        detail: serde_json::json!({ "by": "dhcp", "reason": &reason }),
+                    }) {
+                        tracing::info!(%reason, "DHCP request ignored");
+                    }
                 } else {
                     tracing::debug!(%reason, "DHCP request ignored");
                 }

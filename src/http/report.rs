@@ -2,11 +2,15 @@
 //! sent by the netboot initramfs (and `GET` for clients that can only fetch, like iPXE).
 //!
 //! The body is optional JSON (`{"root_sha256": "…", "reason": "…", "stage": "…"}`) or
-//! plain text (taken as the reason); query parameters are added to the detail unless the
-//! body already names them. Each report becomes a boot event; nothing else. The answer
-//! is a small text body written by the connection loop; nothing here touches a socket.
+//! plain text (taken as the reason); the query's [`QUERY_KEYS`] are added to the detail
+//! unless the body already names them (other query keys are ignored, so a URL cannot
+//! grow the detail at will). Each report becomes a boot event, within the per-MAC and
+//! per-client rates of `[events]` (over them: 429, nothing recorded); nothing else. The
+//! answer is a small text body written by the connection loop; nothing here touches a
+//! socket.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use super::HttpState;
 use super::route::Refusal;
@@ -14,6 +18,9 @@ use crate::boot::{BootEvent, BootStage, Digest, Mac};
 
 /// Largest report body accepted.
 pub const MAX_REPORT: usize = 16 * 1024;
+
+/// The query keys a report may carry into its detail (what iPXE-only clients can send).
+pub const QUERY_KEYS: [&str; 4] = ["stage", "reason", "attempt", "root_sha256"];
 
 /// The body of a recorded report's answer.
 pub const RECORDED: &str = "recorded\n";
@@ -35,13 +42,13 @@ pub fn target(mac: &str, manifest: &str, kind: &str) -> Result<(Mac, Digest, Boo
     Ok((mac, manifest, stage))
 }
 
-/// Records one report as a boot event; `peer` is the client's IP address as text.
+/// Records one report as a boot event from the client `peer`.
 pub fn record(
     st: &HttpState,
     (mac, manifest, stage): (Mac, Digest, BootStage),
     query: &str,
     body: &[u8],
-    peer: &str,
+    peer: SocketAddr,
 ) -> Result<(), Refusal> {
     if body.len() > MAX_REPORT {
         return Err(Refusal::PayloadTooLarge("report too large\n"));
@@ -54,18 +61,24 @@ pub fn record(
     };
     if let Some(obj) = detail.as_object_mut() {
         for (k, v) in query {
-            obj.entry(k).or_insert(serde_json::Value::String(v));
+            if QUERY_KEYS.contains(&k.as_str()) {
+                obj.entry(k).or_insert(serde_json::Value::String(v));
+            }
         }
-        obj.insert("peer".into(), serde_json::json!(peer));
+        obj.insert("peer".into(), serde_json::json!(peer.ip().to_string()));
     }
-    st.events.record(BootEvent {
+    let event = BootEvent {
         at_ms: crate::events::now_ms(),
         mac,
         stage,
         manifest: Some(manifest),
         detail,
-    });
-    Ok(())
+    };
+    if st.events.record_from(event, peer.ip()) {
+        Ok(())
+    } else {
+        Err(Refusal::TooManyRequests)
+    }
 }
 
 #[cfg(test)]
