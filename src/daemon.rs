@@ -165,6 +165,7 @@ pub async fn run(
     bound: Bound,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    raise_nofile(&config);
     let store = Store::open(&config.store_url).await?;
     let blobs = BlobStore::open(&config.blob_dir())?;
     let inventory = Arc::new(
@@ -181,7 +182,6 @@ pub async fn run(
     );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
-    raise_nofile(&config);
     let health = Health::default();
     let (sink, queue) = events::channel_with(events::SinkLimits::of(&config.events));
     let hub = events::Hub::default();
@@ -194,15 +194,12 @@ pub async fn run(
         RETENTION_EVERY,
         shutdown.clone(),
     ));
-    if bound.http.is_some() {
-        health.expect(Component::Http);
-    }
-    if bound.tftp.is_some() {
-        health.expect(Component::Tftp);
-    }
-    if !bound.dhcp.is_empty() {
-        health.expect(Component::Dhcp);
-    }
+    // Every bound front end is marked serving before any of them runs (so no probe sees
+    // one up and another not yet); each guard moves into its task and marks its front
+    // end down when that task's loop ends or fails.
+    let http_up = bound.http.as_ref().map(|_| health.serving(Component::Http));
+    let tftp_up = bound.tftp.as_ref().map(|_| health.serving(Component::Tftp));
+    let dhcp_up = (!bound.dhcp.is_empty()).then(|| health.serving(Component::Dhcp));
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),
@@ -216,9 +213,8 @@ pub async fn run(
             health: health.clone(),
         };
         let stop = shutdown.clone();
-        let up = health.clone();
         tasks.spawn(async move {
-            let _serving = up.serving(Component::Http);
+            let _serving = http_up;
             if let Err(e) = http::run(listener, state, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -243,9 +239,8 @@ pub async fn run(
             ..tftp::TftpServerConfig::from(&config.tftp)
         };
         let stop = shutdown.clone();
-        let up = health.clone();
         tasks.spawn(async move {
-            let _serving = up.serving(Component::Tftp);
+            let _serving = tftp_up;
             if let Err(e) = tftp::run(socket, cfg, tx, stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "TFTP server failed");
             }
@@ -272,9 +267,8 @@ pub async fn run(
         );
         let ledger = ledger.clone();
         let sockets = bound.dhcp;
-        let up = health.clone();
         tasks.spawn(async move {
-            let _serving = up.serving(Component::Dhcp);
+            let _serving = dhcp_up;
             if let Err(e) = dhcp::server::run(cfg, sockets, inv, ev, ledger, stop).await {
                 tracing::error!(error = %e, "DHCP server failed");
             }

@@ -1,8 +1,8 @@
 //! Which front ends are serving: a small registry the daemon hands each front end. A
-//! front end that is configured is `down` until it marks itself up ([`Health::serving`],
-//! once its socket is bound and its loop runs), and `down` again when that guard drops,
-//! that is when its loop ends or fails. `/healthz` (data plane and API listener) is 200
-//! only while every configured front end serves; `/readyz` says which does not.
+//! front end is `off` until the daemon marks it up ([`Health::serving`], once its socket
+//! is bound, just before its loop runs), and `down` once that guard drops, which its
+//! task does when its loop ends or fails. `/healthz` (data plane and API listener) is
+//! 200 only while no front end is down; `/readyz` says which is.
 //!
 //! Must not: take a lock (a health probe may come often); a check is three atomic loads.
 
@@ -35,7 +35,7 @@ impl Component {
     }
 }
 
-const OFF: u8 = 0;
+// A state is 0 (off: not run by this daemon, what the registry starts with), DOWN or UP.
 const DOWN: u8 = 1;
 const UP: u8 = 2;
 
@@ -59,12 +59,6 @@ impl Drop for Serving {
 }
 
 impl Health {
-    /// Says that `c` is configured, so it counts as down until it serves.
-    pub fn expect(&self, c: Component) {
-        let _ =
-            self.state[c.index()].compare_exchange(OFF, DOWN, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
     /// Marks `c` up until the returned guard is dropped.
     pub fn serving(&self, c: Component) -> Serving {
         self.state[c.index()].store(UP, Ordering::Relaxed);
@@ -116,15 +110,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn down_until_serving_and_again_when_the_loop_ends() {
+    fn up_while_serving_and_down_when_the_loop_ends() {
         let h = Health::default();
         assert!(h.ok(), "nothing configured");
-        h.expect(Component::Tftp);
-        h.expect(Component::Http);
-        assert_eq!(h.summary(), (false, "not serving: tftp, http\n".into()));
         let http = h.serving(Component::Http);
         let tftp = h.serving(Component::Tftp);
-        h.expect(Component::Tftp); // a late `expect` does not undo `serving`
         assert_eq!(h.summary(), (true, "ok\n".into()));
         assert_eq!(h.report().1, "dhcp off\ntftp serving\nhttp serving\n");
         drop(tftp);
@@ -133,6 +123,6 @@ mod tests {
             (false, "dhcp off\ntftp down\nhttp serving\n".into())
         );
         drop(http);
-        assert!(!h.ok());
+        assert_eq!(h.summary(), (false, "not serving: tftp, http\n".into()));
     }
 }

@@ -57,6 +57,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cargo_fuzz_seeds_keep_the_invariants() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/http_head");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            scan_parse_and_classify(&std::fs::read(e.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n >= 5, "{n} seeds in {dir:?}");
+    }
+
+    #[test]
     fn seeds_and_a_bounded_random_walk_keep_the_invariants() {
         let seeds: [&[u8]; 6] = [
             b"\x05GET /boot.ipxe?mac=52-54-00-00-00-01 HTTP/1.1\r\nHost: x\r\n\r\n",

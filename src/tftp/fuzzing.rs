@@ -67,6 +67,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cargo_fuzz_seeds_keep_the_invariants() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/tftp_request");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            decode_request(&std::fs::read(e.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n >= 5, "{n} seeds in {dir:?}");
+    }
+
+    #[test]
     fn seeds_and_a_bounded_random_walk_keep_the_invariants() {
         let seeds: [&[u8]; 4] = [
             b"\x00\x01undionly.kpxe\x00octet\x00blksize\x001468\x00tsize\x000\x00",

@@ -123,43 +123,52 @@ fn slowloris_heads_are_cut_at_the_head_deadline_while_others_are_served() {
     let env = Env::new();
     let srv = serve(
         &env,
-        "head_timeout = \"2s\"\nmax_connections_per_client = 400",
+        "head_timeout = \"3s\"\nmax_connections_per_client = 400",
         "",
     );
-    let mut drips: Vec<TcpStream> = (0..200)
-        .map(|_| {
-            let mut s = TcpStream::connect(srv.http).unwrap();
-            s.write_all(b"GET /healthz HTTP/1.1\r\nx-drip: ").unwrap();
-            s
-        })
-        .collect();
+    let mut drips: Vec<TcpStream> = Vec::new();
+    let mut first_byte = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(srv.http).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nx-drip: ").unwrap();
+        first_byte.push(Instant::now());
+        drips.push(s);
+    }
     let start = Instant::now();
-    let mut served_in = None;
-    let mut open_at_1s = None;
+    let mut checked = None;
     // A byte from every connection every 500 ms: each would restart a per-read timer.
-    while start.elapsed() < Duration::from_millis(4500) {
+    while start.elapsed() < Duration::from_millis(5500) {
         for s in &mut drips {
             let _ = s.write_all(b"a");
         }
-        if served_in.is_none() && start.elapsed() >= Duration::from_millis(1000) {
+        if checked.is_none() && start.elapsed() >= Duration::from_millis(1000) {
+            // How many are still open, and how old the youngest and oldest heads are.
+            let open = drips.iter().filter(|s| !closed(s)).count();
+            let ages = (first_byte[199].elapsed(), first_byte[0].elapsed());
             let t = Instant::now();
             let out = ask(TcpStream::connect(srv.http).unwrap(), HEALTHZ);
             assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
-            served_in = Some(t.elapsed());
-            open_at_1s = Some(drips.iter().filter(|s| !closed(s)).count());
+            checked = Some((open, ages, t.elapsed()));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    let served_in = served_in.unwrap();
+    let (open, (youngest, oldest), served_in) = checked.unwrap();
     assert!(
         served_in < Duration::from_secs(1),
         "normal client waited {served_in:?}"
     );
-    assert_eq!(open_at_1s, Some(200), "cut before the deadline");
+    // Only a head older than the deadline may have been cut (timing on a busy machine
+    // is loose, so count the heads by their age rather than assume it).
+    if oldest < Duration::from_millis(2800) {
+        assert_eq!(
+            open, 200,
+            "cut before the deadline (heads {youngest:?}..{oldest:?} old)"
+        );
+    }
     let still_open = drips.iter().filter(|s| !closed(s)).count();
     assert_eq!(
         still_open, 0,
-        "dripping heads outlived http.head_timeout = 2s"
+        "dripping heads outlived http.head_timeout = 3s"
     );
 }
 
@@ -462,4 +471,136 @@ fn healthz_and_readyz_say_which_front_end_is_not_serving() {
         assert!(out.starts_with("HTTP/1.1 503"), "api {path}: {out}");
         assert!(out.contains("tftp"), "api {path}: {out}");
     }
+}
+
+/// Asks `tftp` for `name` (one block) and returns whether DATA 1 came back within 1.5 s.
+fn tftp_fetches(tftp: SocketAddr, name: &str) -> bool {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut rrq = vec![0, 1];
+    rrq.extend_from_slice(name.as_bytes());
+    rrq.extend_from_slice(b"\0octet\0");
+    sock.send_to(&rrq, tftp).unwrap();
+    let mut buf = [0u8; 600];
+    match sock.recv_from(&mut buf) {
+        Ok((n, from)) if n >= 4 && buf[..4] == [0, 3, 0, 1] => {
+            let _ = sock.send_to(&[0, 4, 0, 1], from);
+            true
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn running_out_of_descriptors_is_survived_by_http_and_tftp() {
+    let env = Env::new();
+    let root = env.dir.path().join("tftproot");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("small.bin"), b"tiny").unwrap();
+    let cfg = env.dir.path().join("emfile.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dhcp]\nmode = \"off\"\n[tftp]\nlisten = \"127.0.0.1:0\"\nroot = \"{}\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_client = 1000\n\
+             [api]\nlisten = \"127.0.0.1:0\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let srv = start_with(&env, &cfg, true);
+    let tftp = srv.tftp.unwrap();
+    let pid = srv.child.id();
+    assert!(tftp_fetches(tftp, "small.bin"));
+    // Leave the server a few descriptors, then take them with idle connections.
+    let limit = open_fds(pid) + 8;
+    let set = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(set.success());
+    let hogs: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(srv.http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(open_fds(pid) >= limit - 1, "descriptors not exhausted");
+    // TFTP cannot bind a transfer socket now, and HTTP cannot accept: neither dies.
+    assert!(
+        !tftp_fetches(tftp, "small.bin"),
+        "a transfer without a descriptor?"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}/fd")).exists(),
+        "the server is still running"
+    );
+    drop(hogs);
+    // Both serve again once descriptors are free (the backlog drains first).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ok = (false, false);
+    while Instant::now() < deadline && ok != (true, true) {
+        std::thread::sleep(Duration::from_millis(200));
+        if !ok.0 {
+            ok.0 = ask(TcpStream::connect(srv.http).unwrap(), HEALTHZ).starts_with("HTTP/1.1 200");
+        }
+        if !ok.1 {
+            ok.1 = tftp_fetches(tftp, "small.bin");
+        }
+    }
+    assert_eq!(ok, (true, true), "(http, tftp) serving again");
+}
+
+#[test]
+fn serve_raises_its_open_file_limit_to_the_hard_limit() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let cfg = env.dir.path().join("nofile.toml");
+    std::fs::write(
+        &cfg,
+        "[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [api]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    // prlimit execs the server, so the child's pid is the server's.
+    let mut child = std::process::Command::new("prlimit")
+        .args(["--nofile=256:2048", "--", env!("CARGO_BIN_EXE_tabula")])
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .env("TABULA_DATA_DIR", env.data())
+        .env_remove("TABULA_CONFIG")
+        .env("TABULA_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening: http"), "{line:?}");
+    // Keep draining stdout so the server never writes into a closed pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    // The limit is raised as the daemon starts, just after the listening lines.
+    let row = || {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+        let row = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_string();
+        row
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let soft = |row: &str| row.split_whitespace().nth(3).unwrap_or("").to_string();
+    let mut seen = row();
+    while soft(&seen) != "2048" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        seen = row();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let nums: Vec<&str> = seen.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(nums, ["2048", "2048"], "{seen}");
 }
