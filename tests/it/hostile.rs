@@ -585,12 +585,11 @@ fn serve_raises_its_open_file_limit_to_the_hard_limit() {
     // The limit is raised as the daemon starts, just after the listening lines.
     let row = || {
         let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
-        let row = limits
+        limits
             .lines()
             .find(|l| l.starts_with("Max open files"))
             .unwrap()
-            .to_string();
-        row
+            .to_string()
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     let soft = |row: &str| row.split_whitespace().nth(3).unwrap_or("").to_string();
