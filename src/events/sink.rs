@@ -240,3 +240,7 @@ impl EventSink {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sink_tests.rs"]
+mod tests;
