@@ -195,17 +195,30 @@ async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize, limits
 }
 
 /// Writes all of `out` within `http.send_timeout`; a timeout is an error (counted).
+/// Most answers fit the socket buffer and go out in one `write` with no timer armed; the
+/// deadline is only set up for what is left when the buffer is full.
 pub(super) async fn write_all(
     stream: &mut TcpStream,
     out: &[u8],
     limits: &Limits,
 ) -> io::Result<()> {
-    match tokio::time::timeout(limits.send_timeout, stream.write_all(out)).await {
+    let mut rest = out;
+    while !rest.is_empty() {
+        match stream.try_write(rest) {
+            Ok(0) => break,
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(limits.send_timeout, stream.write_all(rest)).await {
         Ok(r) => r,
         Err(_) => Err(limits.send_timed_out()),
     }
 }
-
 /// Writes a refusal, and closes the connection after it unless `keep_alive`.
 async fn refuse(
     stream: &mut TcpStream,
@@ -400,9 +413,10 @@ struct Request<'a> {
     keep_alive: bool,
 }
 
-/// Answers one classified request. Errors are connection errors. Buffered answers are
-/// written whole within `http.send_timeout`; the `sendfile` paths (blobs, loaders) are
-/// cut when they make no progress for that long.
+/// Answers one classified request. Errors are connection errors. Buffered answers
+/// (scripts, reports, refusals) are written whole within `http.send_timeout`
+/// ([`write_all`]); the `sendfile` paths (blobs, loaders) are cut when they make no
+/// progress for that long.
 async fn answer(
     stream: &mut TcpStream,
     st: &HttpState,
@@ -416,11 +430,7 @@ async fn answer(
             blobs::send(stream, st, head_only, target, r.headers, r.peer, keep_alive).await
         }
         Route::Script(req) => {
-            let sent = boot_script::send(stream, st, req, head_only, r.peer_ip, keep_alive);
-            match tokio::time::timeout(limits.send_timeout, sent).await {
-                Ok(r) => r,
-                Err(_) => Err(limits.send_timed_out()),
-            }
+            boot_script::send(stream, st, req, head_only, r.peer_ip, keep_alive).await
         }
         Route::Loader { name } => loaders::send(stream, st, &name, head_only, keep_alive).await,
         Route::Report {
