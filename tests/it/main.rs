@@ -9,6 +9,7 @@ mod build_debian;
 mod cli_errors;
 mod common;
 mod crash;
+mod descriptors;
 mod dhcp;
 mod hostile;
 mod lab_cli;
