@@ -19,6 +19,7 @@ use crate::dhcp::policy::Port;
 use crate::dhcp::socket::{DhcpSocket, SocketError};
 use crate::dhcp::{self, LoaderLedger};
 use crate::events;
+use crate::health::{Component, Health};
 use crate::http::{self, HttpState};
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
@@ -166,6 +167,7 @@ pub async fn run(
     bound: Bound,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    raise_nofile(&config);
     let blobs = BlobStore::open(&config.blob_dir())?;
     let inventory = Arc::new(
         Inventory::new(
@@ -181,7 +183,8 @@ pub async fn run(
     );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
-    let (sink, queue) = events::channel(65_536);
+    let health = Health::default();
+    let (sink, queue) = events::channel_with(events::SinkLimits::of(&config.events));
     let hub = events::Hub::default();
     let writer = tokio::spawn(events::write_events(store.clone(), queue, hub.clone()));
 
@@ -192,6 +195,12 @@ pub async fn run(
         RETENTION_EVERY,
         shutdown.clone(),
     ));
+    // Every bound front end is marked serving before any of them runs (so no probe sees
+    // one up and another not yet); each guard moves into its task and marks its front
+    // end down when that task's loop ends or fails.
+    let http_up = bound.http.as_ref().map(|_| health.serving(Component::Http));
+    let tftp_up = bound.tftp.as_ref().map(|_| health.serving(Component::Tftp));
+    let dhcp_up = (!bound.dhcp.is_empty()).then(|| health.serving(Component::Dhcp));
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),
@@ -201,9 +210,12 @@ pub async fn run(
             loader_dir: config.tftp.root.clone(),
             files: Default::default(),
             scripts: Default::default(),
+            limits: Arc::new(http::Limits::new(&config.http)),
+            health: health.clone(),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
+            let _serving = http_up;
             if let Err(e) = http::run(listener, state, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -211,8 +223,9 @@ pub async fn run(
     }
     if let Some(listener) = bound.api {
         let stop = shutdown.clone();
+        let health = health.clone();
         tasks.spawn(async move {
-            if let Err(e) = crate::api::run(listener, stop).await {
+            if let Err(e) = crate::api::run(listener, health, stop).await {
                 tracing::error!(error = %e, "API server failed");
             }
         });
@@ -228,6 +241,7 @@ pub async fn run(
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
+            let _serving = tftp_up;
             if let Err(e) = tftp::run(socket, cfg, tx, stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "TFTP server failed");
             }
@@ -256,6 +270,7 @@ pub async fn run(
         let sockets = bound.dhcp;
         let lease_log = store.clone();
         tasks.spawn(async move {
+            let _serving = dhcp_up;
             if let Err(e) = dhcp::server::run(cfg, sockets, inv, lease_log, ev, ledger, stop).await
             {
                 tracing::error!(error = %e, "DHCP server failed");
@@ -282,6 +297,39 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     store.close().await;
     Ok(())
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (every connection, TFTP transfer
+/// and open blob is a descriptor), and warns when the HTTP and TFTP caps could still
+/// exceed it (then `accept` and TFTP sockets fail with EMFILE: counted, never fatal).
+fn raise_nofile(config: &Config) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let now = if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    let h = &config.http;
+    let wanted =
+        h.max_connections + (h.max_connections / 8).max(1) + config.tftp.max_transfers + 256;
+    if now < u64::try_from(wanted).unwrap_or(u64::MAX) {
+        tracing::warn!(
+            limit = now,
+            wanted,
+            "open-file limit below http.max_connections + tftp.max_transfers: expect EMFILE under load (raise LimitNOFILE / ulimit -Hn)"
+        );
+    } else {
+        tracing::debug!(limit = now, "open-file limit");
+    }
 }
 
 /// The bridge from TFTP to the ledger and the event sink: a loader fully delivered marks

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod dhcp;
 pub mod events;
 pub mod fleet;
+pub mod health;
 pub mod http;
 pub mod images;
 pub mod inventory;

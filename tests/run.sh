@@ -49,5 +49,5 @@ echo "==> vagrant validate"
 (cd vagrant && vagrant validate)
 echo "==> cargo test"
 cargo test --locked --all-targets
-echo "==> cargo fuzz dhcp_decide (bounded: ${FUZZ_SECONDS:-60} s)"
+echo "==> cargo fuzz dhcp_decide, http_head, tftp_request (bounded: ${FUZZ_SECONDS:-60} s in all)"
 bash fuzz/run.sh "${FUZZ_SECONDS:-60}"

@@ -159,6 +159,18 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The base URL machines use to reach tabula's HTTP server, without a trailing slash.
     pub public_url: String,
+    /// An idle keep-alive connection is closed after this long.
+    pub idle_timeout: Duration,
+    /// A whole request head must arrive within this long of its first byte.
+    pub head_timeout: Duration,
+    /// A whole request body must arrive within this long of its head.
+    pub body_timeout: Duration,
+    /// An answer making no progress for this long (the client stopped reading) is cut.
+    pub send_timeout: Duration,
+    /// Open connections in total (a new peer still gets a small headroom past it).
+    pub max_connections: usize,
+    /// Open connections from one IP address.
+    pub max_connections_per_client: usize,
 }
 
 /// The API listener: the control plane (`src/api/`), apart from what machines fetch.
@@ -201,6 +213,18 @@ pub struct Config {
 pub struct EventsConfig {
     /// Events older than this are deleted in the background.
     pub retention: Duration,
+    /// Most events queued for the writer.
+    pub queue_events: usize,
+    /// Most bytes of event detail queued for the writer.
+    pub queue_bytes: usize,
+    /// A detail longer than this is replaced by a note saying how long it was.
+    pub max_detail_bytes: usize,
+    /// Reports and download attributions recorded per MAC per minute (a token bucket).
+    pub per_mac_per_minute: u32,
+    /// Reports and download attributions recorded per client address per minute.
+    pub per_peer_per_minute: u32,
+    /// DHCP refusal (`ignored`) events recorded per minute, all clients together.
+    pub refusals_per_minute: u32,
 }
 
 /// How long boot events are kept by default.

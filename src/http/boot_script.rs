@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::route::Refusal;
@@ -270,7 +269,7 @@ pub async fn send(
         Err(refused) => {
             let mut out = Vec::with_capacity(256);
             refused.write(&mut out, head_only, keep_alive);
-            return stream.write_all(&out).await;
+            return super::conn::write_all(stream, &out, &st.limits).await;
         }
     };
     let mut out = Vec::with_capacity(256 + reply.body.len());
@@ -284,7 +283,7 @@ pub async fn send(
     if !head_only {
         out.extend_from_slice(&reply.body);
     }
-    stream.write_all(&out).await
+    super::conn::write_all(stream, &out, &st.limits).await
 }
 
 #[cfg(test)]

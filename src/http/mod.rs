@@ -11,7 +11,10 @@
 //! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (`blobs.rs`, by `sendfile`) |
 //! | `POST,GET,HEAD /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines ([`report`]) |
 //! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`; `loaders.rs`) |
-//! | `GET,HEAD /healthz` | liveness |
+//! | `GET,HEAD /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 |
+//! | `GET,HEAD /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
+//!
+//! Limits (deadlines, connection caps) and their counters are in [`limits`].
 //!
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
@@ -21,6 +24,9 @@ mod blob_head;
 mod blobs;
 pub mod boot_script;
 pub mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod limits;
 mod loaders;
 pub mod report;
 pub mod route;
@@ -30,8 +36,10 @@ mod wire;
 use std::sync::Arc;
 
 use crate::events::EventSink;
+
 use crate::images::BlobStore;
 use crate::inventory::Inventory;
+pub use limits::{LimitStats, Limits};
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -47,6 +55,10 @@ pub struct HttpState {
     pub files: blob_files::BlobFiles,
     /// Rendered scripts of the current inventory snapshot.
     pub scripts: boot_script::ScriptCache,
+    /// Deadlines, connection caps and their counters.
+    pub limits: Arc<limits::Limits>,
+    /// Which front ends serve, for `/healthz` and `/readyz`.
+    pub health: crate::health::Health,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops

@@ -2,10 +2,12 @@
 //! sent by the netboot initramfs (and `GET` for clients that can only fetch, like iPXE).
 //!
 //! The body is optional JSON (`{"root_sha256": "…", "reason": "…", "stage": "…"}`) or
-//! plain text (taken as the reason); query parameters are added to the detail unless the
-//! body already names them. Each report becomes a boot event; nothing else. The URL is
-//! parsed by [`crate::boot::urls::parse_report`]; the answer is a small text body written
-//! by the connection loop, and nothing here touches a socket.
+//! plain text (taken as the reason); the query's [`QUERY_KEYS`] are added to the detail
+//! unless the body already names them (other query keys are ignored, so a URL cannot
+//! grow the detail at will). Each report becomes a boot event, within the per-MAC and
+//! per-client rates of `[events]` (over them: 429, nothing recorded); nothing else. The
+//! URL is parsed by [`crate::boot::urls::parse_report`]; the answer is a small text body
+//! written by the connection loop, and nothing here touches a socket.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -17,6 +19,9 @@ use crate::boot::{BootEvent, Callback, EventDetail, ReportKind, Via};
 
 /// Largest report body accepted.
 pub const MAX_REPORT: usize = 16 * 1024;
+
+/// The query keys a report may add to its detail.
+pub const QUERY_KEYS: [&str; 4] = ["stage", "reason", "attempt", "root_sha256"];
 
 /// The body of a recorded report's answer.
 pub const RECORDED: &str = "recorded\n";
@@ -72,13 +77,8 @@ impl Request {
     }
 }
 
-/// Records the report `req` with `body` from `peer` as a boot event.
-pub fn answer(
-    st: &HttpState,
-    req: &Request,
-    body: &[u8],
-    peer: Option<IpAddr>,
-) -> Result<(), Refusal> {
+/// Records the report `req` with `body` from the client `peer` as a boot event.
+pub fn answer(st: &HttpState, req: &Request, body: &[u8], peer: IpAddr) -> Result<(), Refusal> {
     if let Some(r) = req.refusal() {
         return Err(r);
     }
@@ -88,15 +88,19 @@ pub fn answer(
     if body.len() > MAX_REPORT {
         return Err(Refusal::PayloadTooLarge("report too large\n"));
     }
-    st.events.record(BootEvent {
+    let event = BootEvent {
         at_ms: crate::events::now_ms(),
         mac: p.callback.mac,
         manifest: Some(p.callback.manifest),
         via: Via::Http,
-        peer,
+        peer: Some(peer),
         detail: detail(p.kind, body, &p.query),
-    });
-    Ok(())
+    };
+    if st.events.record_from(event, peer) {
+        Ok(())
+    } else {
+        Err(Refusal::TooManyRequests)
+    }
 }
 
 /// The body (a JSON object, plain text taken as the reason, or nothing) with the query
@@ -114,8 +118,10 @@ fn detail(kind: ReportKind, body: &[u8], query: &BTreeMap<String, String>) -> Ev
         }
     };
     for (k, v) in query {
-        obj.entry(k.clone())
-            .or_insert(serde_json::Value::String(v.clone()));
+        if QUERY_KEYS.contains(&k.as_str()) {
+            obj.entry(k.clone())
+                .or_insert(serde_json::Value::String(v.clone()));
+        }
     }
     EventDetail::from_value(kind.stage(), serde_json::Value::Object(obj))
 }

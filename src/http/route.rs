@@ -9,6 +9,7 @@
 //! | `/loaders/<name>` | `GET`, `HEAD` → [`Route::Loader`] |
 //! | `/boot/<mac>/<manifest>/<booted\|failed\|progress>[?…]` | `POST`, `GET`, `HEAD` → [`Route::Report`] |
 //! | `/healthz` | `GET`, `HEAD` → [`Route::Health`] |
+//! | `/readyz` | `GET`, `HEAD` → [`Route::Ready`] |
 //! | anything else | 404; a known path with another method: 405 with `Allow` |
 //!
 //! Path segments are matched as sent; the variable ones (a MAC, a manifest, a report or
@@ -44,8 +45,10 @@ pub enum Route<'a> {
     Loader { name: Cow<'a, str> },
     /// A report from a booting machine (its URL parsed, possibly refused).
     Report(report::Request),
-    /// Liveness.
+    /// Whether every configured front end serves (200 `ok` or 503 naming those down).
     Health,
+    /// Each front end's state, one line each (200, or 503 when one is down).
+    Ready,
     /// Not answerable as asked.
     Refused(Refusal),
 }
@@ -59,6 +62,7 @@ impl Route<'_> {
             Route::Loader { .. } => "loader",
             Route::Report(_) => "report",
             Route::Health => "health",
+            Route::Ready => "ready",
             Route::Refused(_) => "refused",
         }
     }
@@ -78,6 +82,8 @@ pub enum Refusal {
     LengthRequired,
     /// A request or report body over its limit.
     PayloadTooLarge(&'static str),
+    /// A MAC or client over its report rate (`events.per_*_per_minute`).
+    TooManyRequests,
     /// A request head over `conn::MAX_HEAD`.
     HeadTooLarge,
     /// The inventory could not be read.
@@ -95,6 +101,7 @@ impl Refusal {
             Refusal::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Refusal::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -111,6 +118,7 @@ impl Refusal {
             | Refusal::Internal(m) => m,
             Refusal::MethodNotAllowed { .. } => "method not allowed\n",
             Refusal::LengthRequired => "send a Content-Length\n",
+            Refusal::TooManyRequests => "too many reports, slow down\n",
             Refusal::HeadTooLarge => "request head too large\n",
         }
     }
@@ -133,7 +141,27 @@ impl Refusal {
 
 /// Appends a `200 OK` with a short plain-text body (health, a recorded report).
 pub fn ok_text(out: &mut Vec<u8>, body: &str, head_only: bool, keep_alive: bool) {
-    let mut h = HeadWriter::new(out, StatusCode::OK);
+    status_text(out, StatusCode::OK, body, head_only, keep_alive);
+}
+
+/// Appends a health answer: `200 OK` when `ok`, else `503 Service Unavailable`.
+pub fn health_text(out: &mut Vec<u8>, ok: bool, body: &str, head_only: bool, keep_alive: bool) {
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    status_text(out, status, body, head_only, keep_alive);
+}
+
+fn status_text(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    body: &str,
+    head_only: bool,
+    keep_alive: bool,
+) {
+    let mut h = HeadWriter::new(out, status);
     h.header("content-type", b"text/plain; charset=utf-8")
         .number("content-length", body.len() as u64);
     h.finish(keep_alive);
@@ -167,6 +195,7 @@ pub fn classify<'a>(method: &Method, target: &'a str) -> Route<'a> {
     ];
     let answer = match segs {
         [Some("healthz"), None, ..] => allowed(reads, READ).map(|()| Route::Health),
+        [Some("readyz"), None, ..] => allowed(reads, READ).map(|()| Route::Ready),
         [Some("boot.ipxe"), None, ..] => allowed(reads, READ).and_then(|()| script(target)),
         [Some("boot"), Some(mac), Some("boot.ipxe"), None, _] if !mac.is_empty() => {
             allowed(reads, READ).and_then(|()| script(target))

@@ -489,17 +489,17 @@ fn connection_handling_keep_alive_and_bad_requests() {
             "HTTP/1.1 431",
         ),
         (
-            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
                 .to_vec(),
             "HTTP/1.1 411",
         ),
         (
-            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ncontent-length: 999999\r\n\r\n"
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\nhost: x\r\ncontent-length: 999999\r\n\r\n"
                 .to_vec(),
             "HTTP/1.1 413",
         ),
         (
-            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ncontent-length: -1\r\n\r\n"
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\n\r\n"
                 .to_vec(),
             "HTTP/1.1 400",
         ),
