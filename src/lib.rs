@@ -24,3 +24,12 @@ pub mod lab;
 pub mod store;
 pub mod tftp;
 pub mod throttle;
+
+/// The version `tabula --version` prints: the package version and the commit it was built
+/// from (`build.rs`; "unknown" without git).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TABULA_COMMIT"),
+    ")"
+);

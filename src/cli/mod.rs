@@ -28,7 +28,7 @@ use crate::store::Store;
 
 /// tabula: bare-metal netboot where every boot is a clean slate.
 #[derive(Debug, Parser)]
-#[command(name = "tabula", version, about, long_about = None)]
+#[command(name = "tabula", version = crate::VERSION, about, long_about = None)]
 pub struct Cli {
     /// Configuration file [default: /etc/tabula/tabula.toml if it exists, else built-in defaults]
     #[arg(long, global = true, env = "TABULA_CONFIG", value_name = "PATH")]

@@ -13,6 +13,7 @@ mod leases;
 mod machines;
 mod pins;
 mod requirements;
+pub mod schema;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,6 +41,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("state store: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The database's schema is newer than this binary (a downgrade), or unreadable.
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
     /// A schema migration failed.
     #[error("state store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -84,6 +88,8 @@ impl Store {
         {
             std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         }
+        // Migrations only go forward: a database from a newer tabula is left untouched.
+        schema::refuse_newer(url).await?;
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(open_err)?
             .create_if_missing(true)
@@ -96,9 +102,7 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("src/store/migrations/sqlite")
-            .run(&pool)
-            .await?;
+        schema::migrator().run(&pool).await?;
         Ok(Store { pool })
     }
 

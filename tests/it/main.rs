@@ -17,3 +17,4 @@ mod lab_pxe;
 mod netns;
 mod pinning;
 mod serve;
+mod upgrade;
