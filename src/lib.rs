@@ -4,8 +4,9 @@
 //! blobs and manifests), [`store`] (the state database: queries only), [`inventory`] (the
 //! one policy seam: which machine boots what), [`catalog`] (publishing and retiring image
 //! versions), [`build`] (image builds from root trees, tarballs and OCI images), [`config`],
-//! and [`cli`]. Front ends (DHCP, TFTP, HTTP for machines, [`api`] for operators) only
-//! ask [`inventory`]; they never decide for themselves and never call each other.
+//! [`doctor`] (host checks before serving) and [`cli`]. Front ends (DHCP, TFTP, HTTP for
+//! machines, [`api`] for operators) only ask [`inventory`]; they never decide for
+//! themselves and never call each other.
 
 pub mod api;
 pub mod boot;
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dhcp;
+pub mod doctor;
 pub mod events;
 pub mod fleet;
 pub mod http;

@@ -6,6 +6,7 @@
 //! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
 
 mod build;
+mod doctor;
 mod events;
 mod explain;
 mod image;
@@ -66,6 +67,8 @@ enum Command {
     /// Show DHCP leases
     #[command(subcommand)]
     Lease(lease::LeaseCmd),
+    /// Check this host for serving: interfaces, ports, capabilities, loaders, store, disk
+    Doctor,
     /// Boot QEMU machines through tabula in a private network namespace (root)
     Lab(lab::LabArgs),
 }
@@ -170,6 +173,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::daemon::run(config, bound, token).await?;
             println!("stopped");
             Ok(())
+        }
+        Command::Doctor => {
+            doctor::run(&load_config(
+                cli.config.as_deref(),
+                cli.data_dir.as_deref(),
+            )?)
+            .await
         }
         Command::Image(cmd) => image::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Machine(cmd) => machine::run(&Ctx::open(&cli).await?, cmd).await,

@@ -10,6 +10,7 @@ mod cli_errors;
 mod common;
 mod crash;
 mod dhcp;
+mod doctor;
 mod lab_cli;
 mod lab_direct;
 mod lab_proxy;
