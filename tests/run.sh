@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; CI runs it through .ci/run).
 # Installs what the tests need on a fresh Debian machine, then runs the same gates CI
-# does: formatting, clippy with warnings denied, and every test.
+# does: formatting, clippy with warnings denied, every test, and the Debian package
+# stage (tests/deb.sh, which installs cargo-deb from crates.io when it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,14 @@ APT_PACKAGES=(
   isc-dhcp-client  # dhclient
   debootstrap  # a real Debian root for `tabula image build` (images/debian/, tests/it/build_debian.rs)
   squashfs-tools cpio zstd  # unsquashfs, cpio, zstd read back built images (tests/it/build.rs)
+  # The operator path (tests/deb.sh): lint, install and run the .deb as its unit would.
+  lintian     # checks the .deb (no errors allowed)
+  systemd     # systemd-analyze verify of config/tabula.service
+  util-linux  # setpriv, prlimit: ExecStart as the unit's user with its capabilities
+  man-db      # `man tabula`, `man tabula-pin` must render
+  jq          # reads `tabula explain --json` for the VM boot
+  adduser ipxe  # the package's Depends
+  dpkg-dev    # dpkg-shlibdeps, for the package's $auto Depends
 )
 
 missing=()
@@ -48,5 +57,7 @@ echo "==> vagrant validate"
 (cd vagrant && vagrant validate)
 echo "==> cargo test"
 cargo test --locked --all-targets
+echo "==> tests/deb.sh (the .deb: build, lintian, install, unit, VM boot, upgrade, remove, purge)"
+bash tests/deb.sh
 echo "==> cargo fuzz dhcp_decide (bounded: ${FUZZ_SECONDS:-60} s)"
 bash fuzz/run.sh "${FUZZ_SECONDS:-60}"

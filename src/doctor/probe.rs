@@ -192,11 +192,11 @@ fn disk(blobs: &Path) -> Result<Disk, String> {
     }
     let s =
         nix::sys::statvfs::statvfs(&at).map_err(|e| format!("statvfs {}: {e}", at.display()))?;
-    let unit = u64::from(s.fragment_size());
+    let unit = s.fragment_size();
     Ok(Disk {
         path: at,
-        free_bytes: u64::from(s.blocks_available()).saturating_mul(unit),
-        total_bytes: u64::from(s.blocks()).saturating_mul(unit),
+        free_bytes: s.blocks_available().saturating_mul(unit),
+        total_bytes: s.blocks().saturating_mul(unit),
     })
 }
 
