@@ -16,6 +16,7 @@ mod lab_direct;
 mod lab_proxy;
 mod lab_pxe;
 mod netns;
+mod package;
 mod pinning;
 mod serve;
 mod upgrade;
