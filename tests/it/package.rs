@@ -12,8 +12,8 @@ fn repo_file(p: &str) -> String {
 /// The value of `Key=` in the unit (the last one, as systemd takes it).
 fn key<'a>(unit: &'a str, k: &str) -> Option<&'a str> {
     unit.lines()
-        .filter_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
 }
 
 #[test]
