@@ -26,7 +26,7 @@ pub fn checks(cfg: &Config, facts: &Facts) -> Vec<Check> {
     out.extend(ports(cfg, facts));
     out.push(capabilities(cfg, facts));
     out.push(loaders(cfg, facts));
-    out.push(store(facts));
+    out.push(store(cfg, facts));
     out.push(disk(facts));
     out.push(data_dir(cfg, facts));
     out
@@ -293,8 +293,18 @@ fn loaders(cfg: &Config, facts: &Facts) -> Check {
     }
 }
 
-fn store(facts: &Facts) -> Check {
+fn store(cfg: &Config, facts: &Facts) -> Check {
     const NAME: &str = "store";
+    if facts.store_writable == Some(false) {
+        return Check::fail(
+            NAME,
+            format!("{} is not writable by this user", cfg.store_url),
+            format!(
+                "run as its owner, or hand the state to the service: chown -R tabula: {}",
+                cfg.data_dir.display()
+            ),
+        );
+    }
     match &facts.schema {
         Err(e) => Check::fail(
             NAME,

@@ -173,6 +173,8 @@ pub struct Facts {
     /// Per firmware (`bios`, `efi_x64`, …): the configured name and what it resolves to.
     pub loaders: Vec<(&'static str, String, LoaderFile)>,
     pub schema: Result<SchemaState, String>,
+    /// Whether this user may write the database file (`None`: no file, or not SQLite).
+    pub store_writable: Option<bool>,
     pub disk: Result<Disk, String>,
     pub data_dir: DataDir,
     /// This process's effective uid.

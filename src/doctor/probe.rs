@@ -25,6 +25,9 @@ pub async fn probe(cfg: &Config) -> Facts {
     } else {
         Err(format!("{}: only SQLite stores are checked", cfg.store_url))
     };
+    let db = schema::sqlite_path(&cfg.store_url);
+    let store_writable = (schema.is_ok() && db.exists())
+        .then(|| nix::unistd::access(db, nix::unistd::AccessFlags::W_OK).is_ok());
     Facts {
         interfaces: interfaces(),
         cap_eff: std::fs::read_to_string("/proc/self/status")
@@ -39,6 +42,7 @@ pub async fn probe(cfg: &Config) -> Facts {
         sockets: sockets(),
         loaders: loaders(cfg),
         schema,
+        store_writable,
         disk: disk(&cfg.blob_dir()),
         data_dir: data_dir(&cfg.data_dir),
         uid: nix::unistd::geteuid().as_raw(),

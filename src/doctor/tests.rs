@@ -45,6 +45,7 @@ fn healthy() -> Facts {
             ),
         ],
         schema: Ok(SchemaState::Current(3)),
+        store_writable: Some(true),
         disk: Ok(Disk {
             path: "/var/lib/tabula".into(),
             free_bytes: 50 << 30,
@@ -292,6 +293,16 @@ fn the_store_must_open_with_a_current_schema() {
     assert!(newer.detail.contains("schema 4") && newer.detail.contains("(3)"));
     assert_eq!(grade(Ok(SchemaState::Dirty(3))).status, Status::Fail);
     assert_eq!(grade(Err("cannot read".into())).status, Status::Fail);
+
+    // A database left by a root run from a clone: the service could not write it.
+    let mut f = healthy();
+    f.store_writable = Some(false);
+    let c = checks(&cfg, &f)
+        .into_iter()
+        .find(|c| c.name == "store")
+        .unwrap();
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.fix.unwrap().contains("chown -R tabula: /var/lib/tabula"));
 }
 
 #[test]
