@@ -55,3 +55,58 @@ fn doctor_names_a_held_port_and_fails() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("\nfail"), "{}", r.stdout);
 }
+
+/// DHCP in full mode, inside a namespace the test owns: the served interface is found
+/// with its address inside the configured subnet, a misspelt one is named as missing,
+/// the DHCP port is free, and root has the capabilities DHCP needs.
+#[test]
+fn doctor_checks_dhcp_interfaces_in_a_namespace() {
+    use crate::netns::{Lab, sh};
+    let env = Env::new();
+    let mut lab = Lab::new();
+    let (s, c) = (lab.ns("srv"), lab.ns("cli"));
+    let (vs, _) = lab.veth(&s, &c, "d");
+    sh(&["ip", "-n", &s, "addr", "add", "10.99.7.1/24", "dev", &vs]);
+    let cfg = env.dir.path().join("dhcp.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nadvertise = \"10.99.7.1\"\n[dhcp]\nmode = \"full\"\ninterfaces = [\"{vs}\", \"nosuch0\"]\n\
+             [[dhcp.subnets]]\nnetwork = \"10.99.7.0/24\"\npools = [\"10.99.7.100-10.99.7.150\"]\n\
+             [tftp]\nenabled = false\n[http]\nlisten = \"10.99.7.1:8080\"\n[api]\nenabled = false\n"
+        ),
+    )
+    .unwrap();
+    let data = env.data();
+    let out = lab.exec(
+        &s,
+        &[
+            "env",
+            &format!("TABULA_DATA_DIR={}", data.display()),
+            env!("CARGO_BIN_EXE_tabula"),
+            "--config",
+            cfg.to_str().unwrap(),
+            "doctor",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        format!("ok    interfaces: {vs} 10.99.7.1/24"),
+        "fail  interfaces: nosuch0 (dhcp.interfaces) does not exist".to_string(),
+        format!("ok    interfaces: 10.99.7.1 (server.advertise) is on {vs}"),
+        format!("ok    interfaces: 10.99.7.1 (http.listen) is on {vs}"),
+        "ok    ports: udp 0.0.0.0:67 (dhcp.listen_port) free".to_string(),
+        "ok    capabilities: CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_NET_ADMIN present".to_string(),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&want)),
+            "no `{want}` in:\n{stdout}"
+        );
+    }
+}
