@@ -1,6 +1,6 @@
 //! `tabula doctor` as an operator runs it: one line per check, exit status 1 on a fail,
-//! and it names who holds a port tabula wants. It must not create the data directory or
-//! the database it inspects.
+//! it names who holds a port tabula wants, and checks DHCP interfaces (in a namespace the
+//! test owns). It must not create the data directory or the database it inspects.
 
 use crate::common::Env;
 
