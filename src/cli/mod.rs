@@ -6,6 +6,7 @@
 //! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
 
 mod build;
+mod doctor;
 mod events;
 mod explain;
 mod image;
@@ -28,7 +29,7 @@ use crate::store::Store;
 
 /// tabula: bare-metal netboot where every boot is a clean slate.
 #[derive(Debug, Parser)]
-#[command(name = "tabula", version, about, long_about = None)]
+#[command(name = "tabula", version = crate::VERSION, about, long_about = None)]
 pub struct Cli {
     /// Configuration file [default: /etc/tabula/tabula.toml if it exists, else built-in defaults]
     #[arg(long, global = true, env = "TABULA_CONFIG", value_name = "PATH")]
@@ -66,6 +67,8 @@ enum Command {
     /// Show DHCP leases
     #[command(subcommand)]
     Lease(lease::LeaseCmd),
+    /// Check this host for serving: interfaces, ports, capabilities, loaders, store, disk
+    Doctor,
     /// Boot QEMU machines through tabula in a private network namespace (root)
     Lab(lab::LabArgs),
 }
@@ -171,6 +174,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::daemon::run(config, store, bound, token).await?;
             println!("stopped");
             Ok(())
+        }
+        Command::Doctor => {
+            doctor::run(&load_config(
+                cli.config.as_deref(),
+                cli.data_dir.as_deref(),
+            )?)
+            .await
         }
         Command::Image(cmd) => image::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Machine(cmd) => machine::run(&Ctx::open(&cli).await?, cmd).await,
