@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::boot::EventDetail;
 use crate::config::{Config, DhcpMode};
 use crate::dhcp::policy::Port;
 use crate::dhcp::socket::{DhcpSocket, SocketError};
@@ -54,6 +55,8 @@ pub enum DaemonError {
     Inventory(#[from] crate::inventory::InventoryError),
     #[error(transparent)]
     DhcpSocket(#[from] SocketError),
+    #[error(transparent)]
+    ReportKey(#[from] http::report_key::KeyError),
 }
 
 fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
@@ -180,6 +183,7 @@ pub async fn run(
     );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
+    let report_key = Arc::new(http::report_key::load_or_create(&config.data_dir)?);
     let (sink, queue) = events::channel(65_536);
     let hub = events::Hub::default();
     let writer = tokio::spawn(events::write_events(store.clone(), queue, hub.clone()));
@@ -200,6 +204,9 @@ pub async fn run(
             loader_dir: config.tftp.root.clone(),
             files: Default::default(),
             scripts: Default::default(),
+            report_key: report_key.clone(),
+            report_refusals: Default::default(),
+            boots: Arc::new(http::attribution::Boots::new(config.http.attribution_window)),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -281,19 +288,23 @@ pub async fn run(
     Ok(())
 }
 
-/// The bridge from TFTP to the ledger and the event sink: a loader fully delivered marks
-/// its machine in the ledger; each transfer's boot event ([`TransferEvent::boot_event`])
-/// is recorded.
+/// The bridge from TFTP to the ledger and the event sink: a loader fully delivered to a
+/// MAC that DHCP handed a loader confirms it in the ledger ([`LoaderLedger::confirm`]);
+/// each transfer's boot event ([`TransferEvent::boot_event`]) is recorded, a delivery
+/// the ledger did not confirm as `unverified`.
 async fn loader_events(
     mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
     sink: events::EventSink,
     ledger: Arc<LoaderLedger>,
 ) {
     while let Some(ev) = rx.recv().await {
-        if let Some(mac) = ev.delivered_to() {
-            ledger.mark(mac, std::time::Instant::now());
-        }
-        if let Some(e) = ev.boot_event(events::now_ms()) {
+        let confirmed = ev
+            .delivered_to()
+            .map(|mac| ledger.confirm(mac, std::time::Instant::now()));
+        if let Some(mut e) = ev.boot_event(events::now_ms()) {
+            if let (EventDetail::LoaderSent(l), Some(ok)) = (&mut e.detail, confirmed) {
+                l.unverified = !ok;
+            }
             sink.record(e);
         }
     }

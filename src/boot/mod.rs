@@ -30,6 +30,7 @@ mod lease;
 mod mac;
 mod plan;
 mod reason;
+mod token;
 pub mod urls;
 
 pub use detail::{BlobSent, Dhcp, EventDetail, Ignored, LoaderSent, Report, ScriptSent, Via};
@@ -40,4 +41,5 @@ pub use lease::LeaseState;
 pub use mac::{Mac, MacError};
 pub use plan::{BlobRef, BootPlan};
 pub use reason::IgnoreReason;
+pub use token::{BootId, BootSeal, ReportKey, ReportToken, TokenError};
 pub use urls::{BlobRole, Callback, ReportKind, UrlError, Urls};

@@ -27,6 +27,7 @@ pub struct FileConfig {
 pub struct ServerFile {
     pub data_dir: Option<PathBuf>,
     pub advertise: Option<Ipv4Addr>,
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +108,7 @@ pub struct HttpFile {
     pub enabled: Option<bool>,
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
+    pub attribution_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -159,6 +159,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The base URL machines use to reach tabula's HTTP server, without a trailing slash.
     pub public_url: String,
+    /// How long after a MAC was served a script a download attributed to it counts as
+    /// that boot's (`http::attribution`).
+    pub attribution_window: Duration,
 }
 
 /// The API listener: the control plane (`src/api/`), apart from what machines fetch.
@@ -187,6 +190,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub advertise: Option<Ipv4Addr>,
+    /// The user `tabula serve` drops to after binding its sockets, when started as root
+    /// (`None`: stay as started).
+    pub user: Option<String>,
     pub store_url: String,
     pub boot: BootConfig,
     pub dhcp: DhcpConfig,
@@ -202,6 +208,9 @@ pub struct EventsConfig {
     /// Events older than this are deleted in the background.
     pub retention: Duration,
 }
+
+/// The user `tabula serve` runs as by default once its sockets are bound.
+pub const DEFAULT_USER: &str = "tabula";
 
 /// How long boot events are kept by default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -133,8 +133,9 @@ pub(super) async fn sendfile_all(
     Ok(sent)
 }
 
-/// Records a boot event for an attributed whole download.
-/// A malformed attribution is not an error for the download, only no event.
+/// Records a boot event for an attributed whole download, `unverified` unless the MAC
+/// was served a plan with this blob (`attribution.rs`). A malformed attribution is not
+/// an error for the download, only no event.
 fn record(
     st: &HttpState,
     target: &BlobTarget<'_>,
@@ -152,6 +153,9 @@ fn record(
         expected: size,
         seconds: elapsed.as_secs_f64(),
         complete: bytes == size,
+        unverified: !st
+            .boots
+            .belongs(mac, target.digest, std::time::Instant::now()),
     };
     st.events.record(BootEvent {
         at_ms: crate::events::now_ms(),

@@ -9,13 +9,14 @@
 //! | `GET,HEAD /boot.ipxe?mac=…&arch=…` (`platform`/`buildarch` as iPXE names them) | the machine's iPXE script ([`boot_script`]) |
 //! | `GET,HEAD /boot/{mac}/boot.ipxe` | the same, path form |
 //! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (`blobs.rs`, by `sendfile`) |
-//! | `POST,GET,HEAD /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines ([`report`]) |
+//! | `POST /boot/{mac}/{manifest}/{token}/{booted,failed,progress}` | reports from booting machines, with their boot's token ([`report`]) |
 //! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`; `loaders.rs`) |
 //! | `GET,HEAD /healthz` | liveness |
 //!
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
 
+pub mod attribution;
 mod blob_files;
 mod blob_head;
 mod blobs;
@@ -23,12 +24,14 @@ pub mod boot_script;
 pub mod conn;
 mod loaders;
 pub mod report;
+pub mod report_key;
 pub mod route;
 pub mod script;
 mod wire;
 
 use std::sync::Arc;
 
+use crate::boot::ReportKey;
 use crate::events::EventSink;
 use crate::images::BlobStore;
 use crate::inventory::Inventory;
@@ -47,6 +50,12 @@ pub struct HttpState {
     pub files: blob_files::BlobFiles,
     /// Rendered scripts of the current inventory snapshot.
     pub scripts: boot_script::ScriptCache,
+    /// The key of report tokens (`<data_dir>/report.key`, [`report_key`]).
+    pub report_key: Arc<ReportKey>,
+    /// Reports refused for their token, counted.
+    pub report_refusals: Arc<report::ReportRefusals>,
+    /// Which MAC was served which plan, when: what attributes a download to a boot.
+    pub boots: Arc<attribution::Boots>,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops
