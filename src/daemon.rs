@@ -137,6 +137,21 @@ impl Bound {
         Ok(b)
     }
 
+    /// The sockets without their tokio registration ([`Detached`]), to serve them from
+    /// another runtime.
+    pub fn detach(self) -> std::io::Result<Detached> {
+        Ok(Detached {
+            http: self.http.map(TcpListener::into_std).transpose()?,
+            api: self.api.map(TcpListener::into_std).transpose()?,
+            tftp: self.tftp.map(UdpSocket::into_std).transpose()?,
+            dhcp: self
+                .dhcp
+                .into_iter()
+                .map(|(s, p)| s.detach().map(|s| (s, p)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     /// What is bound, for the "listening" lines.
     pub fn describe(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -158,6 +173,31 @@ impl Bound {
             ));
         }
         out
+    }
+}
+
+/// [`Bound`] between two runtimes: bound on one, detached, attached on the next.
+#[derive(Debug)]
+pub struct Detached {
+    http: Option<std::net::TcpListener>,
+    api: Option<std::net::TcpListener>,
+    tftp: Option<std::net::UdpSocket>,
+    dhcp: Vec<(dhcp::socket::Detached, Port)>,
+}
+
+impl Detached {
+    /// Registers every socket with the current runtime.
+    pub fn attach(self) -> std::io::Result<Bound> {
+        Ok(Bound {
+            http: self.http.map(TcpListener::from_std).transpose()?,
+            api: self.api.map(TcpListener::from_std).transpose()?,
+            tftp: self.tftp.map(UdpSocket::from_std).transpose()?,
+            dhcp: self
+                .dhcp
+                .into_iter()
+                .map(|(s, p)| s.attach().map(|s| (s, p)))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -206,7 +246,9 @@ pub async fn run(
             scripts: Default::default(),
             report_key: report_key.clone(),
             report_refusals: Default::default(),
-            boots: Arc::new(http::attribution::Boots::new(config.http.attribution_window)),
+            boots: Arc::new(http::attribution::Boots::new(
+                config.http.attribution_window,
+            )),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {

@@ -100,7 +100,10 @@ mod tests {
         assert!(b.belongs(mac, r, t0));
         assert!(!b.belongs(mac, Digest([3; 32]), t0), "not in the plan");
         assert!(!b.belongs(other, k, t0), "another MAC's plan");
-        assert!(!b.belongs(mac, k, t0 + Duration::from_secs(60)), "window over");
+        assert!(
+            !b.belongs(mac, k, t0 + Duration::from_secs(60)),
+            "window over"
+        );
         // A newer plan replaces the old one.
         b.served(mac, Arc::from([r]), t0);
         assert!(!b.belongs(mac, k, t0));

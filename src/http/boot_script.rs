@@ -35,8 +35,8 @@ use super::wire::HeadWriter;
 use super::{HttpState, script};
 use crate::boot::urls::{self, ScriptRequest, UrlError};
 use crate::boot::{
-    BootSeal, BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, ReportKey,
-    Report, ScriptSent, Via,
+    BootSeal, BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, Report, ReportKey,
+    ScriptSent, Via,
 };
 use crate::inventory::{Decision, Facts, Snapshot, select_for_boot};
 

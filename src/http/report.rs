@@ -132,7 +132,9 @@ pub fn answer(
     let p = match &req.parsed {
         Ok(p) => p,
         Err(UrlError::Token) => {
-            st.report_refusals.invalid.warn(&Forged(peer, "malformed token"));
+            st.report_refusals
+                .invalid
+                .warn(&Forged(peer, "malformed token"));
             return Err(Refusal::Forbidden(FORBIDDEN));
         }
         Err(_) => return Err(Refusal::BadRequest("malformed report URL\n".into())),

@@ -102,7 +102,8 @@ pub fn boot_id() -> BootId {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        b = (now as u64).to_le_bytes();
+        let low = now.to_le_bytes();
+        b.copy_from_slice(&low[..8]);
     }
     BootId(b)
 }
@@ -127,7 +128,10 @@ mod tests {
         // A widened mode is narrowed again; a truncated key is an error, not replaced.
         fs::set_permissions(dir.path().join(FILE), fs::Permissions::from_mode(0o644)).unwrap();
         load_or_create(dir.path()).unwrap();
-        let mode = fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         fs::write(dir.path().join(FILE), b"short").unwrap();
         assert!(matches!(

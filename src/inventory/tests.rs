@@ -308,7 +308,11 @@ fn plan_carries_digests_and_exact_cmdline() {
 #[test]
 fn a_served_plan_carries_its_boots_token_in_the_callback() {
     use crate::boot::{BootId, BootSeal, ReportKey, ReportToken};
-    let s = snap(&[("default", "demo@1")], three_machines(), UnknownMachines::Default);
+    let s = snap(
+        &[("default", "demo@1")],
+        three_machines(),
+        UnknownMachines::Default,
+    );
     let m1 = manifest("demo", "1", Arch::X86_64).digest();
     let key = ReportKey::from_bytes([6; 32]);
     let seal = BootSeal {
@@ -335,7 +339,8 @@ fn a_served_plan_carries_its_boots_token_in_the_callback() {
         boot: BootId([9; 8]),
         ..seal
     };
-    let Decision::Boot { plan: p2 } = select_for_boot(&s, &facts(A, Firmware::Bios), &other).decision
+    let Decision::Boot { plan: p2 } =
+        select_for_boot(&s, &facts(A, Firmware::Bios), &other).decision
     else {
         panic!()
     };

@@ -16,4 +16,5 @@ mod lab_proxy;
 mod lab_pxe;
 mod netns;
 mod pinning;
+mod security;
 mod serve;

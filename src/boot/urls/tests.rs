@@ -221,7 +221,10 @@ fn callbacks_and_reports_round_trip() {
     let signed = cb.with_token(token);
     assert_eq!(
         u.callback(&signed),
-        format!("{BASE}/boot/52-54-00-ab-cd-01/{}/{TOKEN}", Digest::of(b"m").hex())
+        format!(
+            "{BASE}/boot/52-54-00-ab-cd-01/{}/{TOKEN}",
+            Digest::of(b"m").hex()
+        )
     );
     let url = u.report(&signed, ReportKind::Booted);
     let r = parse_report(target(&url)).unwrap();
@@ -236,7 +239,10 @@ fn callbacks_and_reports_round_trip() {
         None
     );
     assert_eq!(
-        parse_report(&format!("/boot/52-54-00-ab-cd-01/{}/xyz/booted", Digest::of(b"m").hex())),
+        parse_report(&format!(
+            "/boot/52-54-00-ab-cd-01/{}/xyz/booted",
+            Digest::of(b"m").hex()
+        )),
         Err(UrlError::Token)
     );
 }
