@@ -159,34 +159,38 @@ pub(crate) fn explain(env: &Env, cfg: &Path, http: std::net::SocketAddr) -> Plan
 /// counted among the boot's events.
 fn served_cmdline(env: &Env, http: std::net::SocketAddr, explained: &str) -> String {
     let hyphens = MAC.replace(':', "-");
-    // The server re-reads pins at most every 250 ms: a script right after a re-pin may
-    // still be the old one, so ask until it is the plan `explain` shows.
+    // The server re-reads pins at most every 250 ms: a script right after a (re-)pin may
+    // still be the old decision, so ask until it is the plan `explain` shows.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let before = last_id(env);
         let (h, body) = crate::serve::curl(&[&format!("http://{http}/boot.ipxe?mac={hyphens}")]);
         assert_eq!(crate::serve::status(&h), 200, "{h}");
         let script = String::from_utf8(body).unwrap();
-        let line = script
+        wait_events(env, before, |e| {
+            e["stage"] == "script-sent" || e["stage"] == "ignored"
+        });
+        let cmdline = script
             .lines()
             .find_map(|l| l.strip_prefix("kernel "))
-            .unwrap_or_else(|| panic!("no kernel line in {script}"));
-        let line = line.strip_suffix(" || goto failed").unwrap();
-        let (_, cmdline) = line.split_once(' ').unwrap();
-        let token = cmdline
-            .split(' ')
-            .find_map(|a| a.strip_prefix("tabula.callback="))
-            .and_then(|cb| cb.rsplit_once('/'))
-            .map(|(_, t)| t.to_string())
-            .unwrap();
-        assert_eq!(token.len(), 48, "{cmdline}");
-        wait_events(env, before, |e| e["stage"] == "script-sent");
-        if cmdline.replace(&format!("/{token}"), "") == explained {
-            return cmdline.to_string();
+            .and_then(|l| l.strip_suffix(" || goto failed"))
+            .and_then(|l| l.split_once(' '))
+            .map(|(_, c)| c.to_string());
+        if let Some(cmdline) = cmdline {
+            let token = cmdline
+                .split(' ')
+                .find_map(|a| a.strip_prefix("tabula.callback="))
+                .and_then(|cb| cb.rsplit_once('/'))
+                .map(|(_, t)| t.to_string())
+                .unwrap();
+            assert_eq!(token.len(), 48, "{cmdline}");
+            if cmdline.replace(&format!("/{token}"), "") == explained {
+                return cmdline;
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "served {cmdline}\nexplained {explained}"
+            "served {script}\nexplained {explained}"
         );
         std::thread::sleep(Duration::from_millis(300));
     }
