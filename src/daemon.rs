@@ -331,7 +331,7 @@ pub async fn run(
 }
 
 /// The bridge from TFTP to the ledger and the event sink: a loader fully delivered to a
-/// MAC that DHCP handed a loader confirms it in the ledger ([`LoaderLedger::confirm`]);
+/// MAC that a DHCP reply named a loader confirms it in the ledger ([`LoaderLedger::confirm`]);
 /// each transfer's boot event ([`TransferEvent::boot_event`]) is recorded, a delivery
 /// the ledger did not confirm as `unverified`.
 async fn loader_events(

@@ -88,7 +88,7 @@ pub struct LoaderSent {
     pub file: String,
     pub bytes: u64,
     pub seconds: f64,
-    /// DHCP had not handed this MAC a loader within the ledger window: the transfer
+    /// No DHCP reply named this MAC a loader within the ledger window: the transfer
     /// names a MAC but is not known to be its boot (see `dhcp::LoaderLedger`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unverified: bool,

@@ -7,12 +7,13 @@
 //! whose path names the MAC (`<mac>/<loader>`, see `tftp::TransferEvent::delivered_to`).
 //!
 //! A TFTP path is only a claim (any host can ask for `<mac>/undionly.kpxe`), so **a
-//! finished transfer moves the window only when DHCP handed that MAC a loader within the
-//! window**, measured from the DHCP hand-out: it then restarts the window at the
-//! transfer's end (a slow loader download does not eat the window), at most once per
-//! hand-out's window. A transfer naming a MAC that DHCP did not hand a loader marks
-//! nothing, so it cannot change what DHCP hands that MAC; its boot event is recorded as
-//! `unverified`. The loader's name is not compared (DHCP's mark records the MAC only).
+//! finished transfer moves the window only when DHCP named a loader to that MAC within
+//! the window** (in any reply: an ACK, which also marks, or an OFFER, which does not —
+//! in proxy mode a client that never asks on port 4011 boots from the OFFER and is
+//! marked only by its transfer), measured from that reply: it then starts or restarts the
+//! window at the transfer's end. A transfer naming a MAC that DHCP named no loader to
+//! marks nothing, so it cannot change what DHCP hands that MAC; its boot event is
+//! recorded as `unverified`. The loader's name is not compared (DHCP records the MAC).
 //!
 //! The ledger only stores timestamps
 //! that the caller passes in: it reads no clock, opens no socket and touches no store
@@ -36,10 +37,19 @@ const PRUNE_AT: usize = 100_000;
 /// One MAC's marks.
 #[derive(Clone, Copy, Debug)]
 struct Mark {
-    /// When DHCP last handed it a loader.
-    handed: Instant,
-    /// When its window started (the hand-out, or a confirmed TFTP delivery after it).
-    since: Instant,
+    /// When a DHCP reply last named it a loader (OFFER or ACK).
+    named: Instant,
+    /// When its window started (an ACK with a loader, or a confirmed TFTP delivery).
+    since: Option<Instant>,
+}
+
+impl Mark {
+    fn within(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.named) < LOADER_WINDOW
+            || self
+                .since
+                .is_some_and(|t| now.saturating_duration_since(t) < LOADER_WINDOW)
+    }
 }
 
 /// Per-MAC loader hand-out times. See the module documentation.
@@ -54,29 +64,40 @@ impl LoaderLedger {
         LoaderLedger::default()
     }
 
-    /// Records that DHCP handed `mac` a loader at `now`.
+    /// Records that DHCP handed `mac` a loader at `now` (opens its window).
     pub fn mark(&self, mac: Mac, now: Instant) {
-        let mut map = self.lock();
-        if map.len() >= PRUNE_AT {
-            map.retain(|_, m| now.saturating_duration_since(m.since) < LOADER_WINDOW);
-        }
-        map.insert(
-            mac,
-            Mark {
-                handed: now,
-                since: now,
-            },
-        );
+        self.update(mac, now, Some(now));
     }
 
-    /// A TFTP transfer of `<mac>/<loader>` finished at `now`: restarts `mac`'s window
-    /// if DHCP handed it a loader within [`LOADER_WINDOW`] before `now`, and says
-    /// whether it did (the transfer belongs to a boot in progress).
+    /// Records that a DHCP reply named `mac` a loader at `now` without marking it (an
+    /// OFFER): a TFTP delivery may then confirm it.
+    pub fn named(&self, mac: Mac, now: Instant) {
+        self.update(mac, now, None);
+    }
+
+    fn update(&self, mac: Mac, now: Instant, since: Option<Instant>) {
+        let mut map = self.lock();
+        if map.len() >= PRUNE_AT {
+            map.retain(|_, m| m.within(now));
+        }
+        let m = map.entry(mac).or_insert(Mark {
+            named: now,
+            since: None,
+        });
+        m.named = now;
+        if since.is_some() {
+            m.since = since;
+        }
+    }
+
+    /// A TFTP transfer of `<mac>/<loader>` finished at `now`: (re)starts `mac`'s window
+    /// if a DHCP reply named it a loader within [`LOADER_WINDOW`] before `now`, and says
+    /// whether one did (the transfer belongs to a boot in progress).
     pub fn confirm(&self, mac: Mac, now: Instant) -> bool {
         let mut map = self.lock();
         match map.get_mut(&mac) {
-            Some(m) if now.saturating_duration_since(m.handed) < LOADER_WINDOW => {
-                m.since = m.since.max(now);
+            Some(m) if now.saturating_duration_since(m.named) < LOADER_WINDOW => {
+                m.since = Some(m.since.map_or(now, |t| t.max(now)));
                 true
             }
             _ => false,
@@ -85,9 +106,10 @@ impl LoaderLedger {
 
     /// Whether `mac` got its loader within [`LOADER_WINDOW`] before `now`.
     pub fn recently_delivered(&self, mac: Mac, now: Instant) -> bool {
-        self.lock()
-            .get(&mac)
-            .is_some_and(|m| now.saturating_duration_since(m.since) < LOADER_WINDOW)
+        self.lock().get(&mac).is_some_and(|m| {
+            m.since
+                .is_some_and(|t| now.saturating_duration_since(t) < LOADER_WINDOW)
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Mac, Mark>> {
@@ -132,5 +154,16 @@ mod tests {
         // Once the hand-out's window is over, transfers cannot extend it any more.
         assert!(!l.confirm(mac, t0 + LOADER_WINDOW));
         assert!(!l.recently_delivered(mac, t1 + LOADER_WINDOW));
+
+        // An OFFER naming a loader (proxy mode, no ACK on 4011) opens no window itself,
+        // but lets the transfer that follows open it.
+        let p = Mac([2, 0, 0, 0, 0, 3]);
+        l.named(p, t0);
+        assert!(!l.recently_delivered(p, t0));
+        assert!(l.confirm(p, t1));
+        assert!(l.recently_delivered(p, t1 + LOADER_WINDOW - Duration::from_secs(1)));
+        // A later OFFER does not close an open window.
+        l.named(p, t1);
+        assert!(l.recently_delivered(p, t1));
     }
 }
