@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::boot::EventDetail;
 use crate::config::{Config, DhcpMode};
 use crate::dhcp::policy::Port;
 use crate::dhcp::socket::{DhcpSocket, SocketError};
@@ -55,6 +56,8 @@ pub enum DaemonError {
     Inventory(#[from] crate::inventory::InventoryError),
     #[error(transparent)]
     DhcpSocket(#[from] SocketError),
+    #[error(transparent)]
+    ReportKey(#[from] http::report_key::KeyError),
 }
 
 fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
@@ -135,6 +138,21 @@ impl Bound {
         Ok(b)
     }
 
+    /// The sockets without their tokio registration ([`Detached`]), to serve them from
+    /// another runtime.
+    pub fn detach(self) -> std::io::Result<Detached> {
+        Ok(Detached {
+            http: self.http.map(TcpListener::into_std).transpose()?,
+            api: self.api.map(TcpListener::into_std).transpose()?,
+            tftp: self.tftp.map(UdpSocket::into_std).transpose()?,
+            dhcp: self
+                .dhcp
+                .into_iter()
+                .map(|(s, p)| s.detach().map(|s| (s, p)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     /// What is bound, for the "listening" lines.
     pub fn describe(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -156,6 +174,31 @@ impl Bound {
             ));
         }
         out
+    }
+}
+
+/// [`Bound`] between two runtimes: bound on one, detached, attached on the next.
+#[derive(Debug)]
+pub struct Detached {
+    http: Option<std::net::TcpListener>,
+    api: Option<std::net::TcpListener>,
+    tftp: Option<std::net::UdpSocket>,
+    dhcp: Vec<(dhcp::socket::Detached, Port)>,
+}
+
+impl Detached {
+    /// Registers every socket with the current runtime.
+    pub fn attach(self) -> std::io::Result<Bound> {
+        Ok(Bound {
+            http: self.http.map(TcpListener::from_std).transpose()?,
+            api: self.api.map(TcpListener::from_std).transpose()?,
+            tftp: self.tftp.map(UdpSocket::from_std).transpose()?,
+            dhcp: self
+                .dhcp
+                .into_iter()
+                .map(|(s, p)| s.attach().map(|s| (s, p)))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -183,6 +226,7 @@ pub async fn run(
     );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
+    let report_key = Arc::new(http::report_key::load_or_create(&config.data_dir)?);
     let health = Health::default();
     let (sink, queue) = events::channel_with(events::SinkLimits::of(&config.events));
     let hub = events::Hub::default();
@@ -212,6 +256,11 @@ pub async fn run(
             scripts: Default::default(),
             limits: Arc::new(http::Limits::new(&config.http)),
             health: health.clone(),
+            report_key: report_key.clone(),
+            report_refusals: Default::default(),
+            boots: Arc::new(http::attribution::Boots::new(
+                config.http.attribution_window,
+            )),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -332,19 +381,23 @@ fn raise_nofile(config: &Config) {
     }
 }
 
-/// The bridge from TFTP to the ledger and the event sink: a loader fully delivered marks
-/// its machine in the ledger; each transfer's boot event ([`TransferEvent::boot_event`])
-/// is recorded.
+/// The bridge from TFTP to the ledger and the event sink: a loader fully delivered to a
+/// MAC that a DHCP reply named a loader confirms it in the ledger ([`LoaderLedger::confirm`]);
+/// each transfer's boot event ([`TransferEvent::boot_event`]) is recorded, a delivery
+/// the ledger did not confirm as `unverified`.
 async fn loader_events(
     mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
     sink: events::EventSink,
     ledger: Arc<LoaderLedger>,
 ) {
     while let Some(ev) = rx.recv().await {
-        if let Some(mac) = ev.delivered_to() {
-            ledger.mark(mac, std::time::Instant::now());
-        }
-        if let Some(e) = ev.boot_event(events::now_ms()) {
+        let confirmed = ev
+            .delivered_to()
+            .map(|mac| ledger.confirm(mac, std::time::Instant::now()));
+        if let Some(mut e) = ev.boot_event(events::now_ms()) {
+            if let (EventDetail::LoaderSent(l), Some(ok)) = (&mut e.detail, confirmed) {
+                l.unverified = !ok;
+            }
             sink.record(e);
         }
     }

@@ -14,6 +14,7 @@ mod lab;
 mod lease;
 mod machine;
 mod pin;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,6 +99,9 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .init();
+    if matches!(cli.command, Command::Serve) {
+        return serve::main(&cli);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,19 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve => {
-            let config = load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
-            let store = Store::open(&config.store_url).await?;
-            let bound = crate::daemon::Bound::from_config(&config).await?;
-            for line in bound.describe() {
-                println!("listening: {line}");
-            }
-            let token = tokio_util::sync::CancellationToken::new();
-            crate::daemon::cancel_on_signals(token.clone());
-            crate::daemon::run(config, store, bound, token).await?;
-            println!("stopped");
-            Ok(())
-        }
+        Command::Serve => anyhow::bail!("`serve` runs on runtimes of its own (cli/serve.rs)"),
         Command::Doctor => {
             doctor::run(&load_config(
                 cli.config.as_deref(),

@@ -27,6 +27,7 @@ pub struct FileConfig {
 pub struct ServerFile {
     pub data_dir: Option<PathBuf>,
     pub advertise: Option<Ipv4Addr>,
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +114,7 @@ pub struct HttpFile {
     pub send_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
+    pub attribution_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -171,6 +171,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Open connections from one IP address.
     pub max_connections_per_client: usize,
+    /// How long after a MAC was served a script a download attributed to it counts as
+    /// that boot's (`http::attribution`).
+    pub attribution_window: Duration,
 }
 
 /// The API listener: the control plane (`src/api/`), apart from what machines fetch.
@@ -199,6 +202,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub advertise: Option<Ipv4Addr>,
+    /// The user `tabula serve` drops to after binding its sockets, when started as root
+    /// (`None`: stay as started).
+    pub user: Option<String>,
     pub store_url: String,
     pub boot: BootConfig,
     pub dhcp: DhcpConfig,
@@ -226,6 +232,9 @@ pub struct EventsConfig {
     /// DHCP refusal (`ignored`) events recorded per minute, all clients together.
     pub refusals_per_minute: u32,
 }
+
+/// The user `tabula serve` runs as by default once its sockets are bound.
+pub const DEFAULT_USER: &str = "tabula";
 
 /// How long boot events are kept by default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);

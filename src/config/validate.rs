@@ -256,6 +256,14 @@ pub(super) fn validate(
         source: None,
         data_dir,
         advertise: f.server.advertise,
+        user: match f.server.user.as_deref() {
+            None => Some(super::DEFAULT_USER.to_string()),
+            Some("") => None,
+            Some(u) if u.contains(|c: char| c.is_control() || c == ':' || c == '/') => {
+                return Err(bad("server.user", format!("{u:?} is not a user name")));
+            }
+            Some(u) => Some(u.to_string()),
+        },
         store_url,
         boot: BootConfig {
             unknown_machines,
@@ -293,6 +301,10 @@ pub(super) fn validate(
                 "http.max_connections_per_client",
                 file,
             )?,
+            attribution_window: match &f.http.attribution_window {
+                Some(t) => duration(t, "http.attribution_window", file)?,
+                None => crate::http::attribution::DEFAULT_WINDOW,
+            },
         },
         events: EventsConfig {
             retention: match &f.events.retention {

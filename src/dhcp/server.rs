@@ -225,6 +225,9 @@ impl Service {
         };
         if outcome.loader_handed {
             self.ledger.mark(req.mac, now);
+        } else if outcome.boot == Some(BootFileKind::TftpLoader) {
+            // Named without marking (an OFFER): the TFTP transfer may confirm it.
+            self.ledger.named(req.mac, now);
         }
         let reply = match outcome.action {
             Action::Reply(spec, dest) => {

@@ -141,8 +141,9 @@ pub(super) async fn sendfile_all(
     Ok(sent)
 }
 
-/// Records a boot event for an attributed whole download.
-/// A malformed attribution is not an error for the download, only no event.
+/// Records a boot event for an attributed whole download, `unverified` unless the MAC
+/// was served a plan with this blob (`attribution.rs`). A malformed attribution is not
+/// an error for the download, only no event.
 fn record(
     st: &HttpState,
     target: &BlobTarget<'_>,
@@ -160,6 +161,9 @@ fn record(
         expected: size,
         seconds: elapsed.as_secs_f64(),
         complete: bytes == size,
+        unverified: !st
+            .boots
+            .belongs(mac, target.digest, std::time::Instant::now()),
     };
     // Rate-gated per MAC and per client: a loop of downloads is not a row each.
     st.events.record_from(

@@ -9,7 +9,7 @@
 //! | `GET,HEAD /boot.ipxe?mac=…&arch=…` (`platform`/`buildarch` as iPXE names them) | the machine's iPXE script ([`boot_script`]) |
 //! | `GET,HEAD /boot/{mac}/boot.ipxe` | the same, path form |
 //! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (`blobs.rs`, by `sendfile`) |
-//! | `POST,GET,HEAD /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines ([`report`]) |
+//! | `POST /boot/{mac}/{manifest}/{token}/{booted,failed,progress}` | reports from booting machines, with their boot's token ([`report`]) |
 //! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`; `loaders.rs`) |
 //! | `GET,HEAD /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 |
 //! | `GET,HEAD /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
@@ -19,6 +19,7 @@
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
 
+pub mod attribution;
 mod blob_files;
 mod blob_head;
 mod blobs;
@@ -29,12 +30,14 @@ pub mod fuzzing;
 pub mod limits;
 mod loaders;
 pub mod report;
+pub mod report_key;
 pub mod route;
 pub mod script;
 mod wire;
 
 use std::sync::Arc;
 
+use crate::boot::ReportKey;
 use crate::events::EventSink;
 
 use crate::images::BlobStore;
@@ -59,6 +62,12 @@ pub struct HttpState {
     pub limits: Arc<limits::Limits>,
     /// Which front ends serve, for `/healthz` and `/readyz`.
     pub health: crate::health::Health,
+    /// The key of report tokens (`<data_dir>/report.key`, [`report_key`]).
+    pub report_key: Arc<ReportKey>,
+    /// Reports refused for their token, counted.
+    pub report_refusals: Arc<report::ReportRefusals>,
+    /// Which MAC was served which plan, when: what attributes a download to a boot.
+    pub boots: Arc<attribution::Boots>,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops

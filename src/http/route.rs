@@ -7,7 +7,7 @@
 //! | `/boot.ipxe?mac=…&…`, `/boot/<mac>/boot.ipxe[?…]` | `GET`, `HEAD` → [`Route::Script`] |
 //! | `/blobs/sha256/<hex>[/<name>][?mac=…&as=…]` | `GET`, `HEAD` → [`Route::Blob`] |
 //! | `/loaders/<name>` | `GET`, `HEAD` → [`Route::Loader`] |
-//! | `/boot/<mac>/<manifest>/<booted\|failed\|progress>[?…]` | `POST`, `GET`, `HEAD` → [`Route::Report`] |
+//! | `/boot/<mac>/<manifest>[/<token>]/<booted\|failed\|progress>[?…]` | `POST` → [`Route::Report`] (a report is a write: never by `GET`, so a link cannot forge one) |
 //! | `/healthz` | `GET`, `HEAD` → [`Route::Health`] |
 //! | `/readyz` | `GET`, `HEAD` → [`Route::Ready`] |
 //! | anything else | 404; a known path with another method: 405 with `Allow` |
@@ -31,8 +31,9 @@ use super::{blobs, boot_script, loaders, report};
 
 /// `Allow` of a route that only reads.
 const READ: &str = "GET, HEAD";
-/// `Allow` of the report route (reports are accepted on `GET` too, for iPXE).
-const REPORT: &str = "GET, HEAD, POST";
+/// `Allow` of the report route: reports change what tabula knows of a boot, so they
+/// are writes and come by `POST` only.
+const REPORT: &str = "POST";
 
 /// What a request asks for.
 #[derive(Debug)]
@@ -74,6 +75,8 @@ impl Route<'_> {
 pub enum Refusal {
     /// A malformed head, target, MAC, digest or query value.
     BadRequest(Cow<'static, str>),
+    /// A report without a valid token for its MAC and manifest.
+    Forbidden(&'static str),
     /// No such route, blob, loader or report kind.
     NotFound(&'static str),
     /// A known path asked with a method it does not take; `allow` lists those it takes.
@@ -97,6 +100,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
             Refusal::NotFound(_) => StatusCode::NOT_FOUND,
             Refusal::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -113,6 +117,7 @@ impl Refusal {
         match self {
             Refusal::BadRequest(m) => m.as_ref(),
             Refusal::NotFound(m)
+            | Refusal::Forbidden(m)
             | Refusal::PayloadTooLarge(m)
             | Refusal::Unavailable(m)
             | Refusal::Internal(m) => m,
@@ -192,18 +197,19 @@ pub fn classify<'a>(method: &Method, target: &'a str) -> Route<'a> {
         segs.next(),
         segs.next(),
         segs.next(),
+        segs.next(),
     ];
     let answer = match segs {
         [Some("healthz"), None, ..] => allowed(reads, READ).map(|()| Route::Health),
         [Some("readyz"), None, ..] => allowed(reads, READ).map(|()| Route::Ready),
         [Some("boot.ipxe"), None, ..] => allowed(reads, READ).and_then(|()| script(target)),
-        [Some("boot"), Some(mac), Some("boot.ipxe"), None, _] if !mac.is_empty() => {
+        [Some("boot"), Some(mac), Some("boot.ipxe"), None, ..] if !mac.is_empty() => {
             allowed(reads, READ).and_then(|()| script(target))
         }
-        [Some("boot"), Some(mac), Some(manifest), Some(kind), None]
-            if !mac.is_empty() && !manifest.is_empty() && !kind.is_empty() =>
+        [Some("boot"), Some(mac), Some(manifest), Some(a), b, None]
+            if !mac.is_empty() && !manifest.is_empty() && !a.is_empty() && b != Some("") =>
         {
-            allowed(reads || method == Method::POST, REPORT).and_then(|()| {
+            allowed(method == Method::POST, REPORT).and_then(|()| {
                 let req =
                     report::Request::of_target(target).ok_or(Refusal::NotFound("not found\n"))?;
                 match req.refusal() {

@@ -22,5 +22,6 @@ mod netns;
 mod package;
 mod pinning;
 mod postgres;
+mod security;
 mod serve;
 mod upgrade;
