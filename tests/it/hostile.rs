@@ -279,6 +279,23 @@ fn write_bytes(env: &Env, name: &str, len: usize) -> std::path::PathBuf {
     p
 }
 
+/// The path of a `kind` report for `mac` booting `manifest_hex`, with the token the
+/// server's key (`<data_dir>/report.key`, made at its start) gives that boot: what a
+/// booting machine's callback holds, made here for machines that never fetched a script.
+fn report_path(env: &Env, mac: &str, manifest_hex: &str, kind: &str) -> String {
+    use tabula::boot::urls::{Callback, ReportKind, Urls};
+    let key = tabula::http::report_key::load_or_create(&env.data()).unwrap();
+    let mac = mac.parse().unwrap();
+    let manifest = tabula::boot::Digest::from_hex(manifest_hex).unwrap();
+    let token = key.token(mac, manifest, tabula::http::report_key::boot_id());
+    let kind = match kind {
+        "booted" => ReportKind::Booted,
+        "failed" => ReportKind::Failed,
+        _ => ReportKind::Progress,
+    };
+    Urls::new("").report(&Callback::new(mac, manifest).with_token(token), kind)
+}
+
 #[test]
 fn a_report_flood_stays_within_the_configured_bounds() {
     let env = Env::new();
@@ -294,21 +311,30 @@ fn a_report_flood_stays_within_the_configured_bounds() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Only known query keys reach the detail.
     let first = format!(
-        "POST /boot/52-54-00-00-99-99/{manifest}/progress?reason=why&evil=1 HTTP/1.1\r\n\
-         host: x\r\ncontent-length: 0\r\n\r\n"
+        "POST {}?reason=why&evil=1 HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n",
+        report_path(&env, "52-54-00-00-99-99", &manifest, "progress")
     );
     assert_eq!(exchange(&mut s, first.as_bytes()), 200);
     let (rss0, db0) = (rss_kib(pid), db_bytes(&env.data()));
     let body = format!("{{\"reason\":\"{}\"}}", "x".repeat(16_000));
     let (mut recorded, mut refused) = (0, 0);
     let flood = Instant::now();
-    for i in 0..2000u32 {
+    // Each with a valid token, so every one reaches the rate gates (a forged one is
+    // refused before them: security.rs).
+    let paths: Vec<String> = (0..2000u32)
+        .map(|i| {
+            let mac = format!(
+                "52-54-00-{:02x}-{:02x}-{:02x}",
+                i >> 16,
+                (i >> 8) & 0xff,
+                i & 0xff
+            );
+            report_path(&env, &mac, &manifest, "failed")
+        })
+        .collect();
+    for path in &paths {
         let req = format!(
-            "POST /boot/52-54-00-{:02x}-{:02x}-{:02x}/{manifest}/failed HTTP/1.1\r\nhost: x\r\n\
-             content-length: {}\r\n\r\n{body}",
-            i >> 16,
-            (i >> 8) & 0xff,
-            i & 0xff,
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
         match exchange(&mut s, req.as_bytes()) {
@@ -369,7 +395,10 @@ fn ambiguous_heads_are_refused_and_bare_lf_heads_answered() {
     ]);
     let hex = sha256_of(&k).trim_start_matches("sha256:").to_string();
     let srv = serve(&env, "", "");
-    let report = format!("POST /boot/52-54-00-00-00-07/{hex}/progress HTTP/1.1\r\n");
+    let report = format!(
+        "POST {} HTTP/1.1\r\n",
+        report_path(&env, "52-54-00-00-00-07", &hex, "progress")
+    );
     let cases: Vec<(String, &str)> = vec![
         (
             format!("{report}host: x\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{{}} "),

@@ -115,7 +115,12 @@ fn serve_and_cli_share_a_postgres_store() {
         std::thread::sleep(Duration::from_millis(100));
     }
     script("2");
-    let mhex = &manifests[1][7..];
+    // Reports go to the callback (with its boot's token) the served script names.
+    let (_, body) = curl(&[&format!(
+        "{base}/boot.ipxe?mac={dashed}&platform=efi&buildarch=x86_64"
+    )]);
+    let callback = crate::serve::callback_of(&body);
+    assert!(callback.contains(&manifests[1][7..]), "{callback}");
     let (code, _) = curl(&[
         "-X",
         "POST",
@@ -123,7 +128,7 @@ fn serve_and_cli_share_a_postgres_store() {
         "{\"stage\":\"fetch\"}",
         "-H",
         "content-type: application/json",
-        &format!("{base}/boot/{dashed}/{mhex}/progress"),
+        &format!("{base}{callback}/progress"),
     ]);
     assert_eq!(code, 200);
     let (code, _) = curl(&[
@@ -133,7 +138,7 @@ fn serve_and_cli_share_a_postgres_store() {
         "{}",
         "-H",
         "content-type: application/json",
-        &format!("{base}/boot/{dashed}/{mhex}/booted"),
+        &format!("{base}{callback}/booted"),
     ]);
     assert_eq!(code, 200);
 
