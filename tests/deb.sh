@@ -42,11 +42,19 @@ chmod 0755 "$work"
 ns=tabula-deb-$$
 serve_pid=
 vm_pid=
+# The package creates the system user `tabula` and, as Debian packages do, leaves it after
+# a purge. Made here, it goes again at the end: a later `cargo test` run as root would
+# otherwise find it and every test server would drop to it (see src/privilege/).
+user_was_there=0
+getent passwd tabula >/dev/null && user_was_there=1
 cleanup() {
   [ -n "$vm_pid" ] && kill "$vm_pid" 2>/dev/null || true
   if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
+  if [ "$user_was_there" = 0 ] && getent passwd tabula >/dev/null; then
+    dpkg -s tabula >/dev/null 2>&1 || userdel tabula 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 
