@@ -201,6 +201,7 @@ pub async fn run(
             loader_dir: config.tftp.root.clone(),
             files: Default::default(),
             scripts: Default::default(),
+            admission: http::admission::Admission::new(config.http.admission),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {

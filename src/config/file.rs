@@ -107,6 +107,15 @@ pub struct HttpFile {
     pub enabled: Option<bool>,
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
+    pub admission: AdmissionFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionFile {
+    pub max_streams: Option<usize>,
+    pub max_queue: Option<usize>,
+    pub max_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -159,6 +159,8 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The base URL machines use to reach tabula's HTTP server, without a trailing slash.
     pub public_url: String,
+    /// Bounded root-image streams and their queue (`[http.admission]`).
+    pub admission: crate::http::admission::AdmissionConfig,
 }
 
 /// The API listener: the control plane (`src/api/`), apart from what machines fetch.

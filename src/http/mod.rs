@@ -16,6 +16,7 @@
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
 
+pub mod admission;
 mod blob_files;
 mod blob_head;
 mod blobs;
@@ -47,6 +48,8 @@ pub struct HttpState {
     pub files: blob_files::BlobFiles,
     /// Rendered scripts of the current inventory snapshot.
     pub scripts: boot_script::ScriptCache,
+    /// The gate root-image streams wait at (`[http.admission]`).
+    pub admission: admission::Admission,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops
