@@ -22,5 +22,7 @@ pub mod images;
 pub mod inventory;
 pub mod lab;
 pub mod store;
+#[doc(hidden)]
+pub mod storm;
 pub mod tftp;
 pub mod throttle;

@@ -19,3 +19,4 @@ mod netns;
 mod pinning;
 mod postgres;
 mod serve;
+mod storm;
