@@ -54,17 +54,21 @@ TABULA=$(realpath "$TABULA")
 WORK=$(mktemp -d /tmp/tabula-bench.XXXXXX)
 SPID=""
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-PGDIR=$WORK/pg
+PGDIR=""
 stop_pg() {
+  [ -n "$PGDIR" ] || return 0
   if [ -f "$PGDIR/data/postmaster.pid" ]; then
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
+  rm -rf "$PGDIR"
 }
 # A throw-away PostgreSQL cluster on a Unix socket in $PGDIR (no TCP), started once.
 start_pg() {
-  [ -S "$PGDIR/.s.PGSQL.5432" ] && return 0
+  [ -n "$PGDIR" ] && [ -S "$PGDIR/.s.PGSQL.5432" ] && return 0
   [ -n "$PGBIN" ] || { echo "missing PostgreSQL (apt-get install postgresql)" >&2; exit 1; }
-  mkdir -p "$PGDIR" && chown postgres "$PGDIR" && chmod 700 "$PGDIR"
+  # Its own directory: the postgres user cannot enter $WORK (0700, root's).
+  PGDIR=$(mktemp -d /tmp/tabula-bench-pg.XXXXXX)
+  chown postgres "$PGDIR" && chmod 700 "$PGDIR"
   runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U postgres >/dev/null
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
     -o "-c listen_addresses='' -c unix_socket_directories='$PGDIR' -c fsync=on -c synchronous_commit=on" start >/dev/null

@@ -14,11 +14,13 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::boot::EventDetail;
 use crate::config::{Config, DhcpMode};
 use crate::dhcp::policy::Port;
 use crate::dhcp::socket::{DhcpSocket, SocketError};
 use crate::dhcp::{self, LoaderLedger};
 use crate::events;
+use crate::health::{Component, Health};
 use crate::http::{self, HttpState};
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
@@ -54,6 +56,8 @@ pub enum DaemonError {
     Inventory(#[from] crate::inventory::InventoryError),
     #[error(transparent)]
     DhcpSocket(#[from] SocketError),
+    #[error(transparent)]
+    ReportKey(#[from] http::report_key::KeyError),
 }
 
 fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
@@ -134,6 +138,21 @@ impl Bound {
         Ok(b)
     }
 
+    /// The sockets without their tokio registration ([`Detached`]), to serve them from
+    /// another runtime.
+    pub fn detach(self) -> std::io::Result<Detached> {
+        Ok(Detached {
+            http: self.http.map(TcpListener::into_std).transpose()?,
+            api: self.api.map(TcpListener::into_std).transpose()?,
+            tftp: self.tftp.map(UdpSocket::into_std).transpose()?,
+            dhcp: self
+                .dhcp
+                .into_iter()
+                .map(|(s, p)| s.detach().map(|s| (s, p)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     /// What is bound, for the "listening" lines.
     pub fn describe(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -158,6 +177,31 @@ impl Bound {
     }
 }
 
+/// [`Bound`] between two runtimes: bound on one, detached, attached on the next.
+#[derive(Debug)]
+pub struct Detached {
+    http: Option<std::net::TcpListener>,
+    api: Option<std::net::TcpListener>,
+    tftp: Option<std::net::UdpSocket>,
+    dhcp: Vec<(dhcp::socket::Detached, Port)>,
+}
+
+impl Detached {
+    /// Registers every socket with the current runtime.
+    pub fn attach(self) -> std::io::Result<Bound> {
+        Ok(Bound {
+            http: self.http.map(TcpListener::from_std).transpose()?,
+            api: self.api.map(TcpListener::from_std).transpose()?,
+            tftp: self.tftp.map(UdpSocket::from_std).transpose()?,
+            dhcp: self
+                .dhcp
+                .into_iter()
+                .map(|(s, p)| s.attach().map(|s| (s, p)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// Runs on `store` (opened by the caller, so tests can hand in any) until `shutdown` is
 /// cancelled, then shuts down gracefully and closes the store.
 pub async fn run(
@@ -166,6 +210,7 @@ pub async fn run(
     bound: Bound,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    raise_nofile(&config);
     let blobs = BlobStore::open(&config.blob_dir())?;
     let inventory = Arc::new(
         Inventory::new(
@@ -181,7 +226,9 @@ pub async fn run(
     );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
-    let (sink, queue) = events::channel(65_536);
+    let report_key = Arc::new(http::report_key::load_or_create(&config.data_dir)?);
+    let health = Health::default();
+    let (sink, queue) = events::channel_with(events::SinkLimits::of(&config.events));
     let hub = events::Hub::default();
     let writer = tokio::spawn(events::write_events(store.clone(), queue, hub.clone()));
 
@@ -192,6 +239,12 @@ pub async fn run(
         RETENTION_EVERY,
         shutdown.clone(),
     ));
+    // Every bound front end is marked serving before any of them runs (so no probe sees
+    // one up and another not yet); each guard moves into its task and marks its front
+    // end down when that task's loop ends or fails.
+    let http_up = bound.http.as_ref().map(|_| health.serving(Component::Http));
+    let tftp_up = bound.tftp.as_ref().map(|_| health.serving(Component::Tftp));
+    let dhcp_up = (!bound.dhcp.is_empty()).then(|| health.serving(Component::Dhcp));
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),
@@ -202,9 +255,17 @@ pub async fn run(
             files: Default::default(),
             scripts: Default::default(),
             admission: http::admission::Admission::new(config.http.admission),
+            limits: Arc::new(http::Limits::new(&config.http)),
+            health: health.clone(),
+            report_key: report_key.clone(),
+            report_refusals: Default::default(),
+            boots: Arc::new(http::attribution::Boots::new(
+                config.http.attribution_window,
+            )),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
+            let _serving = http_up;
             if let Err(e) = http::run(listener, state, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -212,8 +273,9 @@ pub async fn run(
     }
     if let Some(listener) = bound.api {
         let stop = shutdown.clone();
+        let health = health.clone();
         tasks.spawn(async move {
-            if let Err(e) = crate::api::run(listener, stop).await {
+            if let Err(e) = crate::api::run(listener, health, stop).await {
                 tracing::error!(error = %e, "API server failed");
             }
         });
@@ -229,6 +291,7 @@ pub async fn run(
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
+            let _serving = tftp_up;
             if let Err(e) = tftp::run(socket, cfg, tx, stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "TFTP server failed");
             }
@@ -257,6 +320,7 @@ pub async fn run(
         let sockets = bound.dhcp;
         let lease_log = store.clone();
         tasks.spawn(async move {
+            let _serving = dhcp_up;
             if let Err(e) = dhcp::server::run(cfg, sockets, inv, lease_log, ev, ledger, stop).await
             {
                 tracing::error!(error = %e, "DHCP server failed");
@@ -285,19 +349,56 @@ pub async fn run(
     Ok(())
 }
 
-/// The bridge from TFTP to the ledger and the event sink: a loader fully delivered marks
-/// its machine in the ledger; each transfer's boot event ([`TransferEvent::boot_event`])
-/// is recorded.
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (every connection, TFTP transfer
+/// and open blob is a descriptor), and warns when the HTTP and TFTP caps could still
+/// exceed it (then `accept` and TFTP sockets fail with EMFILE: counted, never fatal).
+fn raise_nofile(config: &Config) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let now = if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    let h = &config.http;
+    let wanted =
+        h.max_connections + (h.max_connections / 8).max(1) + config.tftp.max_transfers + 256;
+    if now < u64::try_from(wanted).unwrap_or(u64::MAX) {
+        tracing::warn!(
+            limit = now,
+            wanted,
+            "open-file limit below http.max_connections + tftp.max_transfers: expect EMFILE under load (raise LimitNOFILE / ulimit -Hn)"
+        );
+    } else {
+        tracing::debug!(limit = now, "open-file limit");
+    }
+}
+
+/// The bridge from TFTP to the ledger and the event sink: a loader fully delivered to a
+/// MAC that a DHCP reply named a loader confirms it in the ledger ([`LoaderLedger::confirm`]);
+/// each transfer's boot event ([`TransferEvent::boot_event`]) is recorded, a delivery
+/// the ledger did not confirm as `unverified`.
 async fn loader_events(
     mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
     sink: events::EventSink,
     ledger: Arc<LoaderLedger>,
 ) {
     while let Some(ev) = rx.recv().await {
-        if let Some(mac) = ev.delivered_to() {
-            ledger.mark(mac, std::time::Instant::now());
-        }
-        if let Some(e) = ev.boot_event(events::now_ms()) {
+        let confirmed = ev
+            .delivered_to()
+            .map(|mac| ledger.confirm(mac, std::time::Instant::now()));
+        if let Some(mut e) = ev.boot_event(events::now_ms()) {
+            if let (EventDetail::LoaderSent(l), Some(ok)) = (&mut e.detail, confirmed) {
+                l.unverified = !ok;
+            }
             sink.record(e);
         }
     }

@@ -4,8 +4,9 @@
 //! blobs and manifests), [`store`] (the state database: queries only), [`inventory`] (the
 //! one policy seam: which machine boots what), [`catalog`] (publishing and retiring image
 //! versions), [`build`] (image builds from root trees, tarballs and OCI images), [`config`],
-//! and [`cli`]. Front ends (DHCP, TFTP, HTTP for machines, [`api`] for operators) only
-//! ask [`inventory`]; they never decide for themselves and never call each other.
+//! [`doctor`] (host checks before serving) and [`cli`]. Front ends (DHCP, TFTP, HTTP for
+//! machines, [`api`] for operators) only ask [`inventory`]; they never decide for
+//! themselves and never call each other.
 
 pub mod api;
 pub mod boot;
@@ -15,14 +16,26 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dhcp;
+pub mod doctor;
 pub mod events;
 pub mod fleet;
+pub mod health;
 pub mod http;
 pub mod images;
 pub mod inventory;
 pub mod lab;
+pub mod privilege;
 pub mod store;
 #[doc(hidden)]
 pub mod storm;
 pub mod tftp;
 pub mod throttle;
+
+/// The version `tabula --version` prints: the package version and the commit it was built
+/// from (`build.rs`; "unknown" without git).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TABULA_COMMIT"),
+    ")"
+);

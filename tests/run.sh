@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; CI runs it through .ci/run).
 # Installs what the tests need on a fresh Debian machine, then runs the same gates CI
-# does: formatting, clippy with warnings denied, and every test.
+# does: formatting, clippy with warnings denied, every test, and the Debian package
+# stage (tests/deb.sh, which installs cargo-deb from crates.io when it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,14 @@ APT_PACKAGES=(
   debootstrap  # a real Debian root for `tabula image build` (images/debian/, tests/it/build_debian.rs)
   squashfs-tools cpio zstd  # unsquashfs, cpio, zstd read back built images (tests/it/build.rs)
   postgresql  # initdb + pg_ctl: the throw-away cluster of the PostgreSQL store tests (src/store/testing.rs)
+  # The operator path (tests/deb.sh): lint, install and run the .deb as its unit would.
+  lintian     # checks the .deb (no errors allowed)
+  systemd     # systemd-analyze verify of config/tabula.service
+  util-linux  # setpriv, prlimit: ExecStart as the unit's user with its capabilities
+  man-db      # `man tabula`, `man tabula-pin` must render
+  jq          # reads `tabula explain --json` for the VM boot
+  adduser ipxe  # the package's Depends
+  dpkg-dev    # dpkg-shlibdeps, for the package's $auto Depends
 )
 
 missing=()
@@ -49,5 +58,7 @@ echo "==> vagrant validate"
 (cd vagrant && vagrant validate)
 echo "==> cargo test"
 cargo test --locked --all-targets
-echo "==> cargo fuzz dhcp_decide (bounded: ${FUZZ_SECONDS:-60} s)"
+echo "==> tests/deb.sh (the .deb: build, lintian, install, unit, VM boot, upgrade, remove, purge)"
+bash tests/deb.sh
+echo "==> cargo fuzz dhcp_decide, http_head, tftp_request (bounded: ${FUZZ_SECONDS:-60} s in all)"
 bash fuzz/run.sh "${FUZZ_SECONDS:-60}"

@@ -6,7 +6,8 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /healthz` | `ok` |
+//! | `GET /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 naming those down |
+//! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
@@ -21,7 +22,7 @@ use std::io;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,6 +32,8 @@ use tracing::Instrument as _;
 
 pub use problem::Problem;
 
+use crate::health::Health;
+
 /// The document at `/api/v1/`.
 #[derive(Debug, serde::Serialize)]
 struct Index {
@@ -38,10 +41,18 @@ struct Index {
     version: &'static str,
 }
 
-/// Every route of the API listener.
-pub fn router() -> Router {
+/// Every route of the API listener; `health` answers `/healthz` and `/readyz`.
+pub fn router(health: Health) -> Router {
+    let ready = health.clone();
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(move || async move { health_answer(health.summary()) }),
+        )
+        .route(
+            "/readyz",
+            get(move || async move { health_answer(ready.report()) }),
+        )
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
@@ -53,8 +64,22 @@ pub fn router() -> Router {
 
 /// Serves [`router`] on an already-bound listener until `shutdown` is cancelled, then
 /// lets open requests finish (the daemon bounds that wait).
-pub async fn run(listener: TcpListener, shutdown: CancellationToken) -> io::Result<()> {
-    serve(listener, router(), shutdown).await
+pub async fn run(
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    serve(listener, router(health), shutdown).await
+}
+
+/// 200 with the text when every configured front end serves, else 503.
+fn health_answer((ok, text): (bool, String)) -> Response {
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, text).into_response()
 }
 
 /// Serves `app` as [`run`] serves [`router`].

@@ -83,7 +83,7 @@ async fn routes_problems_streaming_and_shutdown() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let app = router().route("/stream", get(|| async { Body::new(Chunks(0)) }));
+    let app = router(Health::default()).route("/stream", get(|| async { Body::new(Chunks(0)) }));
     let server = tokio::spawn(serve(listener, app, stop.clone()));
 
     let mut s = TcpStream::connect(addr).await.unwrap();

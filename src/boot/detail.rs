@@ -88,6 +88,10 @@ pub struct LoaderSent {
     pub file: String,
     pub bytes: u64,
     pub seconds: f64,
+    /// No DHCP reply named this MAC a loader within the ledger window: the transfer
+    /// names a MAC but is not known to be its boot (see `dhcp::LoaderLedger`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 /// The iPXE script handed out.
@@ -119,6 +123,11 @@ pub struct BlobSent {
     pub seconds: f64,
     /// Every byte went out.
     pub complete: bool,
+    /// The MAC was not served a script for a plan with this blob within
+    /// `http.attribution_window`: the download names a MAC but is not known to be its
+    /// boot (see `http::attribution`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 /// What a booting machine reported (`progress`, `booted`, `failed`), or a failure tabula

@@ -31,6 +31,7 @@ mod mac;
 mod machine;
 mod plan;
 mod reason;
+mod token;
 pub mod urls;
 
 pub use detail::{BlobSent, Dhcp, EventDetail, Ignored, LoaderSent, Report, ScriptSent, Via};
@@ -42,4 +43,5 @@ pub use mac::{Mac, MacError};
 pub use machine::Machine;
 pub use plan::{BlobRef, BootPlan};
 pub use reason::IgnoreReason;
+pub use token::{BootId, BootSeal, ReportKey, ReportToken, TokenError};
 pub use urls::{BlobRole, Callback, ReportKind, UrlError, Urls};

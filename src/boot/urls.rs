@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
-use super::{BlobRef, BootStage, Digest, DigestError, Firmware, FirmwareError, Mac, MacError};
+use super::{
+    BlobRef, BootStage, Digest, DigestError, Firmware, FirmwareError, Mac, MacError, ReportToken,
+};
 
 /// Longest request target any parser looks at.
 pub const MAX_TARGET: usize = 4096;
@@ -50,6 +52,9 @@ pub enum UrlError {
     /// The last segment of a callback is not `booted`, `failed` or `progress`.
     #[error("unknown report {0:?}: expected booted, failed or progress")]
     Report(String),
+    /// The token segment of a report URL is not a token's text.
+    #[error("malformed report token")]
+    Token,
     /// A blob attribution names no known role.
     #[error("unknown blob role {0:?}: expected kernel, initrd or rootfs")]
     Role(String),
@@ -154,19 +159,37 @@ impl FromStr for ReportKind {
     }
 }
 
-/// What a boot's callback URL identifies. A per-boot token becomes one more field here,
-/// written by [`Urls::callback`] and read by [`parse_report`]: callers that build a
-/// `Callback` with [`Callback::new`] and read `mac`/`manifest` do not change.
+/// What a boot's callback URL identifies: the machine, the manifest it was served, and
+/// the per-boot [`ReportToken`] that proves a report comes from that boot. Written by
+/// [`Urls::callback`] (`/boot/<mac>/<manifest>/<token>`) and read by [`parse_report`];
+/// a callback without a token (`/boot/<mac>/<manifest>`) is what `tabula explain` shows,
+/// and a report to it is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Callback {
     pub mac: Mac,
     /// The manifest of the plan being booted.
     pub manifest: Digest,
+    /// The boot's token (`None`: a report URL without one, or a plan rendered without a
+    /// key).
+    pub token: Option<ReportToken>,
 }
 
 impl Callback {
+    /// A callback without a token.
     pub fn new(mac: Mac, manifest: Digest) -> Callback {
-        Callback { mac, manifest }
+        Callback {
+            mac,
+            manifest,
+            token: None,
+        }
+    }
+
+    /// The same callback carrying `token`.
+    pub fn with_token(self, token: ReportToken) -> Callback {
+        Callback {
+            token: Some(token),
+            ..self
+        }
     }
 }
 
@@ -296,14 +319,18 @@ impl<'a> Urls<'a> {
     }
 
     /// The callback a booting machine reports to (the report kind is appended by the
-    /// initramfs: `<callback>/booted`).
+    /// initramfs: `<callback>/booted`); the token, when there is one, is its last segment.
     pub fn callback(&self, cb: &Callback) -> String {
-        format!(
+        let mut s = format!(
             "{}/boot/{}/{}",
             self.base,
             cb.mac.hyphenated(),
             cb.manifest.hex()
-        )
+        );
+        if let Some(t) = &cb.token {
+            let _ = write!(s, "/{t}");
+        }
+        s
     }
 
     /// One report URL: the callback plus its kind.
@@ -403,25 +430,39 @@ pub fn parse_blob(target: &str) -> Result<BlobTarget<'_>, UrlError> {
     })
 }
 
-/// `/boot/<mac>/<manifest-hex>/<booted|failed|progress>[?…]`. Checked in that order:
-/// the MAC, the digest, then the kind.
+/// `/boot/<mac>/<manifest-hex>/<token>/<booted|failed|progress>[?…]`, or the same
+/// without the token segment (parsed, with `token: None`, so that it can be refused as
+/// a report without a token). Checked in that order: the MAC, the digest, the token,
+/// then the kind.
 pub fn parse_report(target: &str) -> Result<ReportTarget<'_>, UrlError> {
     let (path, query) = split(target)?;
     let rest = path.strip_prefix("/boot/").ok_or(UrlError::Unmatched)?;
-    let mut segs = rest.split('/');
-    let (Some(mac), Some(manifest), Some(kind), None) =
-        (segs.next(), segs.next(), segs.next(), segs.next())
-    else {
-        return Err(UrlError::Unmatched);
+    let segs: Vec<&str> = rest.splitn(6, '/').collect();
+    let (mac, manifest, token, kind) = match segs[..] {
+        [mac, manifest, kind] => (mac, manifest, None, kind),
+        [mac, manifest, token, kind] => (mac, manifest, Some(token), kind),
+        _ => return Err(UrlError::Unmatched),
     };
-    if mac.is_empty() || manifest.is_empty() || kind.is_empty() {
+    if mac.is_empty() || manifest.is_empty() || kind.is_empty() || token == Some("") {
         return Err(UrlError::Unmatched);
     }
     let mac: Mac = decode_segment(mac)?.parse()?;
     let manifest = Digest::from_hex(&decode_segment(manifest)?)?;
+    let token = match token {
+        None => None,
+        Some(t) => Some(
+            decode_segment(t)?
+                .parse::<ReportToken>()
+                .map_err(|_| UrlError::Token)?,
+        ),
+    };
     let kind: ReportKind = decode_segment(kind)?.parse()?;
     Ok(ReportTarget {
-        callback: Callback { mac, manifest },
+        callback: Callback {
+            mac,
+            manifest,
+            token,
+        },
         kind,
         query,
     })

@@ -6,6 +6,7 @@
 //! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
 
 mod build;
+mod doctor;
 mod events;
 mod explain;
 mod image;
@@ -13,6 +14,7 @@ mod lab;
 mod lease;
 mod machine;
 mod pin;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ use crate::store::Store;
 
 /// tabula: bare-metal netboot where every boot is a clean slate.
 #[derive(Debug, Parser)]
-#[command(name = "tabula", version, about, long_about = None)]
+#[command(name = "tabula", version = crate::VERSION, about, long_about = None)]
 pub struct Cli {
     /// Configuration file [default: /etc/tabula/tabula.toml if it exists, else built-in defaults]
     #[arg(long, global = true, env = "TABULA_CONFIG", value_name = "PATH")]
@@ -66,6 +68,8 @@ enum Command {
     /// Show DHCP leases
     #[command(subcommand)]
     Lease(lease::LeaseCmd),
+    /// Check this host for serving: interfaces, ports, capabilities, loaders, store, disk
+    Doctor,
     /// Boot QEMU machines through tabula in a private network namespace (root)
     Lab(lab::LabArgs),
 }
@@ -95,6 +99,9 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .init();
+    if matches!(cli.command, Command::Serve) {
+        return serve::main(&cli);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -159,18 +166,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve => {
-            let config = load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
-            let store = Store::open(&config.store_url).await?;
-            let bound = crate::daemon::Bound::from_config(&config).await?;
-            for line in bound.describe() {
-                println!("listening: {line}");
-            }
-            let token = tokio_util::sync::CancellationToken::new();
-            crate::daemon::cancel_on_signals(token.clone());
-            crate::daemon::run(config, store, bound, token).await?;
-            println!("stopped");
-            Ok(())
+        Command::Serve => anyhow::bail!("`serve` runs on runtimes of its own (cli/serve.rs)"),
+        Command::Doctor => {
+            doctor::run(&load_config(
+                cli.config.as_deref(),
+                cli.data_dir.as_deref(),
+            )?)
+            .await
         }
         Command::Image(cmd) => image::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Machine(cmd) => machine::run(&Ctx::open(&cli).await?, cmd).await,

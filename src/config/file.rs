@@ -27,6 +27,7 @@ pub struct FileConfig {
 pub struct ServerFile {
     pub data_dir: Option<PathBuf>,
     pub advertise: Option<Ipv4Addr>,
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +108,13 @@ pub struct HttpFile {
     pub enabled: Option<bool>,
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub head_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub send_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
+    pub attribution_window: Option<String>,
     pub admission: AdmissionFile,
 }
 
@@ -129,4 +137,10 @@ pub struct ApiFile {
 #[serde(deny_unknown_fields, default)]
 pub struct EventsFile {
     pub retention: Option<String>,
+    pub queue_events: Option<usize>,
+    pub queue_bytes: Option<usize>,
+    pub max_detail_bytes: Option<usize>,
+    pub per_mac_per_minute: Option<u32>,
+    pub per_peer_per_minute: Option<u32>,
+    pub refusals_per_minute: Option<u32>,
 }

@@ -161,6 +161,21 @@ pub struct HttpConfig {
     pub public_url: String,
     /// Bounded root-image streams and their queue (`[http.admission]`).
     pub admission: crate::http::admission::AdmissionConfig,
+    /// An idle keep-alive connection is closed after this long.
+    pub idle_timeout: Duration,
+    /// A whole request head must arrive within this long of its first byte.
+    pub head_timeout: Duration,
+    /// A whole request body must arrive within this long of its head.
+    pub body_timeout: Duration,
+    /// An answer making no progress for this long (the client stopped reading) is cut.
+    pub send_timeout: Duration,
+    /// Open connections in total (a new peer still gets a small headroom past it).
+    pub max_connections: usize,
+    /// Open connections from one IP address.
+    pub max_connections_per_client: usize,
+    /// How long after a MAC was served a script a download attributed to it counts as
+    /// that boot's (`http::attribution`).
+    pub attribution_window: Duration,
 }
 
 /// The API listener: the control plane (`src/api/`), apart from what machines fetch.
@@ -189,6 +204,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub advertise: Option<Ipv4Addr>,
+    /// The user `tabula serve` drops to after binding its sockets, when started as root
+    /// (`None`: stay as started).
+    pub user: Option<String>,
     pub store_url: String,
     pub boot: BootConfig,
     pub dhcp: DhcpConfig,
@@ -203,7 +221,22 @@ pub struct Config {
 pub struct EventsConfig {
     /// Events older than this are deleted in the background.
     pub retention: Duration,
+    /// Most events queued for the writer.
+    pub queue_events: usize,
+    /// Most bytes of event detail queued for the writer.
+    pub queue_bytes: usize,
+    /// A detail longer than this is replaced by a note saying how long it was.
+    pub max_detail_bytes: usize,
+    /// Reports and download attributions recorded per MAC per minute (a token bucket).
+    pub per_mac_per_minute: u32,
+    /// Reports and download attributions recorded per client address per minute.
+    pub per_peer_per_minute: u32,
+    /// DHCP refusal (`ignored`) events recorded per minute, all clients together.
+    pub refusals_per_minute: u32,
 }
+
+/// The user `tabula serve` runs as by default once its sockets are bound.
+pub const DEFAULT_USER: &str = "tabula";
 
 /// How long boot events are kept by default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);

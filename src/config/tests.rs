@@ -194,3 +194,58 @@ fn store_url_takes_sqlite_and_postgres() {
         "{s}"
     );
 }
+
+#[test]
+fn limits_default_as_the_reference_file_says_and_refuse_zero() {
+    let shipped = Config::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tabula.toml"),
+        None,
+    )
+    .unwrap();
+    let d = Config::defaults(None);
+    let limits = |c: &Config| {
+        let (h, e) = (&c.http, &c.events);
+        (
+            (
+                h.idle_timeout,
+                h.head_timeout,
+                h.body_timeout,
+                h.send_timeout,
+            ),
+            (h.max_connections, h.max_connections_per_client),
+            (e.queue_events, e.queue_bytes, e.max_detail_bytes),
+            (
+                e.per_mac_per_minute,
+                e.per_peer_per_minute,
+                e.refusals_per_minute,
+            ),
+        )
+    };
+    assert_eq!(
+        limits(&shipped),
+        limits(&d),
+        "config/tabula.toml shows the defaults"
+    );
+    assert_eq!(d.http.head_timeout, Duration::from_secs(10));
+    for (text, key) in [
+        ("[http]\nhead_timeout = \"0s\"\n", "http.head_timeout"),
+        ("[http]\nsend_timeout = \"0s\"\n", "http.send_timeout"),
+        ("[http]\nmax_connections = 0\n", "http.max_connections"),
+        (
+            "[http]\nmax_connections_per_client = 0\n",
+            "http.max_connections_per_client",
+        ),
+        ("[events]\nqueue_bytes = 0\n", "events.queue_bytes"),
+        (
+            "[events]\nmax_detail_bytes = 10\n",
+            "events.max_detail_bytes",
+        ),
+        (
+            "[events]\nper_mac_per_minute = 0\n",
+            "events.per_mac_per_minute",
+        ),
+    ] {
+        let e = Config::parse(text, "t.toml", None).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("t.toml: key `{key}`: ")), "{e}");
+    }
+}

@@ -266,6 +266,14 @@ pub(super) fn validate(
         source: None,
         data_dir,
         advertise: f.server.advertise,
+        user: match f.server.user.as_deref() {
+            None => Some(super::DEFAULT_USER.to_string()),
+            Some("") => None,
+            Some(u) if u.contains(|c: char| c.is_control() || c == ':' || c == '/') => {
+                return Err(bad("server.user", format!("{u:?} is not a user name")));
+            }
+            Some(u) => Some(u.to_string()),
+        },
         store_url,
         boot: BootConfig {
             unknown_machines,
@@ -288,15 +296,98 @@ pub(super) fn validate(
             listen: http_listen,
             public_url,
             admission,
+            idle_timeout: positive(&f.http.idle_timeout, "60s", "http.idle_timeout", file)?,
+            head_timeout: positive(&f.http.head_timeout, "10s", "http.head_timeout", file)?,
+            body_timeout: positive(&f.http.body_timeout, "10s", "http.body_timeout", file)?,
+            send_timeout: positive(&f.http.send_timeout, "60s", "http.send_timeout", file)?,
+            max_connections: at_least_one(
+                f.http.max_connections,
+                1024,
+                "http.max_connections",
+                file,
+            )?,
+            max_connections_per_client: at_least_one(
+                f.http.max_connections_per_client,
+                32,
+                "http.max_connections_per_client",
+                file,
+            )?,
+            attribution_window: match &f.http.attribution_window {
+                Some(t) => duration(t, "http.attribution_window", file)?,
+                None => crate::http::attribution::DEFAULT_WINDOW,
+            },
         },
         events: EventsConfig {
             retention: match &f.events.retention {
                 Some(t) => duration(t, "events.retention", file)?,
                 None => DEFAULT_RETENTION,
             },
+            queue_events: at_least_one(f.events.queue_events, 65_536, "events.queue_events", file)?,
+            queue_bytes: at_least_one(f.events.queue_bytes, 32 << 20, "events.queue_bytes", file)?,
+            max_detail_bytes: match f.events.max_detail_bytes {
+                Some(n) if n < 256 => {
+                    return Err(bad("events.max_detail_bytes", format!("{n} is below 256")));
+                }
+                Some(n) => n,
+                None => 8192,
+            },
+            per_mac_per_minute: at_least_one(
+                f.events.per_mac_per_minute,
+                60,
+                "events.per_mac_per_minute",
+                file,
+            )?,
+            per_peer_per_minute: at_least_one(
+                f.events.per_peer_per_minute,
+                600,
+                "events.per_peer_per_minute",
+                file,
+            )?,
+            refusals_per_minute: at_least_one(
+                f.events.refusals_per_minute,
+                120,
+                "events.refusals_per_minute",
+                file,
+            )?,
         },
         api,
     })
+}
+
+/// A duration key that must be more than zero, `default` when unset.
+fn positive(
+    text: &Option<String>,
+    default: &str,
+    key: &str,
+    file: &str,
+) -> Result<Duration, ConfigError> {
+    let d = duration(text.as_deref().unwrap_or(default), key, file)?;
+    if d.is_zero() {
+        return Err(ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason: "must be more than 0s".to_string(),
+        });
+    }
+    Ok(d)
+}
+
+/// A count key that must be at least 1, `default` when unset.
+fn at_least_one<T: PartialOrd + From<u8> + Copy>(
+    v: Option<T>,
+    default: T,
+    key: &str,
+    file: &str,
+) -> Result<T, ConfigError> {
+    match v {
+        Some(n) if n < T::from(1) => Err(ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason: "must be at least 1".to_string(),
+        }),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
 }
 
 /// Whether two TCP listeners would want the same port on the same (or every) address.

@@ -225,6 +225,9 @@ impl Service {
         };
         if outcome.loader_handed {
             self.ledger.mark(req.mac, now);
+        } else if outcome.boot == Some(BootFileKind::TftpLoader) {
+            // Named without marking (an OFFER): the TFTP transfer may confirm it.
+            self.ledger.named(req.mac, now);
         }
         let reply = match outcome.action {
             Action::Reply(spec, dest) => {
@@ -258,8 +261,9 @@ impl Service {
             }
             Action::Ignore { reason, event } => {
                 if event {
-                    tracing::info!(%reason, "DHCP request ignored");
-                    self.events.record(BootEvent {
+                    // Rate-gated: a DISCOVER flood is one counted log line, not a row
+                    // (and an info line) per packet.
+                    if self.events.record_refusal(BootEvent {
                         at_ms: now_ms(),
                         mac: req.mac,
                         manifest: None,
@@ -269,7 +273,9 @@ impl Service {
                             reason: reason.to_string(),
                             code: Some(reason.code().to_string()),
                         }),
-                    });
+                    }) {
+                        tracing::info!(%reason, "DHCP request ignored");
+                    }
                 } else {
                     tracing::debug!(%reason, "DHCP request ignored");
                 }

@@ -139,6 +139,25 @@ pub struct DhcpSocket {
     pub port: u16,
 }
 
+/// A bound DHCP socket not registered with any runtime ([`DhcpSocket::detach`]).
+#[derive(Debug)]
+pub struct Detached {
+    sock: std::net::UdpSocket,
+    iface: Interface,
+    port: u16,
+}
+
+impl Detached {
+    /// Registers the socket with the current tokio runtime again.
+    pub fn attach(self) -> io::Result<DhcpSocket> {
+        Ok(DhcpSocket {
+            sock: UdpSocket::from_std(self.sock)?,
+            iface: self.iface,
+            port: self.port,
+        })
+    }
+}
+
 fn hint(e: &io::Error, what: &str, port: u16) -> &'static str {
     if e.kind() != io::ErrorKind::PermissionDenied {
         return match e.kind() {
@@ -185,6 +204,16 @@ impl DhcpSocket {
             sock,
             iface: iface.clone(),
             port,
+        })
+    }
+
+    /// The socket without its tokio registration, to carry it to another runtime (the
+    /// privilege drop binds on one runtime and serves on another).
+    pub fn detach(self) -> io::Result<Detached> {
+        Ok(Detached {
+            sock: self.sock.into_std()?,
+            iface: self.iface,
+            port: self.port,
         })
     }
 

@@ -10,6 +10,7 @@
 
 mod follow;
 mod hub;
+mod rate;
 pub mod retention;
 mod sink;
 pub mod timeline;
@@ -17,7 +18,7 @@ mod writer;
 
 pub use follow::{Filter, Follower};
 pub use hub::{Committed, Hub, Stored};
-pub use sink::{EventQueue, EventSink, channel};
+pub use sink::{EventQueue, EventSink, SinkLimits, SinkStats, channel, channel_with};
 pub use writer::{COLLECT, MAX_BATCH, write_events};
 
 /// Milliseconds since the Unix epoch, for event timestamps.

@@ -26,14 +26,14 @@ pub const MAX_BATCH: usize = 4096;
 /// each commit to `hub`.
 pub async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.rx.recv().await {
+    while let Some(first) = queue.recv().await {
         batch.push(first);
         // Not waiting on the queue meanwhile also spares each `record` a wake-up.
         tokio::time::sleep(COLLECT).await;
         while batch.len() < MAX_BATCH {
-            match queue.rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
+            match queue.try_recv() {
+                Some(e) => batch.push(e),
+                None => break,
             }
         }
         let mut tries = 0;

@@ -2,7 +2,8 @@
 //! headers and the byte range to send. Pure; the sending is in `blobs.rs`.
 //!
 //! Rules: `If-None-Match` naming the digest (or `*`) → 304. One satisfiable range → 206
-//! with `Content-Range`; a range past the end → 416; several ranges are answered with
+//! with `Content-Range`; a range past the end, or the empty suffix `bytes=-0`
+//! (RFC 9110 §14.1.1: unsatisfiable) → 416; several ranges are answered with
 //! the whole blob (200), which HTTP allows and every boot client handles. Range parsing
 //! is `http-range-header`'s, the same crate tower-http uses.
 
@@ -84,10 +85,12 @@ pub fn decide(headers: &HeaderMap, etag: &str, size: u64) -> BlobHead {
             body: None,
         };
     }
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(|r| http_range_header::parse_range_header(r).and_then(|p| p.validate(size)));
+    let text = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    if text.is_some_and(empty_suffix) {
+        return unsatisfiable(size);
+    }
+    let range =
+        text.map(|r| http_range_header::parse_range_header(r).and_then(|p| p.validate(size)));
     match range {
         Some(Ok(ranges)) if ranges.len() == 1 => {
             let (first, last) = (*ranges[0].start(), *ranges[0].end());
@@ -115,6 +118,15 @@ pub fn decide(headers: &HeaderMap, etag: &str, size: u64) -> BlobHead {
             body: Some((0, size)),
         },
     }
+}
+
+/// Whether a Range header is the one suffix range of zero bytes (`bytes=-0`, `-00`…).
+fn empty_suffix(range: &str) -> bool {
+    range
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.trim().strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b == b'0'))
 }
 
 fn unsatisfiable(size: u64) -> BlobHead {
@@ -199,6 +211,10 @@ mod tests {
         );
         assert_eq!(header(&b, "content-range").as_deref(), Some("bytes */100"));
         assert_eq!(header(&b, "content-length").as_deref(), Some("0"));
+        for r in ["bytes=-0", "bytes= -000"] {
+            let b = decide(&with("range", r), &d, 100);
+            assert_eq!(b.status, StatusCode::RANGE_NOT_SATISFIABLE, "{r}");
+        }
         let b = decide(&with("range", "bytes=0-1,5-6"), &d, 100);
         assert_eq!(
             (b.status, b.body),

@@ -23,18 +23,18 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 use nix::sys::socket::MsgFlags;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::HttpState;
 use super::admission::Admitted;
 use super::blob_head::decide;
+use super::conn::write_all;
+use super::limits::Limits;
 use super::route::Refusal;
 use crate::boot::urls::{self, Attribution, BlobRole, BlobTarget};
 use crate::boot::{BlobSent, BootEvent, EventDetail, Via};
 
-/// A stalled reader is given up after this long without progress.
-const WRITE_STALL: Duration = Duration::from_secs(60);
 /// Largest single `sendfile` call.
 const CHUNK: usize = 8 << 20;
 
@@ -61,7 +61,7 @@ pub async fn send(
     let mut out = Vec::with_capacity(320);
     let Some((parsed, blob)) = opened else {
         Refusal::NotFound("no such blob\n").write(&mut out, head_only, keep_alive);
-        return stream.write_all(&out).await;
+        return write_all(stream, &out, &st.limits).await;
     };
     let size = blob.size;
     let decided = decide(headers, &blob.etag, size);
@@ -71,19 +71,19 @@ pub async fn send(
             Admitted::Go(slot) => slot,
             Admitted::Busy { retry_after } => {
                 Refusal::Busy { retry_after }.write(&mut out, head_only, keep_alive);
-                return stream.write_all(&out).await;
+                return write_all(stream, &out, &st.limits).await;
             }
         },
         None => None,
     };
     decided.write(&mut out, &blob.etag, keep_alive);
     let Some((first, len)) = decided.body.filter(|_| !head_only) else {
-        return stream.write_all(&out).await;
+        return write_all(stream, &out, &st.limits).await;
     };
     // The head goes out with the first body bytes, not in a packet of its own.
-    send_more(stream, &out).await?;
+    send_more(stream, &out, &st.limits).await?;
     let started = Instant::now();
-    let sent = sendfile_all(stream, &blob.file, first, len).await;
+    let sent = sendfile_all(stream, &blob.file, first, len, &st.limits).await;
     let bytes = *sent.as_ref().unwrap_or(&0);
     if decided.status == StatusCode::OK && parsed.has_query() {
         record(st, parsed, bytes, size, started.elapsed(), peer);
@@ -93,16 +93,27 @@ pub async fn send(
 
 /// Whether a request is a machine's root image (`as=rootfs`), the stream admission bounds.
 fn is_root(target: &BlobTarget<'_>) -> bool {
-    matches!(target.attribution(), Ok(Some(Attribution { role: BlobRole::Rootfs, .. })))
+    matches!(
+        target.attribution(),
+        Ok(Some(Attribution {
+            role: BlobRole::Rootfs,
+            ..
+        }))
+    )
 }
 
 /// Writes `buf` with `MSG_MORE`: the kernel holds a partial segment for the data that
 /// follows (the `sendfile`), as `TCP_CORK` would, without two extra system calls.
-pub(super) async fn send_more(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+/// Gives up when the client makes no room for `limits.send_timeout`.
+pub(super) async fn send_more(
+    stream: &TcpStream,
+    mut buf: &[u8],
+    limits: &Limits,
+) -> io::Result<()> {
     while !buf.is_empty() {
-        tokio::time::timeout(WRITE_STALL, stream.writable())
+        tokio::time::timeout(limits.send_timeout, stream.writable())
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+            .map_err(|_| limits.send_timed_out())??;
         match stream.try_io(Interest::WRITABLE, || {
             nix::sys::socket::send(
                 stream.as_raw_fd(),
@@ -119,11 +130,14 @@ pub(super) async fn send_more(stream: &TcpStream, mut buf: &[u8]) -> io::Result<
     Ok(())
 }
 
+/// Sends `len` bytes of `file` from `first`; gives up when the client makes no room for
+/// `limits.send_timeout` (so a client that never reads holds its connection that long).
 pub(super) async fn sendfile_all(
     stream: &TcpStream,
     file: &std::fs::File,
     first: u64,
     len: u64,
+    limits: &Limits,
 ) -> io::Result<u64> {
     let mut offset =
         i64::try_from(first).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -131,9 +145,9 @@ pub(super) async fn sendfile_all(
     let mut sent = 0u64;
     while offset < end {
         let want = usize::try_from(end - offset).unwrap_or(CHUNK).min(CHUNK);
-        tokio::time::timeout(WRITE_STALL, stream.writable())
+        tokio::time::timeout(limits.send_timeout, stream.writable())
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+            .map_err(|_| limits.send_timed_out())??;
         match stream.try_io(Interest::WRITABLE, || {
             nix::sys::sendfile::sendfile64(stream, file, Some(&mut offset), want)
                 .map_err(io::Error::from)
@@ -152,8 +166,9 @@ pub(super) async fn sendfile_all(
     Ok(sent)
 }
 
-/// Records a boot event for an attributed whole download.
-/// A malformed attribution is not an error for the download, only no event.
+/// Records a boot event for an attributed whole download, `unverified` unless the MAC
+/// was served a plan with this blob (`attribution.rs`). A malformed attribution is not
+/// an error for the download, only no event.
 fn record(
     st: &HttpState,
     target: &BlobTarget<'_>,
@@ -171,13 +186,20 @@ fn record(
         expected: size,
         seconds: elapsed.as_secs_f64(),
         complete: bytes == size,
+        unverified: !st
+            .boots
+            .belongs(mac, target.digest, std::time::Instant::now()),
     };
-    st.events.record(BootEvent {
-        at_ms: crate::events::now_ms(),
-        mac,
-        manifest: None,
-        via: Via::Http,
-        peer: Some(peer.ip()),
-        detail: EventDetail::blob(role, sent),
-    });
+    // Rate-gated per MAC and per client: a loop of downloads is not a row each.
+    st.events.record_from(
+        BootEvent {
+            at_ms: crate::events::now_ms(),
+            mac,
+            manifest: None,
+            via: Via::Http,
+            peer: Some(peer.ip()),
+            detail: EventDetail::blob(role, sent),
+        },
+        peer.ip(),
+    );
 }

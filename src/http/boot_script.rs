@@ -3,6 +3,14 @@
 //!
 //! Answers are cached per (MAC, firmware, UUID) for one inventory snapshot: a repeated
 //! request (a machine retrying, a boot storm) costs a lookup, a boot event and one write.
+//!
+//! Each computed answer is one boot: its plan is rendered with a fresh boot id and the
+//! report token of that id ([`select_for_boot`]). A retry within the same snapshot gets
+//! the cached answer, so **the same token**: the script is the same text, and reports of
+//! either attempt verify. A re-pin, a new version or a machine edit (a new snapshot)
+//! renders a new boot with a new token; reports for the old one still verify, for the
+//! manifest that boot was served (the token names its manifest). Every answer served
+//! also tells [`super::attribution::Boots`] which blobs this MAC's boot downloads.
 //! The cache is emptied whenever the inventory hands out a different snapshot, which it
 //! does exactly when the store's revision changed (a re-pin, a new version, a machine
 //! edit), so a cached script is never older than a freshly computed one would be. Every
@@ -19,7 +27,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::route::Refusal;
@@ -27,9 +34,10 @@ use super::wire::HeadWriter;
 use super::{HttpState, script};
 use crate::boot::urls::{self, ScriptRequest, UrlError};
 use crate::boot::{
-    BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, Report, ScriptSent, Via,
+    BootSeal, BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, Report, ReportKey,
+    ScriptSent, Via,
 };
-use crate::inventory::{Decision, Facts, Snapshot, select};
+use crate::inventory::{Decision, Facts, Snapshot, select_for_boot};
 
 /// Most answers kept; past that the cache starts over.
 const MAX_ANSWERS: usize = 16 * 1024;
@@ -78,6 +86,8 @@ impl EventTemplate {
 struct Answer {
     reply: Reply,
     event: EventTemplate,
+    /// The blobs of the plan booted, when it boots one.
+    blobs: Option<Arc<[Digest]>>,
 }
 
 type Key = (Mac, Firmware, Option<String>);
@@ -160,11 +170,15 @@ pub async fn answer(
                 uuid: key.2.clone(),
                 firmware,
             };
-            let a = Arc::new(compute(&snap, &facts, &st.base_url));
+            let a = Arc::new(compute(&snap, &facts, &st.base_url, &st.report_key));
             st.scripts.put(&snap, key, a.clone());
             a
         }
     };
+    if let Some(blobs) = &answer.blobs {
+        st.boots
+            .served(mac, blobs.clone(), std::time::Instant::now());
+    }
     let t = &answer.event;
     st.events.record_text(EventText {
         at_ms: crate::events::now_ms(),
@@ -178,9 +192,17 @@ pub async fn answer(
     Ok(answer.reply.clone())
 }
 
-/// Decides and renders, without recording anything.
-fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
-    let sel = select(snap, facts);
+/// Decides and renders one boot (a fresh boot id), without recording anything.
+fn compute(snap: &Snapshot, facts: &Facts, base_url: &str, key: &ReportKey) -> Answer {
+    let seal = BootSeal {
+        key,
+        boot: super::report_key::boot_id(),
+    };
+    let sel = select_for_boot(snap, facts, &seal);
+    let blobs = match &sel.decision {
+        Decision::Boot { plan } => Some(super::attribution::plan_digests(plan)),
+        _ => None,
+    };
     let rule = sel.candidates.first().map(|c| c.target.clone());
     let (manifest, detail) = match &sel.decision {
         Decision::Boot { plan } => (
@@ -217,6 +239,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
                 body: Bytes::from(text),
             },
             event: EventTemplate::new(manifest, &detail),
+            blobs,
         },
         Err(e) => Answer {
             reply: Reply::plain(
@@ -230,6 +253,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str) -> Answer {
                 manifest,
                 &EventDetail::Failed(Report::reason(e.to_string())),
             ),
+            blobs: None,
         },
     }
 }
@@ -270,7 +294,7 @@ pub async fn send(
         Err(refused) => {
             let mut out = Vec::with_capacity(256);
             refused.write(&mut out, head_only, keep_alive);
-            return stream.write_all(&out).await;
+            return super::conn::write_all(stream, &out, &st.limits).await;
         }
     };
     let mut out = Vec::with_capacity(256 + reply.body.len());
@@ -284,7 +308,7 @@ pub async fn send(
     if !head_only {
         out.extend_from_slice(&reply.body);
     }
-    stream.write_all(&out).await
+    super::conn::write_all(stream, &out, &st.limits).await
 }
 
 #[cfg(test)]

@@ -19,13 +19,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+use super::limits::{Admitted, Limits};
 use super::route::{self, Refusal, Route};
 use super::{HttpState, blobs, boot_script, loaders, report};
 
@@ -33,10 +34,12 @@ use super::{HttpState, blobs, boot_script, loaders, report};
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Largest request body.
 pub const MAX_BODY: usize = 64 * 1024;
-/// An idle keep-alive connection is closed after this long.
-const IDLE: Duration = Duration::from_secs(60);
-/// A started request head must arrive within this long.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest back-off after failed `accept` calls in a row.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// What a connection refused at a cap is told (one non-blocking write, not waited for).
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+content-length: 21\r\nconnection: close\r\nretry-after: 1\r\n\r\ntoo many connections\n";
 
 /// Accepts connections until `shutdown`, then waits for open connections to finish
 /// their current request (the daemon bounds that wait).
@@ -46,20 +49,33 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
+    let mut backoff = Duration::ZERO;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff = Duration::ZERO;
+                    let Ok(admitted) = state.limits.admit(peer.ip()) else {
+                        let _ = stream.try_write(BUSY);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let span = tracing::debug_span!("http", %peer);
                     tracker.spawn(
-                        connection(stream, peer, state.clone(), shutdown.clone()).instrument(span),
+                        connection(stream, peer, state.clone(), shutdown.clone(), admitted)
+                            .instrument(span),
                     );
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors (EMFILE, ENFILE) and the like: never fatal;
+                    // back off (doubling up to a second) instead of spinning on the
+                    // connection still waiting in the backlog.
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+                    state.limits.accept_errors.warn(&format_args!("{e}"));
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => break,
+                    }
                 }
             },
             () = shutdown.cancelled() => break,
@@ -71,62 +87,160 @@ pub async fn serve(
     Ok(())
 }
 
+/// How reading a request head ended.
 enum Head {
-    /// A complete head of this many bytes is at the start of the buffer.
+    /// A complete head of this many bytes (by its blank line) is at the start of the
+    /// buffer.
     Ready(usize),
     /// The peer closed, went idle, or the server is stopping between requests.
     Closed,
+    /// The head did not end within `http.head_timeout` of its first byte.
+    TimedOut,
+    /// No blank line within [`MAX_HEAD`] bytes.
+    TooLarge,
 }
 
+/// Where the head at the start of `buf` ends (after its blank line, CRLF or bare LF),
+/// scanning from `*scanned`; `Err` when it cannot end within [`MAX_HEAD`].
+pub(super) fn head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, ()> {
+    let mut i = scanned.saturating_sub(2);
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + off;
+        match (buf.get(nl + 1), buf.get(nl + 2)) {
+            (Some(b'\n'), _) => return end_at(nl + 2),
+            (Some(b'\r'), Some(b'\n')) => return end_at(nl + 3),
+            (None, _) | (Some(b'\r'), None) => break,
+            _ => i = nl + 1,
+        }
+    }
+    *scanned = buf.len();
+    if buf.len() > MAX_HEAD {
+        Err(())
+    } else {
+        Ok(None)
+    }
+}
+
+fn end_at(n: usize) -> Result<Option<usize>, ()> {
+    if n > MAX_HEAD { Err(()) } else { Ok(Some(n)) }
+}
+
+/// Reads until a whole head is buffered: the first byte within `http.idle_timeout` (or
+/// until shutdown), the rest under one deadline of `http.head_timeout` from there,
+/// however it trickles in.
 async fn read_head(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
+    limits: &Limits,
     shutdown: &CancellationToken,
 ) -> io::Result<Head> {
-    loop {
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-        if end.unwrap_or(buf.len()) > MAX_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-        if let Some(n) = end {
-            return Ok(Head::Ready(n));
-        }
-        let limit = if buf.is_empty() { IDLE } else { HEAD_TIMEOUT };
+    let mut scanned = 0;
+    if buf.is_empty() {
         tokio::select! {
-            r = tokio::time::timeout(limit, stream.read_buf(buf)) => match r {
+            r = tokio::time::timeout(limits.idle_timeout, stream.read_buf(buf)) => match r {
                 Err(_) | Ok(Ok(0)) => return Ok(Head::Closed),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(e),
             },
-            () = shutdown.cancelled(), if buf.is_empty() => return Ok(Head::Closed),
+            () = shutdown.cancelled() => return Ok(Head::Closed),
+        }
+    }
+    match head_end(buf, &mut scanned) {
+        Ok(Some(n)) => return Ok(Head::Ready(n)),
+        Ok(None) => {}
+        Err(()) => return Ok(Head::TooLarge),
+    }
+    let rest = async {
+        loop {
+            if stream.read_buf(buf).await? == 0 {
+                return Ok(Head::Closed);
+            }
+            match head_end(buf, &mut scanned) {
+                Ok(Some(n)) => return Ok(Head::Ready(n)),
+                Ok(None) => {}
+                Err(()) => return Ok(Head::TooLarge),
+            }
+        }
+    };
+    match tokio::time::timeout(limits.head_timeout, rest).await {
+        Ok(r) => r,
+        Err(_) => Ok(Head::TimedOut),
+    }
+}
+
+/// Reads until `buf` holds `len` bytes, under one deadline of `http.body_timeout`.
+/// `false` when the peer closed or the deadline passed first.
+async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize, limits: &Limits) -> bool {
+    if buf.len() >= len {
+        return true;
+    }
+    let rest = async {
+        while buf.len() < len {
+            match stream.read_buf(buf).await {
+                Ok(k) if k > 0 => {}
+                _ => return false,
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(limits.body_timeout, rest).await {
+        Ok(done) => done,
+        Err(_) => {
+            limits
+                .body_timeouts
+                .warn(&format_args!("{} of {len} bytes", buf.len()));
+            false
         }
     }
 }
 
+/// Writes all of `out` within `http.send_timeout`; a timeout is an error (counted).
+/// Most answers fit the socket buffer and go out in one `write` with no timer armed; the
+/// deadline is only set up for what is left when the buffer is full.
+pub(super) async fn write_all(
+    stream: &mut TcpStream,
+    out: &[u8],
+    limits: &Limits,
+) -> io::Result<()> {
+    let mut rest = out;
+    while !rest.is_empty() {
+        match stream.try_write(rest) {
+            Ok(0) => break,
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(limits.send_timeout, stream.write_all(rest)).await {
+        Ok(r) => r,
+        Err(_) => Err(limits.send_timed_out()),
+    }
+}
 /// Writes a refusal, and closes the connection after it unless `keep_alive`.
 async fn refuse(
     stream: &mut TcpStream,
+    limits: &Limits,
     refusal: &Refusal,
     head_only: bool,
     keep_alive: bool,
 ) -> io::Result<()> {
     let mut out = Vec::with_capacity(256);
     refusal.write(&mut out, head_only, keep_alive);
-    stream.write_all(&out).await
+    write_all(stream, &out, limits).await
 }
 
 /// The parts of a request head this server uses, owned.
-struct Parsed {
-    method: Method,
-    target: String,
-    version: Version,
-    headers: HeaderMap,
+pub(super) struct Parsed {
+    pub(super) method: Method,
+    pub(super) target: String,
+    pub(super) version: Version,
+    pub(super) headers: HeaderMap,
 }
 
-fn parse(raw: &[u8]) -> Result<Parsed, &'static str> {
+pub(super) fn parse(raw: &[u8]) -> Result<Parsed, &'static str> {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut slots);
     match req.parse(raw) {
@@ -154,6 +268,51 @@ fn parse(raw: &[u8]) -> Result<Parsed, &'static str> {
     })
 }
 
+/// The body length a parsed head announces, by the rules that keep two parsers (a proxy
+/// in front, this server) from disagreeing on where a request ends (RFC 9112 §6.3):
+/// - `Transfer-Encoding` with `Content-Length`: 400; `Transfer-Encoding` alone: 411
+///   (chunked bodies are not read here);
+/// - `Content-Length` must be digits only (no sign, no spaces inside); several values
+///   (repeated headers or a comma list) are accepted only when all are identical;
+///   different ones are a 400;
+/// - an HTTP/1.1 request needs exactly one `Host` (and 1.0 at most one), else 400.
+pub(super) fn framing(p: &Parsed) -> Result<usize, Refusal> {
+    let bad = |m: &'static str| Err(Refusal::BadRequest(m.into()));
+    let hosts = p.headers.get_all(header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && p.version != Version::HTTP_10) {
+        return bad("a request needs exactly one Host header\n");
+    }
+    let lengths = p.headers.get_all(header::CONTENT_LENGTH);
+    let has_length = lengths.iter().next().is_some();
+    if p.headers.contains_key(header::TRANSFER_ENCODING) {
+        if has_length {
+            return bad("Transfer-Encoding and Content-Length together\n");
+        }
+        return Err(Refusal::LengthRequired);
+    }
+    let mut len: Option<u64> = None;
+    for v in lengths.iter() {
+        for item in v.as_bytes().split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+                return bad("bad content-length\n");
+            }
+            let n = item.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if len.is_some_and(|l| l != n) {
+                return bad("conflicting content-length\n");
+            }
+            len = Some(n);
+        }
+    }
+    match len {
+        None => Ok(0),
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if n <= MAX_BODY => Ok(n),
+            _ => Err(Refusal::PayloadTooLarge("request body too large\n")),
+        },
+    }
+}
+
 fn wants_keep_alive(p: &Parsed) -> bool {
     let conn = p
         .headers
@@ -172,14 +331,25 @@ async fn connection(
     peer: SocketAddr,
     st: HttpState,
     shutdown: CancellationToken,
+    _admitted: Admitted,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let limits = &*st.limits;
     loop {
-        let n = match read_head(&mut stream, &mut buf, &shutdown).await {
+        let n = match read_head(&mut stream, &mut buf, limits, &shutdown).await {
             Ok(Head::Ready(n)) => n,
             Ok(Head::Closed) => return,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let _ = refuse(&mut stream, &Refusal::HeadTooLarge, false, false).await;
+            Ok(Head::TimedOut) => {
+                limits
+                    .head_timeouts
+                    .warn(&format_args!("{peer}, {} bytes", buf.len()));
+                return;
+            }
+            Ok(Head::TooLarge) => {
+                limits
+                    .bad_requests
+                    .warn(&format_args!("{peer}: head too large"));
+                let _ = refuse(&mut stream, limits, &Refusal::HeadTooLarge, false, false).await;
                 return;
             }
             Err(e) => {
@@ -187,39 +357,22 @@ async fn connection(
                 return;
             }
         };
-        let parsed = match parse(&buf[..n]) {
-            Ok(p) => p,
-            Err(why) => {
-                let _ = refuse(&mut stream, &Refusal::BadRequest(why.into()), false, false).await;
+        let framed = parse(&buf[..n])
+            .map_err(|why| Refusal::BadRequest(why.into()))
+            .and_then(|p| framing(&p).map(|len| (p, len)));
+        let (parsed, body_len) = match framed {
+            Ok(ok) => ok,
+            Err(refusal) => {
+                limits
+                    .bad_requests
+                    .warn(&format_args!("{peer}: {}", refusal.message().trim_end()));
+                let _ = refuse(&mut stream, limits, &refusal, false, false).await;
                 return;
             }
         };
         buf.drain(..n);
-        if parsed.headers.contains_key("transfer-encoding") {
-            let _ = refuse(&mut stream, &Refusal::LengthRequired, false, false).await;
+        if !read_body(&mut stream, &mut buf, body_len, limits).await {
             return;
-        }
-        let body_len = match parsed
-            .headers
-            .get("content-length")
-            .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()))
-        {
-            None => 0,
-            Some(Some(n)) if n <= MAX_BODY => n,
-            Some(bad) => {
-                let refusal = match bad {
-                    Some(_) => Refusal::PayloadTooLarge("request body too large\n"),
-                    None => Refusal::BadRequest("bad content-length\n".into()),
-                };
-                let _ = refuse(&mut stream, &refusal, false, false).await;
-                return;
-            }
-        };
-        while buf.len() < body_len {
-            match tokio::time::timeout(HEAD_TIMEOUT, stream.read_buf(&mut buf)).await {
-                Ok(Ok(k)) if k > 0 => {}
-                _ => return,
-            }
         }
         let body: Vec<u8> = buf.drain(..body_len).collect();
         let keep_alive = wants_keep_alive(&parsed) && !shutdown.is_cancelled();
@@ -255,7 +408,10 @@ struct Request<'a> {
     keep_alive: bool,
 }
 
-/// Answers one classified request. Errors are connection errors.
+/// Answers one classified request. Errors are connection errors. Buffered answers
+/// (scripts, reports, refusals) are written whole within `http.send_timeout`
+/// ([`write_all`]); the `sendfile` paths (blobs, loaders) are cut when they make no
+/// progress for that long.
 async fn answer(
     stream: &mut TcpStream,
     st: &HttpState,
@@ -263,6 +419,7 @@ async fn answer(
     r: &Request<'_>,
 ) -> io::Result<()> {
     let (head_only, keep_alive) = (r.head_only, r.keep_alive);
+    let limits = &*st.limits;
     match route {
         Route::Blob { target } => {
             blobs::send(stream, st, head_only, target, r.headers, r.peer, keep_alive).await
@@ -271,23 +428,37 @@ async fn answer(
             boot_script::send(stream, st, req, head_only, r.peer.ip(), keep_alive).await
         }
         Route::Loader { name } => loaders::send(stream, st, &name, head_only, keep_alive).await,
-        Route::Report(req) => match report::answer(st, &req, r.body, Some(r.peer.ip())) {
-            Ok(()) => text(stream, report::RECORDED, head_only, keep_alive).await,
-            Err(refusal) => refuse(stream, &refusal, head_only, keep_alive).await,
+        Route::Report(req) => match report::answer(st, &req, r.body, r.peer.ip()) {
+            Ok(()) => text(stream, limits, report::RECORDED, head_only, keep_alive).await,
+            Err(refusal) => refuse(stream, limits, &refusal, head_only, keep_alive).await,
         },
-        Route::Health => text(stream, "ok\n", head_only, keep_alive).await,
-        Route::Refused(refusal) => refuse(stream, &refusal, head_only, keep_alive).await,
+        Route::Health | Route::Ready => {
+            let (ok, body) = if matches!(route, Route::Health) {
+                st.health.summary()
+            } else {
+                st.health.report()
+            };
+            let mut out = Vec::with_capacity(192 + body.len());
+            route::health_text(&mut out, ok, &body, head_only, keep_alive);
+            write_all(stream, &out, limits).await
+        }
+        Route::Refused(refusal) => refuse(stream, limits, &refusal, head_only, keep_alive).await,
     }
 }
 
 /// Writes a `200 OK` with a short plain-text body.
 async fn text(
     stream: &mut TcpStream,
+    limits: &Limits,
     body: &str,
     head_only: bool,
     keep_alive: bool,
 ) -> io::Result<()> {
     let mut out = Vec::with_capacity(192 + body.len());
     route::ok_text(&mut out, body, head_only, keep_alive);
-    stream.write_all(&out).await
+    write_all(stream, &out, limits).await
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

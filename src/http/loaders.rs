@@ -10,11 +10,11 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 
 use axum::http::StatusCode;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::HttpState;
 use super::blobs::{send_more, sendfile_all};
+use super::conn::write_all;
 use super::route::Refusal;
 use super::wire::HeadWriter;
 use crate::boot::urls;
@@ -66,7 +66,7 @@ pub async fn send(
                 _ => Refusal::Internal("cannot read loader\n"),
             };
             r.write(&mut out, head_only, keep_alive);
-            return stream.write_all(&out).await;
+            return write_all(stream, &out, &st.limits).await;
         }
     };
     let mut h = HeadWriter::new(&mut out, StatusCode::OK);
@@ -74,9 +74,11 @@ pub async fn send(
         .number("content-length", len);
     h.finish(keep_alive);
     if head_only || len == 0 {
-        return stream.write_all(&out).await;
+        return write_all(stream, &out, &st.limits).await;
     }
     // The head goes out with the first bytes of the file, as a blob's does.
-    send_more(stream, &out).await?;
-    sendfile_all(stream, &file, 0, len).await.map(|_| ())
+    send_more(stream, &out, &st.limits).await?;
+    sendfile_all(stream, &file, 0, len, &st.limits)
+        .await
+        .map(|_| ())
 }

@@ -9,30 +9,41 @@
 //! | `GET,HEAD /boot.ipxe?mac=…&arch=…` (`platform`/`buildarch` as iPXE names them) | the machine's iPXE script ([`boot_script`]) |
 //! | `GET,HEAD /boot/{mac}/boot.ipxe` | the same, path form |
 //! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (`blobs.rs`, by `sendfile`) |
-//! | `POST,GET,HEAD /boot/{mac}/{manifest}/{booted,failed,progress}` | reports from booting machines ([`report`]) |
+//! | `POST /boot/{mac}/{manifest}/{token}/{booted,failed,progress}` | reports from booting machines, with their boot's token ([`report`]) |
 //! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`; `loaders.rs`) |
-//! | `GET,HEAD /healthz` | liveness |
+//! | `GET,HEAD /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 |
+//! | `GET,HEAD /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
+//!
+//! Limits (deadlines, connection caps) and their counters are in [`limits`].
 //!
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
 
 pub mod admission;
+pub mod attribution;
 mod blob_files;
 mod blob_head;
 mod blobs;
 pub mod boot_script;
 pub mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod limits;
 mod loaders;
 pub mod report;
+pub mod report_key;
 pub mod route;
 pub mod script;
 mod wire;
 
 use std::sync::Arc;
 
+use crate::boot::ReportKey;
 use crate::events::EventSink;
+
 use crate::images::BlobStore;
 use crate::inventory::Inventory;
+pub use limits::{LimitStats, Limits};
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -50,6 +61,16 @@ pub struct HttpState {
     pub scripts: boot_script::ScriptCache,
     /// The gate root-image streams wait at (`[http.admission]`).
     pub admission: admission::Admission,
+    /// Deadlines, connection caps and their counters.
+    pub limits: Arc<limits::Limits>,
+    /// Which front ends serve, for `/healthz` and `/readyz`.
+    pub health: crate::health::Health,
+    /// The key of report tokens (`<data_dir>/report.key`, [`report_key`]).
+    pub report_key: Arc<ReportKey>,
+    /// Reports refused for their token, counted.
+    pub report_refusals: Arc<report::ReportRefusals>,
+    /// Which MAC was served which plan, when: what attributes a download to a boot.
+    pub boots: Arc<attribution::Boots>,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops

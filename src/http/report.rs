@@ -1,22 +1,72 @@
-//! Reports from booting machines: `POST /boot/<mac>/<manifest>/{booted,failed,progress}`,
-//! sent by the netboot initramfs (and `GET` for clients that can only fetch, like iPXE).
+//! Reports from booting machines: `POST /boot/<mac>/<manifest>/<token>/{booted,failed,progress}`,
+//! sent by the netboot initramfs and the image's `tabula-booted` to the callback their
+//! kernel command line names (`tabula.callback=`).
+//!
+//! Only a report carrying the token of the boot it claims is recorded: the token
+//! ([`crate::boot::ReportToken`]) is an HMAC under the server's report key over the MAC,
+//! the manifest and the boot id, so a report for another MAC, another manifest, or with
+//! no or a made-up token is answered 403, counted in [`ReportRefusals`], logged at most
+//! once per [`REFUSAL_LOG_EVERY`], and records nothing. The route takes `POST` only
+//! (`route.rs`), so a link or an image tag cannot send one.
 //!
 //! The body is optional JSON (`{"root_sha256": "…", "reason": "…", "stage": "…"}`) or
-//! plain text (taken as the reason); query parameters are added to the detail unless the
-//! body already names them. Each report becomes a boot event; nothing else. The URL is
-//! parsed by [`crate::boot::urls::parse_report`]; the answer is a small text body written
-//! by the connection loop, and nothing here touches a socket.
+//! plain text (taken as the reason); the query's [`QUERY_KEYS`] are added to the detail
+//! unless the body already names them (other query keys are ignored, so a URL cannot
+//! grow the detail at will). Each report becomes a boot event, within the per-MAC and
+//! per-client rates of `[events]` (over them: 429, nothing recorded); nothing else. The
+//! URL is parsed by [`crate::boot::urls::parse_report`]; the answer is a small text body
+//! written by the connection loop, and nothing here touches a socket.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::HttpState;
 use super::route::Refusal;
 use crate::boot::urls::{self, UrlError};
-use crate::boot::{BootEvent, Callback, EventDetail, ReportKind, Via};
+use crate::boot::{BootEvent, Callback, EventDetail, ReportKey, ReportKind, Via};
+use crate::throttle::Throttle;
+
+/// At most one log line per this long for each kind of refused report.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Reports refused for their token, by kind (each a counted, rate-limited log line;
+/// `total()` of each is what a metrics endpoint reads).
+#[derive(Debug)]
+pub struct ReportRefusals {
+    /// No token in the URL.
+    pub missing: Throttle,
+    /// A token that is not a token's text, or not the one of this MAC, manifest and key.
+    pub invalid: Throttle,
+}
+
+impl Default for ReportRefusals {
+    fn default() -> ReportRefusals {
+        ReportRefusals {
+            missing: Throttle::new("boot report without a token refused", REFUSAL_LOG_EVERY),
+            invalid: Throttle::new(
+                "boot report with an invalid token refused",
+                REFUSAL_LOG_EVERY,
+            ),
+        }
+    }
+}
+
+impl ReportRefusals {
+    /// Every report refused for its token so far.
+    pub fn total(&self) -> u64 {
+        self.missing.total() + self.invalid.total()
+    }
+}
+
+/// What a report with a bad or missing token is answered.
+const FORBIDDEN: &str = "report token missing or invalid\n";
 
 /// Largest report body accepted.
 pub const MAX_REPORT: usize = 16 * 1024;
+
+/// The query keys a report may add to its detail.
+pub const QUERY_KEYS: [&str; 4] = ["stage", "reason", "attempt", "root_sha256"];
 
 /// The body of a recorded report's answer.
 pub const RECORDED: &str = "recorded\n";
@@ -58,10 +108,11 @@ impl Request {
             .map(|p| (p.callback, p.kind, &p.query))
     }
 
-    /// Refused on its URL alone (before any body is read), or fine so far.
+    /// Refused on its URL alone, or fine so far. A malformed token is not refused here
+    /// but by [`answer`], which counts it with the other forged reports.
     pub fn refusal(&self) -> Option<Refusal> {
         match &self.parsed {
-            Ok(_) => None,
+            Ok(_) | Err(UrlError::Token) => None,
             Err(UrlError::Mac(_)) => Some(Refusal::BadRequest("malformed MAC\n".into())),
             Err(UrlError::Digest(_)) => {
                 Some(Refusal::BadRequest("malformed manifest digest\n".into()))
@@ -72,31 +123,73 @@ impl Request {
     }
 }
 
-/// Records the report `req` with `body` from `peer` as a boot event.
-pub fn answer(
-    st: &HttpState,
-    req: &Request,
-    body: &[u8],
-    peer: Option<IpAddr>,
-) -> Result<(), Refusal> {
+/// Records the report `req` with `body` from `peer` as a boot event, if its token is
+/// the one of its boot.
+pub fn answer(st: &HttpState, req: &Request, body: &[u8], peer: IpAddr) -> Result<(), Refusal> {
     if let Some(r) = req.refusal() {
         return Err(r);
     }
-    let Ok(p) = &req.parsed else {
-        return Err(Refusal::BadRequest("malformed report URL\n".into()));
+    let p = match &req.parsed {
+        Ok(p) => p,
+        Err(UrlError::Token) => {
+            st.report_refusals
+                .invalid
+                .warn(&Forged(Some(peer), "malformed token"));
+            return Err(Refusal::Forbidden(FORBIDDEN));
+        }
+        Err(_) => return Err(Refusal::BadRequest("malformed report URL\n".into())),
     };
+    check_token(&st.report_key, &st.report_refusals, &p.callback, Some(peer))?;
     if body.len() > MAX_REPORT {
         return Err(Refusal::PayloadTooLarge("report too large\n"));
     }
-    st.events.record(BootEvent {
+    let event = BootEvent {
         at_ms: crate::events::now_ms(),
         mac: p.callback.mac,
         manifest: Some(p.callback.manifest),
         via: Via::Http,
-        peer,
+        peer: Some(peer),
         detail: detail(p.kind, body, &p.query),
-    });
-    Ok(())
+    };
+    if st.events.record_from(event, peer) {
+        Ok(())
+    } else {
+        Err(Refusal::TooManyRequests)
+    }
+}
+
+/// Refuses (and counts) a callback whose token is missing or not the one `key` makes
+/// for its MAC and manifest.
+fn check_token(
+    key: &ReportKey,
+    refusals: &ReportRefusals,
+    cb: &Callback,
+    peer: Option<IpAddr>,
+) -> Result<(), Refusal> {
+    match &cb.token {
+        None => {
+            refusals.missing.warn(&Forged(peer, "no token"));
+            Err(Refusal::Forbidden(FORBIDDEN))
+        }
+        Some(t) if !key.verify(cb.mac, cb.manifest, t) => {
+            refusals.invalid.warn(&Forged(peer, "token does not match"));
+            Err(Refusal::Forbidden(FORBIDDEN))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// A refused report's log detail: where it came from and why (nothing the client chose
+/// beyond what the URL parser already checked).
+struct Forged(Option<IpAddr>, &'static str);
+
+impl std::fmt::Display for Forged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, "{} from {p}", self.1),
+            None => f.write_str(self.1),
+        }
+    }
 }
 
 /// The body (a JSON object, plain text taken as the reason, or nothing) with the query
@@ -114,8 +207,10 @@ fn detail(kind: ReportKind, body: &[u8], query: &BTreeMap<String, String>) -> Ev
         }
     };
     for (k, v) in query {
-        obj.entry(k.clone())
-            .or_insert(serde_json::Value::String(v.clone()));
+        if QUERY_KEYS.contains(&k.as_str()) {
+            obj.entry(k.clone())
+                .or_insert(serde_json::Value::String(v.clone()));
+        }
     }
     EventDetail::from_value(kind.stage(), serde_json::Value::Object(obj))
 }
@@ -145,5 +240,33 @@ mod tests {
             Some(Refusal::NotFound("unknown report\n"))
         );
         assert!(Request::of_target("/boot/52:54:00:00:00:07/boot.ipxe").is_none());
+        // A malformed token is left to `answer`, which counts it.
+        let r = Request::of_target(&format!("/boot/52-54-00-00-00-07/{hex}/zz/booted")).unwrap();
+        assert!(r.refusal().is_none() && r.parsed().is_none());
+    }
+
+    #[test]
+    fn only_the_token_of_this_mac_and_manifest_passes() {
+        use crate::boot::{BootId, Digest, Mac};
+        let key = ReportKey::from_bytes([1; 32]);
+        let n = ReportRefusals::default();
+        let (mac, m) = (Mac([2, 0, 0, 0, 0, 1]), Digest([3; 32]));
+        let t = key.token(mac, m, BootId([4; 8]));
+        let cb = Callback::new(mac, m);
+        assert!(check_token(&key, &n, &cb.with_token(t), None).is_ok());
+        let forged = [
+            cb,
+            Callback::new(Mac([2, 0, 0, 0, 0, 2]), m).with_token(t),
+            Callback::new(mac, Digest([5; 32])).with_token(t),
+            cb.with_token(ReportKey::from_bytes([9; 32]).token(mac, m, BootId([4; 8]))),
+        ];
+        for f in &forged {
+            assert_eq!(
+                check_token(&key, &n, f, None),
+                Err(Refusal::Forbidden(FORBIDDEN)),
+                "{f:?}"
+            );
+        }
+        assert_eq!((n.missing.total(), n.invalid.total(), n.total()), (1, 3, 4));
     }
 }

@@ -7,8 +7,9 @@
 //! | `/boot.ipxe?mac=…&…`, `/boot/<mac>/boot.ipxe[?…]` | `GET`, `HEAD` → [`Route::Script`] |
 //! | `/blobs/sha256/<hex>[/<name>][?mac=…&as=…]` | `GET`, `HEAD` → [`Route::Blob`] |
 //! | `/loaders/<name>` | `GET`, `HEAD` → [`Route::Loader`] |
-//! | `/boot/<mac>/<manifest>/<booted\|failed\|progress>[?…]` | `POST`, `GET`, `HEAD` → [`Route::Report`] |
+//! | `/boot/<mac>/<manifest>[/<token>]/<booted\|failed\|progress>[?…]` | `POST` → [`Route::Report`] (a report is a write: never by `GET`, so a link cannot forge one) |
 //! | `/healthz` | `GET`, `HEAD` → [`Route::Health`] |
+//! | `/readyz` | `GET`, `HEAD` → [`Route::Ready`] |
 //! | anything else | 404; a known path with another method: 405 with `Allow` |
 //!
 //! Path segments are matched as sent; the variable ones (a MAC, a manifest, a report or
@@ -30,8 +31,9 @@ use super::{blobs, boot_script, loaders, report};
 
 /// `Allow` of a route that only reads.
 const READ: &str = "GET, HEAD";
-/// `Allow` of the report route (reports are accepted on `GET` too, for iPXE).
-const REPORT: &str = "GET, HEAD, POST";
+/// `Allow` of the report route: reports change what tabula knows of a boot, so they
+/// are writes and come by `POST` only.
+const REPORT: &str = "POST";
 
 /// What a request asks for.
 #[derive(Debug)]
@@ -44,8 +46,10 @@ pub enum Route<'a> {
     Loader { name: Cow<'a, str> },
     /// A report from a booting machine (its URL parsed, possibly refused).
     Report(report::Request),
-    /// Liveness.
+    /// Whether every configured front end serves (200 `ok` or 503 naming those down).
     Health,
+    /// Each front end's state, one line each (200, or 503 when one is down).
+    Ready,
     /// Not answerable as asked.
     Refused(Refusal),
 }
@@ -59,6 +63,7 @@ impl Route<'_> {
             Route::Loader { .. } => "loader",
             Route::Report(_) => "report",
             Route::Health => "health",
+            Route::Ready => "ready",
             Route::Refused(_) => "refused",
         }
     }
@@ -70,6 +75,8 @@ impl Route<'_> {
 pub enum Refusal {
     /// A malformed head, target, MAC, digest or query value.
     BadRequest(Cow<'static, str>),
+    /// A report without a valid token for its MAC and manifest.
+    Forbidden(&'static str),
     /// No such route, blob, loader or report kind.
     NotFound(&'static str),
     /// A known path asked with a method it does not take; `allow` lists those it takes.
@@ -78,6 +85,8 @@ pub enum Refusal {
     LengthRequired,
     /// A request or report body over its limit.
     PayloadTooLarge(&'static str),
+    /// A MAC or client over its report rate (`events.per_*_per_minute`).
+    TooManyRequests,
     /// A request head over `conn::MAX_HEAD`.
     HeadTooLarge,
     /// The inventory could not be read.
@@ -94,10 +103,12 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
             Refusal::NotFound(_) => StatusCode::NOT_FOUND,
             Refusal::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Refusal::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Refusal::Unavailable(_) | Refusal::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,11 +120,13 @@ impl Refusal {
         match self {
             Refusal::BadRequest(m) => m.as_ref(),
             Refusal::NotFound(m)
+            | Refusal::Forbidden(m)
             | Refusal::PayloadTooLarge(m)
             | Refusal::Unavailable(m)
             | Refusal::Internal(m) => m,
             Refusal::MethodNotAllowed { .. } => "method not allowed\n",
             Refusal::LengthRequired => "send a Content-Length\n",
+            Refusal::TooManyRequests => "too many reports, slow down\n",
             Refusal::HeadTooLarge => "request head too large\n",
             Refusal::Busy { .. } => "too many root-image downloads at once; retry later\n",
         }
@@ -140,7 +153,27 @@ impl Refusal {
 
 /// Appends a `200 OK` with a short plain-text body (health, a recorded report).
 pub fn ok_text(out: &mut Vec<u8>, body: &str, head_only: bool, keep_alive: bool) {
-    let mut h = HeadWriter::new(out, StatusCode::OK);
+    status_text(out, StatusCode::OK, body, head_only, keep_alive);
+}
+
+/// Appends a health answer: `200 OK` when `ok`, else `503 Service Unavailable`.
+pub fn health_text(out: &mut Vec<u8>, ok: bool, body: &str, head_only: bool, keep_alive: bool) {
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    status_text(out, status, body, head_only, keep_alive);
+}
+
+fn status_text(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    body: &str,
+    head_only: bool,
+    keep_alive: bool,
+) {
+    let mut h = HeadWriter::new(out, status);
     h.header("content-type", b"text/plain; charset=utf-8")
         .number("content-length", body.len() as u64);
     h.finish(keep_alive);
@@ -171,17 +204,19 @@ pub fn classify<'a>(method: &Method, target: &'a str) -> Route<'a> {
         segs.next(),
         segs.next(),
         segs.next(),
+        segs.next(),
     ];
     let answer = match segs {
         [Some("healthz"), None, ..] => allowed(reads, READ).map(|()| Route::Health),
+        [Some("readyz"), None, ..] => allowed(reads, READ).map(|()| Route::Ready),
         [Some("boot.ipxe"), None, ..] => allowed(reads, READ).and_then(|()| script(target)),
-        [Some("boot"), Some(mac), Some("boot.ipxe"), None, _] if !mac.is_empty() => {
+        [Some("boot"), Some(mac), Some("boot.ipxe"), None, ..] if !mac.is_empty() => {
             allowed(reads, READ).and_then(|()| script(target))
         }
-        [Some("boot"), Some(mac), Some(manifest), Some(kind), None]
-            if !mac.is_empty() && !manifest.is_empty() && !kind.is_empty() =>
+        [Some("boot"), Some(mac), Some(manifest), Some(a), b, None]
+            if !mac.is_empty() && !manifest.is_empty() && !a.is_empty() && b != Some("") =>
         {
-            allowed(reads || method == Method::POST, REPORT).and_then(|()| {
+            allowed(method == Method::POST, REPORT).and_then(|()| {
                 let req =
                     report::Request::of_target(target).ok_or(Refusal::NotFound("not found\n"))?;
                 match req.refusal() {

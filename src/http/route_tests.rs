@@ -123,49 +123,72 @@ fn loaders_by_plain_name_only() {
     );
 }
 
+fn post(target: &str) -> Route<'_> {
+    classify(&Method::POST, target)
+}
+
+const TOKEN: &str = "0102030405060708aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb";
+
 #[test]
-fn reports_on_post_get_and_head() {
-    let t = format!("/boot/{MAC}/{}/booted?stage=fetch", hex());
-    for m in [Method::POST, Method::GET, Method::HEAD] {
-        match classify(&m, &t) {
+fn reports_by_post_only_with_or_without_a_token() {
+    for t in [
+        format!("/boot/{MAC}/{}/booted?stage=fetch", hex()),
+        format!("/boot/{MAC}/{}/{TOKEN}/booted?stage=fetch", hex()),
+    ] {
+        match post(&t) {
             Route::Report(req) => {
                 let (cb, kind, query) = req.parsed().expect("parsed");
                 assert_eq!(cb.mac.to_string(), "52:54:00:00:00:07");
                 assert_eq!(cb.manifest.to_string(), format!("sha256:{}", hex()));
+                assert_eq!(cb.token.is_some(), t.contains(TOKEN), "{t}");
                 assert_eq!(kind.stage(), BootStage::Booted);
                 assert_eq!(query.get("stage").map(String::as_str), Some("fetch"));
                 assert_eq!(query.len(), 1);
             }
-            other => panic!("{m}: {other:?}"),
+            other => panic!("{t}: {other:?}"),
+        }
+        // A report is a write: a GET (a link, an image tag) or HEAD cannot make one.
+        for m in [Method::GET, Method::HEAD] {
+            assert_eq!(
+                refused(classify(&m, &t)),
+                Refusal::MethodNotAllowed { allow: "POST" },
+                "{m} {t}"
+            );
         }
     }
-    let stage = |kind: &str| match get(&format!("/boot/{MAC}/{}/{kind}", hex())) {
+    let stage = |kind: &str| match post(&format!("/boot/{MAC}/{}/{TOKEN}/{kind}", hex())) {
         Route::Report(req) => req.parsed().map(|(_, k, _)| k.stage()),
         _ => None,
     };
     assert_eq!(stage("failed"), Some(BootStage::Failed));
     assert_eq!(stage("progress"), Some(BootStage::Progress));
     assert_eq!(
-        refused(get(&format!("/boot/{MAC}/{}/rebooted", hex()))),
+        refused(post(&format!("/boot/{MAC}/{}/rebooted", hex()))),
         Refusal::NotFound("unknown report\n")
     );
+    // A token segment that is not a token's text is a report, refused (and counted)
+    // as a forgery by `report::answer`.
+    match post(&format!("/boot/{MAC}/{}/nope/booted", hex())) {
+        Route::Report(req) => assert!(req.parsed().is_none() && req.refusal().is_none()),
+        other => panic!("{other:?}"),
+    }
     // Checked as axum's handler did: the MAC first, then the manifest.
     assert_eq!(
-        refused(get("/boot/zz/x/booted")).message(),
+        refused(post("/boot/zz/x/booted")).message(),
         "malformed MAC\n"
     );
     assert_eq!(
-        refused(get(&format!("/boot/{MAC}/abc/booted"))).message(),
+        refused(post(&format!("/boot/{MAC}/abc/booted"))).message(),
         "malformed manifest digest\n"
     );
     // Four segments are a report even when the third looks like a script.
     assert_eq!(
-        refused(get("/boot/a/b/boot.ipxe")).message(),
+        refused(post("/boot/a/b/boot.ipxe")).message(),
         "malformed MAC\n"
     );
     // A percent-encoded MAC is decoded.
     assert!(matches!(
-        get(&format!(
+        post(&format!(
             "/boot/52%3A54%3A00%3A00%3A00%3A07/{}/booted",
             hex()
         )),
@@ -215,6 +238,8 @@ fn everything_else_is_not_found_or_bad() {
         "/boot/boot.ipxe",
         "/boot/a/b/c/",
         "/boot/a//booted",
+        "/boot/a/b//booted",
+        "/boot/a/b/c/d/booted",
         "/boot%2Eipxe",
         "/health%7A",
         "/api/v1/",

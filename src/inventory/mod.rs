@@ -12,7 +12,9 @@ pub mod snapshot;
 
 pub use live::Inventory;
 pub use pin::{PinRef, PinTarget, Selector};
-pub use select::{Candidate, CandidateOutcome, Decision, Facts, Resolved, Selection, select};
+pub use select::{
+    Candidate, CandidateOutcome, Decision, Facts, Resolved, Selection, select, select_for_boot,
+};
 pub use snapshot::{Pin, Settings, Snapshot, Version};
 
 /// Inventory errors.

@@ -3,13 +3,21 @@
 //! Precedence: a pin on the client's MAC, then on its machine, then the most specific
 //! matching label selector (more keys, then fewer accepted values, then the lexically
 //! first selector, a tie that is reported), then the default pin. Pure: reads only the
-//! [`Snapshot`] it is given.
+//! [`Snapshot`] it is given, and, for a plan that will really be served, the
+//! [`BootSeal`] (report key and boot id) its callback's token is made from.
+//!
+//! Why the seal is an input here rather than added to the plan afterwards: the token
+//! covers the manifest, which only the selection knows, and it must be inside the
+//! rendered kernel command line (`tabula.callback=`, and `${callback_url}` in an image's
+//! own command line), so it has to exist when the command line is rendered; adding it
+//! later would mean editing rendered text. The HMAC is a pure function of its inputs,
+//! so `select_for_boot` is as deterministic as `select`.
 
 use super::pin::{PinRef, PinTarget};
 use super::snapshot::Snapshot;
 use std::fmt;
 
-use crate::boot::{BlobRole, BootPlan, Callback, Firmware, IgnoreReason, Mac, Urls};
+use crate::boot::{BlobRole, BootPlan, BootSeal, Callback, Firmware, IgnoreReason, Mac, Urls};
 use crate::config::UnknownMachines;
 use crate::images::{Manifest, cmdline};
 
@@ -109,8 +117,20 @@ enum Rank {
     Default,
 }
 
-/// Decides what the client described by `facts` boots.
+/// Decides what the client described by `facts` boots. A plan's callback carries no
+/// token (what `tabula explain` and DHCP need; a report to it would be refused): the
+/// script route uses [`select_for_boot`].
 pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
+    decide(snap, facts, None)
+}
+
+/// [`select`] for a plan that is served: its callback (on the kernel command line and in
+/// `${callback_url}`) carries the token `seal` makes for the MAC and manifest.
+pub fn select_for_boot(snap: &Snapshot, facts: &Facts, seal: &BootSeal<'_>) -> Selection {
+    decide(snap, facts, Some(seal))
+}
+
+fn decide(snap: &Snapshot, facts: &Facts, seal: Option<&BootSeal<'_>>) -> Selection {
     let machine = snap.machine_for(&facts.mac, facts.uuid.as_deref());
     let mut ranked: Vec<(Rank, &super::Pin)> = Vec::new();
     for pin in &snap.pins {
@@ -249,7 +269,7 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
         });
         return sel;
     }
-    sel.decision = match plan(snap, facts, machine, manifest, v.manifest_digest) {
+    sel.decision = match plan(snap, facts, machine, manifest, v.manifest_digest, seal) {
         Ok(plan) => Decision::Boot {
             plan: Box::new(plan),
         },
@@ -269,6 +289,7 @@ fn plan(
     machine: Option<&crate::boot::Machine>,
     m: &Manifest,
     manifest_digest: crate::boot::Digest,
+    seal: Option<&BootSeal<'_>>,
 ) -> Result<BootPlan, crate::images::ImageError> {
     let base = &snap.settings.base_url;
     let urls = Urls::new(base);
@@ -276,7 +297,11 @@ fn plan(
         .rootfs
         .as_ref()
         .map(|r| urls.blob(r, facts.mac, BlobRole::Rootfs));
-    let callback = urls.callback(&Callback::new(facts.mac, manifest_digest));
+    let mut cb = Callback::new(facts.mac, manifest_digest);
+    if let Some(seal) = seal {
+        cb = cb.with_token(seal.token(facts.mac, manifest_digest));
+    }
+    let callback = urls.callback(&cb);
     let hostname = machine.and_then(|m| m.hostname.clone().or_else(|| Some(m.name.clone())));
     let lookup = |var: &str| -> Option<String> {
         match var {

@@ -306,6 +306,48 @@ fn plan_carries_digests_and_exact_cmdline() {
 }
 
 #[test]
+fn a_served_plan_carries_its_boots_token_in_the_callback() {
+    use crate::boot::{BootId, BootSeal, ReportKey, ReportToken};
+    let s = snap(
+        &[("default", "demo@1")],
+        three_machines(),
+        UnknownMachines::Default,
+    );
+    let m1 = manifest("demo", "1", Arch::X86_64).digest();
+    let key = ReportKey::from_bytes([6; 32]);
+    let seal = BootSeal {
+        key: &key,
+        boot: BootId([1, 2, 3, 4, 5, 6, 7, 8]),
+    };
+    let sel = select_for_boot(&s, &facts(A, Firmware::Bios), &seal);
+    let Decision::Boot { plan } = sel.decision else {
+        panic!()
+    };
+    let cb = plan
+        .cmdline
+        .split(' ')
+        .find_map(|a| a.strip_prefix("tabula.callback="))
+        .expect("a callback");
+    let prefix = format!("http://10.0.0.1:8080/boot/52-54-00-00-00-0a/{}/", m1.hex());
+    let token: ReportToken = cb.strip_prefix(&prefix).expect(cb).parse().expect(cb);
+    assert_eq!(token.boot, seal.boot);
+    assert!(key.verify(mac(A), m1, &token));
+    // Pure: the same inputs give the same plan; another boot id another token.
+    let again = select_for_boot(&s, &facts(A, Firmware::Bios), &seal);
+    assert_eq!(again.decision, Decision::Boot { plan: plan.clone() });
+    let other = BootSeal {
+        boot: BootId([9; 8]),
+        ..seal
+    };
+    let Decision::Boot { plan: p2 } =
+        select_for_boot(&s, &facts(A, Firmware::Bios), &other).decision
+    else {
+        panic!()
+    };
+    assert_ne!(p2.cmdline, plan.cmdline);
+}
+
+#[test]
 fn hostile_hostname_cannot_inject_arguments() {
     let mut ms = three_machines();
     ms[0].hostname = Some("x init=/bin/sh".into());

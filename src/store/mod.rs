@@ -25,6 +25,7 @@ mod leases;
 mod machines;
 mod pins;
 mod requirements;
+pub mod schema;
 #[doc(hidden)]
 pub mod testing;
 
@@ -51,6 +52,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("state store: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The database's schema is newer than this binary (a downgrade), or unreadable.
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
     /// A schema migration failed.
     #[error("state store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -202,11 +206,19 @@ impl Store {
             ))
         })?;
         sqlx::any::install_default_drivers();
+        if dialect == Dialect::Sqlite {
+            // Read-only, before the pool creates or touches anything.
+            schema::refuse_newer(url).await?;
+        }
         let pool = match dialect {
             Dialect::Sqlite => open_sqlite(url).await,
             Dialect::Postgres => AnyPoolOptions::new().max_connections(8).connect(url).await,
         }
         .map_err(open_err)?;
+        // Migrations only go forward: a database from a newer tabula is left untouched.
+        if dialect == Dialect::Postgres {
+            schema::refuse_newer_pool(url, &pool).await?;
+        }
         dialect.migrations().run(&pool).await?;
         Ok(Store { pool, dialect })
     }

@@ -139,7 +139,9 @@ impl Reply {
             _ => None,
         };
         let text = |b: &[u8]| {
-            let s = String::from_utf8_lossy(b).trim_end_matches('\0').to_string();
+            let s = String::from_utf8_lossy(b)
+                .trim_end_matches('\0')
+                .to_string();
             (!s.is_empty()).then_some(s)
         };
         let bootfile = match m.opts().get(OptionCode::BootfileName) {
@@ -190,12 +192,11 @@ impl Dhcp {
         tokio::spawn(async move {
             let mut buf = vec![0u8; 1500];
             while let Some(sock) = rx_sock.upgrade() {
-                let n = match tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf))
-                    .await
-                {
-                    Ok(Ok(n)) => n,
-                    Ok(Err(_)) | Err(_) => continue,
-                };
+                let n =
+                    match tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await {
+                        Ok(Ok(n)) => n,
+                        Ok(Err(_)) | Err(_) => continue,
+                    };
                 drop(sock);
                 let Some(r) = Reply::parse(&buf[..n]) else {
                     continue;
@@ -219,10 +220,22 @@ impl Dhcp {
         let mut retransmits = 0;
         let got = async {
             let offer = self
-                .exchange(&discover(asker, mac, xid), asker, &mut rx, MessageType::Offer, &mut retransmits)
+                .exchange(
+                    &discover(asker, mac, xid),
+                    asker,
+                    &mut rx,
+                    MessageType::Offer,
+                    &mut retransmits,
+                )
                 .await?;
-            self.exchange(&request(asker, mac, xid, &offer), asker, &mut rx, MessageType::Ack, &mut retransmits)
-                .await
+            self.exchange(
+                &request(asker, mac, xid, &offer),
+                asker,
+                &mut rx,
+                MessageType::Ack,
+                &mut retransmits,
+            )
+            .await
         }
         .await;
         self.waiting

@@ -53,7 +53,10 @@ pub enum HttpFailure {
     #[error("malformed response head")]
     Head,
     #[error("status {status}")]
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     #[error("body ended after {got} of {want} bytes")]
     Short { got: u64, want: u64 },
 }
@@ -187,7 +190,10 @@ mod tests {
     fn urls_split_into_address_and_target() {
         let u = Url::parse("http://10.1.2.3:8080/boot/x/booted?t=1").unwrap();
         assert_eq!(u.addr, "10.1.2.3:8080".parse().unwrap());
-        assert_eq!((u.host.as_str(), u.target.as_str()), ("10.1.2.3:8080", "/boot/x/booted?t=1"));
+        assert_eq!(
+            (u.host.as_str(), u.target.as_str()),
+            ("10.1.2.3:8080", "/boot/x/booted?t=1")
+        );
         assert_eq!(Url::parse("http://10.0.0.1").unwrap().target, "/");
         assert!(Url::parse("https://10.0.0.1/").is_err());
         assert!(Url::parse("http://name.example/").is_err());

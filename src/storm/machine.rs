@@ -142,7 +142,8 @@ async fn run(dhcp: &Dhcp, mac: Mac, xid: u32, rec: &mut Record) -> Result<(), Fa
         .await
         .ok_or_else(|| Failed("dhcp_initramfs", "no lease after udhcpc's tries".into()))?;
     rec.dhcp_retransmits += init.retransmits;
-    rec.phases.insert("dhcp_initramfs", t.elapsed().as_secs_f64());
+    rec.phases
+        .insert("dhcp_initramfs", t.elapsed().as_secs_f64());
     let ip = init.ack.yiaddr;
     let t = Instant::now();
     let root = fetch(rec, "rootfs", ip, &boot.root, false).await?;

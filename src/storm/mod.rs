@@ -141,7 +141,10 @@ impl Summary {
             booted: booted.len(),
             success_rate: booted.len() as f64 / records.len().max(1) as f64,
             time_to_booted: Spread::of(booted.iter().filter_map(|r| r.booted_s).collect()),
-            phases: phases.into_iter().map(|(k, v)| (k, Spread::of(v))).collect(),
+            phases: phases
+                .into_iter()
+                .map(|(k, v)| (k, Spread::of(v)))
+                .collect(),
             dhcp_retransmits: records.iter().map(|r| u64::from(r.dhcp_retransmits)).sum(),
             tftp_retransmits: records.iter().map(|r| u64::from(r.tftp_retransmits)).sum(),
             http_retries: records.iter().map(|r| u64::from(r.http_retries)).sum(),

@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn reports_go_under_the_callback_and_keep_its_query() {
-        assert_eq!(report_url("http://a/boot/m/d", "booted"), "http://a/boot/m/d/booted");
+        assert_eq!(
+            report_url("http://a/boot/m/d", "booted"),
+            "http://a/boot/m/d/booted"
+        );
         assert_eq!(
             report_url("http://a/boot/m/d?token=x", "booted"),
             "http://a/boot/m/d/booted?token=x"

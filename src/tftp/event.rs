@@ -73,6 +73,7 @@ impl TransferEvent {
                 file: served.to_string(),
                 bytes: *bytes,
                 seconds: elapsed.as_secs_f64(),
+                unverified: false,
             }),
             TransferOutcome::Aborted {
                 reason: AbortReason::ClientError { .. } | AbortReason::Shutdown,
@@ -124,7 +125,8 @@ mod tests {
             EventDetail::LoaderSent(LoaderSent {
                 file: "undionly.kpxe".into(),
                 bytes: 70_000,
-                seconds: 0.25
+                seconds: 0.25,
+                unverified: false,
             })
         );
         // No machine in the path: no event, nothing to mark.

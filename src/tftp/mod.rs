@@ -20,6 +20,8 @@
 //! This module never calls the DHCP or HTTP front ends; it reports through events.
 
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gso;
 pub mod packet;
 pub mod root;

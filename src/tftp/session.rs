@@ -10,7 +10,8 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
@@ -23,6 +24,15 @@ use super::packet::{self, ErrorCode, Packet, Request};
 use super::root::Root;
 use super::source::BlockSource;
 use super::transfer::{Action, Limits, Transfer, negotiate, wire_block};
+use crate::throttle::Throttle;
+
+/// Counts transfer sockets that could not be bound, logging at most one line per 10 s.
+static BIND_FAILED: LazyLock<Throttle> = LazyLock::new(|| {
+    Throttle::new(
+        "TFTP transfer socket not bound (out of descriptors?)",
+        Duration::from_secs(10),
+    )
+});
 
 /// What every transfer task shares.
 #[derive(Debug, Clone)]
@@ -78,7 +88,14 @@ async fn transfer(
     req: &Request,
     started: Instant,
 ) -> io::Result<TransferOutcome> {
-    let sock = UdpSocket::bind((s.local_ip, 0)).await?;
+    // Out of descriptors (EMFILE) ends this transfer only; the listener serves on.
+    let sock = match UdpSocket::bind((s.local_ip, 0)).await {
+        Ok(sock) => sock,
+        Err(e) => {
+            BIND_FAILED.warn(&format_args!("for {peer}: {e}"));
+            return Err(e);
+        }
+    };
     sock.connect(peer).await?;
 
     let root = s.root.clone();

@@ -62,9 +62,9 @@ fn debootstrapped_debian_builds_and_boots_with_its_own_kernel() {
     assert!(summary.contains("kernel   6."), "{summary}");
     assert!(summary.contains("virtio_net"), "{summary}");
 
-    let (cfg, _server) = serve_for_qemu(&env, "debian.toml");
+    let (cfg, server) = serve_for_qemu(&env, "debian.toml");
     env.ok(&["pin", "set", MAC, "debian@1"]);
-    let plan = explain(&env, &cfg);
+    let plan = explain(&env, &cfg, server.http);
     let before = last_id(&env);
     let t2 = Instant::now();
     let console = boot_with(

@@ -1,6 +1,7 @@
 //! The lab images booting for real under QEMU (TCG), with no DHCP or TFTP from tabula:
 //! QEMU loads the plan's kernel and initrd itself (`-kernel`/`-initrd`/`-append` with the
-//! command line `tabula explain` renders), and user-mode networking lets the guest reach
+//! command line of the iPXE script `tabula serve` hands this MAC, whose callback carries
+//! the boot's report token), and user-mode networking lets the guest reach
 //! `tabula serve` on the host's loopback as 10.0.2.2. From there on the boot is the real
 //! one: the initramfs fetches the root image from tabula, verifies its digest, mounts it
 //! and reports to tabula.
@@ -128,7 +129,8 @@ impl Console {
     }
 }
 
-/// The plan `tabula explain` renders for MAC under `cfg`.
+/// The plan `tabula explain` renders for MAC under `cfg`, with the kernel command line
+/// of the script the server at `http` serves MAC (the same, plus the report token).
 pub(crate) struct Plan {
     pub manifest: String,
     kernel: PathBuf,
@@ -137,7 +139,7 @@ pub(crate) struct Plan {
     pub cmdline: String,
 }
 
-pub(crate) fn explain(env: &Env, cfg: &Path) -> Plan {
+pub(crate) fn explain(env: &Env, cfg: &Path, http: std::net::SocketAddr) -> Plan {
     let out = env.ok(&["--config", cfg.to_str().unwrap(), "explain", MAC, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["decision"]["action"], "boot", "{out}");
@@ -151,7 +153,50 @@ pub(crate) fn explain(env: &Env, cfg: &Path) -> Plan {
         kernel: blob(&plan["kernel"]["digest"]),
         initrd: blob(&plan["initrds"][0]["digest"]),
         rootfs_hex: plan["rootfs"]["digest"].as_str().unwrap()[7..].to_string(),
-        cmdline: plan["cmdline"].as_str().unwrap().to_string(),
+        cmdline: served_cmdline(env, http, plan["cmdline"].as_str().unwrap()),
+    }
+}
+
+/// The kernel command line of the script served to MAC (BIOS), checked against what
+/// `tabula explain` renders (`explained`): the same but for the report token, which only
+/// a served script has. Waits until the script's event is stored, so that it is not
+/// counted among the boot's events.
+fn served_cmdline(env: &Env, http: std::net::SocketAddr, explained: &str) -> String {
+    let hyphens = MAC.replace(':', "-");
+    // The server re-reads pins at most every 250 ms: a script right after a (re-)pin may
+    // still be the old decision, so ask until it is the plan `explain` shows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = last_id(env);
+        let (h, body) = crate::serve::curl(&[&format!("http://{http}/boot.ipxe?mac={hyphens}")]);
+        assert_eq!(crate::serve::status(&h), 200, "{h}");
+        let script = String::from_utf8(body).unwrap();
+        wait_events(env, before, |e| {
+            e["stage"] == "script-sent" || e["stage"] == "ignored"
+        });
+        let cmdline = script
+            .lines()
+            .find_map(|l| l.strip_prefix("kernel "))
+            .and_then(|l| l.strip_suffix(" || goto failed"))
+            .and_then(|l| l.split_once(' '))
+            .map(|(_, c)| c.to_string());
+        if let Some(cmdline) = cmdline {
+            let token = cmdline
+                .split(' ')
+                .find_map(|a| a.strip_prefix("tabula.callback="))
+                .and_then(|cb| cb.rsplit_once('/'))
+                .map(|(_, t)| t.to_string())
+                .unwrap();
+            assert_eq!(token.len(), 48, "{cmdline}");
+            if cmdline.replace(&format!("/{token}"), "") == explained {
+                return cmdline;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "served {script}\nexplained {explained}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
 }
 
@@ -303,9 +348,16 @@ pub(crate) fn last_id(env: &Env) -> i64 {
 }
 
 /// Pins MAC to `reference`, boots it, and checks marker and `booted` event.
-pub(crate) fn boot_demo(env: &Env, cfg: &Path, reference: &str, version: &str, n: usize) {
+pub(crate) fn boot_demo(
+    env: &Env,
+    cfg: &Path,
+    http: std::net::SocketAddr,
+    reference: &str,
+    version: &str,
+    n: usize,
+) {
     env.ok(&["pin", "set", MAC, reference]);
-    let plan = explain(env, cfg);
+    let plan = explain(env, cfg, http);
     let before = last_id(env);
     let marker = format!("TABULA-DEMO-BOOTED name=demo version={version} ");
     let log = env.dir.path().join(format!("boot-{n}-{reference}.log"));
@@ -390,12 +442,12 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
     assert!(listed.contains("demo"), "{listed}");
 
     // tabula serve on the host's loopback, which QEMU's user network shows as 10.0.2.2.
-    let (cfg, _server) = serve_for_qemu(&env, "lab-direct.toml");
+    let (cfg, server) = serve_for_qemu(&env, "lab-direct.toml");
 
     // Pinned version, upgrade, rollback.
-    boot_demo(&env, &cfg, "demo@1", "1", 1);
-    boot_demo(&env, &cfg, "demo@2", "2", 2);
-    boot_demo(&env, &cfg, "demo@1", "1", 3);
+    boot_demo(&env, &cfg, server.http, "demo@1", "1", 1);
+    boot_demo(&env, &cfg, server.http, "demo@2", "2", 2);
+    boot_demo(&env, &cfg, server.http, "demo@1", "1", 3);
 
     let hex = publish_corrupt_root(
         &env,
@@ -403,7 +455,7 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
         "panic=5 tabula.tries=2 tabula.on_failure=poweroff",
     );
     env.ok(&["pin", "set", MAC, "broken@1"]);
-    let plan = explain(&env, &cfg);
+    let plan = explain(&env, &cfg, server.http);
     assert_eq!(plan.rootfs_hex, hex, "the plan names the corrupted blob");
 
     let before = last_id(&env);

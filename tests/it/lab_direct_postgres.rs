@@ -18,9 +18,9 @@ fn images_boot_under_qemu_with_the_store_on_postgres() {
     let listed = env.ok(&["image", "list"]);
     assert!(listed.contains("demo"), "{listed}");
 
-    let (cfg, _server) = serve_for_qemu_on(&env, "lab-direct-pg.toml", Some(&url));
-    boot_demo(&env, &cfg, "demo@1", "1", 1);
-    boot_demo(&env, &cfg, "demo@2", "2", 2);
+    let (cfg, server) = serve_for_qemu_on(&env, "lab-direct-pg.toml", Some(&url));
+    boot_demo(&env, &cfg, server.http, "demo@1", "1", 1);
+    boot_demo(&env, &cfg, server.http, "demo@2", "2", 2);
     assert!(
         !env.data().join("tabula.db").exists(),
         "a SQLite store was created although store.url names PostgreSQL"

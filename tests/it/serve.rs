@@ -79,7 +79,7 @@ pub fn start_with(env: &Env, cfg: &std::path::Path, tftp: bool) -> Server {
     }
 }
 
-fn curl(args: &[&str]) -> (String, Vec<u8>) {
+pub fn curl(args: &[&str]) -> (String, Vec<u8>) {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "120", "-D", "-"])
         .args(args)
@@ -101,7 +101,23 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     )
 }
 
-fn status(headers: &str) -> u16 {
+/// The callback a served script's kernel command line names (`tabula.callback=`), as a
+/// path (the script's base URL is a placeholder): `/boot/<mac>/<manifest>/<token>`.
+pub fn callback_of(script: &str) -> String {
+    let url = script
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("tabula.callback="))
+        .unwrap_or_else(|| panic!("no tabula.callback= in {script}"));
+    let path = url.strip_prefix("http://127.0.0.1:1").expect(url);
+    assert_eq!(
+        path.split('/').count(),
+        5,
+        "/boot/<mac>/<manifest>/<token>: {path}"
+    );
+    path.to_string()
+}
+
+pub fn status(headers: &str) -> u16 {
     headers.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -268,8 +284,13 @@ fn http_serves_scripts_blobs_and_reports() {
         assert_eq!(status(&h), 404, "{path}: {h}");
     }
 
-    // Reports from the booted machine.
+    // Reports from the booted machine, to the callback (with its token) the script gave.
     let mhex = &manifest[7..];
+    let callback = callback_of(&script);
+    assert!(
+        callback.starts_with(&format!("/boot/52-54-00-00-00-42/{mhex}/")),
+        "{callback}"
+    );
     let root_hex = &sha256_of(&root)[7..];
     let (h, _) = curl(&[
         "-X",
@@ -278,13 +299,13 @@ fn http_serves_scripts_blobs_and_reports() {
         "content-type: application/json",
         "--data",
         &format!("{{\"root_sha256\":\"{root_hex}\"}}"),
-        &format!("{base}/boot/52-54-00-00-00-42/{mhex}/booted"),
+        &format!("{base}{callback}/booted"),
     ]);
     assert_eq!(status(&h), 200);
     let (h, _) = curl(&[
         "--data",
         "root image sha256 mismatch",
-        &format!("{base}/boot/52-54-00-00-00-42/{mhex}/failed"),
+        &format!("{base}{callback}/failed"),
     ]);
     assert_eq!(status(&h), 200);
 
@@ -315,6 +336,10 @@ fn http_serves_scripts_blobs_and_reports() {
     );
     assert_eq!(ev[0]["detail"]["file"], "undionly.kpxe");
     assert_eq!(ev[0]["detail"]["bytes"], loader.len());
+    // No DHCP handed this MAC a loader: the transfer is recorded, as unverified.
+    assert_eq!(ev[0]["detail"]["unverified"], true, "{events}");
+    // The kernel was in the plan the script just served this MAC: verified.
+    assert_eq!(ev[2]["detail"].get("unverified"), None, "{events}");
     assert_eq!(ev[1]["manifest"], manifest.as_str());
     assert_eq!(ev[2]["detail"]["bytes"], len);
     assert_eq!(ev[2]["detail"]["complete"], true);
@@ -437,13 +462,18 @@ fn connection_handling_keep_alive_and_bad_requests() {
     env.ok(&["pin", "set", "default", "demo@1"]);
     let srv = start(&env, None);
     let khex = &sha256_of(&k)[7..];
+    let (_, script) = curl(&[&format!(
+        "http://{}/boot.ipxe?mac=52-54-00-00-00-07",
+        srv.http
+    )]);
+    let callback = callback_of(&String::from_utf8(script).unwrap());
 
     // Three requests on one keep-alive connection: a script (router), a blob range
     // (sendfile path), a report with a body (router); the last asks to close.
     let pipeline = format!(
         "GET /boot.ipxe?mac=52-54-00-00-00-07 HTTP/1.1\r\nhost: x\r\n\r\n\
          GET /blobs/sha256/{khex} HTTP/1.1\r\nhost: x\r\nrange: bytes=0-9\r\n\r\n\
-         POST /boot/52-54-00-00-00-07/{khex}/progress HTTP/1.1\r\nhost: x\r\ncontent-length: 17\r\nconnection: close\r\n\r\n{{\"stage\":\"fetch\"}}"
+         POST {callback}/progress HTTP/1.1\r\nhost: x\r\ncontent-length: 17\r\nconnection: close\r\n\r\n{{\"stage\":\"fetch\"}}"
     );
     let out = raw(srv.http, pipeline.as_bytes());
     let statuses: Vec<&str> = out
@@ -489,17 +519,17 @@ fn connection_handling_keep_alive_and_bad_requests() {
             "HTTP/1.1 431",
         ),
         (
-            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
                 .to_vec(),
             "HTTP/1.1 411",
         ),
         (
-            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ncontent-length: 999999\r\n\r\n"
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\nhost: x\r\ncontent-length: 999999\r\n\r\n"
                 .to_vec(),
             "HTTP/1.1 413",
         ),
         (
-            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\ncontent-length: -1\r\n\r\n"
+            b"POST /boot/52-54-00-00-00-07/x/failed HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\n\r\n"
                 .to_vec(),
             "HTTP/1.1 400",
         ),

@@ -23,14 +23,27 @@ fn fifty_machines_boot_the_pinned_image_and_every_phase_is_an_event() {
     let root = env.file("root.squashfs", 13, 2 << 20);
     let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
     let published = env.ok(&[
-        "image", "add", "storm", "--version", "1", "--kernel", &p(&kernel), "--initrd",
-        &p(&initrd), "--rootfs", &p(&root),
+        "image",
+        "add",
+        "storm",
+        "--version",
+        "1",
+        "--kernel",
+        &p(&kernel),
+        "--initrd",
+        &p(&initrd),
+        "--rootfs",
+        &p(&root),
     ]);
     let manifest = published.split_whitespace().last().unwrap().to_string();
     env.ok(&["pin", "set", "default", "storm@1"]);
     let loaders = env.dir.path().join("loaders");
     std::fs::create_dir(&loaders).unwrap();
-    std::fs::write(loaders.join("undionly.kpxe"), crate::common::bytes(14, 70_000)).unwrap();
+    std::fs::write(
+        loaders.join("undionly.kpxe"),
+        crate::common::bytes(14, 70_000),
+    )
+    .unwrap();
 
     let mut lab = Lab::new();
     let (s, c) = (lab.ns("srv"), lab.ns("cli"));
@@ -78,7 +91,11 @@ fn fifty_machines_boot_the_pinned_image_and_every_phase_is_an_event() {
     for r in &records {
         assert_eq!(r.root_sha256.as_deref(), Some(root_hex), "{r:?}");
         let cb = r.callback.as_deref().unwrap();
-        assert!(cb.ends_with(&format!("/{mhex}")), "{} booted {cb}, not {manifest}", r.mac);
+        assert!(
+            cb.ends_with(&format!("/{mhex}")),
+            "{} booted {cb}, not {manifest}",
+            r.mac
+        );
     }
 
     // Every machine's phases, as boot events, with the booted report on the manifest.
@@ -97,12 +114,15 @@ fn fifty_machines_boot_the_pinned_image_and_every_phase_is_an_event() {
         let mut by_mac: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
         for l in out.lines() {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            by_mac.entry(v["mac"].as_str().unwrap().to_string()).or_default().push(v);
+            by_mac
+                .entry(v["mac"].as_str().unwrap().to_string())
+                .or_default()
+                .push(v);
         }
         let complete = macs.iter().all(|m| {
-            by_mac.get(m).is_some_and(|ev| {
-                want.iter().all(|w| ev.iter().any(|e| e["stage"] == *w))
-            })
+            by_mac
+                .get(m)
+                .is_some_and(|ev| want.iter().all(|w| ev.iter().any(|e| e["stage"] == *w)))
         });
         if complete || std::time::Instant::now() > deadline {
             break by_mac;

@@ -38,8 +38,18 @@ fn every_stage_round_trips_as_its_fields() {
             file: "undionly.kpxe".into(),
             bytes: 70_000,
             seconds: 0.25,
+            unverified: false,
         })),
         json!({"file": "undionly.kpxe", "bytes": 70_000, "seconds": 0.25})
+    );
+    assert_eq!(
+        round_trip(&EventDetail::LoaderSent(LoaderSent {
+            file: "undionly.kpxe".into(),
+            bytes: 1,
+            seconds: 0.5,
+            unverified: true,
+        })),
+        json!({"file": "undionly.kpxe", "bytes": 1, "seconds": 0.5, "unverified": true})
     );
     assert_eq!(
         round_trip(&EventDetail::ScriptSent(ScriptSent {
@@ -65,6 +75,7 @@ fn every_stage_round_trips_as_its_fields() {
         expected: 10,
         seconds: 0.5,
         complete: true,
+        unverified: false,
     };
     for d in [
         EventDetail::KernelSent(blob.clone()),

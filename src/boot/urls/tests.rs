@@ -215,7 +215,39 @@ fn callbacks_and_reports_round_trip() {
     );
     let r = parse_report(&with_query).unwrap();
     assert_eq!(r.query().unwrap()["reason"], "disk full");
+
+    // With a token: one more segment before the kind, round-tripped.
+    let token: ReportToken = TOKEN.parse().unwrap();
+    let signed = cb.with_token(token);
+    assert_eq!(
+        u.callback(&signed),
+        format!(
+            "{BASE}/boot/52-54-00-ab-cd-01/{}/{TOKEN}",
+            Digest::of(b"m").hex()
+        )
+    );
+    let url = u.report(&signed, ReportKind::Booted);
+    let r = parse_report(target(&url)).unwrap();
+    assert_eq!((r.callback, r.kind), (signed, ReportKind::Booted));
+    assert_eq!(r.callback.token, Some(token));
+    // Without one, the report still parses (to be refused), with no token.
+    assert_eq!(
+        parse_report(target(&u.report(&cb, ReportKind::Booted)))
+            .unwrap()
+            .callback
+            .token,
+        None
+    );
+    assert_eq!(
+        parse_report(&format!(
+            "/boot/52-54-00-ab-cd-01/{}/xyz/booted",
+            Digest::of(b"m").hex()
+        )),
+        Err(UrlError::Token)
+    );
 }
+
+const TOKEN: &str = "0102030405060708aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb";
 
 #[test]
 fn report_targets_are_checked_mac_then_digest_then_kind() {
@@ -242,7 +274,8 @@ fn report_targets_are_checked_mac_then_digest_then_kind() {
     // The script's path form and anything with more or fewer segments is not a report.
     for other in [
         "/boot/52-54-00-ab-cd-01/boot.ipxe".to_string(),
-        format!("/boot/52-54-00-ab-cd-01/{hex}/booted/x"),
+        format!("/boot/52-54-00-ab-cd-01/{hex}/{TOKEN}/booted/x"),
+        format!("/boot/52-54-00-ab-cd-01/{hex}//booted"),
         format!("/boot/52-54-00-ab-cd-01/{hex}/"),
         format!("/boot//{hex}/booted"),
         "/boot.ipxe".to_string(),
