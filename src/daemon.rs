@@ -254,6 +254,7 @@ pub async fn run(
             loader_dir: config.tftp.root.clone(),
             files: Default::default(),
             scripts: Default::default(),
+            admission: http::admission::Admission::new(config.http.admission),
             limits: Arc::new(http::Limits::new(&config.http)),
             health: health.clone(),
             report_key: report_key.clone(),

@@ -26,6 +26,8 @@ pub mod inventory;
 pub mod lab;
 pub mod privilege;
 pub mod store;
+#[doc(hidden)]
+pub mod storm;
 pub mod tftp;
 pub mod throttle;
 

@@ -115,6 +115,15 @@ pub struct HttpFile {
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
     pub attribution_window: Option<String>,
+    pub admission: AdmissionFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionFile {
+    pub max_streams: Option<usize>,
+    pub max_queue: Option<usize>,
+    pub max_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -159,6 +159,8 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The base URL machines use to reach tabula's HTTP server, without a trailing slash.
     pub public_url: String,
+    /// Bounded root-image streams and their queue (`[http.admission]`).
+    pub admission: crate::http::admission::AdmissionConfig,
     /// An idle keep-alive connection is closed after this long.
     pub idle_timeout: Duration,
     /// A whole request head must arrive within this long of its first byte.

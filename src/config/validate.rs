@@ -238,6 +238,16 @@ pub(super) fn validate(
     };
 
     let http_enabled = f.http.enabled.unwrap_or(true);
+    let defaults = crate::http::admission::AdmissionConfig::default();
+    let a = &f.http.admission;
+    let admission = crate::http::admission::AdmissionConfig {
+        max_streams: a.max_streams.unwrap_or(defaults.max_streams),
+        max_queue: a.max_queue.unwrap_or(defaults.max_queue),
+        max_wait: match &a.max_wait {
+            Some(t) => duration(t, "http.admission.max_wait", file)?,
+            None => defaults.max_wait,
+        },
+    };
     let api = ApiConfig {
         enabled: f.api.enabled.unwrap_or(true),
         listen: f.api.listen.unwrap_or(DEFAULT_API_LISTEN),
@@ -285,6 +295,7 @@ pub(super) fn validate(
             enabled: http_enabled,
             listen: http_listen,
             public_url,
+            admission,
             idle_timeout: positive(&f.http.idle_timeout, "60s", "http.idle_timeout", file)?,
             head_timeout: positive(&f.http.head_timeout, "10s", "http.head_timeout", file)?,
             body_timeout: positive(&f.http.body_timeout, "10s", "http.body_timeout", file)?,

@@ -19,7 +19,7 @@ pub mod policy;
 mod pxe;
 pub mod ra;
 mod reply;
-mod request;
+pub(crate) mod request;
 pub mod server;
 pub mod socket;
 mod wire;

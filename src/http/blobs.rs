@@ -13,6 +13,8 @@
 //! Only names that parse as a digest reach the filesystem, so nothing outside the blob
 //! store is served. A whole download requested with `?mac=…&as=kernel|initrd|rootfs` (as
 //! scripts and command lines do) records a boot event with its bytes and seconds.
+//! A root image (`as=rootfs`) first waits for a slot ([`super::admission`]): the head
+//! goes out only once it is admitted, so a queued machine just sees a slow first byte.
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,11 +27,12 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::HttpState;
+use super::admission::Admitted;
 use super::blob_head::decide;
 use super::conn::write_all;
 use super::limits::Limits;
 use super::route::Refusal;
-use crate::boot::urls::{self, Attribution, BlobTarget};
+use crate::boot::urls::{self, Attribution, BlobRole, BlobTarget};
 use crate::boot::{BlobSent, BootEvent, EventDetail, Via};
 
 /// Largest single `sendfile` call.
@@ -62,6 +65,17 @@ pub async fn send(
     };
     let size = blob.size;
     let decided = decide(headers, &blob.etag, size);
+    // Root images wait for a slot (in arrival order) before their head goes out.
+    let _slot = match decided.body.filter(|_| !head_only && is_root(parsed)) {
+        Some(_) => match st.admission.admit().await {
+            Admitted::Go(slot) => slot,
+            Admitted::Busy { retry_after } => {
+                Refusal::Busy { retry_after }.write(&mut out, head_only, keep_alive);
+                return write_all(stream, &out, &st.limits).await;
+            }
+        },
+        None => None,
+    };
     decided.write(&mut out, &blob.etag, keep_alive);
     let Some((first, len)) = decided.body.filter(|_| !head_only) else {
         return write_all(stream, &out, &st.limits).await;
@@ -75,6 +89,17 @@ pub async fn send(
         record(st, parsed, bytes, size, started.elapsed(), peer);
     }
     sent.map(|_| ())
+}
+
+/// Whether a request is a machine's root image (`as=rootfs`), the stream admission bounds.
+fn is_root(target: &BlobTarget<'_>) -> bool {
+    matches!(
+        target.attribution(),
+        Ok(Some(Attribution {
+            role: BlobRole::Rootfs,
+            ..
+        }))
+    )
 }
 
 /// Writes `buf` with `MSG_MORE`: the kernel holds a partial segment for the data that

@@ -19,6 +19,7 @@
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
 
+pub mod admission;
 pub mod attribution;
 mod blob_files;
 mod blob_head;
@@ -58,6 +59,8 @@ pub struct HttpState {
     pub files: blob_files::BlobFiles,
     /// Rendered scripts of the current inventory snapshot.
     pub scripts: boot_script::ScriptCache,
+    /// The gate root-image streams wait at (`[http.admission]`).
+    pub admission: admission::Admission,
     /// Deadlines, connection caps and their counters.
     pub limits: Arc<limits::Limits>,
     /// Which front ends serve, for `/healthz` and `/readyz`.

@@ -93,6 +93,9 @@ pub enum Refusal {
     Unavailable(&'static str),
     /// A file that exists could not be read.
     Internal(&'static str),
+    /// Every root-image slot is taken and the queue is full or was waited on too long
+    /// ([`super::admission`]): come back after this many seconds.
+    Busy { retry_after: u64 },
 }
 
 impl Refusal {
@@ -107,7 +110,7 @@ impl Refusal {
             Refusal::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Unavailable(_) | Refusal::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +128,7 @@ impl Refusal {
             Refusal::LengthRequired => "send a Content-Length\n",
             Refusal::TooManyRequests => "too many reports, slow down\n",
             Refusal::HeadTooLarge => "request head too large\n",
+            Refusal::Busy { .. } => "too many root-image downloads at once; retry later\n",
         }
     }
 
@@ -134,6 +138,9 @@ impl Refusal {
         let mut h = HeadWriter::new(out, self.status());
         if let Refusal::MethodNotAllowed { allow } = self {
             h.header("allow", allow.as_bytes());
+        }
+        if let Refusal::Busy { retry_after } = self {
+            h.number("retry-after", *retry_after);
         }
         h.header("content-type", b"text/plain; charset=utf-8")
             .number("content-length", body.len() as u64);

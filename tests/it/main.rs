@@ -24,4 +24,5 @@ mod pinning;
 mod postgres;
 mod security;
 mod serve;
+mod storm;
 mod upgrade;
