@@ -91,8 +91,11 @@ fn fifty_machines_boot_the_pinned_image_and_every_phase_is_an_event() {
     for r in &records {
         assert_eq!(r.root_sha256.as_deref(), Some(root_hex), "{r:?}");
         let cb = r.callback.as_deref().unwrap();
+        // `<public_url>/boot/<mac>/<manifest>/<token>`: the token proved by the accepted
+        // report (a 403 would have failed the machine).
+        let dashed = r.mac.to_string().replace(':', "-");
         assert!(
-            cb.ends_with(&format!("/{mhex}")),
+            cb.contains(&format!("/boot/{dashed}/{mhex}/")),
             "{} booted {cb}, not {manifest}",
             r.mac
         );
