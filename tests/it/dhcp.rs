@@ -98,7 +98,7 @@ fn udhcpc_and_dhclient_lease_renew_release() {
         "{bound}"
     );
     assert_eq!(f[2], "10.99.1.1", "server id = ingress interface address");
-    wait_for("udhcpc renew", 15, || read().contains("renew "));
+    wait_for("udhcpc renew", 40, || read().contains("renew "));
     assert!(
         read()
             .lines()
