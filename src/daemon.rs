@@ -28,18 +28,18 @@ use crate::store::Store;
 use crate::tftp::{self, TransferEvent};
 
 /// How long in-flight transfers may run after shutdown is requested.
-pub const GRACE: Duration = Duration::from_secs(3);
+pub(crate) const GRACE: Duration = Duration::from_secs(3);
 
 /// How stale a boot decision's view of pins and images may be: the revision is
 /// re-checked at most this often, so a boot storm does not query the store per request.
-pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
+pub(crate) const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
 
 /// How often old boot events are swept (see `events.retention`).
-pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+pub(crate) const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Daemon errors.
 #[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
+pub(crate) enum DaemonError {
     /// A socket could not be bound.
     #[error("cannot bind {what} on {addr}: {source}{hint}")]
     Bind {
@@ -73,7 +73,7 @@ fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
 
 /// The sockets a daemon serves on, bound before it starts (tests bind port 0).
 #[derive(Debug, Default)]
-pub struct Bound {
+pub(crate) struct Bound {
     pub http: Option<TcpListener>,
     /// The API listener (the control plane, `src/api/`).
     pub api: Option<TcpListener>,
@@ -84,7 +84,7 @@ pub struct Bound {
 
 impl Bound {
     /// Binds every enabled service of `config`.
-    pub async fn from_config(config: &Config) -> Result<Bound, DaemonError> {
+    pub(crate) async fn from_config(config: &Config) -> Result<Bound, DaemonError> {
         let mut b = Bound::default();
         if config.http.enabled {
             let addr = config.http.listen;
@@ -140,7 +140,7 @@ impl Bound {
 
     /// The sockets without their tokio registration ([`Detached`]), to serve them from
     /// another runtime.
-    pub fn detach(self) -> std::io::Result<Detached> {
+    pub(crate) fn detach(self) -> std::io::Result<Detached> {
         Ok(Detached {
             http: self.http.map(TcpListener::into_std).transpose()?,
             api: self.api.map(TcpListener::into_std).transpose()?,
@@ -154,7 +154,7 @@ impl Bound {
     }
 
     /// What is bound, for the "listening" lines.
-    pub fn describe(&self) -> Vec<String> {
+    pub(crate) fn describe(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(Ok(a)) = self.http.as_ref().map(|l| l.local_addr()) {
             out.push(format!("http {a}"));
@@ -179,7 +179,7 @@ impl Bound {
 
 /// [`Bound`] between two runtimes: bound on one, detached, attached on the next.
 #[derive(Debug)]
-pub struct Detached {
+pub(crate) struct Detached {
     http: Option<std::net::TcpListener>,
     api: Option<std::net::TcpListener>,
     tftp: Option<std::net::UdpSocket>,
@@ -188,7 +188,7 @@ pub struct Detached {
 
 impl Detached {
     /// Registers every socket with the current runtime.
-    pub fn attach(self) -> std::io::Result<Bound> {
+    pub(crate) fn attach(self) -> std::io::Result<Bound> {
         Ok(Bound {
             http: self.http.map(TcpListener::from_std).transpose()?,
             api: self.api.map(TcpListener::from_std).transpose()?,
@@ -204,7 +204,7 @@ impl Detached {
 
 /// Runs on `store` (opened by the caller, so tests can hand in any) until `shutdown` is
 /// cancelled, then shuts down gracefully and closes the store.
-pub async fn run(
+pub(crate) async fn run(
     config: Config,
     store: Store,
     bound: Bound,
@@ -272,10 +272,14 @@ pub async fn run(
         });
     }
     if let Some(listener) = bound.api {
-        let stop = shutdown.clone();
-        let health = health.clone();
+        let st = crate::api::ApiState {
+            health: health.clone(),
+            store: store.clone(),
+            hub: hub.clone(),
+            shutdown: shutdown.clone(),
+        };
         tasks.spawn(async move {
-            if let Err(e) = crate::api::run(listener, health, stop).await {
+            if let Err(e) = crate::api::run(listener, st).await {
                 tracing::error!(error = %e, "API server failed");
             }
         });
@@ -405,7 +409,7 @@ async fn loader_events(
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
-pub fn cancel_on_signals(token: CancellationToken) {
+pub(crate) fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term)) = (

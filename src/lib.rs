@@ -8,28 +8,28 @@
 //! machines, [`api`] for operators) only ask [`inventory`]; they never decide for
 //! themselves and never call each other.
 
-pub mod api;
+pub(crate) mod api;
 pub mod boot;
-pub mod build;
-pub mod catalog;
+pub(crate) mod build;
+pub(crate) mod catalog;
 pub mod cli;
 pub mod config;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod dhcp;
-pub mod doctor;
-pub mod events;
-pub mod fleet;
-pub mod health;
+pub(crate) mod doctor;
+pub(crate) mod events;
+pub(crate) mod fleet;
+pub(crate) mod health;
 pub mod http;
 pub mod images;
 pub mod inventory;
 pub mod lab;
-pub mod privilege;
+pub(crate) mod privilege;
 pub mod store;
 #[doc(hidden)]
 pub mod storm;
 pub mod tftp;
-pub mod throttle;
+pub(crate) mod throttle;
 
 /// The version `tabula --version` prints: the package version and the commit it was built
 /// from (`build.rs`; "unknown" without git).

@@ -78,7 +78,7 @@ impl Throttle {
 
 /// A client-supplied string made safe for a log line: control characters (newlines,
 /// escape sequences), quotes and backslashes escaped, at most `max` characters kept.
-pub fn escaped(s: &str, max: usize) -> String {
+pub(crate) fn escaped(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max) + 2);
     for (i, c) in s.chars().enumerate() {
         if i == max {

@@ -9,6 +9,7 @@
 //! | `GET /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 naming those down |
 //! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
+//! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
 //! The REST resources, event streams and metrics land here, each in its own file; they
@@ -16,7 +17,8 @@
 //! plane (`crate::http`) or the DHCP and TFTP front ends, and machines are never pointed
 //! at it: what they fetch is on `http.listen`.
 
-pub mod problem;
+pub(crate) mod events;
+pub(crate) mod problem;
 
 use std::io;
 
@@ -30,9 +32,21 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-pub use problem::Problem;
+pub(crate) use problem::Problem;
 
 use crate::health::Health;
+use crate::store::Store;
+
+/// What the API's handlers share.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiState {
+    pub health: Health,
+    pub store: Store,
+    /// Events as they are committed (the event stream follows it).
+    pub hub: crate::events::Hub,
+    /// Cancelled at shutdown: open event streams end, so graceful shutdown can finish.
+    pub shutdown: CancellationToken,
+}
 
 /// The document at `/api/v1/`.
 #[derive(Debug, serde::Serialize)]
@@ -41,9 +55,10 @@ struct Index {
     version: &'static str,
 }
 
-/// Every route of the API listener; `health` answers `/healthz` and `/readyz`.
-pub fn router(health: Health) -> Router {
-    let ready = health.clone();
+/// Every route of the API listener.
+pub(crate) fn router(st: ApiState) -> Router {
+    let health = st.health.clone();
+    let ready = st.health.clone();
     Router::new()
         .route(
             "/healthz",
@@ -55,21 +70,20 @@ pub fn router(health: Health) -> Router {
         )
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
+        .route(events::PATH, get(events::stream))
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())
         })
         .layer(middleware::from_fn(span))
+        .with_state(st)
 }
 
 /// Serves [`router`] on an already-bound listener until `shutdown` is cancelled, then
 /// lets open requests finish (the daemon bounds that wait).
-pub async fn run(
-    listener: TcpListener,
-    health: Health,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    serve(listener, router(health), shutdown).await
+pub(crate) async fn run(listener: TcpListener, st: ApiState) -> io::Result<()> {
+    let shutdown = st.shutdown.clone();
+    serve(listener, router(st), shutdown).await
 }
 
 /// 200 with the text when every configured front end serves, else 503.
@@ -83,7 +97,7 @@ fn health_answer((ok, text): (bool, String)) -> Response {
 }
 
 /// Serves `app` as [`run`] serves [`router`].
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// The media type of a problem document.
-pub const MEDIA_TYPE: &str = "application/problem+json";
+pub(crate) const MEDIA_TYPE: &str = "application/problem+json";
 
 /// One problem document. `type` is always `about:blank` (the status says it all), so
 /// `title` is the status's reason phrase.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
+pub(crate) struct Problem {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub title: &'static str,
@@ -36,7 +36,7 @@ impl Problem {
     }
 
     /// No resource at `path`.
-    pub fn not_found(path: &str) -> Problem {
+    pub(crate) fn not_found(path: &str) -> Problem {
         Problem::new(
             StatusCode::NOT_FOUND,
             format!("no API resource at {path}"),
@@ -44,8 +44,22 @@ impl Problem {
         )
     }
 
+    /// A request the resource at `path` cannot take, and why.
+    pub(crate) fn bad_request(path: &str, detail: String) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, detail, Some(path.to_string()))
+    }
+
+    /// The resource at `path` failed for a reason of the server's (logged, not shown).
+    pub(crate) fn unavailable(path: &str) -> Problem {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the state store did not answer; try again".to_string(),
+            Some(path.to_string()),
+        )
+    }
+
     /// The resource at `path` does not take `method`.
-    pub fn method_not_allowed(method: &Method, path: &str) -> Problem {
+    pub(crate) fn method_not_allowed(method: &Method, path: &str) -> Problem {
         Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{path} does not take {method}"),
@@ -54,7 +68,7 @@ impl Problem {
     }
 
     /// The status code.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }

@@ -74,6 +74,19 @@ async fn response(s: &mut TcpStream, buf: &mut Vec<u8>) -> (String, String) {
     }
 }
 
+/// The API's state on a fresh SQLite store (kept while the directory lives).
+async fn state(shutdown: CancellationToken) -> (tempfile::TempDir, ApiState) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let st = ApiState {
+        health: Health::default(),
+        store: Store::open(&url).await.unwrap(),
+        hub: crate::events::Hub::default(),
+        shutdown,
+    };
+    (dir, st)
+}
+
 async fn ask(s: &mut TcpStream, req: &str) {
     s.write_all(req.as_bytes()).await.unwrap();
 }
@@ -83,7 +96,8 @@ async fn routes_problems_streaming_and_shutdown() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let app = router(Health::default()).route("/stream", get(|| async { Body::new(Chunks(0)) }));
+    let (_dir, st) = state(stop.clone()).await;
+    let app = router(st).route("/stream", get(|| async { Body::new(Chunks(0)) }));
     let server = tokio::spawn(serve(listener, app, stop.clone()));
 
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -142,4 +156,125 @@ async fn routes_problems_streaming_and_shutdown() {
         .unwrap()
         .unwrap();
     TcpListener::bind(addr).await.expect("port free again");
+}
+
+/// Reads from `s` into `buf` until it holds `needle` (10 s at most); returns what it read.
+async fn read_until(s: &mut TcpStream, buf: &mut String, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !buf.contains(needle) {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in time; got {buf:?}"))
+            .unwrap();
+        assert!(n > 0, "stream closed before {needle:?}: {buf:?}");
+        buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+}
+
+fn event(mac: u8, stage: crate::boot::BootStage) -> crate::boot::EventText {
+    crate::boot::EventText {
+        at_ms: 1,
+        mac: format!("52:54:00:00:00:{mac:02x}").parse().unwrap(),
+        stage,
+        manifest: None,
+        via: crate::boot::Via::Http,
+        peer: None,
+        detail: "{}".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutdown() {
+    use crate::boot::BootStage::{Booted, ScriptSent};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let (_dir, st) = state(stop.clone()).await;
+    // Two stored before anyone listens.
+    st.store
+        .append_texts(&[event(1, ScriptSent), event(2, ScriptSent)])
+        .await
+        .unwrap();
+    let (sink, queue) = crate::events::channel_with(crate::events::SinkLimits::of(
+        &crate::config::Config::defaults(None).events,
+    ));
+    let writer = tokio::spawn(crate::events::write_events(
+        st.store.clone(),
+        queue,
+        st.hub.clone(),
+    ));
+    let server = tokio::spawn(run(listener, st));
+
+    // The whole history (after=0), then live events as the writer commits them.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    ask(
+        &mut s,
+        "GET /api/v1/events/stream?after=0 HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    let mut got = String::new();
+    read_until(&mut s, &mut got, "id: 2\n").await;
+    assert!(
+        got.to_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{got}"
+    );
+    assert!(
+        got.contains("event: script-sent\ndata: {\"at_ms\":1,"),
+        "{got}"
+    );
+    sink.record_text(event(1, Booted));
+    sink.record_text(event(2, Booted));
+    read_until(&mut s, &mut got, "id: 4\n").await;
+    assert!(got.contains("id: 3\nevent: booted\n"), "{got}");
+    assert_eq!(
+        got.matches("\nid: ").count() + usize::from(got.starts_with("id: ")),
+        4,
+        "{got}"
+    );
+
+    // A reconnect with Last-Event-ID resumes after it; filters keep what they name.
+    let mut r = TcpStream::connect(addr).await.unwrap();
+    ask(
+        &mut r,
+        "GET /api/v1/events/stream?stage=booted HTTP/1.1\r\nhost: x\r\nlast-event-id: 3\r\n\r\n",
+    )
+    .await;
+    let mut resumed = String::new();
+    read_until(&mut r, &mut resumed, "id: 4\n").await;
+    assert!(!resumed.contains("id: 3\n"), "{resumed}");
+    let mut m = TcpStream::connect(addr).await.unwrap();
+    ask(
+        &mut m,
+        "GET /api/v1/events/stream?after=0&mac=52:54:00:00:00:02 HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    let mut one_mac = String::new();
+    read_until(&mut m, &mut one_mac, "id: 4\n").await;
+    assert!(
+        one_mac.contains("id: 2\n") && !one_mac.contains("id: 1\n") && !one_mac.contains("id: 3\n"),
+        "{one_mac}"
+    );
+
+    // A bad value is a problem+json 400 that names it.
+    let mut b = TcpStream::connect(addr).await.unwrap();
+    ask(
+        &mut b,
+        "GET /api/v1/events/stream?stage=nope HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    let (h, body) = response(&mut b, &mut Vec::new()).await;
+    assert!(h.starts_with("http/1.1 400"), "{h}");
+    assert!(body.contains("stage=\\\"nope\\\""), "{body}");
+
+    // Shutdown ends the open streams, so the server stops.
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("stops with streams open")
+        .unwrap()
+        .unwrap();
+    drop(sink);
+    writer.await.unwrap();
 }

@@ -9,11 +9,11 @@ use std::io::{self, Write};
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
-pub const S_IFCHR: u32 = 0o020000;
+pub(crate) const S_IFCHR: u32 = 0o020000;
 
 /// A newc archive being written.
 #[derive(Debug)]
-pub struct Writer<W: Write> {
+pub(crate) struct Writer<W: Write> {
     out: W,
     ino: u32,
     mtime: u32,
@@ -21,7 +21,7 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(out: W, mtime: u64) -> Self {
+    pub(crate) fn new(out: W, mtime: u64) -> Self {
         Writer {
             out,
             ino: 0,
@@ -60,20 +60,20 @@ impl<W: Write> Writer<W> {
         self.put(&[0; 3][..n])
     }
 
-    pub fn dir(&mut self, name: &str, perm: u32) -> io::Result<()> {
+    pub(crate) fn dir(&mut self, name: &str, perm: u32) -> io::Result<()> {
         self.entry(name, S_IFDIR | perm, (0, 0), &[])
     }
 
-    pub fn file(&mut self, name: &str, perm: u32, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn file(&mut self, name: &str, perm: u32, data: &[u8]) -> io::Result<()> {
         self.entry(name, S_IFREG | perm, (0, 0), data)
     }
 
-    pub fn symlink(&mut self, name: &str, target: &str) -> io::Result<()> {
+    pub(crate) fn symlink(&mut self, name: &str, target: &str) -> io::Result<()> {
         self.entry(name, S_IFLNK | 0o777, (0, 0), target.as_bytes())
     }
 
     /// A device node; `kind` is [`S_IFCHR`] (or the block bits).
-    pub fn device(
+    pub(crate) fn device(
         &mut self,
         name: &str,
         kind: u32,
@@ -85,7 +85,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes the trailer and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.ino = 0;
         self.mtime = 0;
         self.entry("TRAILER!!!", 0, (0, 0), &[])?;

@@ -14,7 +14,7 @@ use super::layer;
 
 /// The kernel found in a staged root.
 #[derive(Clone, Debug)]
-pub struct Kernel {
+pub(crate) struct Kernel {
     pub release: String,
     /// The kernel image (in the staged root).
     pub image: PathBuf,
@@ -24,21 +24,21 @@ pub struct Kernel {
 
 /// One line of `modules.dep`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModuleEntry {
+pub(crate) struct ModuleEntry {
     /// Path relative to the modules directory (`kernel/drivers/…/x.ko[.xz|.zst|.gz]`).
     pub path: String,
     pub deps: Vec<String>,
 }
 
 /// A module name as the kernel knows it: the file name without `.ko…`, `-` as `_`.
-pub fn module_name(path: &str) -> String {
+pub(crate) fn module_name(path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
     let stem = file.split(".ko").next().unwrap_or(file);
     stem.replace('-', "_")
 }
 
 /// Parses `modules.dep` (`path: dep-path dep-path …`).
-pub fn parse_modules_dep(text: &str) -> BTreeMap<String, ModuleEntry> {
+pub(crate) fn parse_modules_dep(text: &str) -> BTreeMap<String, ModuleEntry> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some((path, deps)) = line.split_once(':') else {
@@ -60,7 +60,7 @@ pub fn parse_modules_dep(text: &str) -> BTreeMap<String, ModuleEntry> {
 }
 
 /// The names in `modules.builtin` (one path per line).
-pub fn parse_builtin(text: &str) -> BTreeSet<String> {
+pub(crate) fn parse_builtin(text: &str) -> BTreeSet<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -69,7 +69,7 @@ pub fn parse_builtin(text: &str) -> BTreeSet<String> {
 }
 
 /// The load order for `wanted` (name, what it is for). Err: (module, purpose) missing.
-pub fn closure(
+pub(crate) fn closure(
     dep: &BTreeMap<String, ModuleEntry>,
     builtin: &BTreeSet<String>,
     wanted: &[(String, &str)],
@@ -140,7 +140,7 @@ fn release_key(r: &str) -> Vec<(u64, String)> {
 }
 
 /// Finds the kernel in a staged root. `choice`: a release or a path inside the image.
-pub fn find(root: &Path, choice: Option<&str>) -> Result<Kernel, BuildError> {
+pub(crate) fn find(root: &Path, choice: Option<&str>) -> Result<Kernel, BuildError> {
     let boot = layer::resolve(root, Path::new("boot"), false, "the image")
         .map_err(|_| BuildError::NoKernel("the image has no /boot directory".into()))?;
     let mut found: Vec<(String, PathBuf)> = layer::read_dir_sorted(&boot)
@@ -213,7 +213,7 @@ pub fn find(root: &Path, choice: Option<&str>) -> Result<Kernel, BuildError> {
 
 impl Kernel {
     /// The load order of `wanted` and their dependencies, from this kernel's modules.dep.
-    pub fn closure(&self, wanted: &[(String, &str)]) -> Result<Vec<String>, BuildError> {
+    pub(crate) fn closure(&self, wanted: &[(String, &str)]) -> Result<Vec<String>, BuildError> {
         let dep_file = self.modules_dir.join("modules.dep");
         let text = std::fs::read_to_string(&dep_file)
             .map_err(|e| BuildError::io("cannot read", &dep_file, e))?;
@@ -231,7 +231,7 @@ impl Kernel {
     }
 
     /// A module's bytes, decompressed (`.ko.xz`, `.ko.zst`, `.ko.gz`) for busybox insmod.
-    pub fn module_bytes(&self, name: &str) -> Result<Vec<u8>, BuildError> {
+    pub(crate) fn module_bytes(&self, name: &str) -> Result<Vec<u8>, BuildError> {
         let dep_file = self.modules_dir.join("modules.dep");
         let text = std::fs::read_to_string(&dep_file)
             .map_err(|e| BuildError::io("cannot read", &dep_file, e))?;

@@ -15,12 +15,12 @@
 //! source; it is every file's mtime in the squashfs, the squashfs creation time, the
 //! initramfs mtimes and the manifest's `created`.
 
-pub mod cpio;
+pub(crate) mod cpio;
 mod initramfs;
-pub mod kernel;
+pub(crate) mod kernel;
 mod layer;
 mod oci;
-pub mod progress;
+pub(crate) mod progress;
 mod release;
 mod source;
 mod squashfs;
@@ -32,13 +32,13 @@ use crate::catalog::{self, CatalogError, PublishRequest, Published};
 use crate::images::{BlobStore, names};
 use crate::store::Store;
 
-pub use progress::Progress;
-pub use squashfs::Compression;
+pub(crate) use progress::Progress;
+pub(crate) use squashfs::Compression;
 
 /// The modules the initramfs needs for the root image, whatever the NIC.
-pub const ROOT_MODULES: &[&str] = &["loop", "squashfs", "overlay"];
+pub(crate) const ROOT_MODULES: &[&str] = &["loop", "squashfs", "overlay"];
 /// The default NIC set: QEMU's virtio-net and e1000 (virtio_pci finds virtio devices).
-pub const DEFAULT_NIC_MODULES: &[&str] = &["virtio_pci", "virtio_net", "e1000"];
+pub(crate) const DEFAULT_NIC_MODULES: &[&str] = &["virtio_pci", "virtio_net", "e1000"];
 
 /// Errors of an image build. Each names the problem and what it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,7 @@ impl BuildError {
 
 /// What to build.
 #[derive(Clone, Debug)]
-pub struct BuildRequest {
+pub(crate) struct BuildRequest {
     pub name: String,
     pub version: String,
     pub source: PathBuf,
@@ -135,7 +135,7 @@ pub struct BuildRequest {
 
 /// What a build made.
 #[derive(Clone, Debug)]
-pub struct Built {
+pub(crate) struct Built {
     pub published: Published,
     pub source: String,
     pub kernel_release: String,
@@ -145,7 +145,7 @@ pub struct Built {
 }
 
 impl Built {
-    pub fn manifest(&self) -> Digest {
+    pub(crate) fn manifest(&self) -> Digest {
         match &self.published {
             Published::New { manifest } | Published::Unchanged { manifest } => *manifest,
         }
@@ -163,7 +163,7 @@ impl Drop for WorkDir {
 
 /// Removes work directories of builds whose process is gone (a build killed with
 /// `kill -9` cannot clean up after itself); `tabula image gc` calls it. Returns how many.
-pub fn clean_stale(build_dir: &Path) -> Result<usize, BuildError> {
+pub(crate) fn clean_stale(build_dir: &Path) -> Result<usize, BuildError> {
     let Ok(entries) = std::fs::read_dir(build_dir) else {
         return Ok(0);
     };
@@ -193,7 +193,7 @@ struct Artifacts {
 }
 
 /// Builds and publishes an image version.
-pub async fn build(
+pub(crate) async fn build(
     blobs: &BlobStore,
     store: &Store,
     req: BuildRequest,

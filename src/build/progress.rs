@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// How progress is shown. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     mode: Mode,
 }
 
@@ -22,7 +22,7 @@ enum Mode {
 
 /// One running step.
 #[derive(Debug)]
-pub struct Step {
+pub(crate) struct Step {
     bar: Option<ProgressBar>,
     label: String,
     mode: Mode,
@@ -31,7 +31,7 @@ pub struct Step {
 
 impl Progress {
     /// Bars on a terminal, plain lines otherwise.
-    pub fn stderr() -> Progress {
+    pub(crate) fn stderr() -> Progress {
         Progress {
             mode: if std::io::stderr().is_terminal() {
                 Mode::Bars
@@ -41,13 +41,8 @@ impl Progress {
         }
     }
 
-    /// Shows nothing (library callers, unit tests).
-    pub fn quiet() -> Progress {
-        Progress { mode: Mode::Quiet }
-    }
-
     /// Starts a step; `total` (bytes or entries) makes a bar, `None` a spinner.
-    pub fn step(&self, label: &str, total: Option<u64>) -> Step {
+    pub(crate) fn step(&self, label: &str, total: Option<u64>) -> Step {
         let bar = match self.mode {
             Mode::Bars => {
                 let bar = match total {
@@ -84,14 +79,14 @@ impl Progress {
 
 impl Step {
     /// Advances a bar by `n`.
-    pub fn inc(&self, n: u64) {
+    pub(crate) fn inc(&self, n: u64) {
         if let Some(b) = &self.bar {
             b.inc(n);
         }
     }
 
     /// Ends the step with a summary.
-    pub fn finish(self, summary: &str) {
+    pub(crate) fn finish(self, summary: &str) {
         let secs = self.start.elapsed().as_secs_f64();
         if let Some(b) = &self.bar {
             b.finish_and_clear();

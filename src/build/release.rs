@@ -28,7 +28,7 @@ fn quote(s: &str) -> String {
 }
 
 impl Release<'_> {
-    pub fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         let time = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.build_time),
         );

@@ -330,7 +330,7 @@ pub(super) struct Hashing<R> {
 }
 
 impl<R> Hashing<R> {
-    pub fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R) -> Self {
         Hashing {
             inner,
             hasher: sha2::Sha256::new(),

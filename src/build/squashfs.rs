@@ -18,7 +18,7 @@ use super::BuildError;
 
 /// The squashfs compressor (the Debian kernel reads all three).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Compression {
+pub(crate) enum Compression {
     /// Fast to build and to mount; the default.
     #[default]
     Zstd,

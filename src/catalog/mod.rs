@@ -36,7 +36,7 @@ pub enum CatalogError {
 
 /// What to publish.
 #[derive(Clone, Debug)]
-pub struct PublishRequest {
+pub(crate) struct PublishRequest {
     pub name: String,
     pub version: String,
     pub architectures: Vec<Arch>,
@@ -52,7 +52,7 @@ pub struct PublishRequest {
 
 /// The outcome of a publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Published {
+pub(crate) enum Published {
     /// A new version was recorded.
     New { manifest: Digest },
     /// The same content was already published: nothing changed.
@@ -61,7 +61,7 @@ pub enum Published {
 
 /// A problem found by [`verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub digest: Digest,
     /// Versions that use the blob.
     pub used_by: Vec<String>,
@@ -69,7 +69,7 @@ pub struct Problem {
 }
 
 /// Publishes an image version from files. Blocking I/O runs on the blocking pool.
-pub async fn publish(
+pub(crate) async fn publish(
     blobs: &BlobStore,
     store: &Store,
     req: PublishRequest,
@@ -185,7 +185,7 @@ async fn read_manifest(blobs: &BlobStore, d: Digest) -> Result<Manifest, ImageEr
 }
 
 /// Reads a published version's manifest.
-pub async fn find_version(
+pub(crate) async fn find_version(
     blobs: &BlobStore,
     store: &Store,
     name: &str,
@@ -202,7 +202,7 @@ pub async fn find_version(
 }
 
 /// Points a channel at a published version.
-pub async fn tag(
+pub(crate) async fn tag(
     store: &Store,
     name: &str,
     version: &str,
@@ -224,7 +224,7 @@ pub async fn tag(
 }
 
 /// Removes a version unless a pin or channel uses it. Its blobs stay until `gc`.
-pub async fn remove(store: &Store, name: &str, version: &str) -> Result<(), CatalogError> {
+pub(crate) async fn remove(store: &Store, name: &str, version: &str) -> Result<(), CatalogError> {
     let Some(row) = version_row(store, name, version).await? else {
         return Err(CatalogError::NotFound(format!(
             "{name}@{version} is not published"
@@ -271,7 +271,7 @@ async fn referenced(
 }
 
 /// Re-hashes every blob; reports corrupt or missing blobs and unreadable manifests.
-pub async fn verify(
+pub(crate) async fn verify(
     blobs: &BlobStore,
     store: &Store,
 ) -> Result<(usize, Vec<Problem>), CatalogError> {
@@ -308,7 +308,7 @@ pub async fn verify(
 
 /// What `gc` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GcReport {
+pub(crate) struct GcReport {
     pub removed: Vec<Digest>,
     pub bytes: u64,
     pub tmp_files: usize,
@@ -316,7 +316,7 @@ pub struct GcReport {
 
 /// Removes blobs no published version references, and stale temporary files. Refuses
 /// to run while any manifest is unreadable (it could not tell what that version needs).
-pub async fn gc(blobs: &BlobStore, store: &Store) -> Result<GcReport, CatalogError> {
+pub(crate) async fn gc(blobs: &BlobStore, store: &Store) -> Result<GcReport, CatalogError> {
     let b = blobs.clone();
     let _guard = blocking(move || b.lock(true)).await?;
     let (used, problems) = referenced(blobs, store).await?;

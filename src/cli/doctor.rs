@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::doctor::{self, Status};
 
 /// Prints the report; an error (exit 1) when something failed.
-pub async fn run(config: &Config) -> anyhow::Result<()> {
+pub(super) async fn run(config: &Config) -> anyhow::Result<()> {
     let facts = doctor::probe(config).await;
     let checks = doctor::checks(config, &facts);
     println!(

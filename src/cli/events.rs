@@ -26,12 +26,7 @@ pub(super) struct EventsArgs {
 fn print(e: &EventRow, json: bool) {
     let ev = &e.event;
     if json {
-        let line = serde_json::json!({
-            "id": e.id, "at_ms": ev.at_ms, "mac": ev.mac.to_string(), "stage": ev.stage().as_str(),
-            "manifest": ev.manifest.map(|d| d.to_string()), "via": ev.via.as_str(),
-            "peer": ev.peer.map(|p| p.to_string()), "detail": ev.detail,
-        });
-        println!("{line}");
+        println!("{}", crate::events::json(e));
     } else {
         println!(
             "{}  {}  {:<12} {:<4} {}{}{}",

@@ -218,15 +218,15 @@ impl Ctx {
         })
     }
 
-    pub fn inventory(&self) -> &Inventory {
+    pub(crate) fn inventory(&self) -> &Inventory {
         self.fleet.inventory()
     }
 
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         self.fleet.store()
     }
 
-    pub fn blobs(&self) -> &BlobStore {
+    pub(crate) fn blobs(&self) -> &BlobStore {
         self.fleet.blobs()
     }
 }

@@ -49,14 +49,14 @@ impl LeaseLog for Store {
 }
 
 /// A reply that is sent once the commit it waits for is durable.
-pub trait Reply: Send + 'static {
+pub(super) trait Reply: Send + 'static {
     /// Sends it (best effort: UDP).
     fn send(self) -> impl Future<Output = ()> + Send;
 }
 
 /// A reply ready to go out of `sock`.
 #[derive(Debug)]
-pub struct Outgoing {
+pub(super) struct Outgoing {
     pub sock: Arc<DhcpSocket>,
     pub bytes: Vec<u8>,
     pub to: SocketAddrV4,
@@ -66,7 +66,7 @@ pub struct Outgoing {
 
 impl Outgoing {
     /// Sends, logging (not failing) on error: UDP replies are best effort.
-    pub async fn send(self) {
+    pub(super) async fn send(self) {
         if let Err(e) = self
             .sock
             .send(&self.bytes, self.to, self.ifindex, self.src)
@@ -85,7 +85,7 @@ impl Reply for Outgoing {
 
 /// Changes to persist, then (maybe) a reply to send.
 #[derive(Debug)]
-pub struct Pending<R = Outgoing> {
+pub(super) struct Pending<R = Outgoing> {
     pub changes: Vec<LeaseChange>,
     pub reply: Option<R>,
 }
@@ -94,7 +94,7 @@ pub struct Pending<R = Outgoing> {
 const MAX_BATCH: usize = 4096;
 
 /// Runs until every sender is dropped, committing and sending what is queued.
-pub async fn run<L: LeaseLog, R: Reply>(log: L, mut rx: mpsc::Receiver<Pending<R>>) {
+pub(super) async fn run<L: LeaseLog, R: Reply>(log: L, mut rx: mpsc::Receiver<Pending<R>>) {
     let mut batch: Vec<Pending<R>> = Vec::with_capacity(256);
     let mut writes: Vec<LeaseWrite> = Vec::with_capacity(256);
     while let Some(first) = rx.recv().await {
@@ -133,7 +133,7 @@ fn ms(t: SystemTime) -> i64 {
 }
 
 /// The store row of an allocator change.
-pub fn to_write(c: &LeaseChange) -> LeaseWrite {
+pub(super) fn to_write(c: &LeaseChange) -> LeaseWrite {
     match c {
         LeaseChange::Upsert(l) => LeaseWrite::Upsert(LeaseRow {
             address: l.ip,
@@ -146,7 +146,7 @@ pub fn to_write(c: &LeaseChange) -> LeaseWrite {
 }
 
 /// The allocator record of a stored row.
-pub fn from_row(r: &LeaseRow) -> Lease {
+pub(super) fn from_row(r: &LeaseRow) -> Lease {
     Lease {
         ip: r.address,
         mac: r.mac,

@@ -14,14 +14,14 @@ use crate::config::{Config, DhcpMode};
 use crate::store::schema::SchemaState;
 
 /// Free space below which publishing an image will likely fail.
-pub const DISK_FAIL_BYTES: u64 = 512 << 20;
+pub(crate) const DISK_FAIL_BYTES: u64 = 512 << 20;
 /// Free space below which the next few image versions may not fit.
-pub const DISK_WARN_BYTES: u64 = 5 << 30;
+pub(crate) const DISK_WARN_BYTES: u64 = 5 << 30;
 /// Free share of the filesystem below which it warns.
-pub const DISK_WARN_PERCENT: u64 = 5;
+pub(crate) const DISK_WARN_PERCENT: u64 = 5;
 
 /// Every check, in report order.
-pub fn checks(cfg: &Config, facts: &Facts) -> Vec<Check> {
+pub(crate) fn checks(cfg: &Config, facts: &Facts) -> Vec<Check> {
     let mut out = interfaces(cfg, facts);
     out.extend(ports(cfg, facts));
     out.push(capabilities(cfg, facts));
@@ -33,7 +33,7 @@ pub fn checks(cfg: &Config, facts: &Facts) -> Vec<Check> {
 }
 
 /// The sockets `tabula serve` would bind for `cfg`, with what each is for.
-pub fn wanted_sockets(cfg: &Config) -> Vec<(Proto, SocketAddr, &'static str)> {
+pub(crate) fn wanted_sockets(cfg: &Config) -> Vec<(Proto, SocketAddr, &'static str)> {
     let mut out = Vec::new();
     if cfg.http.enabled {
         out.push((Proto::Tcp, cfg.http.listen, "http.listen"));

@@ -7,9 +7,9 @@
 //!
 //! Must not bind a port, create a file, open the store for writing or migrate it.
 
-pub mod checks;
-pub mod probe;
-pub mod procfs;
+pub(crate) mod checks;
+pub(crate) mod probe;
+pub(crate) mod procfs;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -18,12 +18,12 @@ use ipnet::Ipv4Net;
 
 use crate::store::schema::SchemaState;
 
-pub use checks::checks;
-pub use probe::probe;
+pub(crate) use checks::checks;
+pub(crate) use probe::probe;
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Warn,
     Fail,
@@ -31,7 +31,7 @@ pub enum Status {
 
 impl Status {
     /// The word printed at the start of the line.
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Warn => "warn",
@@ -42,7 +42,7 @@ impl Status {
 
 /// One line of the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     /// What was checked: `interfaces`, `ports`, `capabilities`, `loaders`, `store`,
     /// `disk`, `data dir`.
     pub name: &'static str,
@@ -82,7 +82,7 @@ impl Check {
     }
 
     /// The printed line: `fail  ports: udp 0.0.0.0:67 held by dnsmasq (pid 9); fix: …`.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let mut s = format!("{:<5} {}: {}", self.status.word(), self.name, self.detail);
         if let Some(fix) = &self.fix {
             s.push_str("; fix: ");
@@ -94,7 +94,7 @@ impl Check {
 
 /// An interface of this host, with every IPv4 address it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostInterface {
+pub(crate) struct HostInterface {
     pub name: String,
     pub up: bool,
     pub addrs: Vec<Ipv4Net>,
@@ -102,13 +102,13 @@ pub struct HostInterface {
 
 /// TCP or UDP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
+pub(crate) enum Proto {
     Tcp,
     Udp,
 }
 
 impl Proto {
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
@@ -118,7 +118,7 @@ impl Proto {
 
 /// A socket some process holds on this host (listening TCP, bound UDP).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SocketUse {
+pub(crate) struct SocketUse {
     pub proto: Proto,
     pub local: SocketAddr,
     pub inode: u64,
@@ -128,7 +128,7 @@ pub struct SocketUse {
 
 /// What a configured loader name resolves to under `tftp.root`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LoaderFile {
+pub(crate) enum LoaderFile {
     /// A regular file (`via`: the symlink target it was reached through, if any).
     Regular {
         via: Option<PathBuf>,
@@ -142,7 +142,7 @@ pub enum LoaderFile {
 
 /// The filesystem holding the blob store.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Disk {
+pub(crate) struct Disk {
     /// The directory measured (the blob directory, or its nearest existing parent).
     pub path: PathBuf,
     pub free_bytes: u64,
@@ -151,7 +151,7 @@ pub struct Disk {
 
 /// The state directory as this user sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DataDir {
+pub(crate) enum DataDir {
     Missing,
     Present {
         mode: u32,
@@ -163,7 +163,7 @@ pub enum DataDir {
 
 /// Everything the checks look at, gathered once by [`probe`].
 #[derive(Clone, Debug)]
-pub struct Facts {
+pub(crate) struct Facts {
     pub interfaces: Vec<HostInterface>,
     /// The effective capability set (`CapEff` of /proc/self/status); `None`: unreadable.
     pub cap_eff: Option<u64>,

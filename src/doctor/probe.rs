@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::store::schema;
 
 /// Everything the checks need, for `cfg`.
-pub async fn probe(cfg: &Config) -> Facts {
+pub(crate) async fn probe(cfg: &Config) -> Facts {
     let schema = if cfg.store_url.starts_with("sqlite:") || !cfg.store_url.contains("://") {
         schema::inspect(schema::sqlite_path(&cfg.store_url))
             .await

@@ -7,12 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::{Proto, SocketUse};
 
 /// Capability numbers (linux/capability.h) tabula may need.
-pub const CAP_NET_BIND_SERVICE: u32 = 10;
-pub const CAP_NET_ADMIN: u32 = 12;
-pub const CAP_NET_RAW: u32 = 13;
+pub(crate) const CAP_NET_BIND_SERVICE: u32 = 10;
+pub(crate) const CAP_NET_ADMIN: u32 = 12;
+pub(crate) const CAP_NET_RAW: u32 = 13;
 
 /// The `CapEff:` mask of a /proc/PID/status text.
-pub fn cap_eff(status: &str) -> Option<u64> {
+pub(crate) fn cap_eff(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
@@ -20,7 +20,7 @@ pub fn cap_eff(status: &str) -> Option<u64> {
 }
 
 /// Whether capability `cap` is in `mask`.
-pub fn has_cap(mask: u64, cap: u32) -> bool {
+pub(crate) fn has_cap(mask: u64, cap: u32) -> bool {
     mask & (1u64 << cap) != 0
 }
 
@@ -29,7 +29,7 @@ const TCP_LISTEN: &str = "0A";
 
 /// The sockets of one /proc/net table: listening TCP sockets, or every UDP socket.
 /// `v6` tables carry 32 hex digits of address. Owners are left for the caller.
-pub fn sockets(table: &str, proto: Proto, v6: bool) -> Vec<SocketUse> {
+pub(crate) fn sockets(table: &str, proto: Proto, v6: bool) -> Vec<SocketUse> {
     let mut out = Vec::new();
     for line in table.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();

@@ -20,7 +20,7 @@ use crate::store::{EventRow, Store, StoreError};
 
 /// Which events a follower wants.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
+pub(crate) struct Filter {
     pub mac: Option<Mac>,
     pub stage: Option<BootStage>,
 }
@@ -33,7 +33,7 @@ impl Filter {
 
 /// Reads every matching event after a cursor, then follows new ones.
 #[derive(Debug)]
-pub struct Follower {
+pub(crate) struct Follower {
     store: Store,
     rx: broadcast::Receiver<Committed>,
     filter: Filter,
@@ -47,14 +47,14 @@ pub struct Follower {
 
 impl Follower {
     /// Rows read from the store per query.
-    pub const PAGE: i64 = 1000;
+    pub(super) const PAGE: i64 = 1000;
     /// How long to wait on the hub before looking at the store anyway (events written
     /// by other processes reach the store without passing this hub).
-    pub const POLL: Duration = Duration::from_secs(1);
+    pub(super) const POLL: Duration = Duration::from_secs(1);
 
     /// Follows events with ids above `after` (0: the whole history). Subscribes before
     /// its first store read, so nothing committed in between is missed.
-    pub fn new(store: Store, hub: &Hub, filter: Filter, after: i64) -> Follower {
+    pub(crate) fn new(store: Store, hub: &Hub, filter: Filter, after: i64) -> Follower {
         Follower {
             rx: hub.subscribe(),
             store,
@@ -67,13 +67,13 @@ impl Follower {
 
     /// Where a reader that stops now resumes (`after`): every matching event up to it
     /// has been handed out.
-    pub fn cursor(&self) -> i64 {
+    pub(crate) fn cursor(&self) -> i64 {
         self.pending.front().map_or(self.scanned, |e| e.id - 1)
     }
 
     /// The next matching event; `Ok(None)` once the hub is gone (shutdown) and the store
     /// holds nothing more.
-    pub async fn next(&mut self) -> Result<Option<EventRow>, StoreError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<EventRow>, StoreError> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Ok(Some(e));

@@ -15,42 +15,37 @@ use crate::store::{EventRow, StoreError};
 
 /// An event as stored: its id and its content.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub id: i64,
     pub event: EventText,
 }
 
 impl Stored {
     /// The event as the store would read it back (its detail parsed).
-    pub fn row(&self) -> Result<EventRow, StoreError> {
+    pub(crate) fn row(&self) -> Result<EventRow, StoreError> {
         EventRow::from_text(self.id, &self.event)
     }
 }
 
 /// One commit's events, ids ascending.
-pub type Committed = Arc<[Stored]>;
+pub(super) type Committed = Arc<[Stored]>;
 
 /// The broadcast of committed events. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Hub {
+pub(crate) struct Hub {
     tx: broadcast::Sender<Committed>,
 }
 
 impl Hub {
     /// A hub that keeps up to `commits` commits for its slowest subscriber.
-    pub fn new(commits: usize) -> Hub {
+    pub(crate) fn new(commits: usize) -> Hub {
         let (tx, _) = broadcast::channel(commits.max(1));
         Hub { tx }
     }
 
     /// Every commit from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Committed> {
         self.tx.subscribe()
-    }
-
-    /// How many subscribers there are.
-    pub fn subscribers(&self) -> usize {
-        self.tx.receiver_count()
     }
 
     /// Publishes one commit (nobody listening is fine).

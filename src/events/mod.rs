@@ -11,19 +11,35 @@
 mod follow;
 mod hub;
 mod rate;
-pub mod retention;
+pub(crate) mod retention;
 mod sink;
-pub mod timeline;
+pub(crate) mod timeline;
 mod writer;
 
-pub use follow::{Filter, Follower};
-pub use hub::{Committed, Hub, Stored};
-pub use sink::{EventQueue, EventSink, SinkLimits, SinkStats, channel, channel_with};
-pub use writer::{COLLECT, MAX_BATCH, write_events};
+pub(crate) use follow::{Filter, Follower};
+pub(crate) use hub::Hub;
+pub(crate) use sink::{EventSink, SinkLimits, channel_with};
+pub(crate) use writer::write_events;
+#[cfg(test)]
+use {
+    sink::channel,
+    writer::{COLLECT, MAX_BATCH},
+};
 
 /// Milliseconds since the Unix epoch, for event timestamps.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     crate::store::now_ms()
+}
+
+/// One stored event as the JSON object `tabula events --json` prints and the API's event
+/// stream sends: one schema for every reader.
+pub(crate) fn json(row: &crate::store::EventRow) -> serde_json::Value {
+    let ev = &row.event;
+    serde_json::json!({
+        "id": row.id, "at_ms": ev.at_ms, "mac": ev.mac.to_string(), "stage": ev.stage().as_str(),
+        "manifest": ev.manifest.map(|d| d.to_string()), "via": ev.via.as_str(),
+        "peer": ev.peer.map(|p| p.to_string()), "detail": ev.detail,
+    })
 }
 
 #[cfg(test)]

@@ -13,11 +13,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Most keys one table tracks.
-pub const MAX_KEYS: usize = 16 * 1024;
+pub(super) const MAX_KEYS: usize = 16 * 1024;
 
 /// One bucket per key.
 #[derive(Debug)]
-pub struct Buckets<K> {
+pub(super) struct Buckets<K> {
     per_minute: f64,
     origin: Instant,
     table: Mutex<HashMap<K, Bucket>>,
@@ -32,7 +32,7 @@ struct Bucket {
 
 impl<K: Hash + Eq + Copy> Buckets<K> {
     /// Buckets of `per_minute` tokens each.
-    pub fn new(per_minute: u32) -> Buckets<K> {
+    pub(super) fn new(per_minute: u32) -> Buckets<K> {
         Buckets {
             per_minute: f64::from(per_minute.max(1)),
             origin: Instant::now(),
@@ -41,7 +41,7 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
     }
 
     /// Takes a token from `key`'s bucket; `false` when it is empty.
-    pub fn take(&self, key: K) -> bool {
+    pub(super) fn take(&self, key: K) -> bool {
         self.take_at(key, self.origin.elapsed().as_secs_f64())
     }
 

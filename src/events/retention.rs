@@ -9,10 +9,10 @@ use crate::store::{Store, StoreError};
 
 /// Rows deleted per transaction: short enough that DHCP's lease commits, which share
 /// the write lock on SQLite, never wait long behind one.
-pub const CHUNK: u64 = 5_000;
+pub(crate) const CHUNK: u64 = 5_000;
 
 /// Deletes every event older than `keep` (as of `now_ms`); returns how many.
-pub async fn sweep(store: &Store, keep: Duration, now_ms: i64) -> Result<u64, StoreError> {
+pub(crate) async fn sweep(store: &Store, keep: Duration, now_ms: i64) -> Result<u64, StoreError> {
     let cutoff = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
     let mut total = 0;
     loop {
@@ -27,7 +27,12 @@ pub async fn sweep(store: &Store, keep: Duration, now_ms: i64) -> Result<u64, St
 }
 
 /// Sweeps now and then every `every` until `shutdown`.
-pub async fn run(store: Store, keep: Duration, every: Duration, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    store: Store,
+    keep: Duration,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         match sweep(&store, keep, super::now_ms()).await {
             Ok(0) => {}

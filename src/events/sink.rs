@@ -29,7 +29,7 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How much the queue holds and how fast clients may add to it.
 #[derive(Clone, Copy, Debug)]
-pub struct SinkLimits {
+pub(crate) struct SinkLimits {
     pub queue_events: usize,
     pub queue_bytes: usize,
     pub max_detail_bytes: usize,
@@ -40,7 +40,7 @@ pub struct SinkLimits {
 
 impl SinkLimits {
     /// The limits of the `[events]` table.
-    pub fn of(cfg: &EventsConfig) -> SinkLimits {
+    pub(crate) fn of(cfg: &EventsConfig) -> SinkLimits {
         SinkLimits {
             queue_events: cfg.queue_events,
             queue_bytes: cfg.queue_bytes,
@@ -52,7 +52,8 @@ impl SinkLimits {
     }
 
     /// The defaults, with a queue of `capacity` events.
-    pub fn with_capacity(capacity: usize) -> SinkLimits {
+    #[cfg(test)]
+    pub(crate) fn with_capacity(capacity: usize) -> SinkLimits {
         let d = crate::config::Config::defaults(None).events;
         SinkLimits {
             queue_events: capacity,
@@ -95,7 +96,7 @@ pub struct EventSink {
 
 /// The receiving end, for [`super::write_events`].
 #[derive(Debug)]
-pub struct EventQueue {
+pub(crate) struct EventQueue {
     rx: mpsc::Receiver<EventText>,
     shared: Arc<Shared>,
 }
@@ -128,12 +129,13 @@ fn cost(e: &EventText) -> usize {
 
 /// A sink and its queue holding at most `capacity` unwritten events (other limits at
 /// their defaults).
-pub fn channel(capacity: usize) -> (EventSink, EventQueue) {
+#[cfg(test)]
+pub(super) fn channel(capacity: usize) -> (EventSink, EventQueue) {
     channel_with(SinkLimits::with_capacity(capacity))
 }
 
 /// A sink and its queue with these limits.
-pub fn channel_with(limits: SinkLimits) -> (EventSink, EventQueue) {
+pub(crate) fn channel_with(limits: SinkLimits) -> (EventSink, EventQueue) {
     let (tx, rx) = mpsc::channel(limits.queue_events.max(1));
     let t = |what| Throttle::new(what, LOG_EVERY);
     let shared = Arc::new(Shared {

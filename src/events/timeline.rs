@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use crate::boot::{BootEvent, BootStage, Digest, EventDetail};
 
 /// The stage names, in order.
-pub const STAGES: [&str; 6] = [
+pub(crate) const STAGES: [&str; 6] = [
     "dhcp",
     "loader",
     "script",
@@ -143,7 +143,7 @@ impl Timeline {
 /// The latest boot in `events` (one MAC's, oldest first): the events after the last
 /// boot that concluded before it (a `booted` report or a final failure), timed from its
 /// first event. `None` without events. A boot still going shows `Outcome::Pending`.
-pub fn last_boot(events: &[BootEvent]) -> Option<Timeline> {
+pub(crate) fn last_boot(events: &[BootEvent]) -> Option<Timeline> {
     let concluded = |e: &BootEvent| match e.stage() {
         BootStage::Booted => true,
         BootStage::Failed => failure(&e.detail).2,

@@ -18,13 +18,13 @@ use crate::store::Store;
 /// (perf, 27k req/s on one core). Waiting 10 ms makes batches of hundreds at that rate
 /// and costs a lone event 10 ms before it is stored, which nobody can see: front ends
 /// never wait for the store, and an event still queued is lost on `kill -9` either way.
-pub const COLLECT: std::time::Duration = std::time::Duration::from_millis(10);
+pub(super) const COLLECT: std::time::Duration = std::time::Duration::from_millis(10);
 /// Most events written in one transaction.
-pub const MAX_BATCH: usize = 4096;
+pub(super) const MAX_BATCH: usize = 4096;
 
 /// Writes queued events to the store in batches until every sink is gone, publishing
 /// each commit to `hub`.
-pub async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) {
+pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);

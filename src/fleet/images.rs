@@ -11,24 +11,37 @@ use crate::store::StoreError;
 
 impl Fleet {
     /// Publishes an immutable version from files (the same content again is a no-op).
-    pub async fn publish(&self, req: PublishRequest) -> Result<Published, FleetError> {
+    pub(crate) async fn publish(&self, req: PublishRequest) -> Result<Published, FleetError> {
         Ok(catalog::publish(self.blobs(), self.store(), req).await?)
     }
 
     /// Builds and publishes a version from a root tree, tarball or OCI image.
-    pub async fn build(&self, req: BuildRequest, progress: Progress) -> Result<Built, BuildError> {
+    pub(crate) async fn build(
+        &self,
+        req: BuildRequest,
+        progress: Progress,
+    ) -> Result<Built, BuildError> {
         build::build(self.blobs(), self.store(), req, progress).await
     }
 
     /// Points `image:channel` at a published version.
-    pub async fn tag(&self, image: &str, version: &str, channel: &str) -> Result<(), FleetError> {
+    pub(crate) async fn tag(
+        &self,
+        image: &str,
+        version: &str,
+        channel: &str,
+    ) -> Result<(), FleetError> {
         catalog::tag(self.store(), image, version, channel)
             .await
             .map_err(|e| in_use(e, image, version))
     }
 
     /// Removes a version unless a pin or channel uses it (its blobs stay until `gc`).
-    pub async fn remove_version(&self, image: &str, version: &str) -> Result<(), FleetError> {
+    pub(crate) async fn remove_version(
+        &self,
+        image: &str,
+        version: &str,
+    ) -> Result<(), FleetError> {
         catalog::remove(self.store(), image, version)
             .await
             .map_err(|e| in_use(e, image, version))
@@ -37,14 +50,14 @@ impl Fleet {
     /// Deletes unreferenced blobs, debris of interrupted publishes, and the work
     /// directories of killed builds under `build_dir`: (the blob report, directories
     /// removed).
-    pub async fn gc(&self, build_dir: &Path) -> Result<(GcReport, usize), FleetError> {
+    pub(crate) async fn gc(&self, build_dir: &Path) -> Result<(GcReport, usize), FleetError> {
         let report = catalog::gc(self.blobs(), self.store()).await?;
         let builds = build::clean_stale(build_dir).map_err(|e| FleetError::Build(Box::new(e)))?;
         Ok((report, builds))
     }
 
     /// Re-hashes every blob: (blobs checked, problems).
-    pub async fn verify(&self) -> Result<(usize, Vec<Problem>), FleetError> {
+    pub(crate) async fn verify(&self) -> Result<(usize, Vec<Problem>), FleetError> {
         Ok(catalog::verify(self.blobs(), self.store()).await?)
     }
 }

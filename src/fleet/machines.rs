@@ -8,14 +8,14 @@ use crate::store::StoreError;
 
 /// One label edit: set `key` to a value, or remove it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LabelChange {
+pub(crate) enum LabelChange {
     Set { key: String, value: String },
     Remove { key: String },
 }
 
 impl LabelChange {
     /// Parses `KEY=VALUE` (set) or `KEY-` (remove), checking key and value.
-    pub fn parse(s: &str) -> Result<LabelChange, FleetError> {
+    pub(crate) fn parse(s: &str) -> Result<LabelChange, FleetError> {
         let change = if let Some((k, v)) = s.split_once('=') {
             LabelChange::Set {
                 key: k.to_string(),
@@ -49,7 +49,7 @@ impl LabelChange {
 
 impl Fleet {
     /// Adds a machine after checking its name, labels and hostname.
-    pub async fn add_machine(&self, m: &Machine) -> Result<(), FleetError> {
+    pub(crate) async fn add_machine(&self, m: &Machine) -> Result<(), FleetError> {
         pin::check_machine_name(&m.name).map_err(|e| FleetError::invalid("name", &m.name, e))?;
         if m.macs.is_empty() && m.uuid.is_none() {
             return Err(FleetError::invalid(
@@ -80,7 +80,7 @@ impl Fleet {
     }
 
     /// Removes a machine (its pin, if any, stays: it names the machine, not its MACs).
-    pub async fn remove_machine(&self, name: &str) -> Result<(), FleetError> {
+    pub(crate) async fn remove_machine(&self, name: &str) -> Result<(), FleetError> {
         if self.store().remove_machine(name).await? {
             Ok(())
         } else {
@@ -89,7 +89,7 @@ impl Fleet {
     }
 
     /// Applies label edits to a machine, all in one transaction.
-    pub async fn label_machine(
+    pub(crate) async fn label_machine(
         &self,
         name: &str,
         changes: &[LabelChange],
@@ -112,7 +112,7 @@ impl Fleet {
     }
 
     /// A machine by name.
-    pub async fn machine(&self, name: &str) -> Result<Machine, FleetError> {
+    pub(crate) async fn machine(&self, name: &str) -> Result<Machine, FleetError> {
         self.store()
             .machine(name)
             .await?

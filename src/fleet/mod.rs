@@ -22,8 +22,7 @@ use crate::images::{BlobStore, ImageError};
 use crate::inventory::{Inventory, InventoryError};
 use crate::store::{Requirement, Store, StoreError};
 
-pub use machines::LabelChange;
-pub use view::{Boots, MachineView};
+pub(crate) use machines::LabelChange;
 
 /// What a [`FleetError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -188,28 +187,28 @@ pub(crate) fn missing(r: &Requirement) -> FleetError {
 
 /// The facade. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Fleet {
+pub(crate) struct Fleet {
     inventory: Arc<Inventory>,
 }
 
 impl Fleet {
     /// Writes through, and reads from, `inventory`'s stores.
-    pub fn new(inventory: Arc<Inventory>) -> Fleet {
+    pub(crate) fn new(inventory: Arc<Inventory>) -> Fleet {
         Fleet { inventory }
     }
 
     /// The inventory (for decisions and snapshots).
-    pub fn inventory(&self) -> &Arc<Inventory> {
+    pub(crate) fn inventory(&self) -> &Arc<Inventory> {
         &self.inventory
     }
 
     /// The state store, for reads the facade has no read model of yet.
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         self.inventory.store()
     }
 
     /// The blob store.
-    pub fn blobs(&self) -> &BlobStore {
+    pub(crate) fn blobs(&self) -> &BlobStore {
         self.inventory.blobs()
     }
 }

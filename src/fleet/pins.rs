@@ -33,7 +33,11 @@ pub(crate) fn requirements(target: &PinTarget, reference: &PinRef) -> Vec<Requir
 
 impl Fleet {
     /// Pins `target` to `reference`; the machine and the version or channel must exist.
-    pub async fn set_pin(&self, target: &PinTarget, reference: &PinRef) -> Result<(), FleetError> {
+    pub(crate) async fn set_pin(
+        &self,
+        target: &PinTarget,
+        reference: &PinRef,
+    ) -> Result<(), FleetError> {
         self.store()
             .set_pin(
                 &target.key(),
@@ -45,7 +49,7 @@ impl Fleet {
     }
 
     /// Removes `target`'s pin.
-    pub async fn remove_pin(&self, target: &PinTarget) -> Result<(), FleetError> {
+    pub(crate) async fn remove_pin(&self, target: &PinTarget) -> Result<(), FleetError> {
         if self.store().remove_pin(&target.key()).await? {
             Ok(())
         } else {
@@ -59,7 +63,7 @@ impl Fleet {
 
     /// Moves `target`'s pin back to the one before it, in one transaction that also
     /// checks what the earlier pin names still exists. Returns (from, to).
-    pub async fn rollback_pin(
+    pub(crate) async fn rollback_pin(
         &self,
         target: &PinTarget,
     ) -> Result<(Option<String>, String), FleetError> {

@@ -10,7 +10,7 @@ use crate::store::EventRow;
 
 /// What a machine would boot on one kind of firmware, and why.
 #[derive(Clone, Debug)]
-pub struct Boots {
+pub(crate) struct Boots {
     pub firmware: Firmware,
     pub selection: Selection,
 }
@@ -18,7 +18,7 @@ pub struct Boots {
 /// A machine as an operator looks at it: the inventory row, its decisions and its
 /// latest boot events.
 #[derive(Clone, Debug)]
-pub struct MachineView {
+pub(crate) struct MachineView {
     pub machine: Machine,
     /// For its first MAC, on BIOS and on x86-64 UEFI (empty without a MAC).
     pub boots: Vec<Boots>,
@@ -30,7 +30,11 @@ pub struct MachineView {
 
 impl Fleet {
     /// The machine named `name`, with its decisions and at most `events` latest events.
-    pub async fn machine_view(&self, name: &str, events: i64) -> Result<MachineView, FleetError> {
+    pub(crate) async fn machine_view(
+        &self,
+        name: &str,
+        events: i64,
+    ) -> Result<MachineView, FleetError> {
         let machine = self.machine(name).await?;
         let mut boots = Vec::new();
         let mut recent = Vec::new();

@@ -16,9 +16,9 @@ use crate::boot::Digest;
 use crate::images::BlobStore;
 
 /// How long an opened blob is reused.
-pub const TTL: Duration = Duration::from_secs(1);
+pub(super) const TTL: Duration = Duration::from_secs(1);
 /// Most blobs held open at once.
-pub const MAX_OPEN: usize = 64;
+pub(super) const MAX_OPEN: usize = 64;
 
 /// One open blob.
 #[derive(Debug)]

@@ -13,16 +13,16 @@ use super::wire::HeadWriter;
 use crate::boot::Digest;
 
 /// `Cache-Control` of content-addressed bytes: they can never change.
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The `ETag` of a blob: its digest, quoted.
-pub fn etag_of(digest: &Digest) -> String {
+pub(super) fn etag_of(digest: &Digest) -> String {
     format!("\"{digest}\"")
 }
 
 /// What `Content-Range` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ContentRange {
+pub(super) enum ContentRange {
     /// `bytes first-last/size`.
     Bytes { first: u64, last: u64, size: u64 },
     /// `bytes */size`.
@@ -31,7 +31,7 @@ pub enum ContentRange {
 
 /// The response head and what to send after it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct BlobHead {
+pub(super) struct BlobHead {
     pub status: StatusCode,
     /// `Content-Length` (and `Content-Type`); `None` for 304, which only revalidates.
     pub content_length: Option<u64>,
@@ -42,7 +42,7 @@ pub struct BlobHead {
 
 impl BlobHead {
     /// Writes the head: validators and caching first, then type, range and length.
-    pub fn write(&self, out: &mut Vec<u8>, etag: &str, keep_alive: bool) {
+    pub(super) fn write(&self, out: &mut Vec<u8>, etag: &str, keep_alive: bool) {
         let mut h = HeadWriter::new(out, self.status);
         h.header("etag", etag.as_bytes())
             .header("cache-control", IMMUTABLE.as_bytes())
@@ -76,7 +76,7 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 
 /// Decides the response to a GET (HEAD sends the same head without the body) of a blob
 /// whose `ETag` is `etag` ([`etag_of`]).
-pub fn decide(headers: &HeaderMap, etag: &str, size: u64) -> BlobHead {
+pub(super) fn decide(headers: &HeaderMap, etag: &str, size: u64) -> BlobHead {
     if etag_matches(headers, etag) {
         return BlobHead {
             status: StatusCode::NOT_MODIFIED,

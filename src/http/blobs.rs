@@ -39,13 +39,13 @@ use crate::boot::{BlobSent, BootEvent, EventDetail, Via};
 const CHUNK: usize = 8 << 20;
 
 /// Whether a request target is a blob route ([`urls::is_blob`]).
-pub fn is_blob_target(target: &str) -> bool {
+pub(super) fn is_blob_target(target: &str) -> bool {
     urls::is_blob(target)
 }
 
 /// Answers one blob request on `stream`. Errors are connection errors: the caller
 /// closes the connection.
-pub async fn send(
+pub(super) async fn send(
     stream: &mut TcpStream,
     st: &HttpState,
     head_only: bool,

@@ -23,16 +23,16 @@ use crate::boot::urls;
 const MAX_LOADER: u64 = 16 << 20;
 
 /// The body of a 404 for a loader.
-pub const NOT_FOUND: &str = "no such loader\n";
+pub(super) const NOT_FOUND: &str = "no such loader\n";
 
 /// Whether `name` is a plain loader file name ([`urls::plain_loader_name`]).
-pub fn plain_name(name: &str) -> bool {
+pub(super) fn plain_name(name: &str) -> bool {
     urls::plain_loader_name(name)
 }
 
 /// Answers a request for the loader `name` (already a [`plain_name`]) on `stream`.
 /// Errors are connection errors: the caller closes the connection.
-pub async fn send(
+pub(super) async fn send(
     stream: &mut TcpStream,
     st: &HttpState,
     name: &str,

@@ -32,13 +32,13 @@ fn push_date(out: &mut Vec<u8>) {
 
 /// A response head being written into a buffer; [`HeadWriter::finish`] ends it.
 #[derive(Debug)]
-pub struct HeadWriter<'a> {
+pub(super) struct HeadWriter<'a> {
     out: &'a mut Vec<u8>,
 }
 
 impl<'a> HeadWriter<'a> {
     /// Starts a head with its status line.
-    pub fn new(out: &'a mut Vec<u8>, status: StatusCode) -> HeadWriter<'a> {
+    pub(super) fn new(out: &'a mut Vec<u8>, status: StatusCode) -> HeadWriter<'a> {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status.as_str().as_bytes());
         out.push(b' ');
@@ -48,7 +48,7 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// A header with a text value.
-    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+    pub(super) fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b": ");
         self.out.extend_from_slice(value);
@@ -57,7 +57,7 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// A header with a number value.
-    pub fn number(&mut self, name: &str, value: u64) -> &mut Self {
+    pub(super) fn number(&mut self, name: &str, value: u64) -> &mut Self {
         self.out.extend_from_slice(name.as_bytes());
         // Writing into a Vec cannot fail.
         let _ = write!(self.out, ": {value}\r\n");
@@ -65,14 +65,14 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// `content-range: bytes first-last/size`.
-    pub fn content_range(&mut self, first: u64, last: u64, size: u64) -> &mut Self {
+    pub(super) fn content_range(&mut self, first: u64, last: u64, size: u64) -> &mut Self {
         let _ = write!(self.out, "content-range: bytes {first}-{last}/{size}\r\n");
         self
     }
 
     /// Adds `date` (and `connection: close` unless the connection stays open) and the
     /// blank line that ends the head.
-    pub fn finish(self, keep_alive: bool) {
+    pub(super) fn finish(self, keep_alive: bool) {
         self.out.extend_from_slice(b"date: ");
         push_date(self.out);
         self.out.extend_from_slice(b"\r\n");

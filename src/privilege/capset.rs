@@ -24,7 +24,7 @@ struct Data {
 
 /// Sets effective = permitted = `caps` (bit numbers below 64, as in
 /// `linux/capability.h`) and inheritable = none, for the calling thread.
-pub fn set(caps: &[u32]) -> io::Result<()> {
+pub(super) fn set(caps: &[u32]) -> io::Result<()> {
     let mut data = [Data::default(); 2];
     for &c in caps {
         let word = usize::try_from(c / 32).unwrap_or(usize::MAX);

@@ -34,20 +34,20 @@ use nix::unistd::{Gid, Uid, User};
 use crate::config::Config;
 
 /// The capabilities kept, by number (`linux/capability.h`) and name.
-pub const KEPT: [(u32, &str); 3] = [
+pub(crate) const KEPT: [(u32, &str); 3] = [
     (10, "CAP_NET_BIND_SERVICE"),
     (12, "CAP_NET_ADMIN"),
     (13, "CAP_NET_RAW"),
 ];
 
 /// The kept set as the bit mask `/proc/<pid>/status` shows (`CapEff`, `CapPrm`).
-pub fn kept_mask() -> u64 {
+pub(crate) fn kept_mask() -> u64 {
     KEPT.iter().fold(0, |m, (c, _)| m | (1u64 << c))
 }
 
 /// Why the server could not become its user.
 #[derive(Debug, thiserror::Error)]
-pub enum PrivilegeError {
+pub(crate) enum PrivilegeError {
     #[error("cannot look up server.user {user:?}: {source}")]
     Lookup { user: String, source: nix::Error },
     #[error("cannot drop privileges with {0} threads running (must be one)")]
@@ -65,7 +65,7 @@ pub enum PrivilegeError {
 
 /// What [`drop_privileges`] did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Not started as root: nothing to drop.
     NotRoot,
     /// `server.user = ""`: still root.
@@ -78,7 +78,7 @@ pub enum Outcome {
 
 /// Makes the process `config.user` with only [`KEPT`], its state files private to it;
 /// logs one line saying what it runs as. Call with one thread, after binding.
-pub fn drop_privileges(config: &Config) -> Result<Outcome, PrivilegeError> {
+pub(crate) fn drop_privileges(config: &Config) -> Result<Outcome, PrivilegeError> {
     if !Uid::effective().is_root() {
         return Ok(Outcome::NotRoot);
     }

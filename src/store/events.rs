@@ -21,7 +21,7 @@ use super::{Dialect, Store, StoreError, Writer};
 use crate::boot::{BootEvent, BootStage, EventDetail, EventText, Mac};
 
 /// Rows per INSERT statement, largest first; a batch is split greedily (1 must be last).
-pub const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
+pub(super) const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
 
 /// Parameters per event row.
 const COLUMNS: usize = 7;

@@ -80,7 +80,7 @@ impl serde::Serialize for PinChangeKind {
 /// The pin a rollback goes back to: the history replayed as a stack (`set` and `rm`
 /// push, `rollback` pops back to the pin it restored); the current entry is popped,
 /// then removals, and the top is the answer. Pure.
-pub fn rollback_target(history: &[PinChange]) -> Option<String> {
+pub(super) fn rollback_target(history: &[PinChange]) -> Option<String> {
     let mut stack = replay(history);
     stack.pop();
     while let Some(None) = stack.last() {

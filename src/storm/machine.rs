@@ -56,7 +56,13 @@ struct Failed(&'static str, String);
 
 /// Boots machine `mac`, powered on at `epoch + delay`; `xid` is this machine's base
 /// transaction id (three consecutive values are used).
-pub async fn boot(dhcp: &Dhcp, mac: Mac, xid: u32, epoch: Instant, delay: Duration) -> Record {
+pub(super) async fn boot(
+    dhcp: &Dhcp,
+    mac: Mac,
+    xid: u32,
+    epoch: Instant,
+    delay: Duration,
+) -> Record {
     tokio::time::sleep_until(epoch + delay).await;
     let start = Instant::now();
     let mut rec = Record {

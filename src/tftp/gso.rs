@@ -25,19 +25,19 @@ use tokio::net::UdpSocket;
 
 /// Largest UDP payload one GSO send may carry (65,535 minus the IPv6 and UDP headers,
 /// rounded down).
-pub const MAX_BYTES: usize = 65_000;
+pub(super) const MAX_BYTES: usize = 65_000;
 /// Most segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 before 6.x).
-pub const MAX_SEGMENTS: usize = 64;
+pub(super) const MAX_SEGMENTS: usize = 64;
 
 /// How many DATA packets of `segment` bytes one GSO send may carry: within [`MAX_BYTES`]
 /// and [`MAX_SEGMENTS`], and at least one.
-pub fn segments_per_send(segment: usize) -> usize {
+pub(super) fn segments_per_send(segment: usize) -> usize {
     (MAX_BYTES / segment.max(1)).clamp(1, MAX_SEGMENTS)
 }
 
 /// Sends `buf` as datagrams of `segment` bytes in one `sendmsg` with `UDP_SEGMENT`.
 /// An error means nothing was sent.
-pub async fn send(sock: &UdpSocket, buf: &[u8], segment: u16) -> io::Result<()> {
+pub(super) async fn send(sock: &UdpSocket, buf: &[u8], segment: u16) -> io::Result<()> {
     let iov = [IoSlice::new(buf)];
     sock.async_io(Interest::WRITABLE, || {
         let cmsg = [ControlMessage::UdpGsoSegments(&segment)];

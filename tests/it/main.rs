@@ -1,6 +1,7 @@
 //! Integration tests: one test binary (ripgrep style), each module a layer or a story.
 //! They drive the real `tabula` binary against a temporary data directory.
-
+// A test crate is a binary: `pub` in it is for its sibling modules, never exported.
+#![allow(unreachable_pub)]
 // Test helpers outside #[test] functions unwrap freely too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 

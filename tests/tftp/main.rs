@@ -3,6 +3,8 @@
 //! [`protocol`] with hand-made packets for what those clients cannot show (abort after
 //! OACK, escapes, busy, shutdown, retransmission). A missing client binary fails the test
 //! with the Debian package to install; nothing is skipped.
+// A test crate is a binary: `pub` in it is for its sibling modules, never exported.
+#![allow(unreachable_pub)]
 
 mod clients;
 mod protocol;
