@@ -24,6 +24,7 @@ use crate::health::{Component, Health};
 use crate::http::{self, HttpState};
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
+use crate::lease_view::LeaseView;
 use crate::store::Store;
 use crate::tftp::{self, TransferEvent};
 
@@ -239,6 +240,9 @@ pub async fn run(
         RETENTION_EVERY,
         shutdown.clone(),
     ));
+    // The leases DHCP has bound (full mode), written by its committer, read by HTTP for
+    // `http.require_lease_match`.
+    let leases = Arc::new(LeaseView::default());
     // Every bound front end is marked serving before any of them runs (so no probe sees
     // one up and another not yet); each guard moves into its task and marks its front
     // end down when that task's loop ends or fails.
@@ -316,12 +320,15 @@ pub async fn run(
             sink.clone(),
             shutdown.clone(),
         );
-        let ledger = ledger.clone();
+        let shared = dhcp::server::Shared {
+            ledger: ledger.clone(),
+            leases: leases.clone(),
+        };
         let sockets = bound.dhcp;
         let lease_log = store.clone();
         tasks.spawn(async move {
             let _serving = dhcp_up;
-            if let Err(e) = dhcp::server::run(cfg, sockets, inv, lease_log, ev, ledger, stop).await
+            if let Err(e) = dhcp::server::run(cfg, sockets, inv, lease_log, ev, shared, stop).await
             {
                 tracing::error!(error = %e, "DHCP server failed");
             }

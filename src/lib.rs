@@ -24,6 +24,7 @@ pub mod http;
 pub mod images;
 pub mod inventory;
 pub mod lab;
+pub mod lease_view;
 pub mod privilege;
 pub mod store;
 #[doc(hidden)]
