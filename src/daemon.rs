@@ -266,6 +266,10 @@ pub async fn run(
             boots: Arc::new(http::attribution::Boots::new(
                 config.http.attribution_window,
             )),
+            lease_match: config
+                .http
+                .require_lease_match
+                .then(|| Arc::new(http::lease_match::LeaseMatch::new(leases.clone()))),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
