@@ -243,6 +243,15 @@ pub async fn run(
     // The leases DHCP has bound (full mode), written by its committer, read by HTTP for
     // `http.require_lease_match`.
     let leases = Arc::new(LeaseView::default());
+    // With `http.require_lease_match`, HTTP waits (connections queue) until DHCP has put
+    // the stored leases in the view: after a restart no machine is refused for a lease
+    // it holds. A DHCP that cannot start drops the sender and HTTP serves on.
+    let (restored_tx, restored_rx) = if config.http.require_lease_match && !bound.dhcp.is_empty() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     // Every bound front end is marked serving before any of them runs (so no probe sees
     // one up and another not yet); each guard moves into its task and marks its front
     // end down when that task's loop ends or fails.
@@ -274,6 +283,9 @@ pub async fn run(
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let _serving = http_up;
+            if let Some(restored) = restored_rx {
+                let _ = restored.await;
+            }
             if let Err(e) = http::run(listener, state, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -327,6 +339,7 @@ pub async fn run(
         let shared = dhcp::server::Shared {
             ledger: ledger.clone(),
             leases: leases.clone(),
+            restored: restored_tx,
         };
         let sockets = bound.dhcp;
         let lease_log = store.clone();

@@ -52,12 +52,15 @@ pub enum ServerError {
 pub type Bound = (DhcpSocket, Port);
 
 /// What DHCP shares with the other front ends, through the daemon (never by import).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Shared {
     /// Loaders delivered per MAC: marked here and by TFTP, read here.
     pub ledger: Arc<LoaderLedger>,
     /// The bound leases, written here after each durable commit, read by HTTP.
     pub leases: Arc<LeaseView>,
+    /// Told once the stored leases are in `leases` (so HTTP, bound to them, does not
+    /// answer before a restart's leases are back); dropped unsent if DHCP cannot start.
+    pub restored: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 struct Service {
@@ -79,7 +82,7 @@ pub async fn run(
     inventory: Arc<Inventory>,
     lease_log: impl LeaseLog,
     events: EventSink,
-    shared: Shared,
+    mut shared: Shared,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
     let snap = inventory.snapshot().await?;
@@ -97,6 +100,9 @@ pub async fn run(
         }
         _ => None,
     };
+    if let Some(tx) = shared.restored.take() {
+        let _ = tx.send(());
+    }
     let (tx, rx) = mpsc::channel(65_536);
     let committer = tokio::spawn(commit::run(lease_log, shared.leases.clone(), rx));
     let svc = Arc::new(Service {

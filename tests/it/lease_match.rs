@@ -3,7 +3,7 @@
 //! then fetches its script and reports from its leased address (accepted, recorded),
 //! while the same requests from another address of the same client namespace are
 //! refused 403 and record nothing (a download from there is served, marked
-//! `unverified`). Needs root: fails (never skips) otherwise. The config error outside
+//! `unverified`); after a restart the restored lease still binds. Needs root: fails (never skips) otherwise. The config error outside
 //! full mode is in `cli_errors.rs`.
 
 use std::net::Ipv4Addr;
@@ -73,17 +73,14 @@ fn requests_for_a_mac_are_taken_only_from_its_leased_address() {
     let (s, c) = (lab.ns("srv"), lab.ns("cli"));
     let (vs, vc) = lab.veth(&s, &c, "m");
     sh(&["ip", "-n", &s, "addr", "add", "10.99.12.1/24", "dev", &vs]);
-    let _t = start_tabula(
-        &env,
-        &s,
-        &format!(
-            "[dhcp]\nmode = \"full\"\ninterfaces = [\"{vs}\"]\n\
+    let config = format!(
+        "[dhcp]\nmode = \"full\"\ninterfaces = [\"{vs}\"]\n\
              [[dhcp.subnets]]\nnetwork = \"10.99.12.0/24\"\npools = [\"10.99.12.100-10.99.12.150\"]\nlease_time = \"1h\"\n\
              [tftp]\nenabled = false\n\
              [http]\nlisten = \"10.99.12.1:8080\"\npublic_url = \"http://127.0.0.1:1\"\nrequire_lease_match = true\n\
              [api]\nenabled = false\n"
-        ),
     );
+    let t = start_tabula(&env, &s, &config);
     let mac = mac_of(&lab, &c, &vc);
 
     // A lease, from tabula, on the client's interface (the script puts it there).
@@ -178,4 +175,10 @@ fn requests_for_a_mac_are_taken_only_from_its_leased_address() {
     // served a plan with that kernel.
     assert_eq!(ev[1]["detail"]["unverified"], true, "{ev:?}");
     assert_eq!(ev[3]["detail"].get("unverified"), None, "{ev:?}");
+
+    // After a restart (kill -9) the lease is restored, and still binds the MAC.
+    drop(t);
+    let _t = start_tabula(&env, &s, &config);
+    assert_eq!(get(&ip, &format!("/boot/{mac}/boot.ipxe")).0, 200);
+    assert_eq!(get(&other, &format!("/boot/{mac}/boot.ipxe")).0, 403);
 }
