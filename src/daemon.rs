@@ -24,6 +24,7 @@ use crate::health::{Component, Health};
 use crate::http::{self, HttpState};
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
+use crate::lease_view::LeaseView;
 use crate::store::Store;
 use crate::tftp::{self, TransferEvent};
 
@@ -239,6 +240,18 @@ pub(crate) async fn run(
         RETENTION_EVERY,
         shutdown.clone(),
     ));
+    // The leases DHCP has bound (full mode), written by its committer, read by HTTP for
+    // `http.require_lease_match`.
+    let leases = Arc::new(LeaseView::default());
+    // With `http.require_lease_match`, HTTP waits (connections queue) until DHCP has put
+    // the stored leases in the view: after a restart no machine is refused for a lease
+    // it holds. A DHCP that cannot start drops the sender and HTTP serves on.
+    let (restored_tx, restored_rx) = if config.http.require_lease_match && !bound.dhcp.is_empty() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     // Every bound front end is marked serving before any of them runs (so no probe sees
     // one up and another not yet); each guard moves into its task and marks its front
     // end down when that task's loop ends or fails.
@@ -262,10 +275,17 @@ pub(crate) async fn run(
             boots: Arc::new(http::attribution::Boots::new(
                 config.http.attribution_window,
             )),
+            lease_match: config
+                .http
+                .require_lease_match
+                .then(|| Arc::new(http::lease_match::LeaseMatch::new(leases.clone()))),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let _serving = http_up;
+            if let Some(restored) = restored_rx {
+                let _ = restored.await;
+            }
             if let Err(e) = http::run(listener, state, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -320,12 +340,16 @@ pub(crate) async fn run(
             sink.clone(),
             shutdown.clone(),
         );
-        let ledger = ledger.clone();
+        let shared = dhcp::server::Shared {
+            ledger: ledger.clone(),
+            leases: leases.clone(),
+            restored: restored_tx,
+        };
         let sockets = bound.dhcp;
         let lease_log = store.clone();
         tasks.spawn(async move {
             let _serving = dhcp_up;
-            if let Err(e) = dhcp::server::run(cfg, sockets, inv, lease_log, ev, ledger, stop).await
+            if let Err(e) = dhcp::server::run(cfg, sockets, inv, lease_log, ev, shared, stop).await
             {
                 tracing::error!(error = %e, "DHCP server failed");
             }

@@ -24,6 +24,7 @@ pub mod http;
 pub mod images;
 pub mod inventory;
 pub mod lab;
+pub(crate) mod lease_view;
 pub(crate) mod privilege;
 pub mod store;
 #[doc(hidden)]

@@ -115,6 +115,7 @@ pub struct HttpFile {
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
     pub attribution_window: Option<String>,
+    pub require_lease_match: Option<bool>,
     pub admission: AdmissionFile,
 }
 

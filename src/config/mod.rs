@@ -176,6 +176,9 @@ pub struct HttpConfig {
     /// How long after a MAC was served a script a download attributed to it counts as
     /// that boot's (`http::attribution`).
     pub attribution_window: Duration,
+    /// Requests naming a MAC only from the address DHCP leased that MAC
+    /// (`http::lease_match`); `dhcp.mode = "full"` only.
+    pub require_lease_match: bool,
 }
 
 /// The API listener: the control plane (`src/api/`), apart from what machines fetch.

@@ -249,3 +249,38 @@ fn limits_default_as_the_reference_file_says_and_refuse_zero() {
         assert!(e.starts_with(&format!("t.toml: key `{key}`: ")), "{e}");
     }
 }
+
+#[test]
+fn require_lease_match_needs_full_dhcp() {
+    assert!(!Config::defaults(None).http.require_lease_match);
+    let full = "[dhcp]\nmode = \"full\"\n[[dhcp.subnets]]\nnetwork = \"10.0.0.0/24\"\n\
+                pools = [\"10.0.0.10-10.0.0.20\"]\n[http]\nrequire_lease_match = true\n";
+    assert!(
+        Config::parse(full, "t.toml", None)
+            .unwrap()
+            .http
+            .require_lease_match
+    );
+    for (dhcp, mode) in [
+        ("[dhcp]\nmode = \"proxy\"\n", "proxy"),
+        ("[dhcp]\nmode = \"off\"\n", "off"),
+        ("", "off"),
+    ] {
+        let text = format!("{dhcp}[http]\nrequire_lease_match = true\n");
+        let e = Config::parse(&text, "t.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "t.toml: key `http.require_lease_match`: needs dhcp.mode = \"full\", but dhcp.mode is \"{mode}\": "
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains("leases no addresses") && !e.contains('\n'),
+            "{e}"
+        );
+    }
+    let off = "[dhcp]\nmode = \"proxy\"\n[http]\nrequire_lease_match = false\n";
+    Config::parse(off, "t.toml", None).unwrap();
+}

@@ -238,6 +238,19 @@ pub(super) fn validate(
     };
 
     let http_enabled = f.http.enabled.unwrap_or(true);
+    let require_lease_match = f.http.require_lease_match.unwrap_or(false);
+    if require_lease_match && mode != DhcpMode::Full {
+        let m = match mode {
+            DhcpMode::Proxy => "proxy",
+            _ => "off",
+        };
+        return Err(bad(
+            "http.require_lease_match",
+            format!(
+                "needs dhcp.mode = \"full\", but dhcp.mode is \"{m}\": in proxy mode or with DHCP off tabula leases no addresses, so there is no lease to match a request against"
+            ),
+        ));
+    }
     let defaults = crate::http::admission::AdmissionConfig::default();
     let a = &f.http.admission;
     let admission = crate::http::admission::AdmissionConfig {
@@ -316,6 +329,7 @@ pub(super) fn validate(
                 Some(t) => duration(t, "http.attribution_window", file)?,
                 None => crate::http::attribution::DEFAULT_WINDOW,
             },
+            require_lease_match,
         },
         events: EventsConfig {
             retention: match &f.events.retention {

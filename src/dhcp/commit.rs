@@ -11,6 +11,10 @@
 //! The committer sees the store only as a [`LeaseLog`] (which [`Store`] implements), so
 //! tests run it against a log that fails on purpose. It must not retry a failed batch:
 //! the replies are dropped and the clients' retransmissions bring the changes again.
+//!
+//! After a durable commit, and before its replies go out, the batch's changes are applied
+//! to the shared [`LeaseView`] (what HTTP reads for `http.require_lease_match`): a client
+//! that has its ACK finds its lease there, and a failed commit changes nothing in it.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -21,6 +25,8 @@ use tokio::sync::mpsc;
 
 use super::lease::{Lease, LeaseChange};
 use super::socket::DhcpSocket;
+use crate::boot::LeaseState;
+use crate::lease_view::{LeaseUpdate, LeaseView};
 use crate::store::{LeaseRow, LeaseWrite, Store, StoreError};
 
 /// Where leases are made durable: the store, or a fake in tests.
@@ -93,8 +99,13 @@ pub(super) struct Pending<R = Outgoing> {
 /// Largest number of pendings folded into one transaction.
 const MAX_BATCH: usize = 4096;
 
-/// Runs until every sender is dropped, committing and sending what is queued.
-pub(super) async fn run<L: LeaseLog, R: Reply>(log: L, mut rx: mpsc::Receiver<Pending<R>>) {
+/// Runs until every sender is dropped, committing and sending what is queued; each
+/// durable batch is applied to `view` before its replies are sent.
+pub(super) async fn run<L: LeaseLog, R: Reply>(
+    log: L,
+    view: Arc<LeaseView>,
+    mut rx: mpsc::Receiver<Pending<R>>,
+) {
     let mut batch: Vec<Pending<R>> = Vec::with_capacity(256);
     let mut writes: Vec<LeaseWrite> = Vec::with_capacity(256);
     while let Some(first) = rx.recv().await {
@@ -119,6 +130,9 @@ pub(super) async fn run<L: LeaseLog, R: Reply>(log: L, mut rx: mpsc::Receiver<Pe
             "lease batch committed"
         );
         writes.clear();
+        if ok {
+            view.apply(batch.iter().flat_map(|p| p.changes.iter().map(to_update)));
+        }
         for p in batch.drain(..) {
             if ok && let Some(r) = p.reply {
                 r.send().await;
@@ -145,6 +159,19 @@ pub(super) fn to_write(c: &LeaseChange) -> LeaseWrite {
     }
 }
 
+/// What a durable change means for the [`LeaseView`].
+pub(super) fn to_update(c: &LeaseChange) -> LeaseUpdate {
+    match c {
+        LeaseChange::Upsert(l) if l.state == LeaseState::Bound => LeaseUpdate::Bound {
+            mac: l.mac,
+            ip: l.ip,
+            expires: l.expires,
+        },
+        LeaseChange::Upsert(l) => LeaseUpdate::Ended { ip: l.ip },
+        LeaseChange::Remove(ip) => LeaseUpdate::Ended { ip: *ip },
+    }
+}
+
 /// The allocator record of a stored row.
 pub(super) fn from_row(r: &LeaseRow) -> Lease {
     Lease {
@@ -160,7 +187,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::boot::{LeaseState, Mac};
+    use crate::boot::Mac;
 
     /// A lease log whose first `fail` writes fail; reports every attempt.
     struct FlakyLog {
@@ -231,9 +258,11 @@ mod tests {
             .await
             .unwrap();
         }
-        let committer = tokio::spawn(run(log.clone(), rx));
+        let view = Arc::new(LeaseView::default());
+        let committer = tokio::spawn(run(log.clone(), view.clone(), rx));
         assert_eq!(attempts.recv().await, Some(2), "one batch of two writes");
         assert!(log.durable.lock().unwrap().is_empty());
+        assert!(view.is_empty(), "a failed commit binds nothing in the view");
 
         tx.send(Pending {
             changes: bind(3),
@@ -248,6 +277,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(sent.recv().await, Some(3), "the next commit's ACK goes out");
+        // Its lease is in the view (applied before the ACK was sent).
+        let b = view.bound(Mac([2, 0, 0, 0, 0, 3])).expect("in the view");
+        assert_eq!(b.ip, Ipv4Addr::new(10, 0, 0, 3));
+        assert_eq!(view.len(), 1);
         drop(tx);
         committer.await.unwrap();
         drop(sent_tx);

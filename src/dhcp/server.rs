@@ -33,6 +33,7 @@ use crate::boot::{BootEvent, BootFileKind, Dhcp, EventDetail, Firmware, Ignored,
 use crate::config::{Config, DhcpMode, Reservation};
 use crate::events::{EventSink, now_ms};
 use crate::inventory::{Decision, Facts, Inventory, InventoryError, Snapshot, select};
+use crate::lease_view::{LeaseUpdate, LeaseView};
 use crate::store::StoreError;
 
 /// How often the cached inventory snapshot is re-checked against the store revision.
@@ -50,6 +51,18 @@ pub enum ServerError {
 /// A bound socket and which port role it plays.
 pub type Bound = (DhcpSocket, Port);
 
+/// What DHCP shares with the other front ends, through the daemon (never by import).
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Loaders delivered per MAC: marked here and by TFTP, read here.
+    pub ledger: Arc<LoaderLedger>,
+    /// The bound leases, written here after each durable commit, read by HTTP.
+    pub leases: Arc<LeaseView>,
+    /// Told once the stored leases are in `leases` (so HTTP, bound to them, does not
+    /// answer before a restart's leases are back); dropped unsent if DHCP cannot start.
+    pub restored: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 struct Service {
     config: Config,
     leases: Option<Mutex<LeaseTable>>,
@@ -61,27 +74,41 @@ struct Service {
 }
 
 /// Runs DHCP on `sockets` until `stop`; returns once queued commits are written and sent.
-/// Leases are restored from and made durable in `lease_log`.
+/// Leases are restored from and made durable in `lease_log`, and mirrored in
+/// `shared.leases` (restored ones at start, then every durable commit).
 pub async fn run(
     config: Config,
     sockets: Vec<Bound>,
     inventory: Arc<Inventory>,
     lease_log: impl LeaseLog,
     events: EventSink,
-    ledger: Arc<LoaderLedger>,
+    mut shared: Shared,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
     let snap = inventory.snapshot().await?;
     let leases = match config.dhcp.mode {
-        DhcpMode::Full => Some(Mutex::new(restore(&config, &snap, &lease_log).await?)),
+        DhcpMode::Full => {
+            let table = restore(&config, &snap, &lease_log).await?;
+            shared
+                .leases
+                .apply(table.bound(SystemTime::now()).map(|l| LeaseUpdate::Bound {
+                    mac: l.mac,
+                    ip: l.ip,
+                    expires: l.expires,
+                }));
+            Some(Mutex::new(table))
+        }
         _ => None,
     };
+    if let Some(tx) = shared.restored.take() {
+        let _ = tx.send(());
+    }
     let (tx, rx) = mpsc::channel(65_536);
-    let committer = tokio::spawn(commit::run(lease_log, rx));
+    let committer = tokio::spawn(commit::run(lease_log, shared.leases.clone(), rx));
     let svc = Arc::new(Service {
         config,
         leases,
-        ledger,
+        ledger: shared.ledger,
         snapshot: RwLock::new(snap),
         neighbours: Neighbours::open(),
         events,

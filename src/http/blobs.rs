@@ -167,8 +167,9 @@ pub(super) async fn sendfile_all(
 }
 
 /// Records a boot event for an attributed whole download, `unverified` unless the MAC
-/// was served a plan with this blob (`attribution.rs`). A malformed attribution is not
-/// an error for the download, only no event.
+/// was served a plan with this blob (`attribution.rs`) and, with
+/// `http.require_lease_match`, the peer holds the MAC's lease (`lease_match.rs`). A
+/// malformed attribution is not an error for the download, only no event.
 fn record(
     st: &HttpState,
     target: &BlobTarget<'_>,
@@ -180,15 +181,20 @@ fn record(
     let Ok(Some(Attribution { mac, role })) = target.attribution() else {
         return;
     };
+    let leased = st
+        .lease_match
+        .as_ref()
+        .is_none_or(|g| g.download(mac, peer.ip()));
     let sent = BlobSent {
         digest: target.digest,
         bytes,
         expected: size,
         seconds: elapsed.as_secs_f64(),
         complete: bytes == size,
-        unverified: !st
-            .boots
-            .belongs(mac, target.digest, std::time::Instant::now()),
+        unverified: !leased
+            || !st
+                .boots
+                .belongs(mac, target.digest, std::time::Instant::now()),
     };
     // Rate-gated per MAC and per client: a loop of downloads is not a row each.
     st.events.record_from(

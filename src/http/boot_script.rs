@@ -17,8 +17,8 @@
 //! request still records its own event, with its own time and peer.
 //!
 //! Answered from the connection loop ([`send`]). Refusals (a malformed MAC, an unknown
-//! platform, an unreadable inventory) are `route::Refusal`s, which choose their status
-//! codes.
+//! platform, an unreadable inventory, a peer without the MAC's lease under
+//! `http.require_lease_match`) are `route::Refusal`s, which choose their status codes.
 
 use std::collections::HashMap;
 use std::io;
@@ -154,6 +154,10 @@ pub async fn answer(
     peer: Option<IpAddr>,
 ) -> Result<Reply, Refusal> {
     let (mac, firmware) = (req.mac, req.firmware);
+    // Before anything is rendered or recorded: a refused request is no boot.
+    if let Some(gate) = &st.lease_match {
+        gate.script(mac, peer)?;
+    }
     let snap = match st.inventory.snapshot().await {
         Ok(s) => s,
         Err(e) => {

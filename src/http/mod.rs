@@ -14,7 +14,9 @@
 //! | `GET,HEAD /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 |
 //! | `GET,HEAD /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //!
-//! Limits (deadlines, connection caps) and their counters are in [`limits`].
+//! Limits (deadlines, connection caps) and their counters are in [`limits`]. With
+//! `http.require_lease_match`, scripts, reports and attributed downloads for a MAC are
+//! bound to the address DHCP leased it ([`lease_match`]).
 //!
 //! The front end asks the inventory for decisions and records boot events; it never
 //! talks to the DHCP or TFTP front ends.
@@ -28,6 +30,7 @@ pub mod boot_script;
 pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod lease_match;
 pub mod limits;
 mod loaders;
 pub mod report;
@@ -71,6 +74,9 @@ pub struct HttpState {
     pub report_refusals: Arc<report::ReportRefusals>,
     /// Which MAC was served which plan, when: what attributes a download to a boot.
     pub boots: Arc<attribution::Boots>,
+    /// `http.require_lease_match`: requests for a MAC only from its leased address
+    /// ([`lease_match`]); `None` when off.
+    pub lease_match: Option<Arc<lease_match::LeaseMatch>>,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops

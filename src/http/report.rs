@@ -7,7 +7,10 @@
 //! the manifest and the boot id, so a report for another MAC, another manifest, or with
 //! no or a made-up token is answered 403, counted in [`ReportRefusals`], logged at most
 //! once per [`REFUSAL_LOG_EVERY`], and records nothing. The route takes `POST` only
-//! (`route.rs`), so a link or an image tag cannot send one.
+//! (`route.rs`), so a link or an image tag cannot send one. With
+//! `http.require_lease_match`, a report whose token verifies is still refused (403,
+//! counted in [`super::lease_match::LeaseMatch`]) unless it comes from the address DHCP
+//! leased its MAC.
 //!
 //! The body is optional JSON (`{"root_sha256": "…", "reason": "…", "stage": "…"}`) or
 //! plain text (taken as the reason); the query's [`QUERY_KEYS`] are added to the detail
@@ -140,6 +143,9 @@ pub fn answer(st: &HttpState, req: &Request, body: &[u8], peer: IpAddr) -> Resul
         Err(_) => return Err(Refusal::BadRequest("malformed report URL\n".into())),
     };
     check_token(&st.report_key, &st.report_refusals, &p.callback, Some(peer))?;
+    if let Some(gate) = &st.lease_match {
+        gate.report(p.callback.mac, peer)?;
+    }
     if body.len() > MAX_REPORT {
         return Err(Refusal::PayloadTooLarge("report too large\n"));
     }

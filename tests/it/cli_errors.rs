@@ -154,3 +154,27 @@ fn shipped_configs_check() {
         assert!(out.contains(": ok"), "{out}");
     }
 }
+
+#[test]
+fn require_lease_match_outside_full_mode_is_one_clear_line() {
+    let env = Env::new();
+    let cfg = env.dir.path().join("lm.toml");
+    for (dhcp, mode) in [("[dhcp]\nmode = \"proxy\"\n", "proxy"), ("", "off")] {
+        std::fs::write(
+            &cfg,
+            format!("{dhcp}[http]\nlisten = \"127.0.0.1:0\"\nrequire_lease_match = true\n"),
+        )
+        .unwrap();
+        let want = format!(
+            "lm.toml: key `http.require_lease_match`: needs dhcp.mode = \"full\", but dhcp.mode is \"{mode}\""
+        );
+        let e = env.fails(&["config", "check", cfg.to_str().unwrap()]);
+        assert!(
+            e.contains(&want) && e.contains("leases no addresses"),
+            "{e}"
+        );
+        // `serve` refuses it before binding anything.
+        let e = env.fails(&["--config", cfg.to_str().unwrap(), "serve"]);
+        assert!(e.contains(&want), "{e}");
+    }
+}

@@ -42,12 +42,12 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn mac_of(lab: &Lab, ns: &str, iface: &str) -> String {
+pub(crate) fn mac_of(lab: &Lab, ns: &str, iface: &str) -> String {
     let o = lab.exec(ns, &["cat", &format!("/sys/class/net/{iface}/address")]);
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn udhcpc_script(env: &Env) -> (String, String) {
+pub(crate) fn udhcpc_script(env: &Env) -> (String, String) {
     let log = env.dir.path().join("udhcpc.log");
     let script = env.dir.path().join("udhcpc.sh");
     std::fs::write(

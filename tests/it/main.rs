@@ -19,6 +19,7 @@ mod lab_direct;
 mod lab_direct_postgres;
 mod lab_proxy;
 mod lab_pxe;
+mod lease_match;
 mod netns;
 mod package;
 mod pinning;

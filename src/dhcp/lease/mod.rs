@@ -318,6 +318,13 @@ impl LeaseTable {
         }
     }
 
+    /// Every machine's bound lease that has not expired by `now` (as [`Self::lease_of`]).
+    pub fn bound(&self, now: SystemTime) -> impl Iterator<Item = Lease> + '_ {
+        self.by_mac
+            .keys()
+            .filter_map(move |&m| self.lease_of(m, now))
+    }
+
     /// Turns every state whose deadline has passed into free (remembered) addresses.
     /// Called by every operation; the caller may also call it from a timer.
     pub fn expire(&mut self, now: SystemTime) {

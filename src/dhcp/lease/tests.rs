@@ -338,3 +338,21 @@ fn reservation_changes_move_free_addresses_in_and_out_of_the_pool() {
     tb.set_reservations(&[]);
     assert_eq!(tb.offer(NET, mac(4), None, t(3)), Ok(ip(100)));
 }
+
+#[test]
+fn bound_lists_the_live_bound_leases_once_per_machine() {
+    let mut tb = table(100, 200, &[]);
+    let (a, b, c) = (mac(1), mac(2), mac(3));
+    let ga = dora(&mut tb, a, t(0));
+    let gb = dora(&mut tb, b, t(500));
+    let _ = tb.offer(NET, c, None, t(500)).unwrap(); // offered only
+    tb.release(b, gb.lease.ip, t(501));
+    let _ = dora(&mut tb, b, t(502)); // bound again
+    let mut got: Vec<Lease> = tb.bound(t(503)).collect();
+    got.sort_by_key(|l| l.ip);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], ga.lease);
+    assert_eq!(got[1].mac, b);
+    // a's lease (600 s from 0) has expired by 600.
+    assert_eq!(tb.bound(t(600)).map(|l| l.mac).collect::<Vec<_>>(), [b]);
+}
