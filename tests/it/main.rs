@@ -27,4 +27,5 @@ mod postgres;
 mod security;
 mod serve;
 mod storm;
+mod tftp_hostile;
 mod upgrade;

@@ -49,11 +49,16 @@ pub fn start(env: &Env, tftp_root: Option<&std::path::Path>) -> Server {
 /// TFTP when `tftp` says the config enables it, then the API, which CFG must enable on
 /// port 0 (the default port would collide between tests running in parallel).
 pub fn start_with(env: &Env, cfg: &std::path::Path, tftp: bool) -> Server {
+    start_with_stderr(env, cfg, tftp, Stdio::inherit())
+}
+
+/// [`start_with`] with the server's log (stderr) going to `stderr`.
+pub fn start_with_stderr(env: &Env, cfg: &std::path::Path, tftp: bool, stderr: Stdio) -> Server {
     let mut child = env
         .command()
         .args(["--config", cfg.to_str().unwrap(), "serve"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
