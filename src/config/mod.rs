@@ -160,7 +160,7 @@ pub struct HttpConfig {
     /// The base URL machines use to reach tabula's HTTP server, without a trailing slash.
     pub public_url: String,
     /// Bounded root-image streams and their queue (`[http.admission]`).
-    pub admission: crate::http::admission::AdmissionConfig,
+    pub admission: AdmissionConfig,
     /// An idle keep-alive connection is closed after this long.
     pub idle_timeout: Duration,
     /// A whole request head must arrive within this long of its first byte.
@@ -303,3 +303,27 @@ pub fn parse_model(text: &str, name: &str) -> Result<FileConfig, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Limits of root-image streams, from `[http.admission]` (enforced by `http::admission`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AdmissionConfig {
+    /// Root-image streams sent at once (0: no limit).
+    pub max_streams: usize,
+    /// Machines waiting for a slot before more are answered 503.
+    pub max_queue: usize,
+    /// Longest wait for a slot before the machine is answered 503.
+    pub max_wait: Duration,
+}
+
+impl Default for AdmissionConfig {
+    /// Right for a 10 Gbit/s server: 32 streams of ~310 Mbit/s each keep the link full
+    /// (one TCP stream on a LAN does several Gbit/s), a queue for a room of machines,
+    /// and a wait below the initramfs's 300 s fetch timeout.
+    fn default() -> Self {
+        AdmissionConfig {
+            max_streams: 32,
+            max_queue: 4096,
+            max_wait: Duration::from_secs(240),
+        }
+    }
+}

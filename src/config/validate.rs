@@ -251,9 +251,9 @@ pub(super) fn validate(
             ),
         ));
     }
-    let defaults = crate::http::admission::AdmissionConfig::default();
+    let defaults = super::AdmissionConfig::default();
     let a = &f.http.admission;
-    let admission = crate::http::admission::AdmissionConfig {
+    let admission = super::AdmissionConfig {
         max_streams: a.max_streams.unwrap_or(defaults.max_streams),
         max_queue: a.max_queue.unwrap_or(defaults.max_queue),
         max_wait: match &a.max_wait {
@@ -325,10 +325,12 @@ pub(super) fn validate(
                 "http.max_connections_per_client",
                 file,
             )?,
-            attribution_window: match &f.http.attribution_window {
-                Some(t) => duration(t, "http.attribution_window", file)?,
-                None => crate::http::attribution::DEFAULT_WINDOW,
-            },
+            attribution_window: positive(
+                &f.http.attribution_window,
+                "30m",
+                "http.attribution_window",
+                file,
+            )?,
             require_lease_match,
         },
         events: EventsConfig {

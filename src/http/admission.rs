@@ -15,33 +15,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Limits, from `[http.admission]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct AdmissionConfig {
-    /// Root-image streams sent at once (0: no limit).
-    pub max_streams: usize,
-    /// Machines waiting for a slot before more are answered 503.
-    pub max_queue: usize,
-    /// Longest wait for a slot before the machine is answered 503.
-    pub max_wait: Duration,
-}
-
-impl Default for AdmissionConfig {
-    /// Right for a 10 Gbit/s server: 32 streams of ~310 Mbit/s each keep the link full
-    /// (one TCP stream on a LAN does several Gbit/s), a queue for a room of machines,
-    /// and a wait below the initramfs's 300 s fetch timeout.
-    fn default() -> Self {
-        AdmissionConfig {
-            max_streams: 32,
-            max_queue: 4096,
-            max_wait: Duration::from_secs(240),
-        }
-    }
-}
+pub use crate::config::AdmissionConfig;
 
 /// What an admission decided.
 #[derive(Debug)]
@@ -173,6 +151,7 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn gate(streams: usize, queue: usize, wait_ms: u64) -> Admission {
         Admission::new(AdmissionConfig {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::boot::{BootPlan, Digest, Mac};
 
-/// Default of `http.attribution_window`.
+/// Default of `http.attribution_window` (the config says "30m" too).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 60);
 
 /// Entries beyond this are pruned.
