@@ -176,6 +176,12 @@ blob() { echo "/var/lib/tabula/blobs/sha256/$(jq -r "$1" <<<"$plan" | sed 's/^sh
 kernel=$(blob .decision.plan.kernel.digest)
 initrd=$(blob '.decision.plan.initrds[0].digest')
 cmdline=$(jq -r .decision.plan.cmdline <<<"$plan")
+# The plan explain shows has no report token (it serves nothing); the served script's
+# kernel line carries this boot's callback with its token: boot with that one.
+script=$(ip netns exec "$ns" curl -fsS "http://127.0.0.1:8080/boot.ipxe?mac=${MAC//:/-}&arch=bios")
+callback=$(grep -o 'tabula\.callback=[^ ]*' <<<"$script" | tail -n 1)
+[ -n "$callback" ] || die "the served script names no tabula.callback: $script"
+cmdline="$(sed 's/tabula\.callback=[^ ]*//g' <<<"$cmdline") $callback"
 marker="TABULA-DEMO-BOOTED name=demo version=1 manifest=$manifest"
 ip netns exec "$ns" timeout 300 qemu-system-x86_64 -name tabula-deb -nodefaults -no-user-config \
   -display none -monitor none -no-reboot -accel tcg -machine pc -m 512 -smp 1 \
