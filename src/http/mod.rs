@@ -58,6 +58,9 @@ pub struct HttpState {
     pub base_url: String,
     /// The loader directory (`tftp.root`), also served under `/loaders/`.
     pub loader_dir: std::path::PathBuf,
+    /// The configured loaders, resolved at start-up (served even from outside
+    /// `loader_dir`; `loaders.rs`).
+    pub loader_files: crate::loader_files::LoaderFiles,
     /// Blob files kept open by digest (for the `sendfile` path).
     pub files: blob_files::BlobFiles,
     /// Rendered scripts of the current inventory snapshot.
