@@ -20,6 +20,7 @@ mod lab_direct_postgres;
 mod lab_proxy;
 mod lab_pxe;
 mod lease_match;
+mod loaders;
 mod netns;
 mod package;
 mod pinning;
