@@ -43,6 +43,7 @@ fn tftp_get(addr: std::net::SocketAddr, name: &str, out: &Path) -> bool {
         .args([
             "-sS",
             "--fail",
+            "--path-as-is",
             "--max-time",
             "30",
             "--tftp-blksize",
