@@ -253,14 +253,15 @@ pub(crate) async fn run(
     } else {
         (None, None)
     };
-    // Every bound front end is marked serving before any of them runs (so no probe sees
-    // one up and another not yet); each guard moves into its task and marks its front
-    // end down when that task's loop ends or fails.
+    // The configured loaders, resolved once for TFTP and HTTP both (warnings logged).
     let loader_files = if bound.http.is_some() || bound.tftp.is_some() {
         resolve_loaders(&config).await
     } else {
         LoaderFiles::default()
     };
+    // Every bound front end is marked serving before any of them runs (so no probe sees
+    // one up and another not yet); each guard moves into its task and marks its front
+    // end down when that task's loop ends or fails.
     let http_up = bound.http.as_ref().map(|_| health.serving(Component::Http));
     let tftp_up = bound.tftp.as_ref().map(|_| health.serving(Component::Tftp));
     let dhcp_up = (!bound.dhcp.is_empty()).then(|| health.serving(Component::Dhcp));
