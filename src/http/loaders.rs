@@ -64,10 +64,7 @@ pub(super) async fn send(
             return write_all(stream, &out, &st.limits).await;
         }
     };
-    let mut h = HeadWriter::new(&mut out, StatusCode::OK);
-    h.header("content-type", b"application/efi")
-        .number("content-length", len);
-    h.finish(keep_alive);
+    write_head(&mut out, len, keep_alive);
     if head_only || len == 0 {
         return write_all(stream, &out, &st.limits).await;
     }
@@ -76,6 +73,15 @@ pub(super) async fn send(
     sendfile_all(stream, &file, 0, len, &st.limits)
         .await
         .map(|_| ())
+}
+
+/// Appends the head of a loader of `len` bytes: the same for GET and HEAD (a HEAD is how
+/// UEFI HTTP boot learns the size before it GETs).
+fn write_head(out: &mut Vec<u8>, len: u64, keep_alive: bool) {
+    let mut h = HeadWriter::new(out, StatusCode::OK);
+    h.header("content-type", b"application/efi")
+        .number("content-length", len);
+    h.finish(keep_alive);
 }
 
 /// Opens the loader `name` (a [`plain_name`]) for sending, with its length: a configured
@@ -115,6 +121,20 @@ mod tests {
         f.read_to_end(&mut v).unwrap();
         assert_eq!(v.len() as u64, len);
         Some(v)
+    }
+
+    #[test]
+    fn the_head_carries_the_loaders_real_length() {
+        let mut out = Vec::new();
+        write_head(&mut out, 173_792, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/efi\r\ncontent-length: 173792\r\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
     }
 
     #[test]
