@@ -18,6 +18,7 @@ mod hostile;
 mod lab_cli;
 mod lab_direct;
 mod lab_direct_postgres;
+mod lab_http_boot;
 mod lab_proxy;
 mod lab_pxe;
 mod lease_match;
