@@ -25,6 +25,7 @@ use crate::http::{self, HttpState};
 use crate::images::BlobStore;
 use crate::inventory::{Inventory, Settings};
 use crate::lease_view::LeaseView;
+use crate::loader_files::{LoaderCheck, LoaderFiles, Resolution};
 use crate::store::Store;
 use crate::tftp::{self, TransferEvent};
 
@@ -252,6 +253,12 @@ pub(crate) async fn run(
     } else {
         (None, None)
     };
+    // The configured loaders, resolved once for TFTP and HTTP both (warnings logged).
+    let loader_files = if bound.http.is_some() || bound.tftp.is_some() {
+        resolve_loaders(&config).await
+    } else {
+        LoaderFiles::default()
+    };
     // Every bound front end is marked serving before any of them runs (so no probe sees
     // one up and another not yet); each guard moves into its task and marks its front
     // end down when that task's loop ends or fails.
@@ -265,6 +272,7 @@ pub(crate) async fn run(
             events: sink.clone(),
             base_url: config.http.public_url.clone(),
             loader_dir: config.tftp.root.clone(),
+            loader_files: loader_files.clone(),
             files: Default::default(),
             scripts: Default::default(),
             admission: http::admission::Admission::new(config.http.admission),
@@ -311,6 +319,7 @@ pub(crate) async fn run(
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let cfg = tftp::TftpServerConfig {
             grace: GRACE,
+            loaders: loader_files.clone(),
             ..tftp::TftpServerConfig::from(&config.tftp)
         };
         let stop = shutdown.clone();
@@ -408,6 +417,36 @@ fn raise_nofile(config: &Config) {
     } else {
         tracing::debug!(limit = now, "open-file limit");
     }
+}
+
+/// Resolves the configured loaders under `tftp.root` (as `server.user`, after the
+/// privilege drop, so a file this user cannot read is named now) and logs one warning
+/// line per loader that cannot be served, with its fix. Never a reason not to start:
+/// iPXE ROMs and `chainload = "script"` boot without any loader, and the front ends
+/// still serve every other file; a loader installed later is served by the root's own
+/// rules (README "Loaders").
+async fn resolve_loaders(config: &Config) -> LoaderFiles {
+    let (root, loaders) = (config.tftp.root.clone(), config.dhcp.loaders.clone());
+    let resolved = tokio::task::spawn_blocking(move || LoaderFiles::resolve(&root, &loaders)).await;
+    let Ok((files, checks)) = resolved else {
+        return LoaderFiles::default();
+    };
+    for c in &checks {
+        match (&c.resolution, c.problem()) {
+            (_, Some(line)) => tracing::warn!("{line}"),
+            (Resolution::File { path, linked: true }, None) => {
+                tracing::info!(loader = %c.name, file = %path.display(), "loader served through its link");
+            }
+            _ => {}
+        }
+    }
+    if !checks.iter().any(LoaderCheck::servable) {
+        tracing::warn!(
+            root = %config.tftp.root.display(),
+            "no configured loader can be served: only iPXE clients (script URL) can boot"
+        );
+    }
+    files
 }
 
 /// The bridge from TFTP to the ledger and the event sink: a loader fully delivered to a

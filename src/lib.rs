@@ -25,6 +25,7 @@ pub mod images;
 pub mod inventory;
 pub mod lab;
 pub(crate) mod lease_view;
+pub mod loader_files;
 pub(crate) mod privilege;
 pub mod store;
 #[doc(hidden)]

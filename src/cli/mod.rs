@@ -121,6 +121,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// One line per configured loader that TFTP and HTTP could not serve on this host, with
+/// its fix; none when neither front end is enabled.
+fn loader_warnings(cfg: &Config) -> Vec<String> {
+    if !cfg.tftp.enabled && !cfg.http.enabled {
+        return Vec::new();
+    }
+    let (_, checks) = crate::loader_files::LoaderFiles::resolve(&cfg.tftp.root, &cfg.dhcp.loaders);
+    checks.iter().filter_map(|c| c.problem()).collect()
+}
+
 /// Joins an error chain into one line, without repeating a cause already in the message.
 fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
@@ -145,11 +155,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .or(cli.config.clone())
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
             let cfg = Config::load(&path, cli.data_dir.as_deref())?;
+            // The file is valid; the loaders it names are host state, checked as `serve`
+            // resolves them: a warning each (stderr), never a failed check, since a
+            // config may be checked before its host has the loaders installed.
+            let warnings = loader_warnings(&cfg);
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             if *json {
                 println!("{}", serde_json::to_string_pretty(&cfg)?);
             } else {
                 println!(
-                    "{}: ok (dhcp {:?}, {} subnet(s), tftp {}, http {} → {}, api {}, data {})",
+                    "{}: ok (dhcp {:?}, {} subnet(s), tftp {}, http {} → {}, api {}, data {}){}",
                     path.display(),
                     cfg.dhcp.mode,
                     cfg.dhcp.subnets.len(),
@@ -161,7 +178,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     } else {
                         "off".to_string()
                     },
-                    cfg.data_dir.display()
+                    cfg.data_dir.display(),
+                    match warnings.len() {
+                        0 => String::new(),
+                        n => format!("; {n} loader(s) cannot be served, see the warnings"),
+                    }
                 );
             }
             Ok(())

@@ -9,8 +9,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::procfs::{CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, CAP_NET_RAW, has_cap};
-use super::{Check, DataDir, Facts, LoaderFile, Proto, SocketUse, has_address};
+use super::{Check, DataDir, Facts, Proto, SocketUse, has_address};
 use crate::config::{Config, DhcpMode};
+use crate::loader_files::Resolution;
 use crate::store::schema::SchemaState;
 
 /// Free space below which publishing an image will likely fail.
@@ -25,7 +26,7 @@ pub(crate) fn checks(cfg: &Config, facts: &Facts) -> Vec<Check> {
     let mut out = interfaces(cfg, facts);
     out.extend(ports(cfg, facts));
     out.push(capabilities(cfg, facts));
-    out.push(loaders(cfg, facts));
+    out.extend(loaders(cfg, facts));
     out.push(store(cfg, facts));
     out.push(disk(facts));
     out.push(data_dir(cfg, facts));
@@ -259,38 +260,37 @@ fn capabilities(cfg: &Config, facts: &Facts) -> Check {
     }
 }
 
-fn loaders(cfg: &Config, facts: &Facts) -> Check {
+/// One `ok` line for the loaders that can be served (a link shown with its file), then
+/// one line per configured loader that cannot, with its fix
+/// ([`crate::loader_files::LoaderCheck::problem`]): a warning while another loader can
+/// be served, a failure when none can.
+fn loaders(cfg: &Config, facts: &Facts) -> Vec<Check> {
     const NAME: &str = "loaders";
     let root = cfg.tftp.root.display();
-    let mut bad: Vec<String> = Vec::new();
     let mut good: Vec<String> = Vec::new();
-    for (fw, name, file) in &facts.loaders {
-        match file {
-            LoaderFile::Regular { via: None } => good.push(name.clone()),
-            LoaderFile::Regular { via: Some(t) } => {
-                good.push(format!("{name} -> {}", t.display()));
+    let mut bad: Vec<(String, String)> = Vec::new();
+    for c in &facts.loaders {
+        match (&c.resolution, c.diagnosis()) {
+            (_, Some(problem)) => bad.push(problem),
+            (Resolution::File { path, linked: true }, None) => {
+                good.push(format!("{} -> {}", c.name, path.display()));
             }
-            LoaderFile::Missing => bad.push(format!("{name} ({fw}) is missing")),
-            LoaderFile::NotRegular(why) => bad.push(format!("{name} ({fw}) {why}")),
-            LoaderFile::Outside(t) => bad.push(format!(
-                "{name} ({fw}) is a symlink to {} outside the root, which is not served",
-                t.display()
-            )),
+            _ => good.push(c.name.clone()),
         }
     }
-    if bad.is_empty() {
-        return Check::ok(NAME, format!("{} in {root}", good.join(", ")));
+    good.dedup();
+    let mut out = Vec::new();
+    if !good.is_empty() {
+        out.push(Check::ok(NAME, format!("{} in {root}", good.join(", "))));
     }
-    let fix = format!(
-        "install the loaders (apt install ipxe), copy them into {root}, or correct \
-         dhcp.loaders / tftp.root"
-    );
-    let detail = format!("in {root}: {}", bad.join("; "));
-    if good.is_empty() {
-        Check::fail(NAME, detail, fix)
-    } else {
-        Check::warn(NAME, detail, fix)
+    for (detail, fix) in bad {
+        out.push(if good.is_empty() {
+            Check::fail(NAME, detail, fix)
+        } else {
+            Check::warn(NAME, detail, fix)
+        });
     }
+    out
 }
 
 fn store(cfg: &Config, facts: &Facts) -> Check {

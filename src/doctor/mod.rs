@@ -126,20 +126,6 @@ pub(crate) struct SocketUse {
     pub owner: Option<(u32, String)>,
 }
 
-/// What a configured loader name resolves to under `tftp.root`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum LoaderFile {
-    /// A regular file (`via`: the symlink target it was reached through, if any).
-    Regular {
-        via: Option<PathBuf>,
-    },
-    Missing,
-    /// A symlink whose target is missing, or not a regular file.
-    NotRegular(String),
-    /// A symlink to a file outside `tftp.root`, which the TFTP and HTTP servers refuse.
-    Outside(PathBuf),
-}
-
 /// The filesystem holding the blob store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Disk {
@@ -170,8 +156,9 @@ pub(crate) struct Facts {
     /// `net.ipv4.ip_unprivileged_port_start`: ports from here up need no capability.
     pub unprivileged_port_start: u16,
     pub sockets: Vec<SocketUse>,
-    /// Per firmware (`bios`, `efi_x64`, …): the configured name and what it resolves to.
-    pub loaders: Vec<(&'static str, String, LoaderFile)>,
+    /// Per firmware (`bios`, `efi_x64`, …): the configured name and what it resolves to,
+    /// as `serve` resolves it.
+    pub loaders: Vec<crate::loader_files::LoaderCheck>,
     pub schema: Result<SchemaState, String>,
     /// Whether this user may write the database file (`None`: no file, or not SQLite).
     pub store_writable: Option<bool>,

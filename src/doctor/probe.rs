@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
-use super::{DataDir, Disk, Facts, HostInterface, LoaderFile, Proto, SocketUse, procfs};
+use super::{DataDir, Disk, Facts, HostInterface, Proto, SocketUse, procfs};
 use crate::config::Config;
+use crate::loader_files::{LoaderCheck, LoaderFiles};
 use crate::store::schema;
 
 /// Everything the checks need, for `cfg`.
@@ -141,49 +142,9 @@ fn sockets() -> Vec<SocketUse> {
     out
 }
 
-fn loaders(cfg: &Config) -> Vec<(&'static str, String, LoaderFile)> {
-    let l = &cfg.dhcp.loaders;
-    let root = cfg
-        .tftp
-        .root
-        .canonicalize()
-        .unwrap_or(cfg.tftp.root.clone());
-    [
-        ("bios", &l.bios),
-        ("efi_ia32", &l.efi_ia32),
-        ("efi_x64", &l.efi_x64),
-        ("efi_arm64", &l.efi_arm64),
-    ]
-    .into_iter()
-    .map(|(fw, name)| (fw, name.clone(), loader(&root, name)))
-    .collect()
-}
-
-/// What `name` under `root` is, as the TFTP root resolves it (no symlink out).
-fn loader(root: &Path, name: &str) -> LoaderFile {
-    let path = root.join(name);
-    let Ok(link) = std::fs::symlink_metadata(&path) else {
-        return LoaderFile::Missing;
-    };
-    if link.file_type().is_symlink() {
-        let Ok(target) = path.canonicalize() else {
-            return LoaderFile::NotRegular("is a symlink to nothing".into());
-        };
-        if !target.starts_with(root) {
-            return LoaderFile::Outside(target);
-        }
-        return match std::fs::metadata(&target) {
-            Ok(m) if m.is_file() => LoaderFile::Regular { via: Some(target) },
-            _ => {
-                LoaderFile::NotRegular(format!("is a symlink to {}, not a file", target.display()))
-            }
-        };
-    }
-    if link.is_file() {
-        LoaderFile::Regular { via: None }
-    } else {
-        LoaderFile::NotRegular("is not a regular file".into())
-    }
+/// Each configured loader as `serve` resolves it ([`LoaderFiles::resolve`]).
+fn loaders(cfg: &Config) -> Vec<LoaderCheck> {
+    LoaderFiles::resolve(&cfg.tftp.root, &cfg.dhcp.loaders).1
 }
 
 fn disk(blobs: &Path) -> Result<Disk, String> {

@@ -2,10 +2,11 @@
 //! problem and the fix on a broken one.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 use crate::config::Config;
+use crate::loader_files::{LoaderCheck, Resolution};
 
 fn config(text: &str) -> Config {
     Config::parse(text, "test.toml", Some(Path::new("/var/lib/tabula"))).unwrap()
@@ -13,6 +14,15 @@ fn config(text: &str) -> Config {
 
 const FULL: &str = "[server]\nadvertise = \"10.0.0.1\"\n[dhcp]\nmode = \"full\"\ninterfaces = [\"eth1\"]\n\
     [[dhcp.subnets]]\nnetwork = \"10.0.0.0/24\"\npools = [\"10.0.0.100-10.0.0.199\"]\n";
+
+fn loader(key: &'static str, name: &str, resolution: Resolution) -> LoaderCheck {
+    LoaderCheck {
+        key,
+        name: name.into(),
+        root: "/usr/lib/ipxe".into(),
+        resolution,
+    }
+}
 
 /// A healthy host for FULL: eth1 with 10.0.0.1, every capability, loaders present.
 fn healthy() -> Facts {
@@ -33,15 +43,21 @@ fn healthy() -> Facts {
         unprivileged_port_start: 1024,
         sockets: vec![],
         loaders: vec![
-            (
+            loader(
                 "bios",
-                "undionly.kpxe".into(),
-                LoaderFile::Regular { via: None },
+                "undionly.kpxe",
+                Resolution::File {
+                    path: "/usr/lib/ipxe/undionly.kpxe".into(),
+                    linked: false,
+                },
             ),
-            (
+            loader(
                 "efi_x64",
-                "snponly.efi".into(),
-                LoaderFile::Regular { via: None },
+                "snponly.efi",
+                Resolution::File {
+                    path: "/usr/lib/ipxe/snponly.efi".into(),
+                    linked: false,
+                },
             ),
         ],
         schema: Ok(SchemaState::Current(3)),
@@ -234,38 +250,63 @@ fn capabilities_follow_what_the_config_binds() {
 }
 
 #[test]
-fn loaders_name_the_missing_and_unservable_ones() {
+fn loaders_name_each_missing_or_unservable_one_on_its_own_line() {
     let cfg = config("");
     let mut f = healthy();
-    f.loaders
-        .push(("efi_arm64", "ipxe-arm64.efi".into(), LoaderFile::Missing));
-    f.loaders.push((
+    // Debian's ipxe.efi, a link out of the root: served, and shown with its file.
+    f.loaders.push(loader(
         "efi_ia32",
-        "ipxe.efi".into(),
-        LoaderFile::Outside(PathBuf::from("/boot/ipxe.efi")),
+        "ipxe.efi",
+        Resolution::File {
+            path: "/boot/ipxe.efi".into(),
+            linked: true,
+        },
     ));
-    let c = checks(&cfg, &f)
-        .into_iter()
-        .find(|c| c.name == "loaders")
-        .unwrap();
-    assert_eq!(c.status, Status::Warn);
-    assert!(
-        c.detail.contains("ipxe-arm64.efi (efi_arm64) is missing"),
-        "{}",
-        c.line()
-    );
-    assert!(
-        c.detail.contains("/boot/ipxe.efi outside the root"),
-        "{}",
-        c.line()
-    );
     f.loaders
-        .retain(|(_, _, l)| !matches!(l, LoaderFile::Regular { .. }));
-    let c = checks(&cfg, &f)
-        .into_iter()
-        .find(|c| c.name == "loaders")
-        .unwrap();
-    assert_eq!(c.status, Status::Fail, "nothing servable at all");
+        .push(loader("efi_arm64", "ipxe-arm64.efi", Resolution::Missing));
+    f.loaders.push(loader(
+        "efi_x64",
+        "gone.efi",
+        Resolution::Dangling {
+            link: "/usr/lib/ipxe/gone.efi".into(),
+            target: "/boot/gone.efi".into(),
+        },
+    ));
+    let out = checks(&cfg, &f);
+    let lines = by_name(&out, "loaders");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0].status, Status::Ok);
+    assert!(
+        lines[0].detail.contains("ipxe.efi -> /boot/ipxe.efi"),
+        "{}",
+        lines[0].line()
+    );
+    assert_eq!(
+        (lines[1].status, lines[2].status),
+        (Status::Warn, Status::Warn)
+    );
+    assert!(
+        lines[1]
+            .line()
+            .contains("dhcp.loaders.efi_arm64 = \"ipxe-arm64.efi\": /usr/lib/ipxe/ipxe-arm64.efi does not exist; fix: install"),
+        "{}",
+        lines[1].line()
+    );
+    assert!(
+        lines[2].line().contains(
+            "/usr/lib/ipxe/gone.efi is a symlink to /boot/gone.efi, which does not exist; fix: "
+        ),
+        "{}",
+        lines[2].line()
+    );
+    f.loaders.retain(|l| !l.servable());
+    let out = checks(&cfg, &f);
+    let lines = by_name(&out, "loaders");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines.iter().all(|c| c.status == Status::Fail),
+        "nothing servable at all"
+    );
 }
 
 #[test]

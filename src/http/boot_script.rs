@@ -53,6 +53,21 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Appends the response: the head (its `Content-Length` the body's, for HEAD too),
+    /// then the body unless `head_only`.
+    fn write(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
+        let mut h = HeadWriter::new(out, self.status);
+        h.header("content-type", b"text/plain; charset=utf-8");
+        if self.no_store {
+            h.header("cache-control", b"no-store");
+        }
+        h.number("content-length", self.body.len() as u64);
+        h.finish(keep_alive);
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
     fn plain(status: StatusCode, msg: String) -> Reply {
         Reply {
             status,
@@ -302,16 +317,7 @@ pub async fn send(
         }
     };
     let mut out = Vec::with_capacity(256 + reply.body.len());
-    let mut h = HeadWriter::new(&mut out, reply.status);
-    h.header("content-type", b"text/plain; charset=utf-8");
-    if reply.no_store {
-        h.header("cache-control", b"no-store");
-    }
-    h.number("content-length", reply.body.len() as u64);
-    h.finish(keep_alive);
-    if !head_only {
-        out.extend_from_slice(&reply.body);
-    }
+    reply.write(&mut out, head_only, keep_alive);
     super::conn::write_all(stream, &out, &st.limits).await
 }
 
@@ -335,6 +341,33 @@ mod tests {
             (f.stage, &*f.detail),
             (BootStage::Failed, r#"{"reason":"x"}"#)
         );
+    }
+
+    #[test]
+    fn a_head_gets_the_scripts_head_and_length_without_the_body() {
+        let reply = Reply {
+            status: StatusCode::OK,
+            no_store: true,
+            body: Bytes::from_static(b"#!ipxe\nchain http://x/y\n"),
+        };
+        let (mut get, mut head) = (Vec::new(), Vec::new());
+        reply.write(&mut get, false, true);
+        reply.write(&mut head, true, true);
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        let (get, head) = (text(&get), text(&head));
+        let strip = |t: &str| {
+            t.split("\r\n")
+                .filter(|l| !l.starts_with("date: "))
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        };
+        assert_eq!(
+            strip(&get),
+            strip(&format!("{head}#!ipxe\nchain http://x/y\n"))
+        );
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+        assert!(head.contains("content-length: 24\r\n"), "{head}");
+        assert!(head.contains("cache-control: no-store\r\n"), "{head}");
     }
 
     #[test]

@@ -313,6 +313,17 @@ pub(super) fn framing(p: &Parsed) -> Result<usize, Refusal> {
     }
 }
 
+/// Whether a head that could not be parsed (or did not end) is a `HEAD` request, by its
+/// request line as far as it came: such a request's refusal carries no body either, so
+/// a client that reads no body after a HEAD is never left with stray bytes.
+pub(super) fn sniff_head(raw: &[u8]) -> bool {
+    let start = raw
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(raw.len());
+    raw[start..].starts_with(b"HEAD ")
+}
+
 fn wants_keep_alive(p: &Parsed) -> bool {
     let conn = p
         .headers
@@ -349,7 +360,15 @@ async fn connection(
                 limits
                     .bad_requests
                     .warn(&format_args!("{peer}: head too large"));
-                let _ = refuse(&mut stream, limits, &Refusal::HeadTooLarge, false, false).await;
+                let head_only = sniff_head(&buf);
+                let _ = refuse(
+                    &mut stream,
+                    limits,
+                    &Refusal::HeadTooLarge,
+                    head_only,
+                    false,
+                )
+                .await;
                 return;
             }
             Err(e) => {
@@ -358,15 +377,19 @@ async fn connection(
             }
         };
         let framed = parse(&buf[..n])
-            .map_err(|why| Refusal::BadRequest(why.into()))
-            .and_then(|p| framing(&p).map(|len| (p, len)));
+            .map_err(|why| (Refusal::BadRequest(why.into()), sniff_head(&buf[..n])))
+            .and_then(|p| match framing(&p) {
+                Ok(len) => Ok((p, len)),
+                Err(r) => Err((r, p.method == Method::HEAD)),
+            });
         let (parsed, body_len) = match framed {
             Ok(ok) => ok,
-            Err(refusal) => {
+            Err((refusal, head_only)) => {
                 limits
                     .bad_requests
                     .warn(&format_args!("{peer}: {}", refusal.message().trim_end()));
-                let _ = refuse(&mut stream, limits, &refusal, false, false).await;
+                // A HEAD is answered without a body even when its head is refused.
+                let _ = refuse(&mut stream, limits, &refusal, head_only, false).await;
                 return;
             }
         };

@@ -93,3 +93,34 @@ fn http_1_1_needs_exactly_one_host() {
     assert_eq!(e("GET / HTTP/1.0\r\n\r\n"), Ok(0), "1.0 may omit Host");
     assert_eq!(e("GET / HTTP/1.1\r\nhost: a\r\n\r\n"), Ok(0));
 }
+
+#[test]
+fn a_refused_head_request_is_known_as_head() {
+    assert!(sniff_head(b"HEAD /loaders/ipxe.efi HTTP/1.1\r\n"));
+    assert!(sniff_head(b"\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert!(sniff_head(b"HEAD /x"), "a head cut short still starts HEAD");
+    for other in [
+        &b"GET / HTTP/1.1\r\n"[..],
+        b"HEADER / HTTP/1.1",
+        b"head / HTTP/1.1",
+        b"",
+    ] {
+        assert!(!sniff_head(other), "{:?}", String::from_utf8_lossy(other));
+    }
+    // Framing refusals of a parsed HEAD: answered with the head a GET gets, no body.
+    let p = parse(b"HEAD /healthz HTTP/1.1\r\n\r\n").expect("parses");
+    let refusal = framing(&p).unwrap_err();
+    let (mut get, mut head) = (Vec::new(), Vec::new());
+    refusal.write(&mut get, false, false);
+    refusal.write(&mut head, true, false);
+    let text = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .split("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let (get, head) = (text(&get), text(&head));
+    assert!(head.ends_with("\r\n\r\n"), "{head:?}");
+    assert_eq!(get, format!("{head}{}", refusal.message()));
+}

@@ -3,11 +3,17 @@
 //!
 //! Deliberately narrower than TFTP: one plain file name (letters, digits, `.`, `_`, `-`;
 //! no directories; checked by `route.rs` with [`plain_name`]), opened without following
-//! symlinks, regular files only, at most [`MAX_LOADER`] bytes. The file is streamed with
-//! `sendfile`, as blobs are, never read into memory.
+//! symlinks and non-blocking (a FIFO never holds a thread), regular files only, at most
+//! [`MAX_LOADER`] bytes. A loader the configuration names (`dhcp.loaders.*`) is opened
+//! from the file it resolved to at start-up instead, even outside `tftp.root`
+//! ([`LoaderFiles`]; Debian links `ipxe.efi` to `/boot/ipxe.efi`); only that exact name.
+//! The file is streamed with `sendfile`, as blobs are, never read into memory. HEAD gets
+//! the head GET gets, with the file's real length.
 
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use axum::http::StatusCode;
 use tokio::net::TcpStream;
@@ -18,6 +24,7 @@ use super::conn::write_all;
 use super::route::Refusal;
 use super::wire::HeadWriter;
 use crate::boot::urls;
+use crate::loader_files::LoaderFiles;
 
 /// Largest loader served.
 const MAX_LOADER: u64 = 16 << 20;
@@ -39,24 +46,12 @@ pub(super) async fn send(
     head_only: bool,
     keep_alive: bool,
 ) -> io::Result<()> {
-    let path = st.loader_dir.join(name);
-    let opened =
-        tokio::task::spawn_blocking(move || -> io::Result<Option<(std::fs::File, u64)>> {
-            let f = match std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-            {
-                Ok(f) => f,
-                Err(_) => return Ok(None),
-            };
-            let meta = f.metadata()?;
-            if !meta.is_file() || meta.len() > MAX_LOADER {
-                return Ok(None);
-            }
-            Ok(Some((f, meta.len())))
-        })
-        .await;
+    let (dir, files, owned) = (
+        st.loader_dir.clone(),
+        st.loader_files.clone(),
+        name.to_string(),
+    );
+    let opened = tokio::task::spawn_blocking(move || open(&dir, &files, &owned)).await;
     let mut out = Vec::with_capacity(192);
     let (file, len) = match opened {
         Ok(Ok(Some(opened))) => opened,
@@ -69,10 +64,7 @@ pub(super) async fn send(
             return write_all(stream, &out, &st.limits).await;
         }
     };
-    let mut h = HeadWriter::new(&mut out, StatusCode::OK);
-    h.header("content-type", b"application/efi")
-        .number("content-length", len);
-    h.finish(keep_alive);
+    write_head(&mut out, len, keep_alive);
     if head_only || len == 0 {
         return write_all(stream, &out, &st.limits).await;
     }
@@ -81,4 +73,110 @@ pub(super) async fn send(
     sendfile_all(stream, &file, 0, len, &st.limits)
         .await
         .map(|_| ())
+}
+
+/// Appends the head of a loader of `len` bytes: the same for GET and HEAD (a HEAD is how
+/// UEFI HTTP boot learns the size before it GETs).
+fn write_head(out: &mut Vec<u8>, len: u64, keep_alive: bool) {
+    let mut h = HeadWriter::new(out, StatusCode::OK);
+    h.header("content-type", b"application/efi")
+        .number("content-length", len);
+    h.finish(keep_alive);
+}
+
+/// Opens the loader `name` (a [`plain_name`]) for sending, with its length: a configured
+/// loader from its resolved file, any other name from `dir` without following a link.
+/// `Ok(None)` when it is not served (missing, a link, not a regular file, too large).
+/// Blocking.
+pub(super) fn open(dir: &Path, files: &LoaderFiles, name: &str) -> io::Result<Option<(File, u64)>> {
+    let path = match files.file_of(Path::new(name)) {
+        Some(resolved) => resolved.to_path_buf(),
+        None => dir.join(name),
+    };
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_LOADER {
+        return Ok(None);
+    }
+    Ok(Some((f, meta.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn body(got: io::Result<Option<(File, u64)>>) -> Option<Vec<u8>> {
+        let (mut f, len) = got.unwrap()?;
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).unwrap();
+        assert_eq!(v.len() as u64, len);
+        Some(v)
+    }
+
+    #[test]
+    fn the_head_carries_the_loaders_real_length() {
+        let mut out = Vec::new();
+        write_head(&mut out, 173_792, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/efi\r\ncontent-length: 173792\r\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_configured_link_out_of_the_root_is_served_and_no_other_name_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, elsewhere) = (tmp.path().join("root"), tmp.path().join("elsewhere"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("ipxe.efi"), b"efi").unwrap();
+        std::fs::write(root.join("snponly.efi"), b"snp").unwrap();
+        symlink("../elsewhere/ipxe.efi", root.join("ipxe.efi")).unwrap();
+        symlink(elsewhere.join("ipxe.efi"), root.join("other.efi")).unwrap();
+        let fifo = root.join("pipe.efi");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+
+        // Today's rules without configured loaders: plain files only, no links.
+        let none = LoaderFiles::default();
+        assert_eq!(
+            body(open(&root, &none, "snponly.efi")).as_deref(),
+            Some(&b"snp"[..])
+        );
+        assert_eq!(body(open(&root, &none, "ipxe.efi")), None);
+
+        let (files, _) = LoaderFiles::resolve_names(&root, &[("efi_x64", "ipxe.efi")]);
+        assert_eq!(
+            body(open(&root, &files, "ipxe.efi")).as_deref(),
+            Some(&b"efi"[..])
+        );
+        // The same file under another name stays refused; other plain files still serve.
+        assert_eq!(body(open(&root, &files, "other.efi")), None);
+        assert_eq!(
+            body(open(&root, &files, "snponly.efi")).as_deref(),
+            Some(&b"snp"[..])
+        );
+        assert_eq!(body(open(&root, &files, "nope.efi")), None);
+        // A FIFO is refused at once (the open is non-blocking), configured or not.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, f) = (root.clone(), files.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(body(open(&r, &f, "pipe.efi")));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(5));
+        assert_eq!(got.expect("opening a FIFO blocked"), None);
+    }
 }

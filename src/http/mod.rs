@@ -10,9 +10,11 @@
 //! | `GET,HEAD /boot/{mac}/boot.ipxe` | the same, path form |
 //! | `GET,HEAD /blobs/sha256/{hex}[/{name}]` | immutable blobs by digest (`blobs.rs`, by `sendfile`) |
 //! | `POST /boot/{mac}/{manifest}/{token}/{booted,failed,progress}` | reports from booting machines, with their boot's token ([`report`]) |
-//! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`; `loaders.rs`) |
+//! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`, a configured loader through its link; `loaders.rs`) |
 //! | `GET,HEAD /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 |
 //! | `GET,HEAD /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
+//!
+//! HEAD gets exactly the head GET gets (status, length, type, validators), never a body.
 //!
 //! Limits (deadlines, connection caps) and their counters are in [`limits`]. With
 //! `http.require_lease_match`, scripts, reports and attributed downloads for a MAC are
@@ -58,6 +60,9 @@ pub struct HttpState {
     pub base_url: String,
     /// The loader directory (`tftp.root`), also served under `/loaders/`.
     pub loader_dir: std::path::PathBuf,
+    /// The configured loaders, resolved at start-up (served even from outside
+    /// `loader_dir`; `loaders.rs`).
+    pub loader_files: crate::loader_files::LoaderFiles,
     /// Blob files kept open by digest (for the `sendfile` path).
     pub files: blob_files::BlobFiles,
     /// Rendered scripts of the current inventory snapshot.

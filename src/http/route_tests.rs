@@ -310,3 +310,63 @@ fn refusals_are_written_whole() {
         assert!(r.message().ends_with('\n'), "{r:?}");
     }
 }
+
+/// The head of an answer without its `date` line (written per second), and its body.
+fn split(out: &[u8]) -> (String, Vec<u8>) {
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8(out[..end].to_vec()).unwrap();
+    let head = head
+        .split("\r\n")
+        .filter(|l| !l.starts_with("date: "))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    (head, out[end..].to_vec())
+}
+
+#[test]
+fn head_is_get_without_the_body_for_every_refusal_and_text_answer() {
+    let refusals = [
+        Refusal::BadRequest("bad\n".into()),
+        Refusal::Forbidden("no token\n"),
+        Refusal::NotFound("no such loader\n"),
+        Refusal::MethodNotAllowed { allow: REPORT },
+        Refusal::LengthRequired,
+        Refusal::PayloadTooLarge("big\n"),
+        Refusal::TooManyRequests,
+        Refusal::HeadTooLarge,
+        Refusal::Unavailable("down\n"),
+        Refusal::Internal("broken\n"),
+        Refusal::Busy { retry_after: 7 },
+    ];
+    for keep_alive in [true, false] {
+        let mut answers: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::new();
+        for r in &refusals {
+            let (mut get, mut head) = (Vec::new(), Vec::new());
+            r.write(&mut get, false, keep_alive);
+            r.write(&mut head, true, keep_alive);
+            answers.push((format!("{r:?}"), get, head));
+        }
+        for (ok, body) in [(true, "ok\n"), (false, "not serving: tftp\n")] {
+            let (mut get, mut head) = (Vec::new(), Vec::new());
+            health_text(&mut get, ok, body, false, keep_alive);
+            health_text(&mut head, ok, body, true, keep_alive);
+            answers.push((format!("health {ok}"), get, head));
+        }
+        let (mut get, mut head) = (Vec::new(), Vec::new());
+        ok_text(&mut get, "recorded\n", false, keep_alive);
+        ok_text(&mut head, "recorded\n", true, keep_alive);
+        answers.push(("ok".into(), get, head));
+        for (what, get, head) in answers {
+            let (gh, gb) = split(&get);
+            let (hh, hb) = split(&head);
+            assert_eq!(gh, hh, "{what}");
+            assert!(hb.is_empty(), "{what}: HEAD has a body");
+            let len = gh
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap_or_else(|| panic!("{what}: no content-length"));
+            assert_eq!(len.parse::<usize>().unwrap(), gb.len(), "{what}");
+            assert!(!gb.is_empty(), "{what}: GET has its body");
+        }
+    }
+}

@@ -10,6 +10,13 @@
 //! (so a FIFO or device never blocks `open`) and through the opened handle. The root itself is trusted: someone who can write into it while tabula runs
 //! could still race a directory swap; TFTP clients cannot write at all.
 //!
+//! One exception, for the loaders the configuration names (`dhcp.loaders.*`): such a
+//! name is served from the file it resolved to at start-up ([`LoaderFiles`]), even when
+//! that file lies outside the root (Debian's `/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi`).
+//! Only the exact configured name gets this; any other name reaching the same file (a
+//! second link, a link to the link) is refused as above. The remembered file is still
+//! opened `O_NOFOLLOW | O_NONBLOCK` and must still be a regular file.
+//!
 //! A first path component spelled as a hyphenated MAC (`52-54-00-12-34-56/undionly.kpxe`)
 //! names the client, not a directory: the DHCP side puts it there so a transfer says
 //! which machine it served without any lookup (see [`client_prefix`]). The rest of the
@@ -30,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::TftpError;
+use crate::loader_files::LoaderFiles;
 
 /// Files up to this size are read whole and cached; larger ones are read in chunks.
 pub const MAX_CACHED_FILE: u64 = 16 * 1024 * 1024;
@@ -91,6 +99,8 @@ struct Cache {
 #[derive(Debug)]
 pub struct Root {
     dir: PathBuf,
+    /// The configured loaders, resolved at start-up.
+    loaders: LoaderFiles,
     cache: Mutex<Cache>,
 }
 
@@ -109,8 +119,14 @@ impl Root {
         }
         Ok(Root {
             dir: canonical,
+            loaders: LoaderFiles::default(),
             cache: Mutex::default(),
         })
+    }
+
+    /// Serves each configured loader of `loaders` from its resolved file.
+    pub fn with_loaders(self, loaders: LoaderFiles) -> Root {
+        Root { loaders, ..self }
     }
 
     /// The canonical root directory.
@@ -126,11 +142,18 @@ impl Root {
         };
         let (_, served) = client_prefix(name);
         let relative = relative_path(served).map_err(forbidden)?;
-        let joined = self.dir.join(&relative);
-        let canonical = joined.canonicalize().map_err(|e| io_refusal(name, e))?;
-        if !canonical.starts_with(&self.dir) {
-            return Err(forbidden("resolves outside the TFTP root"));
-        }
+        let canonical = match self.loaders.file_of(&relative) {
+            // A configured loader: the file it resolved to at start-up, wherever it is.
+            Some(file) => file.to_path_buf(),
+            None => {
+                let joined = self.dir.join(&relative);
+                let canonical = joined.canonicalize().map_err(|e| io_refusal(name, e))?;
+                if !canonical.starts_with(&self.dir) {
+                    return Err(forbidden("resolves outside the TFTP root"));
+                }
+                canonical
+            }
+        };
         // A FIFO (or a device) would block `open` itself until a writer shows up, holding
         // a blocking thread and a transfer slot forever: refuse anything but a regular
         // file before opening, and open non-blocking so a swap in between cannot block

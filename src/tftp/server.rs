@@ -34,6 +34,7 @@ use super::root::Root;
 use super::session::{self, Session};
 use super::transfer::Limits;
 use crate::config::TftpConfig;
+use crate::loader_files::LoaderFiles;
 use crate::throttle::{Throttle, escaped};
 
 /// How long in-flight transfers may go on after shutdown begins, by default.
@@ -58,6 +59,9 @@ pub struct TftpServerConfig {
     pub limits: Limits,
     /// How long in-flight transfers may continue once shutdown begins.
     pub grace: Duration,
+    /// The configured loaders, resolved at start-up: served from their resolved files
+    /// even outside `root` (see `root.rs`). Empty: every name by the root's rules.
+    pub loaders: LoaderFiles,
 }
 
 impl From<&TftpConfig> for TftpServerConfig {
@@ -73,6 +77,7 @@ impl From<&TftpConfig> for TftpServerConfig {
                 retries: c.retries,
             },
             grace: DEFAULT_GRACE,
+            loaders: LoaderFiles::default(),
         }
     }
 }
@@ -90,7 +95,7 @@ pub async fn run(
     events: mpsc::Sender<TransferEvent>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), TftpError> {
-    let root = Arc::new(Root::new(&cfg.root)?);
+    let root = Arc::new(Root::new(&cfg.root)?.with_loaders(cfg.loaders.clone()));
     let local = socket.local_addr().map_err(TftpError::Socket)?;
     let permits = Arc::new(Semaphore::new(cfg.max_transfers));
     let clients = Clients::default();

@@ -178,3 +178,49 @@ fn require_lease_match_outside_full_mode_is_one_clear_line() {
         assert!(e.contains(&want), "{e}");
     }
 }
+
+/// Issue 18: a valid config whose configured loader is a dangling link (Debian's
+/// `ipxe.efi -> /boot/ipxe.efi` with `/boot/ipxe.efi` gone) still checks, but `config
+/// check` names that loader on one warning line with the fix, instead of a bare "ok".
+#[test]
+fn config_check_names_a_dangling_configured_loader() {
+    let env = Env::new();
+    let root = env.dir.path().join("ipxe");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("undionly.kpxe"), b"bios").unwrap();
+    std::os::unix::fs::symlink("/nonexistent/boot/ipxe.efi", root.join("ipxe.efi")).unwrap();
+    let cfg = env.dir.path().join("dangling.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dhcp.loaders]\nbios = \"undionly.kpxe\"\nefi_ia32 = \"undionly.kpxe\"\n\
+             efi_x64 = \"ipxe.efi\"\nefi_arm64 = \"undionly.kpxe\"\n[tftp]\nroot = \"{}\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let r = env.run(&["config", "check", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let warnings: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{}", r.stderr);
+    let canonical = root.canonicalize().unwrap();
+    assert!(
+        warnings[0].starts_with(&format!(
+            "warning: dhcp.loaders.efi_x64 = \"ipxe.efi\": {}/ipxe.efi is a symlink to \
+             /nonexistent/boot/ipxe.efi, which does not exist; fix: ",
+            canonical.display()
+        )),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        r.stdout.contains(": ok (") && r.stdout.contains("1 loader(s) cannot be served"),
+        "{}",
+        r.stdout
+    );
+    // With the file back, the check is quiet again.
+    std::fs::remove_file(root.join("ipxe.efi")).unwrap();
+    std::fs::write(root.join("ipxe.efi"), b"efi").unwrap();
+    let r = env.run(&["config", "check", cfg.to_str().unwrap()]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+}

@@ -42,6 +42,19 @@ impl Drop for Vm {
 /// the console. The QEMU command line is `tabula lab`'s (`tabula::lab::qemu::args`, the
 /// lines of shared/netboot-lab.md §3), on tap0, the console going to a file.
 pub(crate) fn pxe_boot(env: &Env, ns: &str, fw: Fw, marker: &str, run: usize) -> String {
+    boot_vm(env, ns, fw, &[], marker, run)
+}
+
+/// [`pxe_boot`] with `extra` arguments after `tabula lab`'s QEMU command line (firmware
+/// settings by `-fw_cfg`, say).
+pub(crate) fn boot_vm(
+    env: &Env,
+    ns: &str,
+    fw: Fw,
+    extra: &[&str],
+    marker: &str,
+    run: usize,
+) -> String {
     let log = env.dir.path().join(format!("console-{run}.log"));
     let (firmware, mac) = match fw {
         Fw::Bios => (VmFirmware::Bios, BIOS_MAC),
@@ -59,6 +72,7 @@ pub(crate) fn pxe_boot(env: &Env, ns: &str, fw: Fw, marker: &str, run: usize) ->
     let vm = Vm(Command::new("ip")
         .args(["netns", "exec", ns, "qemu-system-x86_64"])
         .args(qemu::args(&spec, work))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::null())

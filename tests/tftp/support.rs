@@ -36,6 +36,7 @@ pub fn config(root: &Path) -> TftpServerConfig {
             retries: 5,
         },
         grace: Duration::from_millis(500),
+        loaders: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::os::unix::fs::symlink;
 
 use super::*;
+use crate::loader_files::LoaderFiles;
 
 #[test]
 fn plain_and_nested_names_are_relative() {
@@ -198,4 +199,55 @@ fn a_fifo_is_refused_without_blocking() {
         ),
         "{r:?}"
     );
+}
+
+#[test]
+fn a_configured_loader_is_served_through_a_link_out_of_the_root_and_no_other_name_is() {
+    let (tmp, root) = setup();
+    let dir = root.dir().to_path_buf();
+    // Debian's layout: the loader is a link to a file outside the root.
+    std::fs::create_dir(tmp.path().join("elsewhere")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.path().join("elsewhere/ipxe.efi"), b"efi").unwrap_or_else(|e| panic!("{e}"));
+    symlink("../elsewhere/ipxe.efi", dir.join("ipxe.efi")).unwrap_or_else(|e| panic!("{e}"));
+    symlink(tmp.path().join("elsewhere/ipxe.efi"), dir.join("other.efi"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    symlink("ipxe.efi", dir.join("alias.efi")).unwrap_or_else(|e| panic!("{e}"));
+    symlink("/nonexistent/ipxe.efi", dir.join("gone.efi")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        root.open("ipxe.efi"),
+        Err(TftpError::Forbidden { .. })
+    ));
+    let (files, _) = LoaderFiles::resolve_names(
+        &dir,
+        &[
+            ("efi_x64", "ipxe.efi"),
+            ("bios", "gone.efi"),
+            ("efi_ia32", "secret"),
+        ],
+    );
+    let root = root.with_loaders(files);
+    for name in ["ipxe.efi", "/ipxe.efi", "52-54-00-12-34-56/ipxe.efi"] {
+        let got = root.open(name).map(bytes_of);
+        assert_eq!(got.ok().as_deref(), Some(&b"efi"[..]), "{name}");
+    }
+    // Other names reaching the same file, and escapes, keep the root's rules.
+    for name in [
+        "other.efi",
+        "alias.efi",
+        "../elsewhere/ipxe.efi",
+        "sub/../ipxe.efi",
+        "../secret",
+    ] {
+        assert!(
+            matches!(root.open(name), Err(TftpError::Forbidden { .. })),
+            "{name}"
+        );
+    }
+    assert!(matches!(
+        root.open("gone.efi"),
+        Err(TftpError::NotFound { .. })
+    ));
+    // Files of the root that are not configured loaders are served as before.
+    let got = root.open("loader.efi").map(bytes_of);
+    assert_eq!(got.ok().as_deref(), Some(&b"loader"[..]));
 }
