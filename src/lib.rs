@@ -26,6 +26,8 @@ pub mod inventory;
 pub mod lab;
 pub(crate) mod lease_view;
 pub mod loader_files;
+#[cfg(test)]
+mod mutate;
 pub(crate) mod privilege;
 pub mod store;
 #[doc(hidden)]
