@@ -303,6 +303,7 @@ pub(crate) async fn run(
         let st = crate::api::ApiState {
             health: health.clone(),
             store: store.clone(),
+            fleet: crate::fleet::Fleet::new(inventory.clone()),
             hub: hub.clone(),
             shutdown: shutdown.clone(),
         };

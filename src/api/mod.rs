@@ -17,6 +17,7 @@
 //! plane (`crate::http`) or the DHCP and TFTP front ends, and machines are never pointed
 //! at it: what they fetch is on `http.listen`.
 
+pub(crate) mod auth;
 pub(crate) mod events;
 pub(crate) mod problem;
 
@@ -42,6 +43,8 @@ use crate::store::Store;
 pub(crate) struct ApiState {
     pub health: Health,
     pub store: Store,
+    /// The write facade and read models the CLI uses too.
+    pub fleet: crate::fleet::Fleet,
     /// Events as they are committed (the event stream follows it).
     pub hub: crate::events::Hub,
     /// Cancelled at shutdown: open event streams end, so graceful shutdown can finish.
@@ -59,6 +62,11 @@ struct Index {
 pub(crate) fn router(st: ApiState) -> Router {
     let health = st.health.clone();
     let ready = st.health.clone();
+    // Every resource needs a token ([`auth`]); health, the index and the document
+    // describing the API do not.
+    let resources = Router::new()
+        .route(events::PATH, get(events::stream))
+        .route_layer(middleware::from_fn_with_state(st.clone(), auth::require));
     Router::new()
         .route(
             "/healthz",
@@ -70,7 +78,7 @@ pub(crate) fn router(st: ApiState) -> Router {
         )
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
-        .route(events::PATH, get(events::stream))
+        .merge(resources)
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())

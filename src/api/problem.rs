@@ -9,8 +9,9 @@ use serde::Serialize;
 /// The media type of a problem document.
 pub(crate) const MEDIA_TYPE: &str = "application/problem+json";
 
-/// One problem document. `type` is always `about:blank` (the status says it all), so
-/// `title` is the status's reason phrase.
+/// One problem document. `type` is `about:blank` where the status says it all (no
+/// route, wrong method, a malformed query), with the status's reason phrase as `title`;
+/// otherwise one of the stable [`types`], each with its own `title`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Problem {
     #[serde(rename = "type")]
@@ -22,6 +23,41 @@ pub(crate) struct Problem {
     /// The path the problem is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Extension: the kind of thing a not-found or conflict is about (`machine`, `pin`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<&'static str>,
+    /// Extension: the name of that thing, or the request field that is not acceptable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The stable problem types: `(type, title)`. Clients match on `type`, never on text.
+pub(crate) mod types {
+    pub(crate) const UNAUTHORIZED: (&str, &str) = (
+        "urn:tabula:problem:unauthorized",
+        "A valid token is required",
+    );
+    pub(crate) const FORBIDDEN: (&str, &str) = (
+        "urn:tabula:problem:insufficient-scope",
+        "The token's scope does not allow this",
+    );
+    pub(crate) const NOT_FOUND: (&str, &str) = ("urn:tabula:problem:not-found", "No such resource");
+    pub(crate) const CONFLICT: (&str, &str) = (
+        "urn:tabula:problem:conflict",
+        "The request conflicts with the current state",
+    );
+    pub(crate) const INVALID: (&str, &str) = (
+        "urn:tabula:problem:invalid",
+        "A value of the request is not acceptable",
+    );
+    pub(crate) const BAD_BODY: (&str, &str) = (
+        "urn:tabula:problem:malformed-body",
+        "The request body cannot be read",
+    );
+    pub(crate) const DIGEST_MISMATCH: (&str, &str) = (
+        "urn:tabula:problem:digest-mismatch",
+        "The uploaded bytes do not hash to the digest named",
+    );
 }
 
 impl Problem {
@@ -32,7 +68,40 @@ impl Problem {
             status: status.as_u16(),
             detail,
             instance,
+            resource: None,
+            name: None,
         }
+    }
+
+    /// A problem of one of the stable [`types`].
+    pub(crate) fn typed(
+        status: StatusCode,
+        (kind, title): (&'static str, &'static str),
+        path: &str,
+        detail: String,
+    ) -> Problem {
+        Problem {
+            kind,
+            title,
+            ..Problem::new(status, detail, Some(path.to_string()))
+        }
+    }
+
+    /// With the thing it is about (extension members `resource` and `name`).
+    pub(crate) fn about(mut self, resource: Option<&'static str>, name: String) -> Problem {
+        self.resource = resource;
+        self.name = Some(name);
+        self
+    }
+
+    /// 401: no usable token (the caller adds the `WWW-Authenticate` challenge).
+    pub(crate) fn unauthorized(path: &str, detail: String) -> Problem {
+        Problem::typed(StatusCode::UNAUTHORIZED, types::UNAUTHORIZED, path, detail)
+    }
+
+    /// 403: a valid token whose scope is too small.
+    pub(crate) fn forbidden(path: &str, detail: String) -> Problem {
+        Problem::typed(StatusCode::FORBIDDEN, types::FORBIDDEN, path, detail)
     }
 
     /// No resource at `path`.

@@ -207,6 +207,7 @@ pub(crate) async fn tag(
     name: &str,
     version: &str,
     channel: &str,
+    actor: Option<&str>,
 ) -> Result<(), CatalogError> {
     names::check_channel(channel)?;
     if !store
@@ -219,7 +220,7 @@ pub(crate) async fn tag(
             "{name}@{version} is not published (see `tabula image list`)"
         )));
     }
-    store.set_channel(name, channel, version).await?;
+    store.set_channel_by(name, channel, version, actor).await?;
     Ok(())
 }
 

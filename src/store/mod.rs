@@ -28,6 +28,7 @@ mod requirements;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
+mod tokens;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
@@ -38,6 +39,7 @@ pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
+pub use tokens::TokenRow;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
