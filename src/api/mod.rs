@@ -18,8 +18,20 @@
 //! at it: what they fetch is on `http.listen`.
 
 pub(crate) mod auth;
+mod blobs;
+mod event_list;
 pub(crate) mod events;
+mod extract;
+mod images;
+mod leases;
+mod machines;
+mod openapi;
+mod page;
+mod pins;
 pub(crate) mod problem;
+pub(crate) mod routes;
+mod timeline;
+mod tokens;
 
 use std::io;
 
@@ -64,9 +76,7 @@ pub(crate) fn router(st: ApiState) -> Router {
     let ready = st.health.clone();
     // Every resource needs a token ([`auth`]); health, the index and the document
     // describing the API do not.
-    let resources = Router::new()
-        .route(events::PATH, get(events::stream))
-        .route_layer(middleware::from_fn_with_state(st.clone(), auth::require));
+    let resources = routes::resources(st.clone());
     Router::new()
         .route(
             "/healthz",
@@ -78,6 +88,7 @@ pub(crate) fn router(st: ApiState) -> Router {
         )
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
+        .route(openapi::PATH, get(openapi::document))
         .merge(resources)
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {

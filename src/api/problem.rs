@@ -6,6 +6,9 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::fleet::{FleetError, Kind};
+use crate::store::StoreError;
+
 /// The media type of a problem document.
 pub(crate) const MEDIA_TYPE: &str = "application/problem+json";
 
@@ -53,6 +56,14 @@ pub(crate) mod types {
     pub(crate) const BAD_BODY: (&str, &str) = (
         "urn:tabula:problem:malformed-body",
         "The request body cannot be read",
+    );
+    pub(crate) const UNKNOWN_REFERENCE: (&str, &str) = (
+        "urn:tabula:problem:unknown-reference",
+        "The request names something that does not exist",
+    );
+    pub(crate) const INTERNAL: (&str, &str) = (
+        "urn:tabula:problem:internal",
+        "The server failed; the log says why",
     );
     pub(crate) const DIGEST_MISMATCH: (&str, &str) = (
         "urn:tabula:problem:digest-mismatch",
@@ -134,6 +145,83 @@ impl Problem {
             format!("{path} does not take {method}"),
             Some(path.to_string()),
         )
+    }
+
+    /// The answer for a fleet error about the resource at `path`, whose own kind is
+    /// `subject`: not found (404) when the resource itself is missing; something the
+    /// request names missing, 422 `unknown-reference`; conflict, 409; invalid, 422; a
+    /// store failure, 503; anything else, 500 (both logged, not shown).
+    pub(crate) fn fleet(path: &str, subject: Kind, e: FleetError) -> Problem {
+        match e {
+            FleetError::NotFound {
+                kind,
+                name,
+                message,
+            } => {
+                let p = if kind == subject {
+                    Problem::typed(StatusCode::NOT_FOUND, types::NOT_FOUND, path, message)
+                } else {
+                    Problem::typed(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        types::UNKNOWN_REFERENCE,
+                        path,
+                        message,
+                    )
+                };
+                p.about(Some(kind.as_str()), name)
+            }
+            FleetError::Conflict {
+                kind,
+                name,
+                message,
+            } => Problem::typed(StatusCode::CONFLICT, types::CONFLICT, path, message)
+                .about(Some(kind.as_str()), name),
+            FleetError::Invalid { field, message, .. } => Problem::invalid(path, field, message),
+            FleetError::Store(e) => {
+                tracing::warn!(error = %e, path, "api: state store failed");
+                Problem::unavailable(path)
+            }
+            e => Problem::internal(path, &e),
+        }
+    }
+
+    /// 404 for a `resource` named `name` at `path`.
+    pub(crate) fn missing(
+        path: &str,
+        resource: &'static str,
+        name: &str,
+        detail: String,
+    ) -> Problem {
+        Problem::typed(StatusCode::NOT_FOUND, types::NOT_FOUND, path, detail)
+            .about(Some(resource), name.to_string())
+    }
+
+    /// 422: request `field` is not acceptable.
+    pub(crate) fn invalid(path: &str, field: &str, detail: String) -> Problem {
+        Problem::typed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            types::INVALID,
+            path,
+            detail,
+        )
+        .about(None, field.to_string())
+    }
+
+    /// 500, logged with `e`.
+    pub(crate) fn internal(path: &str, e: &dyn std::fmt::Display) -> Problem {
+        tracing::warn!(error = %e, path, "api: request failed");
+        Problem::typed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            types::INTERNAL,
+            path,
+            "the server failed to do this; its log says why".to_string(),
+        )
+    }
+
+    /// 503 for a failed store read, logged.
+    pub(crate) fn store(path: &str, e: &StoreError) -> Problem {
+        tracing::warn!(error = %e, path, "api: state store failed");
+        Problem::unavailable(path)
     }
 
     /// The status code.

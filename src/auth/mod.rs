@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-pub(crate) use scope::Scope;
+pub(crate) use scope::{Scope, UnknownScope};
 
 use crate::store::{Store, StoreError, TokenRow, now_ms};
 

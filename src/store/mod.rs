@@ -22,6 +22,7 @@ mod event_reads;
 mod events;
 mod images;
 mod leases;
+mod machine_update;
 mod machines;
 mod pins;
 mod requirements;
