@@ -5,6 +5,11 @@
 // Test helpers outside #[test] functions unwrap freely too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod api_auth;
+mod api_events;
+mod api_images;
+mod api_machines;
+mod api_session;
 mod build;
 mod build_debian;
 mod cli_errors;
