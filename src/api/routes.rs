@@ -283,7 +283,7 @@ mod tests {
     fn the_table_and_the_enforced_scopes_agree() {
         for route in TABLE {
             let method: axum::http::Method = route.method.to_uppercase().parse().unwrap();
-            let concrete = route.path.replace('{', "").replace('}', "");
+            let concrete = route.path.replace(['{', '}'], "");
             assert_eq!(
                 auth::required(&method, &concrete),
                 route.scope,
