@@ -9,6 +9,7 @@
 //! themselves and never call each other.
 
 pub(crate) mod api;
+pub(crate) mod auth;
 pub mod boot;
 pub(crate) mod build;
 pub(crate) mod catalog;
