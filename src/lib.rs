@@ -26,6 +26,7 @@ pub mod inventory;
 pub mod lab;
 pub(crate) mod lease_view;
 pub mod loader_files;
+pub mod metrics;
 pub(crate) mod privilege;
 pub mod store;
 #[doc(hidden)]

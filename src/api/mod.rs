@@ -10,6 +10,7 @@
 //! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
+//! | `GET /metrics` | Prometheus text format ([`metrics`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
 //! The REST resources, event streams and metrics land here, each in its own file; they
@@ -18,6 +19,7 @@
 //! at it: what they fetch is on `http.listen`.
 
 pub(crate) mod events;
+pub(crate) mod metrics;
 pub(crate) mod problem;
 
 use std::io;
@@ -46,6 +48,8 @@ pub(crate) struct ApiState {
     pub hub: crate::events::Hub,
     /// Cancelled at shutdown: open event streams end, so graceful shutdown can finish.
     pub shutdown: CancellationToken,
+    /// `GET /metrics` ([`metrics`]).
+    pub metrics: metrics::Scrape,
 }
 
 /// The document at `/api/v1/`.
@@ -71,6 +75,7 @@ pub(crate) fn router(st: ApiState) -> Router {
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
         .route(events::PATH, get(events::stream))
+        .route(metrics::PATH, get(metrics::scrape))
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())

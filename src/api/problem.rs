@@ -58,6 +58,16 @@ impl Problem {
         )
     }
 
+    /// The request to `path` needs credentials it did not bring (the caller adds
+    /// `WWW-Authenticate`).
+    pub(crate) fn unauthorized(path: &str, detail: &str) -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            detail.to_string(),
+            Some(path.to_string()),
+        )
+    }
+
     /// The resource at `path` does not take `method`.
     pub(crate) fn method_not_allowed(method: &Method, path: &str) -> Problem {
         Problem::new(

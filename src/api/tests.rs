@@ -83,6 +83,7 @@ async fn state(shutdown: CancellationToken) -> (tempfile::TempDir, ApiState) {
         store: Store::open(&url).await.unwrap(),
         hub: crate::events::Hub::default(),
         shutdown,
+        metrics: Default::default(),
     };
     (dir, st)
 }

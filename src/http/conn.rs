@@ -202,6 +202,7 @@ pub(super) async fn write_all(
     out: &[u8],
     limits: &Limits,
 ) -> io::Result<()> {
+    limits.sent(out, out.len());
     let mut rest = out;
     while !rest.is_empty() {
         match stream.try_write(rest) {
@@ -360,6 +361,7 @@ async fn connection(
                 limits
                     .bad_requests
                     .warn(&format_args!("{peer}: head too large"));
+                limits.requested("malformed");
                 let head_only = sniff_head(&buf);
                 let _ = refuse(
                     &mut stream,
@@ -388,6 +390,7 @@ async fn connection(
                 limits
                     .bad_requests
                     .warn(&format_args!("{peer}: {}", refusal.message().trim_end()));
+                limits.requested("malformed");
                 // A HEAD is answered without a body even when its head is refused.
                 let _ = refuse(&mut stream, limits, &refusal, head_only, false).await;
                 return;
@@ -401,6 +404,7 @@ async fn connection(
         let keep_alive = wants_keep_alive(&parsed) && !shutdown.is_cancelled();
         let head_only = parsed.method == Method::HEAD;
         let route = route::classify(&parsed.method, &parsed.target);
+        limits.requested(route.name());
         let span = tracing::debug_span!("request", method = %parsed.method, route = route.name());
         let request = Request {
             headers: &parsed.headers,

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::HttpConfig;
+use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 
 /// At most one log line per limit per this long.
@@ -50,6 +51,8 @@ pub struct Limits {
     pub(super) refused_per_client: Throttle,
     pub(super) accept_errors: Throttle,
     pub(super) bad_requests: Throttle,
+    /// Requests, responses and bytes sent ([`Limits::metered`]; unregistered otherwise).
+    metrics: Metrics,
 }
 
 /// The counters of [`Limits`], read at one moment.
@@ -118,6 +121,30 @@ impl Limits {
             refused_per_client: t("HTTP connection refused (http.max_connections_per_client)"),
             accept_errors: t("HTTP accept failed, backing off"),
             bad_requests: t("HTTP request refused as malformed"),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The same limits, counting requests, responses and bytes into `metrics`.
+    pub fn metered(mut self, metrics: Metrics) -> Limits {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts a request by its route name.
+    pub(super) fn requested(&self, route: &str) {
+        self.metrics.http().requests.inc(route);
+    }
+
+    /// Counts `n` bytes written to a client, and the response whose head starts `out`
+    /// (by its status code), if it does.
+    pub(super) fn sent(&self, out: &[u8], n: usize) {
+        let h = self.metrics.http();
+        h.sent_bytes.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        if let Some(code) = out.strip_prefix(b"HTTP/1.1 ").and_then(|r| r.get(..3))
+            && let Ok(code) = std::str::from_utf8(code)
+        {
+            h.responses.inc(code);
         }
     }
 
