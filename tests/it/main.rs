@@ -23,6 +23,7 @@ mod lab_proxy;
 mod lab_pxe;
 mod lease_match;
 mod loaders;
+mod metrics;
 mod netns;
 mod package;
 mod pinning;

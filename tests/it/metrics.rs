@@ -1,0 +1,239 @@
+//! `/metrics` on the API listener of a real `tabula serve`, scraped while curl drives the
+//! data plane: the counters of what was done move by exactly that much, the scrape
+//! passes `promtool check metrics`, `api.metrics_token_required` refuses an anonymous
+//! scrape with 401 and `WWW-Authenticate: Bearer`, and `--log-format json` writes one
+//! JSON object per line.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+use crate::serve::{curl, start, status};
+
+/// The value of one series (`name{labels}` exactly as encoded), if present.
+pub fn value(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `GET /metrics` on `api`.
+pub fn scrape(api: std::net::SocketAddr) -> String {
+    let (h, body) = curl(&[&format!("http://{api}/metrics")]);
+    assert_eq!(status(&h), 200, "{h}");
+    assert!(h.contains("content-type: text/plain; version=0.0.4"), "{h}");
+    String::from_utf8(body).unwrap()
+}
+
+/// Asserts `promtool check metrics` (Debian `prometheus`) accepts `text`.
+pub fn promtool_check(text: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn counters_move_with_traffic_and_the_scrape_passes_promtool() {
+    let env = Env::new();
+    let loaders = env.dir.path().join("loaders");
+    std::fs::create_dir(&loaders).unwrap();
+    let loader = crate::common::bytes(9, 50_000);
+    std::fs::write(loaders.join("undionly.kpxe"), &loader).unwrap();
+    let srv = start(&env, Some(&loaders));
+    let base = format!("http://{}", srv.http);
+
+    let before = scrape(srv.api);
+    promtool_check(&before);
+    let req = |s: &str, route: &str| {
+        value(
+            s,
+            &format!("tabula_http_requests_total{{route=\"{route}\"}}"),
+        )
+        .unwrap()
+    };
+    let resp = |s: &str, code: &str| {
+        value(
+            s,
+            &format!("tabula_http_responses_total{{status=\"{code}\"}}"),
+        )
+        .unwrap()
+    };
+
+    // Five scripts (an unknown machine: a script that says why), three loaders over
+    // HTTP, one 404, two reports without a token, two TFTP transfers.
+    for _ in 0..5 {
+        let (h, _) = curl(&[&format!("{base}/boot.ipxe?mac=52-54-00-00-00-99")]);
+        assert_eq!(status(&h), 200);
+    }
+    for _ in 0..3 {
+        let (h, body) = curl(&[&format!("{base}/loaders/undionly.kpxe")]);
+        assert_eq!((status(&h), body.len()), (200, loader.len()));
+    }
+    let (h, _) = curl(&[&format!("{base}/loaders/nosuch.efi")]);
+    assert_eq!(status(&h), 404);
+    for _ in 0..2 {
+        let (h, _) = curl(&[
+            "-X",
+            "POST",
+            "--data",
+            "{}",
+            &format!("{base}/boot/52-54-00-00-00-99/{}/booted", "ab".repeat(32)),
+        ]);
+        assert!(status(&h) >= 400, "{h}");
+    }
+    for _ in 0..2 {
+        let got = env.dir.path().join("got.kpxe");
+        let st = Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "30", "-o"])
+            .arg(&got)
+            .arg(format!("tftp://{}/undionly.kpxe", srv.tftp.unwrap()))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    // TFTP transfers are counted when their task ends, events once written: wait a little.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let s = scrape(srv.api);
+        let done = value(&s, r#"tabula_tftp_transfers_total{outcome="completed"}"#) == Some(2.0);
+        if done || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    promtool_check(&after);
+    assert_eq!(req(&after, "script") - req(&before, "script"), 5.0);
+    assert_eq!(req(&after, "loader") - req(&before, "loader"), 4.0);
+    assert_eq!(req(&after, "report") - req(&before, "report"), 2.0);
+    assert_eq!(resp(&after, "404") - resp(&before, "404"), 1.0, "{after}");
+    assert!(resp(&after, "200") - resp(&before, "200") >= 8.0, "{after}");
+    let bytes = |s: &str, n: &str| value(s, n).unwrap();
+    assert!(
+        bytes(&after, "tabula_http_sent_bytes_total")
+            - bytes(&before, "tabula_http_sent_bytes_total")
+            >= 3.0 * loader.len() as f64,
+        "{after}"
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"tabula_tftp_transfers_total{outcome="completed"}"#
+        ),
+        Some(2.0),
+        "{after}"
+    );
+    assert_eq!(
+        value(&after, "tabula_tftp_sent_bytes_total"),
+        Some(2.0 * loader.len() as f64)
+    );
+    let rejected: f64 = ["missing_token", "invalid_token"]
+        .iter()
+        .filter_map(|r| {
+            value(
+                &after,
+                &format!("tabula_reports_rejected_total{{reason=\"{r}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(rejected, 2.0, "{after}");
+    // The limits of the hardening work are there, at zero under this polite traffic.
+    for limit in ["http.max_connections", "tftp.max_transfers", "events.queue"] {
+        assert_eq!(
+            value(
+                &after,
+                &format!("tabula_limit_hits_total{{limit=\"{limit}\"}}")
+            ),
+            Some(0.0),
+            "{limit}"
+        );
+    }
+    assert!(value(&after, "tabula_events_written_total").is_some());
+}
+
+#[test]
+fn a_required_token_refuses_anonymous_scrapes_and_json_logs_are_one_object_a_line() {
+    use std::io::{BufRead as _, BufReader};
+    let env = Env::new();
+    let cfg = env.dir.path().join("locked.toml");
+    std::fs::write(
+        &cfg,
+        "[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [api]\nlisten = \"127.0.0.1:0\"\nmetrics_token_required = true\n",
+    )
+    .unwrap();
+    let log = env.dir.path().join("serve.log");
+    let mut child = env
+        .command()
+        .env("TABULA_LOG", "info")
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut api = None;
+    for _ in 0..2 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        if let Some(a) = line.trim().strip_prefix("listening: api ") {
+            api = Some(a.parse::<std::net::SocketAddr>().unwrap());
+        }
+    }
+    let api = api.expect("an api listening line");
+    let (h, body) = curl(&[&format!("http://{api}/metrics")]);
+    assert_eq!(status(&h), 401, "{h}");
+    assert!(h.contains("www-authenticate: bearer"), "{h}");
+    assert!(h.contains("content-type: application/problem+json"), "{h}");
+    assert!(String::from_utf8_lossy(&body).contains("metrics_token_required"));
+    // The rest of the API is not affected by the setting.
+    let (h, _) = curl(&[&format!("http://{api}/healthz")]);
+    assert_eq!(status(&h), 200, "{h}");
+    nix_term(&mut child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines.is_empty(), "no log line at info");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object: {l:?}: {e}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
+    }
+    assert!(text.contains("shutting down"), "{text}");
+}
+
+/// SIGTERM, then wait for the exit.
+fn nix_term(child: &mut std::process::Child) {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
