@@ -237,3 +237,133 @@ fn nix_term(child: &mut std::process::Child) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// DHCP in network namespaces (as `dhcp.rs`): three DORAs, a REQUEST for an address
+/// outside the pool, a malformed packet; the DHCP families count exactly those, and the
+/// pool gauges show the three leases.
+#[test]
+fn dhcp_counters_and_pool_gauges_follow_real_exchanges() {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use dhcproto::v4;
+
+    use crate::netns::{Lab, dora, encode, exchange, in_ns, message, sh, start_tabula, udp};
+
+    let env = Env::new();
+    env.ok(&["pin", "set", "default", "local"]);
+    let mut lab = Lab::new();
+    let (s, c) = (lab.ns("srv"), lab.ns("cli"));
+    let (vs, vc) = lab.veth(&s, &c, "m");
+    sh(&["ip", "-n", &s, "addr", "add", "10.99.21.1/24", "dev", &vs]);
+    let cfg = format!(
+        "[dhcp]\nmode = \"full\"\ninterfaces = [\"{vs}\"]\n\
+         [[dhcp.subnets]]\nnetwork = \"10.99.21.0/24\"\npools = [\"10.99.21.100-10.99.21.150\"]\n\
+         [tftp]\nenabled = false\n[http]\nlisten = \"10.99.21.1:8080\"\n\
+         [api]\nlisten = \"127.0.0.1:9090\"\n"
+    );
+    let _t = start_tabula(&env, &s, &cfg);
+    // Inside the server's namespace: its own loopback.
+    let scrape_ns = |lab: &Lab| {
+        let o = lab.exec(
+            &s,
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "http://127.0.0.1:9090/metrics",
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let before = scrape_ns(&lab);
+    promtool_check(&before);
+    assert_eq!(
+        value(
+            &before,
+            r#"tabula_dhcp_pool_addresses{subnet="10.99.21.0/24"}"#
+        ),
+        Some(51.0),
+        "{before}"
+    );
+
+    let vc2 = vc.clone();
+    let (acked, nak) = in_ns(&c, move || {
+        let sock = udp(&vc2, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68));
+        let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+        let acked: Vec<Option<Ipv4Addr>> = (1..=3u8)
+            .map(|i| dora(&sock, to, [2, 0, 0, 0, 21, i], 0x2100 + u32::from(i) * 2))
+            .collect();
+        // INIT-REBOOT for an address on the subnet but outside its pool: a NAK.
+        let mut r = message(v4::MessageType::Request, [2, 0, 0, 0, 21, 9], 0x2199);
+        r.opts_mut()
+            .insert(v4::DhcpOption::RequestedIpAddress(Ipv4Addr::new(
+                10, 99, 21, 200,
+            )));
+        let nak = exchange(&sock, to, &encode(&r)).map(|(m, _)| m.opts().msg_type());
+        // Not DHCP at all.
+        sock.send_to(b"definitely not a BOOTP packet", to).unwrap();
+        (acked, nak)
+    });
+    assert!(acked.iter().all(Option::is_some), "{acked:?}");
+    assert_eq!(nak, Some(Some(v4::MessageType::Nak)));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let s = scrape_ns(&lab);
+        let done = value(&s, r#"tabula_dhcp_dropped_total{reason="malformed"}"#) == Some(1.0);
+        if done || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    promtool_check(&after);
+    let n = |series: &str| value(&after, series).unwrap_or(-1.0);
+    assert_eq!(
+        n(r#"tabula_dhcp_received_total{type="discover"}"#),
+        3.0,
+        "{after}"
+    );
+    assert_eq!(
+        n(r#"tabula_dhcp_received_total{type="request"}"#),
+        4.0,
+        "{after}"
+    );
+    assert_eq!(
+        n(r#"tabula_dhcp_replies_total{type="offer"}"#),
+        3.0,
+        "{after}"
+    );
+    assert_eq!(
+        n(r#"tabula_dhcp_replies_total{type="ack"}"#),
+        3.0,
+        "{after}"
+    );
+    assert_eq!(
+        n(r#"tabula_dhcp_replies_total{type="nak"}"#),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        n(r#"tabula_dhcp_naks_total{reason="not-in-pool"}"#),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        n(r#"tabula_dhcp_dropped_total{reason="malformed"}"#),
+        1.0,
+        "{after}"
+    );
+    assert!(n("tabula_dhcp_lease_commits_total") >= 1.0, "{after}");
+    // Offers reserve and ACKs bind: six lease changes, in however many commits.
+    assert!(
+        n("tabula_dhcp_lease_commit_batch_size_count") >= 1.0,
+        "{after}"
+    );
+    assert_eq!(
+        n(r#"tabula_dhcp_pool_used_addresses{subnet="10.99.21.0/24"}"#),
+        3.0,
+        "{after}"
+    );
+}
