@@ -28,7 +28,7 @@ use tracing::Instrument as _;
 
 use super::limits::{Admitted, Limits};
 use super::route::{self, Refusal, Route};
-use super::{HttpState, blobs, boot_script, loaders, report};
+use super::{HttpState, blobs, boot_script, loaders, meter, report};
 
 /// Largest request head.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -361,16 +361,16 @@ async fn connection(
                 limits
                     .bad_requests
                     .warn(&format_args!("{peer}: head too large"));
-                limits.requested("malformed");
                 let head_only = sniff_head(&buf);
-                let _ = refuse(
+                let refused = refuse(
                     &mut stream,
                     limits,
                     &Refusal::HeadTooLarge,
                     head_only,
                     false,
-                )
-                .await;
+                );
+                let (_, status) = meter::answered(refused).await;
+                limits.requested("malformed", status);
                 return;
             }
             Err(e) => {
@@ -390,9 +390,10 @@ async fn connection(
                 limits
                     .bad_requests
                     .warn(&format_args!("{peer}: {}", refusal.message().trim_end()));
-                limits.requested("malformed");
                 // A HEAD is answered without a body even when its head is refused.
-                let _ = refuse(&mut stream, limits, &refusal, head_only, false).await;
+                let refused = refuse(&mut stream, limits, &refusal, head_only, false);
+                let (_, status) = meter::answered(refused).await;
+                limits.requested("malformed", status);
                 return;
             }
         };
@@ -404,7 +405,7 @@ async fn connection(
         let keep_alive = wants_keep_alive(&parsed) && !shutdown.is_cancelled();
         let head_only = parsed.method == Method::HEAD;
         let route = route::classify(&parsed.method, &parsed.target);
-        limits.requested(route.name());
+        let route_name = route.name();
         let span = tracing::debug_span!("request", method = %parsed.method, route = route.name());
         let request = Request {
             headers: &parsed.headers,
@@ -413,9 +414,9 @@ async fn connection(
             head_only,
             keep_alive,
         };
-        let result = answer(&mut stream, &st, route, &request)
-            .instrument(span)
-            .await;
+        let (result, status) =
+            meter::answered(answer(&mut stream, &st, route, &request).instrument(span)).await;
+        limits.requested(route_name, status);
         if let Err(e) = result {
             tracing::debug!(error = %e, "connection ended");
             return;

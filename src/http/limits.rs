@@ -131,21 +131,19 @@ impl Limits {
         self
     }
 
-    /// Counts a request by its route name.
-    pub(super) fn requested(&self, route: &str) {
-        self.metrics.http().requests.inc(route);
+    /// Counts a request by its route name and the status it was answered with
+    /// ([`super::meter`]).
+    pub(super) fn requested(&self, route: &str, status: Option<[u8; 3]>) {
+        let h = self.metrics.http();
+        h.requests.get(route, super::meter::label(status)).inc();
     }
 
-    /// Counts `n` bytes written to a client, and the response whose head starts `out`
-    /// (by its status code), if it does.
+    /// Counts `n` bytes handed to a client's socket; `out` starting a response head
+    /// notes its status for the request ([`super::meter`]).
     pub(super) fn sent(&self, out: &[u8], n: usize) {
         let h = self.metrics.http();
         h.sent_bytes.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
-        if let Some(code) = out.strip_prefix(b"HTTP/1.1 ").and_then(|r| r.get(..3))
-            && let Ok(code) = std::str::from_utf8(code)
-        {
-            h.responses.inc(code);
-        }
+        super::meter::head_written(out);
     }
 
     /// How many connections past `max_connections` a new peer may still open.

@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::labeled::{Labeled, Pair};
+use super::labeled::{Labeled, Labeled2, Pair};
 
 /// DHCP message types a client sends (and `other`).
 pub const DHCP_RECEIVED: &[&str] = &[
@@ -67,7 +67,7 @@ pub const TFTP_OUTCOMES: &[&str] = &[
     "io_error",
     "shutdown",
 ];
-/// Data-plane routes (`Route::name`).
+/// Data-plane routes (`Route::name`, and `malformed` for a head refused before routing).
 pub const HTTP_ROUTES: &[&str] = &[
     "script",
     "blob",
@@ -77,11 +77,13 @@ pub const HTTP_ROUTES: &[&str] = &[
     "ready",
     "refused",
     "malformed",
+    "other",
 ];
-/// Status codes the data plane answers (`other` for any not listed).
+/// Status codes the data plane answers; `none` when no answer was written (the client
+/// went away first), `other` for any code not listed.
 pub const HTTP_STATUSES: &[&str] = &[
-    "200", "206", "304", "400", "403", "404", "405", "408", "411", "413", "416", "422", "429",
-    "431", "500", "501", "503", "505", "other",
+    "200", "206", "304", "400", "403", "404", "405", "408", "411", "413", "416", "429", "431",
+    "500", "503", "none", "other",
 ];
 /// How a boot ended.
 pub const BOOT_RESULTS: &[&str] = &["booted", "failed", "abandoned"];
@@ -132,10 +134,8 @@ pub struct TftpMetrics {
 /// The data plane's HTTP counters.
 #[derive(Clone, Debug)]
 pub struct HttpMetrics {
-    /// By route ([`HTTP_ROUTES`]).
-    pub requests: Labeled,
-    /// By status code ([`HTTP_STATUSES`]).
-    pub responses: Labeled,
+    /// By route ([`HTTP_ROUTES`]) and status code ([`HTTP_STATUSES`]).
+    pub requests: Labeled2,
     /// Bytes written to clients (heads, bodies, `sendfile`).
     pub sent_bytes: Counter,
 }
@@ -289,19 +289,12 @@ impl Families {
             ),
         };
         let http = HttpMetrics {
-            requests: Labeled::register(
+            requests: Labeled2::register(
                 r,
                 "tabula_http_requests",
-                "Data-plane HTTP requests, by route",
-                "route",
-                HTTP_ROUTES,
-            ),
-            responses: Labeled::register(
-                r,
-                "tabula_http_responses",
-                "Data-plane HTTP responses, by status code",
-                "status",
-                HTTP_STATUSES,
+                "Data-plane HTTP requests, by route and the status they were answered with",
+                ("route", "status"),
+                (HTTP_ROUTES, HTTP_STATUSES),
             ),
             sent_bytes: counter(
                 r,

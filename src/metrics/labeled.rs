@@ -59,3 +59,48 @@ impl Labeled {
         self.get(value).inc_by(n);
     }
 }
+
+/// Two label pairs.
+pub(super) type Pairs = [(&'static str, &'static str); 2];
+
+/// Counters by two labels, each over a fixed list: the whole cross product exists from
+/// the start; each list's last value catches the rest.
+#[derive(Clone, Debug)]
+pub struct Labeled2 {
+    first: &'static [&'static str],
+    second: &'static [&'static str],
+    counters: Box<[Counter]>,
+}
+
+impl Labeled2 {
+    /// Registers `name` with a counter per pair of values of `keys`.
+    pub(super) fn register(
+        registry: &mut Registry,
+        name: &'static str,
+        help: &'static str,
+        keys: (&'static str, &'static str),
+        values: (&'static [&'static str], &'static [&'static str]),
+    ) -> Labeled2 {
+        debug_assert!(!values.0.is_empty() && !values.1.is_empty());
+        let family = Family::<Pairs, Counter>::default();
+        let mut counters = Vec::with_capacity(values.0.len() * values.1.len());
+        for a in values.0 {
+            for b in values.1 {
+                counters.push(family.get_or_create(&[(keys.0, *a), (keys.1, *b)]).clone());
+            }
+        }
+        registry.register(name, help, family);
+        Labeled2 {
+            first: values.0,
+            second: values.1,
+            counters: counters.into_boxed_slice(),
+        }
+    }
+
+    /// The counter of the pair (`a`, `b`).
+    pub fn get(&self, a: &str, b: &str) -> &Counter {
+        let pos =
+            |list: &[&str], v: &str| list.iter().position(|x| *x == v).unwrap_or(list.len() - 1);
+        &self.counters[pos(self.first, a) * self.second.len() + pos(self.second, b)]
+    }
+}

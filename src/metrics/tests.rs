@@ -22,7 +22,6 @@ fn every_family_is_there_at_zero_with_help_and_type() {
         "tabula_tftp_transfers_total",
         "tabula_tftp_sent_bytes_total",
         "tabula_http_requests_total",
-        "tabula_http_responses_total",
         "tabula_http_sent_bytes_total",
         "tabula_boots_started_total",
         "tabula_boots_finished_total",
@@ -63,7 +62,8 @@ fn counts_land_in_their_label_and_unknown_values_in_other() {
     m.dhcp().received.inc("discover");
     m.dhcp().received.inc("discover");
     m.dhcp().received.inc("bootp-from-mars");
-    m.http().responses.inc("200");
+    m.http().requests.get("script", "200").inc();
+    m.http().requests.get("script", "999").inc();
     m.http().sent_bytes.inc_by(1234);
     let text = m.clone().encode();
     assert_eq!(
@@ -75,7 +75,17 @@ fn counts_land_in_their_label_and_unknown_values_in_other() {
         Some(1.0)
     );
     assert_eq!(
-        value(&text, r#"tabula_http_responses_total{status="200"}"#),
+        value(
+            &text,
+            r#"tabula_http_requests_total{route="script",status="200"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"tabula_http_requests_total{route="script",status="other"}"#
+        ),
         Some(1.0)
     );
     assert_eq!(value(&text, "tabula_http_sent_bytes_total"), Some(1234.0));

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::lab_direct::{MAC, boot_with, explain, recipe, require_lab, serve_for_qemu};
-use crate::metrics::{promtool_check, scrape, value};
+use crate::metrics::{promtool_check, scrape, sum, value};
 
 #[test]
 fn a_lab_boot_moves_the_boot_counters_and_every_scrape_passes_promtool() {
@@ -45,7 +45,7 @@ fn a_lab_boot_moves_the_boot_counters_and_every_scrape_passes_promtool() {
         let s = scrape(server.api);
         promtool_check(&s);
         during += 1;
-        saw_root |= value(&s, r#"tabula_http_requests_total{route="blob"}"#).unwrap_or(0.0) > 0.0;
+        saw_root |= sum(&s, "tabula_http_requests_total", &[r#"route="blob""#]) > 0.0;
         std::thread::sleep(Duration::from_secs(1));
     }
     let console = vm.join().unwrap();
@@ -106,13 +106,13 @@ fn a_lab_boot_moves_the_boot_counters_and_every_scrape_passes_promtool() {
         .unwrap();
         assert!(secs > 0.0 && secs < 150.0, "{phase} took {secs} s");
     }
+    let requests = |s: &str, labels: &[&str]| sum(s, "tabula_http_requests_total", labels);
+    let moved_requests = |labels: &[&str]| requests(&after, labels) - requests(&before, labels);
+    // The root image, whole (200) or by ranges (206).
+    assert!(moved_requests(&[r#"route="blob""#]) >= 1.0, "{after}");
+    // progress: dhcp, fetch, verify, mount, then booted; each recorded (200).
     assert!(
-        moved(r#"tabula_http_requests_total{route="blob"}"#) >= 1.0,
-        "{after}"
-    );
-    // progress: dhcp, fetch, verify, mount, then booted.
-    assert!(
-        moved(r#"tabula_http_requests_total{route="report"}"#) >= 5.0,
+        moved_requests(&[r#"route="report""#, r#"status="200""#]) >= 5.0,
         "{after}"
     );
     let root = std::fs::metadata(env.data().join("blobs/sha256").join(&root_hex))

@@ -19,6 +19,20 @@ pub fn value(scrape: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The sum of the series of `name` whose labels include every one of `labels`
+/// (`key="value"`); 0 when none does.
+pub fn sum(scrape: &str, name: &str, labels: &[&str]) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            let set = &l[..l.find('}').unwrap_or(0)];
+            labels.iter().all(|x| set.contains(x))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// `GET /metrics` on `api`.
 pub fn scrape(api: std::net::SocketAddr) -> String {
     let (h, body) = curl(&[&format!("http://{api}/metrics")]);
@@ -65,16 +79,23 @@ fn counters_move_with_traffic_and_the_scrape_passes_promtool() {
     let before = scrape(srv.api);
     promtool_check(&before);
     let req = |s: &str, route: &str| {
-        value(
+        sum(
             s,
-            &format!("tabula_http_requests_total{{route=\"{route}\"}}"),
+            "tabula_http_requests_total",
+            &[&format!("route=\"{route}\"")],
         )
-        .unwrap()
     };
     let resp = |s: &str, code: &str| {
+        sum(
+            s,
+            "tabula_http_requests_total",
+            &[&format!("status=\"{code}\"")],
+        )
+    };
+    let pair = |s: &str, route: &str, code: &str| {
         value(
             s,
-            &format!("tabula_http_responses_total{{status=\"{code}\"}}"),
+            &format!("tabula_http_requests_total{{route=\"{route}\",status=\"{code}\"}}"),
         )
         .unwrap()
     };
@@ -127,6 +148,18 @@ fn counters_move_with_traffic_and_the_scrape_passes_promtool() {
     assert_eq!(req(&after, "loader") - req(&before, "loader"), 4.0);
     assert_eq!(req(&after, "report") - req(&before, "report"), 2.0);
     assert_eq!(resp(&after, "404") - resp(&before, "404"), 1.0, "{after}");
+    assert_eq!(
+        pair(&after, "script", "200") - pair(&before, "script", "200"),
+        5.0
+    );
+    assert_eq!(
+        pair(&after, "loader", "404") - pair(&before, "loader", "404"),
+        1.0
+    );
+    assert_eq!(
+        pair(&after, "report", "403") - pair(&before, "report", "403"),
+        2.0
+    );
     assert!(resp(&after, "200") - resp(&before, "200") >= 8.0, "{after}");
     let bytes = |s: &str, n: &str| value(s, n).unwrap();
     assert!(
