@@ -6,8 +6,9 @@
 //! every scrape is then answered 401 with `WWW-Authenticate: Bearer`, so a setting that
 //! asks for protection never serves the metrics open.
 //!
-//! Must not: count anything itself, or take a lock a data-plane path takes (encoding
-//! reads atomics and the registry, which only scrapes lock).
+//! Must not: count anything itself. Encoding reads atomics and the registry (which only
+//! scrapes lock); the one data-plane lock a scrape takes is DHCP's lease table, once, to
+//! count pool use (O(leases), see `LeaseTable::usage`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

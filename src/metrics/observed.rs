@@ -5,7 +5,8 @@
 //! read here, so nothing is counted twice.
 //!
 //! Must not: be touched on a data-plane path (a source is registered once at start and
-//! read under a lock at scrape time only).
+//! read under a lock at scrape time only). A reader may take a front end's lock briefly
+//! (the pool reader takes DHCP's lease table once per scrape), never per packet.
 
 use std::sync::{Arc, Mutex};
 
