@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -73,12 +73,21 @@ pub struct SinkStats {
     pub truncated: u64,
     /// Bytes queued now.
     pub queued_bytes: usize,
+    /// Events queued since start.
+    pub queued: u64,
+    /// Events the writer committed.
+    pub written: u64,
+    /// Events the writer could not store (a batch that failed its tries).
+    pub lost: u64,
 }
 
 #[derive(Debug)]
 struct Shared {
     limits: SinkLimits,
     queued_bytes: AtomicUsize,
+    queued: AtomicU64,
+    written: AtomicU64,
+    lost: AtomicU64,
     dropped: Throttle,
     rate_limited: Throttle,
     truncated: Throttle,
@@ -107,6 +116,17 @@ impl EventQueue {
         let e = self.rx.recv().await?;
         self.shared.release(&e);
         Some(e)
+    }
+
+    /// Counts `n` events committed (`lost`: not stored after every try).
+    pub(super) fn count_stored(&self, n: usize, lost: bool) {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let c = if lost {
+            &self.shared.lost
+        } else {
+            &self.shared.written
+        };
+        c.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The next event if one is queued.
@@ -141,6 +161,9 @@ pub(crate) fn channel_with(limits: SinkLimits) -> (EventSink, EventQueue) {
     let shared = Arc::new(Shared {
         limits,
         queued_bytes: AtomicUsize::new(0),
+        queued: AtomicU64::new(0),
+        written: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
         dropped: t(
             "boot event queue full (events.queue_events, events.queue_bytes): events dropped",
         ),
@@ -231,6 +254,8 @@ impl EventSink {
                 "{} events queued or the writer is gone",
                 s.limits.queue_events
             ));
+        } else {
+            s.queued.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -241,12 +266,32 @@ impl EventSink {
 
     /// Every counter now.
     pub fn stats(&self) -> SinkStats {
-        let s = &self.shared;
+        self.counters().stats()
+    }
+
+    /// The counters alone: holding them does not keep the queue open (the writer ends
+    /// once every sink is gone).
+    pub fn counters(&self) -> SinkCounters {
+        SinkCounters(self.shared.clone())
+    }
+}
+
+/// A sink's counters, readable after the sink is gone.
+#[derive(Clone, Debug)]
+pub struct SinkCounters(Arc<Shared>);
+
+impl SinkCounters {
+    /// Every counter now.
+    pub fn stats(&self) -> SinkStats {
+        let s = &self.0;
         SinkStats {
             dropped: s.dropped.total(),
             rate_limited: s.rate_limited.total(),
             truncated: s.truncated.total(),
             queued_bytes: s.queued_bytes.load(Ordering::Relaxed),
+            queued: s.queued.load(Ordering::Relaxed),
+            written: s.written.load(Ordering::Relaxed),
+            lost: s.lost.load(Ordering::Relaxed),
         }
     }
 }
