@@ -66,6 +66,7 @@ pub(crate) fn boot_vm(
         mac: mac.parse().unwrap(),
         tap: "tap0".into(),
         uuid: format!("00000000-7777-4000-8000-{}", mac.replace(':', "")),
+        hardware: Default::default(),
     };
     let work = env.dir.path();
     qemu::prepare(&spec, work).expect("VM files");

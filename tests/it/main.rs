@@ -19,6 +19,7 @@ mod lab_cli;
 mod lab_direct;
 mod lab_direct_postgres;
 mod lab_http_boot;
+mod lab_matrix;
 mod lab_proxy;
 mod lab_pxe;
 mod lease_match;
