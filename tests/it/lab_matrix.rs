@@ -63,6 +63,16 @@ fn console<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     let prefix = format!("[{name}] ");
     text.lines()
         .filter_map(|l| l.strip_prefix(&prefix))
+        .filter(|l| !l.starts_with("event "))
+        .collect()
+}
+
+/// The `file=` of the MAC's DHCP ACKs, in order.
+fn acked_files(env: &Env, mac: &str) -> Vec<String> {
+    events(env, mac)
+        .iter()
+        .filter(|e| e["stage"] == "dhcp-ack")
+        .filter_map(|e| e["detail"]["file"].as_str().map(str::to_string))
         .collect()
 }
 
@@ -171,6 +181,16 @@ fn uefi_pxe_chainloads_debians_ipxe_efi_through_its_link() {
     );
     let lines = console(&text, "uefi-1");
     let pxe = position(&lines, "Start PXE over IPv4");
+    let script = position(&lines, "boot.ipxe");
+    assert!(pxe < script, "OVMF PXE, then iPXE's script");
+    let files = acked_files(&env, UEFI_MAC);
+    assert!(
+        files
+            .first()
+            .is_some_and(|f| f == "52-54-00-77-02-01/ipxe.efi")
+            && files.iter().any(|f| f.contains("/boot.ipxe")),
+        "OVMF is handed ipxe.efi, then iPXE its script: {files:?}"
+    );
     let nbp = position(&lines, "52-54-00-77-02-01/ipxe.efi");
     let script = position(&lines, "boot.ipxe");
     assert!(
@@ -205,9 +225,13 @@ fn uefi_with_qemus_ipxe_efi_rom() {
         "the ROM's iPXE, not OVMF's PXE, does the first DHCP:\n{}",
         lines.join("\n")
     );
+    // The ROM's iPXE is told apart from a chainloaded one only by the loader ledger, so
+    // with config/lab.toml's `chainload = "loader-first"` it chainloads snponly.efi (on
+    // the ROM's SNP) first, then gets its script.
     let rom = position(&lines, "iPXE");
+    let nbp = position(&lines, "52-54-00-77-02-01/snponly.efi");
     let script = position(&lines, "boot.ipxe");
-    assert!(rom < script);
+    assert!(rom < nbp && nbp < script, "iPXE ROM → snponly.efi → script");
 }
 
 #[test]
@@ -223,6 +247,10 @@ fn e1000_on_bios() {
     );
     let lines = console(&text, "bios-1");
     let rom = position(&lines, "using 82540em");
+    assert!(
+        !lines.iter().any(|l| l.contains("using virtio-net")),
+        "no virtio NIC: {lines:?}"
+    );
     let nbp = position(&lines, "52-54-00-77-01-01/undionly.kpxe");
     let nic = position(&lines, "driver e1000");
     assert!(
@@ -243,8 +271,12 @@ fn e1000_on_uefi_with_the_ipxe_rom() {
         "uefi",
     );
     let lines = console(&text, "uefi-1");
-    let nic = position(&lines, "driver e1000");
+    let nbp = position(&lines, "52-54-00-77-02-01/snponly.efi");
     let script = position(&lines, "boot.ipxe");
-    assert!(script < nic);
+    let nic = position(&lines, "driver e1000");
+    assert!(
+        nbp < script && script < nic,
+        "iPXE e1000 ROM → snponly.efi → script → Linux e1000"
+    );
     assert!(!lines.iter().any(|l| l.contains("Start PXE over IPv4")));
 }
