@@ -22,6 +22,7 @@ mod lab_http_boot;
 mod lab_matrix;
 mod lab_proxy;
 mod lab_pxe;
+mod lab_server_gone;
 mod lease_match;
 mod loaders;
 mod netns;
