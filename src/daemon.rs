@@ -460,16 +460,18 @@ async fn resolve_loaders(config: &Config) -> LoaderFiles {
     let Ok((files, checks)) = resolved else {
         return LoaderFiles::default();
     };
+    let mode = config.dhcp.mode;
     for c in &checks {
         match (&c.resolution, c.problem()) {
-            (_, Some(line)) => tracing::warn!("{line}"),
+            (_, Some(line)) if c.handed_out(mode) => tracing::warn!("{line}"),
+            (_, Some(line)) => tracing::debug!("{line} (not handed out: dhcp.mode = off)"),
             (Resolution::File { path, linked: true }, None) => {
                 tracing::info!(loader = %c.name, file = %path.display(), "loader served through its link");
             }
             _ => {}
         }
     }
-    if !checks.iter().any(LoaderCheck::servable) {
+    if mode != crate::config::DhcpMode::Off && !checks.iter().any(LoaderCheck::servable) {
         tracing::warn!(
             root = %config.tftp.root.display(),
             "no configured loader can be served: only iPXE clients (script URL) can boot"

@@ -24,7 +24,20 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::Loaders;
+use crate::config::{DhcpMode, Loaders};
+
+/// Whether a front end of a configuration in DHCP mode `mode` would hand out the loader
+/// firmware key `key` names as `name`, i.e. whether it being unservable is worth a
+/// warning. tabula's DHCP (full or proxy) names each configured loader to the firmware
+/// it is for, so every one counts. With DHCP off, another server names the files; only a
+/// loader the configuration names on purpose (not the default name, such as the
+/// `ipxe-ia32.efi` and `ipxe-arm64.efi` Debian does not ship) is expected to be asked for.
+pub fn handed_out(mode: DhcpMode, key: &str, name: &str) -> bool {
+    match mode {
+        DhcpMode::Full | DhcpMode::Proxy => true,
+        DhcpMode::Off => Loaders::default_name(key) != Some(name),
+    }
+}
 
 /// What one configured loader name resolves to under the root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +70,11 @@ pub struct LoaderCheck {
 }
 
 impl LoaderCheck {
+    /// Whether a front end in DHCP mode `mode` would hand this loader out ([`handed_out`]).
+    pub fn handed_out(&self, mode: DhcpMode) -> bool {
+        handed_out(mode, self.key, &self.name)
+    }
+
     /// Whether TFTP and HTTP can serve this name.
     pub fn servable(&self) -> bool {
         matches!(self.resolution, Resolution::File { .. })

@@ -26,6 +26,7 @@ APT_PACKAGES=(
   util-linux  # setpriv, prlimit: ExecStart as the unit's user with its capabilities
   man-db      # `man tabula`, `man tabula-pin` must render
   jq          # reads `tabula explain --json` for the VM boot
+  tcpdump     # `tabula lab --capture`: the lab bridge on the wire (tests/it/lab_matrix.rs)
   adduser ipxe  # the package's Depends
   dpkg-dev    # dpkg-shlibdeps, for the package's $auto Depends
 )

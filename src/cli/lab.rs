@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::lab::{self, FirmwareChoice};
+use crate::lab::{self, FirmwareChoice, Hardware, Nic, UefiRom};
 
 #[derive(Debug, Args)]
 pub(super) struct LabArgs {
@@ -30,6 +30,28 @@ pub(super) struct LabArgs {
     /// Where the image recipes are [default: the source tree's images/, else ./images]
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
+    /// The VMs' network card: virtio, or e1000 (a UEFI VM then needs --uefi-rom ipxe)
+    #[arg(long, default_value = "virtio", value_parser = parse_nic)]
+    nic: Nic,
+    /// What starts a UEFI VM's network boot: firmware (OVMF's PXE, no NIC ROM) or ipxe
+    /// (QEMU's iPXE EFI ROM)
+    #[arg(long, default_value = "firmware", value_parser = parse_rom)]
+    uefi_rom: UefiRom,
+    /// The loader OVMF's PXE gets over TFTP (dhcp.loaders.efi_x64), e.g. ipxe.efi
+    /// [default: config/lab.toml's snponly.efi]
+    #[arg(long, value_name = "FILE")]
+    uefi_loader: Option<String>,
+    /// Capture the lab bridge with tcpdump into FILE (read it with `tcpdump -r FILE`)
+    #[arg(long, value_name = "FILE")]
+    capture: Option<PathBuf>,
+}
+
+fn parse_nic(s: &str) -> Result<Nic, String> {
+    s.parse()
+}
+
+fn parse_rom(s: &str) -> Result<UefiRom, String> {
+    s.parse()
 }
 
 fn parse_firmware(s: &str) -> Result<FirmwareChoice, String> {
@@ -47,6 +69,12 @@ pub(super) async fn run(a: &LabArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         data_dir,
         images_dir: a.images.clone(),
         exe: std::env::current_exe()?,
+        hardware: Hardware {
+            nic: a.nic,
+            uefi_rom: a.uefi_rom,
+        },
+        uefi_loader: a.uefi_loader.clone(),
+        capture: a.capture.clone(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     crate::daemon::cancel_on_signals(stop.clone());

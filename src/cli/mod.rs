@@ -144,13 +144,18 @@ pub fn main() -> ExitCode {
 }
 
 /// One line per configured loader that TFTP and HTTP could not serve on this host, with
-/// its fix; none when neither front end is enabled.
+/// its fix; none when neither front end is enabled, and none for a loader no front end
+/// would hand out (`loader_files::handed_out`: DHCP off and the default name).
 fn loader_warnings(cfg: &Config) -> Vec<String> {
     if !cfg.tftp.enabled && !cfg.http.enabled {
         return Vec::new();
     }
     let (_, checks) = crate::loader_files::LoaderFiles::resolve(&cfg.tftp.root, &cfg.dhcp.loaders);
-    checks.iter().filter_map(|c| c.problem()).collect()
+    checks
+        .iter()
+        .filter(|c| c.handed_out(cfg.dhcp.mode))
+        .filter_map(|c| c.problem())
+        .collect()
 }
 
 /// Joins an error chain into one line, without repeating a cause already in the message.

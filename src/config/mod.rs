@@ -112,6 +112,22 @@ pub struct Loaders {
 }
 
 impl Loaders {
+    /// The name each firmware key gets when the configuration sets none.
+    pub const DEFAULTS: [(&'static str, &'static str); 4] = [
+        ("bios", "undionly.kpxe"),
+        ("efi_ia32", "ipxe-ia32.efi"),
+        ("efi_x64", "snponly.efi"),
+        ("efi_arm64", "ipxe-arm64.efi"),
+    ];
+
+    /// The default name of firmware key `key` (`bios`, `efi_ia32`, …).
+    pub fn default_name(key: &str) -> Option<&'static str> {
+        Self::DEFAULTS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, n)| *n)
+    }
+
     /// The loader for a firmware.
     pub fn for_firmware(&self, fw: Firmware) -> &str {
         match fw {

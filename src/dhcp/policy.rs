@@ -216,7 +216,13 @@ pub fn is_netboot(req: &ClientRequest) -> bool {
 
 /// The boot file for a client.
 ///
-/// * not a netboot client, or `Local` for a non-iPXE client: none;
+/// * not a netboot client, or `Local` for a BIOS firmware client: none (the BIOS moves on
+///   to the next boot device within seconds);
+/// * `Local` for a UEFI firmware client (PXE or HTTP boot): the loader all the same, whose
+///   iPXE gets the script, which exits back to the firmware. An offer without a boot file
+///   is "no valid offer" to OVMF's PXE and HTTP boot, which then retry DHCP for ~65-90 s
+///   per boot option before moving on (measured: PXEv4 given up at 97 s); the loader's
+///   `exit` ends that option in seconds (README "Local boot on UEFI");
 /// * iPXE: the script URL, except with `chainload = "loader-first"` when the MAC has not
 ///   had its loader within the ledger window: then the loader for its firmware (once;
 ///   the next iPXE request within the window gets the script, so no loop is possible);
@@ -247,7 +253,7 @@ pub fn boot_file(
         }
         return Some(BootFile::Script(urls.script_template()));
     }
-    if local || !is_netboot(req) {
+    if !is_netboot(req) || (local && firmware == Firmware::Bios) {
         return None;
     }
     if req.kind.http_boot {

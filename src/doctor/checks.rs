@@ -269,9 +269,11 @@ fn loaders(cfg: &Config, facts: &Facts) -> Vec<Check> {
     let root = cfg.tftp.root.display();
     let mut good: Vec<String> = Vec::new();
     let mut bad: Vec<(String, String)> = Vec::new();
+    let mut quiet = 0usize;
     for c in &facts.loaders {
         match (&c.resolution, c.diagnosis()) {
-            (_, Some(problem)) => bad.push(problem),
+            (_, Some(problem)) if c.handed_out(cfg.dhcp.mode) => bad.push(problem),
+            (_, Some(_)) => quiet += 1,
             (Resolution::File { path, linked: true }, None) => {
                 good.push(format!("{} -> {}", c.name, path.display()));
             }
@@ -282,6 +284,13 @@ fn loaders(cfg: &Config, facts: &Facts) -> Vec<Check> {
     let mut out = Vec::new();
     if !good.is_empty() {
         out.push(Check::ok(NAME, format!("{} in {root}", good.join(", "))));
+    } else if bad.is_empty() {
+        out.push(Check::ok(
+            NAME,
+            format!(
+                "none in {root}; dhcp.mode = off hands out none of the {quiet} default name(s)"
+            ),
+        ));
     }
     for (detail, fix) in bad {
         out.push(if good.is_empty() {

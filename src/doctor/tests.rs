@@ -251,7 +251,7 @@ fn capabilities_follow_what_the_config_binds() {
 
 #[test]
 fn loaders_name_each_missing_or_unservable_one_on_its_own_line() {
-    let cfg = config("");
+    let cfg = config(FULL);
     let mut f = healthy();
     // Debian's ipxe.efi, a link out of the root: served, and shown with its file.
     f.loaders.push(loader(
@@ -306,6 +306,50 @@ fn loaders_name_each_missing_or_unservable_one_on_its_own_line() {
     assert!(
         lines.iter().all(|c| c.status == Status::Fail),
         "nothing servable at all"
+    );
+}
+
+/// Issue 18: with DHCP off nothing hands out the default `ipxe-ia32.efi` and
+/// `ipxe-arm64.efi` (Debian ships neither): no warning for them; a loader named on
+/// purpose still warns, and with DHCP on every missing one does.
+#[test]
+fn loaders_no_front_end_hands_out_are_quiet() {
+    let mut f = healthy();
+    f.loaders
+        .push(loader("efi_ia32", "ipxe-ia32.efi", Resolution::Missing));
+    f.loaders
+        .push(loader("efi_arm64", "ipxe-arm64.efi", Resolution::Missing));
+    let off = checks(&config(""), &f);
+    let lines = by_name(&off, "loaders");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].status, Status::Ok, "{}", lines[0].line());
+    let full = checks(&config(FULL), &f);
+    let lines = by_name(&full, "loaders");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1..].iter().all(|c| c.status == Status::Warn));
+
+    f.loaders
+        .push(loader("efi_arm64", "grubnetaa64.efi", Resolution::Missing));
+    let off = checks(&config(""), &f);
+    let lines = by_name(&off, "loaders");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[1].line().contains("grubnetaa64.efi"),
+        "{}",
+        lines[1].line()
+    );
+
+    // Nothing servable and nothing handed out: one ok line saying so.
+    f.loaders
+        .retain(|l| !l.servable() && l.name != "grubnetaa64.efi");
+    let off = checks(&config(""), &f);
+    let lines = by_name(&off, "loaders");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].status, Status::Ok, "{}", lines[0].line());
+    assert!(
+        lines[0].line().contains("dhcp.mode = off"),
+        "{}",
+        lines[0].line()
     );
 }
 

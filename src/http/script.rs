@@ -56,7 +56,10 @@ pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
                 sel.mac,
                 echo_text(&winner)
             );
-            s.push_str("exit 0\n");
+            // A failure status on purpose: UEFI's boot manager moves on to the next boot
+            // option (the disk) only when a boot program returns an error; after a success
+            // OVMF stops in its setup menu. BIOS moves on either way.
+            s.push_str("exit 1\n");
         }
         Decision::Ignore { reason } => {
             let _ = writeln!(

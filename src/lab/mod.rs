@@ -13,6 +13,7 @@
 //! Must not: touch any interface outside the namespace it creates, or kill a process it
 //! did not start (everything is killed by PID).
 
+pub mod capture;
 pub mod images;
 pub mod network;
 pub mod prereq;
@@ -108,6 +109,95 @@ impl fmt::Display for VmFirmware {
     }
 }
 
+/// `--nic`: the VM's network card.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Nic {
+    /// virtio-net-pci (iPXE's and OVMF's own drivers; the fastest under TCG).
+    #[default]
+    Virtio,
+    /// Intel e1000 (QEMU's `pxe-e1000`/`efi-e1000` iPXE ROM; OVMF has no driver of its own).
+    E1000,
+}
+
+impl Nic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nic::Virtio => "virtio",
+            Nic::E1000 => "e1000",
+        }
+    }
+
+    /// QEMU's `-device` model.
+    pub fn device(self) -> &'static str {
+        match self {
+            Nic::Virtio => "virtio-net-pci",
+            Nic::E1000 => "e1000",
+        }
+    }
+}
+
+impl FromStr for Nic {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "virtio" => Ok(Nic::Virtio),
+            "e1000" => Ok(Nic::E1000),
+            _ => Err(format!("{s:?} is not one of virtio, e1000")),
+        }
+    }
+}
+
+/// `--uefi-rom`: what does the first network stage of a UEFI VM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UefiRom {
+    /// No NIC ROM (`romfile=`): OVMF's own PXE (PxeBcDxe) → TFTP loader → iPXE.
+    #[default]
+    Firmware,
+    /// QEMU's iPXE EFI ROM for the NIC: iPXE from the start, straight to the script.
+    Ipxe,
+}
+
+impl UefiRom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UefiRom::Firmware => "firmware",
+            UefiRom::Ipxe => "ipxe",
+        }
+    }
+}
+
+impl FromStr for UefiRom {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "firmware" | "none" => Ok(UefiRom::Firmware),
+            "ipxe" => Ok(UefiRom::Ipxe),
+            _ => Err(format!("{s:?} is not one of firmware, ipxe")),
+        }
+    }
+}
+
+/// The VM hardware beyond its firmware: the same for every VM of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hardware {
+    pub nic: Nic,
+    pub uefi_rom: UefiRom,
+}
+
+impl Hardware {
+    /// Refuses what cannot boot: OVMF has no e1000 driver, so UEFI + e1000 needs the
+    /// iPXE ROM (shared/netboot-lab.md §3).
+    pub fn check(self, firmware: FirmwareChoice) -> Result<(), String> {
+        let uefi = firmware.kinds().contains(&VmFirmware::Uefi);
+        if uefi && self.nic == Nic::E1000 && self.uefi_rom == UefiRom::Firmware {
+            return Err(
+                "OVMF has no e1000 driver: a UEFI VM with --nic e1000 needs --uefi-rom ipxe".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `--firmware`: one kind, or both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FirmwareChoice {
@@ -147,6 +237,7 @@ pub struct VmSpec {
     pub mac: Mac,
     pub tap: String,
     pub uuid: String,
+    pub hardware: Hardware,
 }
 
 /// `per_firmware` VMs of each chosen firmware (at most 99 each): `bios-1`,
@@ -165,6 +256,7 @@ pub fn plan_vms(choice: FirmwareChoice, per_firmware: u8) -> Vec<VmSpec> {
                 mac: Mac([0x52, 0x54, 0x00, 0x77, kind, i]),
                 tap: format!("tap-{letter}{i}"),
                 uuid: format!("00000000-7777-4000-8000-52540077{kind:02x}{i:02x}"),
+                hardware: Hardware::default(),
             });
         }
     }
@@ -189,6 +281,25 @@ mod tests {
             VmFirmware::Uefi
         );
         assert!(plan_vms(FirmwareChoice::Bios, 0).is_empty());
+    }
+
+    #[test]
+    fn uefi_with_e1000_needs_the_ipxe_rom() {
+        let e1000 = Hardware {
+            nic: Nic::E1000,
+            uefi_rom: UefiRom::Firmware,
+        };
+        assert!(e1000.check(FirmwareChoice::Bios).is_ok());
+        let err = e1000.check(FirmwareChoice::Both).unwrap_err();
+        assert!(err.contains("--uefi-rom ipxe"), "{err}");
+        let rom = Hardware {
+            uefi_rom: UefiRom::Ipxe,
+            ..e1000
+        };
+        assert!(rom.check(FirmwareChoice::Uefi).is_ok());
+        assert_eq!("e1000".parse(), Ok(Nic::E1000));
+        assert_eq!("ipxe".parse(), Ok(UefiRom::Ipxe));
+        assert!("rtl8139".parse::<Nic>().is_err());
     }
 
     #[test]

@@ -26,9 +26,16 @@ impl LabNetwork {
         let net = LabNetwork { name };
         let n = net.name.as_str();
         ip(&["-n", n, "link", "set", "lo", "up"])?;
+        // The namespace itself neither autoconfigures from the lab's router
+        // advertisements nor solicits them (netboot-lab.md §7.6): set before the bridge
+        // exists (`default` is what a new interface starts with), and on the bridge, so
+        // every solicitation on the wire is a VM's.
+        for scope in ["all", "default"] {
+            sysctl(n, scope)?;
+        }
         ip(&["-n", n, "link", "add", BRIDGE, "type", "bridge"])?;
-        // Let RS/RA and DHCP always flood; the namespace itself neither autoconfigures
-        // from the lab's router advertisements nor solicits them (netboot-lab.md §7.6).
+        sysctl(n, BRIDGE)?;
+        // Let RS/RA and DHCP always flood.
         let _ = ip(&[
             "-n",
             n,
@@ -40,12 +47,6 @@ impl LabNetwork {
             "mcast_snooping",
             "0",
         ]);
-        for (key, value) in [("accept_ra", "0"), ("router_solicitations", "0")] {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", n, "sysctl", "-q", "-w"])
-                .arg(format!("net.ipv6.conf.all.{key}={value}"))
-                .output();
-        }
         ip(&["-n", n, "addr", "add", SERVER_CIDR, "dev", BRIDGE])?;
         ip(&["-n", n, "link", "set", BRIDGE, "up"])?;
         for tap in taps {
@@ -82,6 +83,28 @@ impl Drop for LabNetwork {
             .args(["netns", "del", &self.name])
             .output();
     }
+}
+
+/// `accept_ra=0` and `router_solicitations=0` for `scope` (`all`, `default` or an
+/// interface) in namespace `ns`.
+fn sysctl(ns: &str, scope: &str) -> Result<(), LabError> {
+    for key in ["accept_ra", "router_solicitations"] {
+        let setting = format!("net.ipv6.conf.{scope}.{key}=0");
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-q", "-w", &setting])
+            .output()
+            .map_err(|e| LabError::Command {
+                command: format!("sysctl {setting}"),
+                detail: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(LabError::Command {
+                command: format!("sysctl {setting}"),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn ip(args: &[&str]) -> Result<(), LabError> {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::prereq::{OVMF_CODE, OVMF_VARS};
-use super::{LabError, VmFirmware, VmSpec};
+use super::{LabError, UefiRom, VmFirmware, VmSpec};
 
 /// The fw_cfg file that makes SeaBIOS copy its text console to COM1 (0x3f8).
 const SERCON: &str = "sercon-port.bin";
@@ -52,7 +52,8 @@ pub fn args(vm: &VmSpec, work: &Path) -> Vec<String> {
         VmFirmware::Bios => {
             a.extend(["-machine".into(), "pc".into(), "-device".into()]);
             a.push(format!(
-                "virtio-net-pci,netdev=n0,mac={},bootindex=1",
+                "{},netdev=n0,mac={},bootindex=1",
+                vm.hardware.nic.device(),
                 vm.mac
             ));
             a.push("-fw_cfg".into());
@@ -63,9 +64,15 @@ pub fn args(vm: &VmSpec, work: &Path) -> Vec<String> {
         }
         VmFirmware::Uefi => {
             // `romfile=` removes the NIC's iPXE ROM: OVMF's own PXE does the first stage.
+            // With the ROM (QEMU's default `efi-<nic>.rom`), iPXE does it.
+            let rom = match vm.hardware.uefi_rom {
+                UefiRom::Firmware => ",romfile=",
+                UefiRom::Ipxe => "",
+            };
             a.extend(["-machine".into(), "q35".into(), "-device".into()]);
             a.push(format!(
-                "virtio-net-pci,netdev=n0,mac={},bootindex=1,romfile=",
+                "{},netdev=n0,mac={},bootindex=1{rom}",
+                vm.hardware.nic.device(),
                 vm.mac
             ));
             a.push("-drive".into());
@@ -232,6 +239,30 @@ mod tests {
             uefi.contains("-uuid 00000000-7777-4000-8000-525400770201"),
             "{uefi}"
         );
+    }
+
+    #[test]
+    fn e1000_and_the_uefi_ipxe_rom() {
+        use crate::lab::{Hardware, Nic};
+        let mut vms = plan_vms(FirmwareChoice::Both, 1);
+        for vm in &mut vms {
+            vm.hardware = Hardware {
+                nic: Nic::E1000,
+                uefi_rom: UefiRom::Ipxe,
+            };
+        }
+        let work = Path::new("/w");
+        let bios = args(&vms[0], work).join(" ");
+        assert!(
+            bios.contains("-device e1000,netdev=n0,mac=52:54:00:77:01:01,bootindex=1"),
+            "{bios}"
+        );
+        let uefi = args(&vms[1], work).join(" ");
+        assert!(
+            uefi.contains("-device e1000,netdev=n0,mac=52:54:00:77:02:01,bootindex=1 "),
+            "{uefi}"
+        );
+        assert!(!uefi.contains("romfile="), "{uefi}");
     }
 
     #[test]

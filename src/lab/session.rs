@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::capture::Capture;
 use super::images::{self, Recipes};
 use super::network::LabNetwork;
 use super::qemu::Vm;
 use super::serve::Server;
 use super::summary::{Verdict, summary_line};
-use super::{FirmwareChoice, LabError, VmFirmware, VmSpec, plan_vms, prereq};
+use super::{
+    FirmwareChoice, Hardware, LabError, Nic, UefiRom, VmFirmware, VmSpec, plan_vms, prereq,
+};
 use crate::boot::{BootEvent, Digest, Firmware};
 use crate::config::Config;
 use crate::events::timeline::{Outcome, Timeline};
@@ -49,6 +52,13 @@ pub struct Options {
     pub images_dir: Option<PathBuf>,
     /// This binary: runs `serve` in the namespace and publishes the demo images.
     pub exe: PathBuf,
+    /// NIC and UEFI ROM of every VM.
+    pub hardware: Hardware,
+    /// The loader OVMF's PXE gets (`dhcp.loaders.efi_x64`), instead of config/lab.toml's
+    /// `snponly.efi`: `ipxe.efi` is Debian's link to /boot/ipxe.efi.
+    pub uefi_loader: Option<String>,
+    /// tcpdump on the bridge into this file for the whole run.
+    pub capture: Option<PathBuf>,
 }
 
 /// One machine's result.
@@ -108,16 +118,24 @@ struct Running {
 pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, LabError> {
     prereq::require_root()?;
     prereq::check(prereq::BOOT)?;
-    let specs = plan_vms(opts.firmware, opts.vms);
+    opts.hardware
+        .check(opts.firmware)
+        .map_err(LabError::Options)?;
+    prereq::check(&hardware_needs(opts))?;
+    let mut specs = plan_vms(opts.firmware, opts.vms);
     if specs.is_empty() {
         return Err(LabError::Options("--vms must be at least 1".into()));
+    }
+    for vm in &mut specs {
+        vm.hardware = opts.hardware;
     }
 
     // The lab's config and state, all under its data dir.
     let work = opts.data_dir.join("lab-run");
     std::fs::create_dir_all(&work).map_err(LabError::io(&work))?;
     let config_path = work.join("lab.toml");
-    std::fs::write(&config_path, LAB_CONFIG).map_err(LabError::io(&config_path))?;
+    let config_text = lab_config(opts.uefi_loader.as_deref())?;
+    std::fs::write(&config_path, config_text).map_err(LabError::io(&config_path))?;
     let config = Config::load(&config_path, Some(&opts.data_dir))?;
     let store = Store::open(&config.store_url).await?;
     let inventory = std::sync::Arc::new(Inventory::new(
@@ -181,6 +199,14 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
         network.name(),
         taps.join(" ")
     );
+    let mut capture = match &opts.capture {
+        Some(file) => {
+            let c = Capture::start(network.name(), file).await?;
+            println!("lab: capturing the bridge into {}", c.file().display());
+            Some(c)
+        }
+        None => None,
+    };
     let mut server = Server::start(&opts.exe, network.name(), &config_path, &opts.data_dir).await?;
     let mut running = Vec::new();
     for (spec, (image, manifest)) in specs.into_iter().zip(pinned) {
@@ -209,6 +235,9 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
         r.vm.stop().await;
     }
     server.stop().await;
+    if let Some(c) = &mut capture {
+        c.stop().await;
+    }
     drop(network);
     result?;
 
@@ -236,6 +265,45 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
         })
         .collect();
     Ok(Report { machines })
+}
+
+/// What the chosen hardware and loader need beyond [`prereq::BOOT`].
+fn hardware_needs(opts: &Options) -> Vec<prereq::Need> {
+    use prereq::Need;
+    let mut needs = Vec::new();
+    let kinds = opts.firmware.kinds();
+    if opts.hardware.nic == Nic::E1000 && kinds.contains(&VmFirmware::Bios) {
+        needs.push(Need::File("/usr/lib/ipxe/qemu/pxe-e1000.rom", "ipxe-qemu"));
+    }
+    if opts.hardware.uefi_rom == UefiRom::Ipxe && kinds.contains(&VmFirmware::Uefi) {
+        needs.push(match opts.hardware.nic {
+            Nic::Virtio => Need::File("/usr/lib/ipxe/qemu/efi-virtio.rom", "ipxe-qemu"),
+            Nic::E1000 => Need::File("/usr/lib/ipxe/qemu/efi-e1000.rom", "ipxe-qemu"),
+        });
+    }
+    if opts.capture.is_some() {
+        needs.push(Need::Program("tcpdump", "tcpdump"));
+    }
+    needs
+}
+
+/// config/lab.toml, with `dhcp.loaders.efi_x64` set to `uefi_loader` when given.
+pub fn lab_config(uefi_loader: Option<&str>) -> Result<String, LabError> {
+    const SHIPPED: &str = "efi_x64 = \"snponly.efi\"";
+    let Some(name) = uefi_loader else {
+        return Ok(LAB_CONFIG.to_string());
+    };
+    if name.is_empty() || name.contains(['"', '\\', '\n']) || name.contains("..") {
+        return Err(LabError::Options(format!(
+            "--uefi-loader {name:?}: not a loader file name"
+        )));
+    }
+    if !LAB_CONFIG.contains(SHIPPED) {
+        return Err(LabError::Options(
+            "config/lab.toml names no efi_x64 loader to replace".into(),
+        ));
+    }
+    Ok(LAB_CONFIG.replace(SHIPPED, &format!("efi_x64 = \"{name}\"")))
 }
 
 /// Follows boot events until every VM has a verdict, the deadline passes or `stop`.

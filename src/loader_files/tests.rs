@@ -183,3 +183,28 @@ fn nested_names_and_the_default_loaders() {
     );
     assert!(files.file_of(Path::new("ipxe.efi")).is_some());
 }
+
+/// Issue 18: which unservable loaders are worth a warning.
+#[test]
+fn only_loaders_a_front_end_hands_out_count() {
+    use crate::config::{Config, DhcpMode};
+    for mode in [DhcpMode::Full, DhcpMode::Proxy] {
+        assert!(handed_out(mode, "efi_ia32", "ipxe-ia32.efi"));
+        assert!(handed_out(mode, "efi_arm64", "ipxe-arm64.efi"));
+    }
+    assert!(!handed_out(DhcpMode::Off, "efi_ia32", "ipxe-ia32.efi"));
+    assert!(!handed_out(DhcpMode::Off, "efi_arm64", "ipxe-arm64.efi"));
+    assert!(!handed_out(DhcpMode::Off, "bios", "undionly.kpxe"));
+    assert!(
+        handed_out(DhcpMode::Off, "efi_x64", "ipxe.efi"),
+        "named on purpose"
+    );
+    assert!(handed_out(DhcpMode::Off, "efi_arm64", "snponly.efi"));
+    // The defaults the config fills in are the ones `handed_out` knows.
+    let cfg = Config::parse("", "t.toml", Some(Path::new("/var/lib/tabula"))).unwrap();
+    let l = &cfg.dhcp.loaders;
+    let filled = [&l.bios, &l.efi_ia32, &l.efi_x64, &l.efi_arm64];
+    for ((key, name), got) in Loaders::DEFAULTS.iter().zip(filled) {
+        assert_eq!(name, got, "{key}");
+    }
+}

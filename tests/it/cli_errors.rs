@@ -224,3 +224,38 @@ fn config_check_names_a_dangling_configured_loader() {
     let r = env.run(&["config", "check", cfg.to_str().unwrap()]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
 }
+
+/// Issue 18: with DHCP off no front end hands out the default loader names (Debian ships
+/// no `ipxe-ia32.efi` or `ipxe-arm64.efi`), so `config check` is quiet about them; with
+/// tabula's DHCP on, each one missing is a warning.
+#[test]
+fn config_check_warns_only_about_loaders_that_are_handed_out() {
+    let env = Env::new();
+    let root = env.dir.path().join("empty-root");
+    std::fs::create_dir(&root).unwrap();
+    let cfg = env.dir.path().join("off.toml");
+    std::fs::write(&cfg, format!("[tftp]\nroot = \"{}\"\n", root.display())).unwrap();
+    let r = env.run(&["config", "check", cfg.to_str().unwrap()]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dhcp]\nmode = \"proxy\"\ninterfaces = [\"eth1\"]\n[tftp]\nroot = \"{}\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let r = env.run(&["config", "check", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let warned: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(warned.len(), 4, "{}", r.stderr);
+    for key in ["bios", "efi_ia32", "efi_x64", "efi_arm64"] {
+        assert!(
+            r.stderr
+                .contains(&format!("warning: dhcp.loaders.{key} = ")),
+            "{}",
+            r.stderr
+        );
+    }
+}

@@ -22,7 +22,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(600);
 
 /// Runs `tabula --data-dir DATA lab ARGS…` to the end (killed after RUN_LIMIT);
 /// returns (exit code, stdout+stderr, the child's PID).
-fn lab(env: &Env, args: &[&str]) -> (i32, String, u32) {
+pub(crate) fn lab(env: &Env, args: &[&str]) -> (i32, String, u32) {
     let log = env.dir.path().join("lab.out");
     let out = std::fs::File::create(&log).unwrap();
     let mut child = env
@@ -72,7 +72,7 @@ fn lab(env: &Env, args: &[&str]) -> (i32, String, u32) {
 }
 
 /// The summary lines, split into words.
-fn summaries(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn summaries(text: &str) -> Vec<Vec<String>> {
     text.lines()
         .filter(|l| l.starts_with("summary "))
         .map(|l| l.split_whitespace().map(str::to_string).collect())
@@ -81,7 +81,7 @@ fn summaries(text: &str) -> Vec<Vec<String>> {
 
 /// Checks `dhcp=…s loader=…s script=…s kernel+initrd=…s root=…s booted=…s total=…s`
 /// (each a number of seconds or `-`) in words 6..13; returns the seconds.
-fn stage_seconds(words: &[String]) -> Vec<Option<f64>> {
+pub(crate) fn stage_seconds(words: &[String]) -> Vec<Option<f64>> {
     let names = [
         "dhcp",
         "loader",
@@ -122,7 +122,7 @@ fn alive(pid: u32) -> bool {
     })
 }
 
-fn namespace_gone(pid: u32) {
+pub(crate) fn namespace_gone(pid: u32) {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -55,6 +55,19 @@ pub(crate) fn boot_vm(
     marker: &str,
     run: usize,
 ) -> String {
+    boot_vm_within(env, ns, fw, extra, marker, run, BOOT_LIMIT)
+}
+
+/// [`boot_vm`] with its own time limit.
+pub(crate) fn boot_vm_within(
+    env: &Env,
+    ns: &str,
+    fw: Fw,
+    extra: &[&str],
+    marker: &str,
+    run: usize,
+    limit: Duration,
+) -> String {
     let log = env.dir.path().join(format!("console-{run}.log"));
     let (firmware, mac) = match fw {
         Fw::Bios => (VmFirmware::Bios, BIOS_MAC),
@@ -66,6 +79,7 @@ pub(crate) fn boot_vm(
         mac: mac.parse().unwrap(),
         tap: "tap0".into(),
         uuid: format!("00000000-7777-4000-8000-{}", mac.replace(':', "")),
+        hardware: Default::default(),
     };
     let work = env.dir.path();
     qemu::prepare(&spec, work).expect("VM files");
@@ -87,8 +101,8 @@ pub(crate) fn boot_vm(
         }
         let tail: Vec<&str> = text.lines().rev().take(40).collect();
         assert!(
-            t.elapsed() < BOOT_LIMIT,
-            "no {marker:?} after {BOOT_LIMIT:?}; console tail:\n{}",
+            t.elapsed() < limit,
+            "no {marker:?} after {limit:?}; console tail:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
         std::thread::sleep(Duration::from_millis(500));

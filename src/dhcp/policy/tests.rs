@@ -288,6 +288,19 @@ fn plain_and_local_clients_get_address_without_file() {
     let (_, ack) = dora(&mut w, pxe(Firmware::Bios), &Decision::Local, false);
     assert_eq!(spec(&ack).0.kind, ReplyKind::Ack);
     assert_eq!(spec(&ack).0.boot_file, None);
+    // UEFI firmware PXE + Local: the loader, whose iPXE gets the exiting script (an
+    // offer without a file keeps OVMF retrying DHCP for a minute and more).
+    let mut w = World::new(DhcpMode::Full);
+    let (_, ack) = dora(&mut w, pxe(Firmware::EfiX64), &Decision::Local, false);
+    assert!(
+        spec(&ack)
+            .0
+            .boot_file
+            .as_deref()
+            .is_some_and(|f| f.ends_with("/snponly.efi") || f.ends_with("/ipxe.efi")),
+        "{:?}",
+        spec(&ack).0.boot_file
+    );
     // iPXE + Local: the script (which exits), never the loader.
     let mut w = World::new(DhcpMode::Full);
     let (_, ack) = dora(&mut w, ipxe(Firmware::Bios), &Decision::Local, false);

@@ -70,7 +70,7 @@ fn boot_script_golden() {
 fn local_and_ignore_scripts() {
     assert_eq!(
         render(&selection(Decision::Local), "http://x").unwrap(),
-        "#!ipxe\necho tabula: 52:54:00:00:00:01 boots from local disk (machine:n1 -> demo@1)\nexit 0\n"
+        "#!ipxe\necho tabula: 52:54:00:00:00:01 boots from local disk (machine:n1 -> demo@1)\nexit 1\n"
     );
     let sel = selection(Decision::Ignore {
         reason: IgnoreReason::PinnedNone {
