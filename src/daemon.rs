@@ -235,10 +235,20 @@ pub(crate) async fn run(
     let writer = tokio::spawn(events::write_events(store.clone(), queue, hub.clone()));
 
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // Heartbeat, leader rows, revision feed: how this server shares the store with others.
+    let fleet = crate::ha::join(
+        &config,
+        &store,
+        inventory.clone(),
+        !bound.dhcp.is_empty(),
+        &shutdown,
+    )
+    .await;
     tasks.spawn(events::retention::run(
         store.clone(),
         config.events.retention,
         RETENTION_EVERY,
+        fleet.jobs.clone(),
         shutdown.clone(),
     ));
     // The leases DHCP has bound (full mode), written by its committer, read by HTTP for
@@ -353,6 +363,8 @@ pub(crate) async fn run(
             ledger: ledger.clone(),
             leases: leases.clone(),
             restored: restored_tx,
+            revision_changed: fleet.revision_changed.clone(),
+            authority: fleet.dhcp.clone(),
         };
         let sockets = bound.dhcp;
         let lease_log = store.clone();

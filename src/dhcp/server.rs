@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::authority::{Ask, Authority, Gate};
 use super::commit::{self, LeaseLog, Outgoing, Pending};
 use super::lease::{LeaseTable, LeaseTimers};
 use super::ledger::LoaderLedger;
@@ -61,6 +62,12 @@ pub struct Shared {
     /// Told once the stored leases are in `leases` (so HTTP, bound to them, does not
     /// answer before a restart's leases are back); dropped unsent if DHCP cannot start.
     pub restored: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Woken when another server announced a store revision: refresh the snapshot now.
+    pub revision_changed: Arc<tokio::sync::Notify>,
+    /// The `dhcp` role of a fleet (`None`: a sole server, which always allocates). While
+    /// it is not held, dynamic clients get no answer; when it is taken, the lease table is
+    /// reloaded from the store first (the previous authority's leases).
+    pub authority: Option<crate::ha::Leadership>,
 }
 
 struct Service {
@@ -71,6 +78,7 @@ struct Service {
     neighbours: Neighbours,
     events: EventSink,
     commits: mpsc::Sender<Pending>,
+    authority: Authority,
 }
 
 /// Runs DHCP on `sockets` until `stop`; returns once queued commits are written and sent.
@@ -80,7 +88,7 @@ pub async fn run(
     config: Config,
     sockets: Vec<Bound>,
     inventory: Arc<Inventory>,
-    lease_log: impl LeaseLog,
+    lease_log: impl LeaseLog + Clone,
     events: EventSink,
     mut shared: Shared,
     stop: CancellationToken,
@@ -104,7 +112,15 @@ pub async fn run(
         let _ = tx.send(());
     }
     let (tx, rx) = mpsc::channel(65_536);
-    let committer = tokio::spawn(commit::run(lease_log, shared.leases.clone(), rx));
+    let (adopt_tx, mut adopt_rx) = mpsc::unbounded_channel::<Vec<crate::store::LeaseRow>>();
+    let committer = tokio::spawn(commit::run(
+        lease_log.clone(),
+        shared.leases.clone(),
+        rx,
+        move |rows: &[crate::store::LeaseRow]| {
+            let _ = adopt_tx.send(rows.to_vec());
+        },
+    ));
     let svc = Arc::new(Service {
         config,
         leases,
@@ -113,18 +129,46 @@ pub async fn run(
         neighbours: Neighbours::open(),
         events,
         commits: tx,
+        authority: match shared.authority {
+            None => Authority::sole(),
+            Some(_) => Authority::member(),
+        },
+    });
+    // The winners of refused writes go into the table (the losers' clients start over).
+    let adopter = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            while let Some(rows) = adopt_rx.recv().await {
+                if let Some(table) = &svc.leases {
+                    let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
+                    for r in &rows {
+                        t.adopt(commit::from_row(r), SystemTime::now());
+                    }
+                }
+            }
+        })
+    };
+    let follower = shared.authority.map(|leadership| {
+        let (svc, log, view, stop) = (
+            svc.clone(),
+            lease_log.clone(),
+            shared.leases.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { svc.follow(leadership, log, view, stop).await })
     });
     let mut tasks = JoinSet::new();
     for (sock, port) in sockets {
         tasks.spawn(recv_loop(svc.clone(), Arc::new(sock), port, stop.clone()));
     }
     let refresher = {
-        let (svc, stop) = (svc.clone(), stop.clone());
+        let (svc, stop, changed) = (svc.clone(), stop.clone(), shared.revision_changed.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(SNAPSHOT_REFRESH) => {}
+                    _ = changed.notified() => {}
                 }
                 match inventory.snapshot().await {
                     Ok(s) => svc.refresh(s),
@@ -135,8 +179,12 @@ pub async fn run(
     };
     while tasks.join_next().await.is_some() {}
     let _ = refresher.await;
+    if let Some(f) = follower {
+        let _ = f.await;
+    }
     drop(svc); // the last commit sender: the committer drains and ends
     let _ = committer.await;
+    let _ = adopter.await;
     Ok(())
 }
 
@@ -215,6 +263,22 @@ impl Service {
         req: ClientRequest,
     ) {
         let server_id = self.config.advertise.unwrap_or(rx.local);
+        if let Some(table) = &self.leases {
+            let reserved = table
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_reserved(req.mac);
+            let gate = self.authority.gate(&Ask {
+                message: req.message_type,
+                server_id: req.server_id,
+                ours: server_id,
+                reserved,
+            });
+            if gate != Gate::Answer {
+                tracing::debug!(?gate, "not answered by this server");
+                return;
+            }
+        }
         // Only the messages that can be answered with a boot file ask the inventory.
         let decision = match req.message_type {
             MessageType::Discover | MessageType::Request | MessageType::Inform => {
@@ -323,6 +387,65 @@ impl Service {
             .is_err()
         {
             tracing::warn!("lease committer gone: reply dropped");
+        }
+    }
+
+    /// Follows the `dhcp` role: on taking it, reloads the lease table from the store (with
+    /// the previous authority's leases), puts its bound leases in `view`, then allocates;
+    /// on losing it, stops allocating at once.
+    async fn follow<L: LeaseLog>(
+        &self,
+        mut leadership: crate::ha::Leadership,
+        log: L,
+        view: Arc<LeaseView>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let held = *leadership.borrow_and_update();
+            if !held && self.authority.allocating() {
+                self.authority.set_allocating(false);
+                tracing::warn!("DHCP standby: dynamic clients are left to the authority");
+            }
+            if held && !self.authority.allocating() {
+                let snap = self
+                    .snapshot
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                match restore(&self.config, &snap, &log).await {
+                    Ok(table) => {
+                        view.apply(table.bound(SystemTime::now()).map(|l| LeaseUpdate::Bound {
+                            mac: l.mac,
+                            ip: l.ip,
+                            expires: l.expires,
+                        }));
+                        if let Some(t) = &self.leases {
+                            *t.lock().unwrap_or_else(|p| p.into_inner()) = table;
+                        }
+                        if *leadership.borrow() {
+                            self.authority.set_allocating(true);
+                            tracing::info!(
+                                standby_ignored = self
+                                    .authority
+                                    .standby_ignored
+                                    .load(std::sync::atomic::Ordering::Relaxed),
+                                "DHCP authority: allocating dynamic addresses"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "DHCP authority taken but leases not reloaded: retrying");
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = leadership.changed() => if r.is_err() { return },
+            }
         }
     }
 

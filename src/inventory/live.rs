@@ -30,6 +30,8 @@ pub struct Inventory {
     cached: std::sync::Mutex<Option<(Arc<Snapshot>, Instant)>>,
     /// Serializes reloads.
     current: Mutex<()>,
+    /// Set when the store announced a new revision: the cache is not reused, however young.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl Inventory {
@@ -42,6 +44,7 @@ impl Inventory {
             max_age: Duration::ZERO,
             cached: std::sync::Mutex::new(None),
             current: Mutex::new(()),
+            stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -52,7 +55,16 @@ impl Inventory {
         self
     }
 
+    /// Makes the next [`Inventory::snapshot`] confirm the revision with the store (another
+    /// server announced a change), whatever the maximum age.
+    pub fn mark_stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
     fn fresh_cached(&self, max_age: Duration) -> Option<Arc<Snapshot>> {
+        if self.stale.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         let c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         c.as_ref()
             .filter(|(_, at)| at.elapsed() < max_age)
@@ -79,6 +91,8 @@ impl Inventory {
         if let Some(s) = self.fresh_cached(self.max_age.min(Duration::from_millis(5))) {
             return Ok(s);
         }
+        self.stale
+            .store(false, std::sync::atomic::Ordering::Release);
         let rev = self.store.revision().await?;
         let previous = self
             .cached

@@ -15,16 +15,21 @@
 //! to know when to reload (see [`Store::revision`]).
 //!
 //! Writers are serialised as on SQLite, so read-check-write transactions (`remove_version`,
-//! `rollback_pin`) hold on PostgreSQL too: see [`Dialect`]. Not yet for several servers
-//! sharing one database (conditional lease writes, a leader row): a later issue.
+//! `rollback_pin`) hold on PostgreSQL too: see [`Dialect`]. Several servers may share one
+//! database: lease writes are conditional (an address bound to one MAC is never rebound
+//! to another before it expires, see `leases.rs`), leadership is an expiring row judged
+//! by the database's clock (`members.rs`), and on PostgreSQL every revision change is
+//! announced on a channel ([`RevisionFeed`]).
 
 mod event_reads;
 mod events;
 mod images;
 mod leases;
 mod machines;
+mod members;
 mod pins;
 mod requirements;
+mod revision_feed;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
@@ -35,9 +40,11 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use events::EventRow;
 pub use images::{ChannelMove, ChannelRow, VersionRow};
-pub use leases::{LeaseRow, LeaseWrite};
+pub use leases::{LeaseRow, LeaseWrite, Written};
+pub use members::{LeaderRow, MemberRow};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
+pub use revision_feed::RevisionFeed;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
