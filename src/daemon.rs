@@ -241,6 +241,7 @@ pub(crate) async fn run(
         &store,
         inventory.clone(),
         !bound.dhcp.is_empty(),
+        health.clone(),
         &shutdown,
     )
     .await;

@@ -7,7 +7,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 naming those down |
-//! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
+//! | `GET /readyz` | `store reachable` / `store unreachable: …` once checked, then one line per front end: `serving`, `down` or `off` (503 if one is down or the store is unreachable) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |

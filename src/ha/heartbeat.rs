@@ -11,11 +11,20 @@ use crate::store::{LeaderRow, MemberRow, Store, StoreError};
 /// A server counts as alive while its last beat is younger than this many heartbeats.
 pub const ALIVE_BEATS: u32 = 3;
 
-/// Beats `me` into the store every `every` until `stop` (failures logged, retried).
-pub async fn run(store: Store, me: MemberRow, every: Duration, stop: CancellationToken) {
+/// Beats `me` into the store every `every` until `stop` (failures logged, retried); each
+/// outcome is the store's reachability in `health` (what `/readyz` reports).
+pub async fn run(
+    store: Store,
+    me: MemberRow,
+    every: Duration,
+    health: crate::health::Health,
+    stop: CancellationToken,
+) {
     let mut failing = false;
     loop {
-        match store.heartbeat(&me).await {
+        let beat = store.heartbeat(&me).await;
+        health.store_reachable(beat.is_ok());
+        match beat {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!("membership heartbeat written again");

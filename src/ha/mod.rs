@@ -81,6 +81,7 @@ pub async fn join(
     store: &Store,
     inventory: Arc<Inventory>,
     dhcp_bound: bool,
+    health: crate::health::Health,
     stop: &CancellationToken,
 ) -> Membership {
     let id = config.ha.server_id.clone();
@@ -101,6 +102,7 @@ pub async fn join(
         store.clone(),
         me,
         config.ha.heartbeat,
+        health,
         stop.clone(),
     ));
     let ttl = config.ha.leader_ttl;

@@ -5,6 +5,10 @@
 //! boot storm does not query the database per request); past that it costs one `SELECT` of
 //! the revision, and a changed revision rebuilds the snapshot (machines, pins, channels,
 //! and every manifest read from the blob store and verified against its digest).
+//!
+//! When the store cannot be read, a service that has a snapshot keeps deciding from it
+//! (degraded mode: known machines keep booting as last decided) and asks the store again
+//! on the next call; only a first load fails.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ pub struct Inventory {
     current: Mutex<()>,
     /// Set when the store announced a new revision: the cache is not reused, however young.
     stale: std::sync::atomic::AtomicBool,
+    /// Set while the store cannot be read: snapshots are the last one loaded.
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl Inventory {
@@ -45,6 +51,7 @@ impl Inventory {
             cached: std::sync::Mutex::new(None),
             current: Mutex::new(()),
             stale: std::sync::atomic::AtomicBool::new(false),
+            unreachable: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -93,13 +100,34 @@ impl Inventory {
         }
         self.stale
             .store(false, std::sync::atomic::Ordering::Release);
-        let rev = self.store.revision().await?;
         let previous = self
             .cached
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|(s, _)| s.clone());
+        let rev = match (self.store.revision().await, &previous) {
+            (Ok(rev), _) => {
+                if self
+                    .unreachable
+                    .swap(false, std::sync::atomic::Ordering::AcqRel)
+                {
+                    tracing::info!("state store reachable again: decisions follow it");
+                }
+                rev
+            }
+            // Degraded: keep deciding from the last snapshot (asked again next time).
+            (Err(e), Some(last)) => {
+                if !self
+                    .unreachable
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    tracing::warn!(error = %e, revision = last.revision, "state store unreachable: deciding from the last snapshot");
+                }
+                return Ok(last.clone());
+            }
+            (Err(e), None) => return Err(e.into()),
+        };
         let snap = match previous {
             Some(s) if s.revision == rev => s,
             _ => Arc::new(self.load(rev).await?),
@@ -160,5 +188,38 @@ impl Inventory {
             versions,
             channels,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UnknownMachines;
+
+    #[tokio::test]
+    async fn an_unreachable_store_keeps_the_last_snapshot() {
+        let f = crate::store::tests::sqlite().await;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            unknown_machines: UnknownMachines::Default,
+            console: None,
+            base_url: "http://x".into(),
+        };
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let fresh = Inventory::new(f.store.clone(), blobs.clone(), settings.clone());
+        let inv = Inventory::new(f.store.clone(), blobs, settings);
+        let first = inv.snapshot().await.unwrap();
+        f.store.close().await; // every query fails from now on
+        let again = inv.snapshot().await.expect("the last snapshot, degraded");
+        assert!(Arc::ptr_eq(&first, &again));
+        inv.mark_stale();
+        assert!(
+            inv.snapshot().await.is_ok(),
+            "still degraded, still answering"
+        );
+        assert!(
+            fresh.snapshot().await.is_err(),
+            "no snapshot yet: the error shows"
+        );
     }
 }
