@@ -477,3 +477,62 @@ fn a_forced_split_brain_never_binds_an_address_to_two_macs() {
     );
     drop(f);
 }
+
+/// GET `path` on `addr`: (status, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn with_postgresql_stopped_a_known_machine_still_gets_its_script_and_readyz_says_why() {
+    let pg = PgCluster::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = pg.database().unwrap_or_else(|e| panic!("{e}"));
+    let env = Env::new();
+    let cfg = env.dir.path().join("degraded.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nid = \"solo\"\n[store]\nurl = \"{url}\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
+             [http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n[api]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .unwrap();
+    env.use_config(cfg.clone());
+    let mac = "52:54:00:00:00:61";
+    env.ok(&["pin", "set", mac, "local"]);
+    let srv = crate::serve::start_with(&env, &cfg, false);
+    let script = format!("/boot.ipxe?mac={}&platform=pcbios", mac.replace(':', "-"));
+    let (code, known) = http_get(srv.http, &script);
+    assert_eq!(code, 200, "{known}");
+    wait_for("store reachable", 10, || {
+        http_get(srv.http, "/readyz").1.contains("store reachable")
+    });
+
+    pg.pause().unwrap_or_else(|e| panic!("{e}"));
+    wait_for("readyz degraded", 15, || {
+        let (code, body) = http_get(srv.http, "/readyz");
+        code == 503 && body.contains("store unreachable: degraded")
+    });
+    assert_eq!(
+        http_get(srv.http, "/healthz").0,
+        200,
+        "alive, only degraded"
+    );
+    let (code, body) = http_get(srv.http, &script);
+    assert_eq!(code, 200, "the last snapshot still decides: {body}");
+    assert_eq!(body, known, "the same plan as before the outage");
+
+    pg.resume().unwrap_or_else(|e| panic!("{e}"));
+    wait_for("store reachable again", 30, || {
+        let (code, body) = http_get(srv.http, "/readyz");
+        code == 200 && body.contains("store reachable")
+    });
+    drop(srv);
+}
