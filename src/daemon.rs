@@ -366,6 +366,7 @@ pub(crate) async fn run(
             restored: restored_tx,
             revision_changed: fleet.revision_changed.clone(),
             authority: fleet.dhcp.clone(),
+            store: health.clone(),
         };
         let sockets = bound.dhcp;
         let lease_log = store.clone();

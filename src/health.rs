@@ -84,6 +84,11 @@ impl Health {
             .store(if yes { UP } else { DOWN }, Ordering::Relaxed);
     }
 
+    /// Whether the last membership heartbeat failed.
+    pub fn store_unreachable(&self) -> bool {
+        self.store.load(Ordering::Relaxed) == DOWN
+    }
+
     /// One line for the store once checked (`store reachable`, or `store unreachable: …`),
     /// then one per component (`dhcp serving`, `tftp down`, `http off`), and whether
     /// every configured one is serving and the store is not unreachable.

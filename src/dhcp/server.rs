@@ -68,6 +68,9 @@ pub struct Shared {
     /// it is not held, dynamic clients get no answer; when it is taken, the lease table is
     /// reloaded from the store first (the previous authority's leases).
     pub authority: Option<crate::ha::Leadership>,
+    /// Whether the store answers (the membership heartbeat's view): while it does not,
+    /// DHCP runs degraded (see `super::authority`).
+    pub store: crate::health::Health,
 }
 
 struct Service {
@@ -79,6 +82,7 @@ struct Service {
     events: EventSink,
     commits: mpsc::Sender<Pending>,
     authority: Authority,
+    store: crate::health::Health,
 }
 
 /// Runs DHCP on `sockets` until `stop`; returns once queued commits are written and sent.
@@ -133,6 +137,7 @@ pub async fn run(
             None => Authority::sole(),
             Some(_) => Authority::member(),
         },
+        store: shared.store.clone(),
     });
     // The winners of refused writes go into the table (the losers' clients start over).
     let adopter = {
@@ -263,16 +268,21 @@ impl Service {
         req: ClientRequest,
     ) {
         let server_id = self.config.advertise.unwrap_or(rx.local);
+        let degraded = self.store.store_unreachable();
+        let mut prior = None;
         if let Some(table) = &self.leases {
-            let reserved = table
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_reserved(req.mac);
+            let (reserved, known) = {
+                let t = table.lock().unwrap_or_else(|p| p.into_inner());
+                prior = t.lease_of(req.mac, SystemTime::now());
+                (t.is_reserved(req.mac), prior.is_some())
+            };
             let gate = self.authority.gate(&Ask {
                 message: req.message_type,
                 server_id: req.server_id,
                 ours: server_id,
                 reserved,
+                known,
+                degraded,
             });
             if gate != Gate::Answer {
                 tracing::debug!(?gate, "not answered by this server");
@@ -305,14 +315,22 @@ impl Service {
                 .leases
                 .as_ref()
                 .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
-            decide(
+            let now = SystemTime::now();
+            let mut outcome = decide(
                 &req,
                 &ctx,
                 decision.as_ref(),
                 table.as_deref_mut(),
                 recent,
-                SystemTime::now(),
-            )
+                now,
+            );
+            if degraded
+                && let (Some(prior), Some(t)) = (prior, table.as_deref_mut())
+                && super::authority::renew_from_cache(&mut outcome, prior, t, now)
+            {
+                tracing::info!(ip = %prior.ip, "store unreachable: lease renewed for its remaining time only");
+            }
+            outcome
         };
         if outcome.loader_handed {
             self.ledger.mark(req.mac, now);
@@ -403,7 +421,8 @@ impl Service {
         loop {
             let held = *leadership.borrow_and_update();
             if !held && self.authority.allocating() {
-                self.authority.set_allocating(false);
+                self.authority
+                    .set_allocating(false, self.store.store_unreachable());
                 tracing::warn!("DHCP standby: dynamic clients are left to the authority");
             }
             if held && !self.authority.allocating() {
@@ -414,6 +433,7 @@ impl Service {
                     .clone();
                 match restore(&self.config, &snap, &log).await {
                     Ok(table) => {
+                        let degraded = self.store.store_unreachable();
                         view.apply(table.bound(SystemTime::now()).map(|l| LeaseUpdate::Bound {
                             mac: l.mac,
                             ip: l.ip,
@@ -423,7 +443,7 @@ impl Service {
                             *t.lock().unwrap_or_else(|p| p.into_inner()) = table;
                         }
                         if *leadership.borrow() {
-                            self.authority.set_allocating(true);
+                            self.authority.set_allocating(true, degraded);
                             tracing::info!(
                                 standby_ignored = self
                                     .authority
