@@ -7,6 +7,9 @@
 //! from the lease log (the store, passed in as a [`LeaseLog`]). The inventory snapshot is
 //! refreshed every [`SNAPSHOT_REFRESH`], so a `pin set` reaches DHCP within about a
 //! second without a store query per packet.
+//! Before deciding, `full` mode asks [`super::authority`] whether this server answers the
+//! request at all (dynamic clients only on the DHCP authority; degraded mode when the
+//! store is unreachable); taking the authority reloads the lease table from the store.
 //! Boot events (DhcpOffer, DhcpAck, Ignored) are recorded for netboot clients (PXE, HTTP
 //! boot, iPXE) only: renewals of running systems would flood the boot history.
 //! Must not import the TFTP or HTTP front ends.

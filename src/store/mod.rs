@@ -97,7 +97,8 @@ pub enum Dialect {
 pub(crate) enum Writer {
     /// Machines, pins, images, channels and the revision: read-check-write transactions.
     State,
-    /// The DHCP lease batch: blind upserts and deletes, one committer per server.
+    /// The DHCP lease batch: conditional upserts (see `leases.rs`) and deletes, one
+    /// committer per server; row locks arbitrate between servers.
     Leases,
     /// Boot-event inserts: ids are handed out in commit order.
     Events,
