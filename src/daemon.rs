@@ -316,6 +316,7 @@ pub(crate) async fn run(
             store: store.clone(),
             hub: hub.clone(),
             shutdown: shutdown.clone(),
+            heartbeat: config.ha.heartbeat,
         };
         tasks.spawn(async move {
             if let Err(e) = crate::api::run(listener, st).await {

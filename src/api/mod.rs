@@ -9,6 +9,7 @@
 //! | `GET /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 naming those down |
 //! | `GET /readyz` | `store reachable` / `store unreachable: …` once checked, then one line per front end: `serving`, `down` or `off` (503 if one is down or the store is unreachable) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
+//! | `GET /api/v1/servers` | the servers sharing the store: alive, serves, roles, version ([`servers`]) |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
@@ -19,6 +20,7 @@
 
 pub(crate) mod events;
 pub(crate) mod problem;
+pub(crate) mod servers;
 
 use std::io;
 
@@ -46,6 +48,8 @@ pub(crate) struct ApiState {
     pub hub: crate::events::Hub,
     /// Cancelled at shutdown: open event streams end, so graceful shutdown can finish.
     pub shutdown: CancellationToken,
+    /// `ha.heartbeat`: a server is alive while its last beat is younger than 3 of these.
+    pub heartbeat: std::time::Duration,
 }
 
 /// The document at `/api/v1/`.
@@ -71,6 +75,7 @@ pub(crate) fn router(st: ApiState) -> Router {
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
         .route(events::PATH, get(events::stream))
+        .route(servers::PATH, get(servers::list))
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())
