@@ -21,8 +21,22 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut failing = false;
+    let mut first = true;
+    let mut warned = false;
     loop {
-        let beat = store.heartbeat(&me).await;
+        let beat = beat_once(&store, &me, first).await;
+        if let Ok(Some(other)) = &beat
+            && !warned
+        {
+            warned = true;
+            tracing::error!(
+                server = %me.id,
+                other = %other,
+                "another running server uses this server.id: ids must be unique (both hold the same leader rows)"
+            );
+        }
+        let beat = beat.map(|_| ());
+        first = false;
         health.store_reachable(beat.is_ok());
         match beat {
             Ok(()) if failing => {
@@ -41,6 +55,26 @@ pub async fn run(
             () = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Writes one heartbeat. Unless this is the process's `first` beat, the row is read
+/// first: another instance token there means another process beats with the same id
+/// (returned). On the first beat a different token is this server's previous run.
+pub async fn beat_once(
+    store: &Store,
+    me: &MemberRow,
+    first: bool,
+) -> Result<Option<String>, StoreError> {
+    let seen = if first {
+        None
+    } else {
+        store
+            .member_instance(&me.id)
+            .await?
+            .filter(|i| *i != me.instance)
+    };
+    store.heartbeat(me).await?;
+    Ok(seen)
 }
 
 /// A random per-process instance token (distinguishes restarts and duplicate ids).
@@ -87,4 +121,35 @@ pub async fn list(store: &Store, every: Duration) -> Result<Vec<MemberView>, Sto
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_process_with_the_same_id_is_noticed() {
+        let f = crate::store::tests::sqlite().await;
+        let me = |instance: &str| MemberRow {
+            id: "pxe-1".into(),
+            instance: instance.into(),
+            version: "0".into(),
+            serves: "dhcp=full".into(),
+            api_url: None,
+            started_ms: 0,
+            heartbeat_ms: 0,
+        };
+        let (a, b) = (me("aaaa"), me("bbbb"));
+        // A restart (a new token on the first beat) is not a duplicate.
+        assert_eq!(beat_once(&f.store, &a, true).await.unwrap(), None);
+        assert_eq!(beat_once(&f.store, &a, false).await.unwrap(), None);
+        assert_eq!(beat_once(&f.store, &b, true).await.unwrap(), None);
+        assert_eq!(
+            beat_once(&f.store, &a, false).await.unwrap(),
+            Some("bbbb".into())
+        );
+        let list = list(&f.store, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(list[0].alive);
+    }
 }

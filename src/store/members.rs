@@ -74,6 +74,16 @@ impl Store {
         Ok(())
     }
 
+    /// The instance token in `id`'s row, if it has one.
+    pub async fn member_instance(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT instance FROM servers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Every server that ever beat, by id, and the database's clock now.
     pub async fn members(&self) -> Result<(Vec<MemberRow>, i64), StoreError> {
         let rows = sqlx::query(

@@ -11,7 +11,7 @@
 //!   (so A binds addresses B's table does not know), then both answer: B offers and
 //!   tries to bind A's addresses, the store refuses those bindings (logged), B sends no
 //!   ACK for them, and still no address is ACKed to two MACs and the store agrees with
-//!   the wire.
+//!   the wire; the duplicate id is named in the logs.
 //!
 //! Needs root: fails (never skips) otherwise.
 
