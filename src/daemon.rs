@@ -245,10 +245,21 @@ pub(crate) async fn run(
         metrics.clone(),
         shutdown.clone(),
     ));
+    // Heartbeat, leader rows, revision feed: how this server shares the store with others.
+    let fleet = crate::ha::join(
+        &config,
+        &store,
+        inventory.clone(),
+        !bound.dhcp.is_empty(),
+        health.clone(),
+        &shutdown,
+    )
+    .await;
     tasks.spawn(events::retention::run(
         store.clone(),
         config.events.retention,
         RETENTION_EVERY,
+        fleet.jobs.clone(),
         shutdown.clone(),
     ));
     // The leases DHCP has bound (full mode), written by its committer, read by HTTP for
@@ -327,6 +338,7 @@ pub(crate) async fn run(
                 metrics: metrics.clone(),
                 token_required: config.api.metrics_token_required,
             },
+            heartbeat: config.ha.heartbeat,
         };
         tasks.spawn(async move {
             if let Err(e) = crate::api::run(listener, st).await {
@@ -382,6 +394,9 @@ pub(crate) async fn run(
             leases: leases.clone(),
             restored: restored_tx,
             metrics: metrics.clone(),
+            revision_changed: fleet.revision_changed.clone(),
+            authority: fleet.dhcp.clone(),
+            store: health.clone(),
         };
         let sockets = bound.dhcp;
         let lease_log = store.clone();

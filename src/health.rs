@@ -2,7 +2,10 @@
 //! front end is `off` until the daemon marks it up ([`Health::serving`], once its socket
 //! is bound, just before its loop runs), and `down` once that guard drops, which its
 //! task does when its loop ends or fails. `/healthz` (data plane and API listener) is
-//! 200 only while no front end is down; `/readyz` says which is.
+//! 200 only while no front end is down; `/readyz` says which is, and whether the state
+//! store is reachable (a server that cannot reach it is degraded: it keeps booting from
+//! its last snapshot but allocates no new dynamic address, so `/readyz` is 503 and says
+//! so, while `/healthz` stays 200).
 //!
 //! Must not: take a lock (a health probe may come often); a check is three atomic loads.
 
@@ -43,6 +46,8 @@ const UP: u8 = 2;
 #[derive(Clone, Debug, Default)]
 pub struct Health {
     state: Arc<[AtomicU8; 3]>,
+    /// 0: not checked yet or reachable; [`DOWN`]: the last membership heartbeat failed.
+    store: Arc<AtomicU8>,
 }
 
 /// Marks its component up while it lives.
@@ -73,10 +78,30 @@ impl Health {
         self.state.iter().all(|s| s.load(Ordering::Relaxed) != DOWN)
     }
 
-    /// One line per component (`dhcp serving`, `tftp down`, `http off`), and whether
-    /// every configured one is serving.
+    /// Records whether the state store answered the last heartbeat.
+    pub fn store_reachable(&self, yes: bool) {
+        self.store
+            .store(if yes { UP } else { DOWN }, Ordering::Relaxed);
+    }
+
+    /// Whether the last membership heartbeat failed.
+    pub fn store_unreachable(&self) -> bool {
+        self.store.load(Ordering::Relaxed) == DOWN
+    }
+
+    /// One line for the store once checked (`store reachable`, or `store unreachable: …`),
+    /// then one per component (`dhcp serving`, `tftp down`, `http off`), and whether
+    /// every configured one is serving and the store is not unreachable.
     pub fn report(&self) -> (bool, String) {
         let mut out = String::with_capacity(48);
+        let store = self.store.load(Ordering::Relaxed);
+        match store {
+            UP => out.push_str("store reachable\n"),
+            DOWN => out.push_str(
+                "store unreachable: degraded, booting from the last snapshot, no new dynamic addresses\n",
+            ),
+            _ => {}
+        }
         for c in Component::ALL {
             let state = match self.state[c.index()].load(Ordering::Relaxed) {
                 UP => "serving",
@@ -88,7 +113,7 @@ impl Health {
             out.push_str(state);
             out.push('\n');
         }
-        (self.ok(), out)
+        (self.ok() && store != DOWN, out)
     }
 
     /// The body of `/healthz`: `ok`, or which components are down.
@@ -124,5 +149,26 @@ mod tests {
         );
         drop(http);
         assert_eq!(h.summary(), (false, "not serving: tftp, http\n".into()));
+    }
+
+    #[test]
+    fn an_unreachable_store_makes_readyz_say_so_but_not_healthz() {
+        let h = Health::default();
+        let _d = h.serving(Component::Dhcp);
+        h.store_reachable(true);
+        assert_eq!(
+            h.report(),
+            (
+                true,
+                "store reachable\ndhcp serving\ntftp off\nhttp off\n".into()
+            )
+        );
+        h.store_reachable(false);
+        let (ok, text) = h.report();
+        assert!(
+            !ok && text.contains("store unreachable: degraded"),
+            "{text}"
+        );
+        assert!(h.summary().0, "liveness is unchanged");
     }
 }

@@ -20,6 +20,7 @@ pub mod dhcp;
 pub(crate) mod doctor;
 pub(crate) mod events;
 pub(crate) mod fleet;
+pub mod ha;
 pub(crate) mod health;
 pub mod http;
 pub mod images;

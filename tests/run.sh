@@ -20,6 +20,7 @@ APT_PACKAGES=(
   debootstrap  # a real Debian root for `tabula image build` (images/debian/, tests/it/build_debian.rs)
   squashfs-tools cpio zstd  # unsquashfs, cpio, zstd read back built images (tests/it/build.rs)
   postgresql  # initdb + pg_ctl: the throw-away cluster of the PostgreSQL store tests (src/store/testing.rs)
+  kea-admin tcpdump  # perfdhcp as the DHCP clients and the capture of their ACKs in tests/it/ha.rs
   # The operator path (tests/deb.sh): lint, install and run the .deb as its unit would.
   lintian     # checks the .deb (no errors allowed)
   systemd     # systemd-analyze verify of config/tabula.service

@@ -7,10 +7,11 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 naming those down |
-//! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
+//! | `GET /readyz` | `store reachable` / `store unreachable: …` once checked, then one line per front end: `serving`, `down` or `off` (503 if one is down or the store is unreachable) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of every resource ([`openapi`]) |
 //! | `/api/v1/machines…`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
+//! | `GET /api/v1/servers` | (read) the servers sharing the store: alive, serves, roles, version ([`servers`]) |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | `GET /metrics` | Prometheus text format ([`metrics`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
@@ -39,6 +40,7 @@ mod page;
 mod pins;
 pub(crate) mod problem;
 pub(crate) mod routes;
+pub(crate) mod servers;
 mod timeline;
 mod tokens;
 
@@ -72,6 +74,8 @@ pub(crate) struct ApiState {
     pub shutdown: CancellationToken,
     /// `GET /metrics` ([`metrics`]).
     pub metrics: metrics::Scrape,
+    /// `ha.heartbeat`: a server is alive while its last beat is younger than 3 of these.
+    pub heartbeat: std::time::Duration,
 }
 
 /// The document at `/api/v1/`.

@@ -9,7 +9,8 @@ use axum::middleware;
 use axum::routing::{get, post, put};
 
 use super::{
-    ApiState, auth, blobs, event_list, events, images, leases, machines, pins, timeline, tokens,
+    ApiState, auth, blobs, event_list, events, images, leases, machines, pins, servers, timeline,
+    tokens,
 };
 use crate::auth::Scope;
 
@@ -203,6 +204,13 @@ pub(crate) const TABLE: &[Route] = &[
     ),
     r(
         "get",
+        "/api/v1/servers",
+        Read,
+        "The servers sharing this store: alive, what each serves, roles, version",
+        false,
+    ),
+    r(
+        "get",
         "/api/v1/tokens",
         Read,
         "List API tokens (never their secrets)",
@@ -267,6 +275,7 @@ pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
         .route("/api/v1/leases", get(leases::list))
         .route("/api/v1/events", get(event_list::list))
         .route(events::PATH, get(events::stream))
+        .route(servers::PATH, get(servers::list))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route(
             "/api/v1/tokens/{name}",

@@ -93,6 +93,7 @@ async fn state(shutdown: CancellationToken) -> (tempfile::TempDir, ApiState) {
         hub: crate::events::Hub::default(),
         shutdown,
         metrics: Default::default(),
+        heartbeat: std::time::Duration::from_secs(1),
     };
     (dir, st)
 }
@@ -307,4 +308,39 @@ async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutd
         .unwrap();
     drop(sink);
     writer.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_list_shows_each_member_with_its_liveness_and_roles() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let (_dir, st) = state(stop.clone()).await;
+    let store = st.store.clone();
+    store
+        .heartbeat(&crate::store::MemberRow {
+            id: "pxe-1".into(),
+            instance: "i1".into(),
+            version: "9.9.9".into(),
+            serves: "dhcp=full,http".into(),
+            api_url: None,
+            started_ms: 1,
+            heartbeat_ms: 0,
+        })
+        .await
+        .unwrap();
+    store.try_lead("dhcp", "pxe-1", 60_000).await.unwrap();
+    let server = tokio::spawn(serve(listener, router(st), stop.clone()));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    ask(&mut s, "GET /api/v1/servers HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let (h, body) = response(&mut s, &mut buf).await;
+    assert!(h.starts_with("http/1.1 200"), "{h}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[0]["id"], "pxe-1", "{body}");
+    assert_eq!(v[0]["alive"], true, "{body}");
+    assert_eq!(v[0]["roles"], serde_json::json!(["dhcp"]), "{body}");
+    assert_eq!(v[0]["serves"], "dhcp=full,http", "{body}");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
 }

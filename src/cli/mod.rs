@@ -15,6 +15,7 @@ mod lease;
 mod machine;
 mod pin;
 mod serve;
+mod server;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +82,9 @@ enum Command {
     /// Show DHCP leases
     #[command(subcommand)]
     Lease(lease::LeaseCmd),
+    /// Show the servers sharing this store (membership, roles)
+    #[command(subcommand)]
+    Server(server::ServerCmd),
     /// Check this host for serving: interfaces, ports, capabilities, loaders, store, disk
     Doctor,
     /// Boot QEMU machines through tabula in a private network namespace (root)
@@ -229,6 +233,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::run(&Ctx::open(&cli).await?, args).await,
         Command::Lease(cmd) => lease::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Token(cmd) => token::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Server(cmd) => {
+            let every = load_config(cli.config.as_deref(), None)?.ha.heartbeat;
+            server::run(&Ctx::open(&cli).await?, every, cmd).await
+        }
         Command::Lab(args) => {
             // An explicit --data-dir is the lab's; otherwise a lab dir under the data dir.
             let data_dir = match &cli.data_dir {

@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub http: HttpFile,
     pub events: EventsFile,
     pub api: ApiFile,
+    pub ha: HaFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +29,7 @@ pub struct ServerFile {
     pub data_dir: Option<PathBuf>,
     pub advertise: Option<Ipv4Addr>,
     pub user: Option<String>,
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,4 +147,12 @@ pub struct EventsFile {
     pub per_mac_per_minute: Option<u32>,
     pub per_peer_per_minute: Option<u32>,
     pub refusals_per_minute: Option<u32>,
+}
+
+/// `[ha]`: several servers on one store (see `super::ha`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HaFile {
+    pub heartbeat: Option<String>,
+    pub leader_ttl: Option<String>,
 }

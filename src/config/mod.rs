@@ -6,6 +6,7 @@
 //! `--data-dir` / `TABULA_DATA_DIR`), then the file, then the built-in default.
 
 mod file;
+mod ha;
 mod validate;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,6 +18,7 @@ use ipnet::Ipv4Net;
 use crate::boot::{Firmware, Mac};
 
 pub use file::FileConfig;
+pub use ha::HaConfig;
 
 /// Where the configuration is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/tabula/tabula.toml";
@@ -235,6 +237,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub events: EventsConfig,
     pub api: ApiConfig,
+    /// `server.id` and `[ha]`: this server's name in the fleet and its timings.
+    pub ha: HaConfig,
 }
 
 /// The boot history.

@@ -276,6 +276,7 @@ pub(super) fn validate(
         ));
     }
 
+    let ha = super::ha::validate(f.server.id, &f.ha, file)?;
     Ok(Config {
         source: None,
         data_dir,
@@ -368,6 +369,7 @@ pub(super) fn validate(
             )?,
         },
         api,
+        ha,
     })
 }
 
@@ -491,7 +493,7 @@ fn subnet(
     })
 }
 
-fn duration(text: &str, key: &str, file: &str) -> Result<Duration, ConfigError> {
+pub(super) fn duration(text: &str, key: &str, file: &str) -> Result<Duration, ConfigError> {
     let d = humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
         file: file.to_string(),
         key: key.to_string(),

@@ -12,10 +12,17 @@
 //! tests run it against a log that fails on purpose. It must not retry a failed batch:
 //! the replies are dropped and the clients' retransmissions bring the changes again.
 //!
+//! Several servers may share the store, so the store may refuse a write (the address is
+//! bound to another MAC there: a split brain, or a peer that allocated it first). Then
+//! only the pendings with a refused write lose their reply (counted, logged); the others
+//! go out, and the winners' rows are handed to the caller's `refused` hook, which makes
+//! the allocator adopt them (the loser's client is NAKed on its retry and starts over).
+//!
 //! After a durable commit, and before its replies go out, the batch's changes are applied
 //! to the shared [`LeaseView`] (what HTTP reads for `http.require_lease_match`): a client
 //! that has its ACK finds its lease there, and a failed commit changes nothing in it.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -29,15 +36,16 @@ use super::socket::DhcpSocket;
 use crate::boot::LeaseState;
 use crate::lease_view::{LeaseUpdate, LeaseView};
 use crate::metrics::Metrics;
-use crate::store::{LeaseRow, LeaseWrite, Store, StoreError};
+use crate::store::{LeaseRow, LeaseWrite, Store, StoreError, Written};
 
 /// Where leases are made durable: the store, or a fake in tests.
 pub trait LeaseLog: Send + Sync + 'static {
-    /// Applies a batch of writes, all or nothing; `Ok` only once they are durable.
+    /// Applies a batch of writes, all or nothing except the refused ones (see
+    /// [`Written`]); `Ok` only once they are durable.
     fn write_leases(
         &self,
         writes: &[LeaseWrite],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
 
     /// Every stored lease (read once, when the DHCP service starts).
     fn leases(&self) -> impl Future<Output = Result<Vec<LeaseRow>, StoreError>> + Send;
@@ -47,7 +55,7 @@ impl LeaseLog for Store {
     fn write_leases(
         &self,
         writes: &[LeaseWrite],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send {
         Store::write_leases(self, writes)
     }
 
@@ -106,12 +114,14 @@ pub(super) struct Pending<R = Outgoing> {
 const MAX_BATCH: usize = 4096;
 
 /// Runs until every sender is dropped, committing and sending what is queued; each
-/// durable batch is applied to `view` before its replies are sent.
+/// durable batch is applied to `view` before its replies are sent. `refused` is called
+/// with the stored rows that kept addresses this batch tried to take.
 pub(super) async fn run<L: LeaseLog, R: Reply>(
     log: L,
     view: Arc<LeaseView>,
     mut rx: mpsc::Receiver<Pending<R>>,
     metrics: Metrics,
+    mut refused: impl FnMut(&[LeaseRow]) + Send,
 ) {
     let mut batch: Vec<Pending<R>> = Vec::with_capacity(256);
     let mut writes: Vec<LeaseWrite> = Vec::with_capacity(256);
@@ -124,11 +134,11 @@ pub(super) async fn run<L: LeaseLog, R: Reply>(
             }
         }
         writes.extend(batch.iter().flat_map(|p| p.changes.iter().map(to_write)));
-        let ok = match log.write_leases(&writes).await {
-            Ok(()) => true,
+        let written = match log.write_leases(&writes).await {
+            Ok(w) => Some(w),
             Err(e) => {
                 tracing::error!(error = %e, leases = writes.len(), "cannot persist leases: their ACKs are not sent");
-                false
+                None
             }
         };
         tracing::trace!(
@@ -136,21 +146,49 @@ pub(super) async fn run<L: LeaseLog, R: Reply>(
             writes = writes.len(),
             "lease batch committed"
         );
-        if ok {
+        if written.is_some() {
             let m = metrics.dhcp();
             m.commits.inc();
             #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH pendings' changes
             m.commit_batch.observe(writes.len() as f64);
         }
         writes.clear();
-        if ok {
-            view.apply(batch.iter().flat_map(|p| p.changes.iter().map(to_update)));
+        let Some(written) = written else {
+            batch.clear();
+            continue;
+        };
+        let lost: HashSet<Ipv4Addr> = written.refused.iter().map(|r| r.address).collect();
+        let hit = |p: &Pending<R>| p.changes.iter().any(|c| lost.contains(&address(c)));
+        if !lost.is_empty() {
+            let dropped = batch.iter().filter(|p| hit(p)).count();
+            tracing::warn!(
+                addresses = lost.len(),
+                replies_dropped = dropped,
+                "lease writes refused by the store (bound to another MAC): those replies are not sent"
+            );
+            refused(&written.refused);
         }
+        view.apply(
+            batch
+                .iter()
+                .filter(|p| !hit(p))
+                .flat_map(|p| p.changes.iter().map(to_update)),
+        );
         for p in batch.drain(..) {
-            if ok && let Some(r) = p.reply {
+            if !hit(&p)
+                && let Some(r) = p.reply
+            {
                 r.send().await;
             }
         }
+    }
+}
+
+/// The address a change writes.
+fn address(c: &LeaseChange) -> Ipv4Addr {
+    match c {
+        LeaseChange::Upsert(l) => l.ip,
+        LeaseChange::Remove(ip) => *ip,
     }
 }
 
@@ -210,7 +248,7 @@ mod tests {
     }
 
     impl LeaseLog for Arc<FlakyLog> {
-        async fn write_leases(&self, writes: &[LeaseWrite]) -> Result<(), StoreError> {
+        async fn write_leases(&self, writes: &[LeaseWrite]) -> Result<Written, StoreError> {
             let failed = {
                 let mut fail = self.fail.lock().unwrap();
                 let failed = *fail > 0;
@@ -226,7 +264,7 @@ mod tests {
                     "disk full (injected)",
                 ))));
             }
-            Ok(())
+            Ok(Written::default())
         }
 
         async fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
@@ -272,7 +310,13 @@ mod tests {
             .unwrap();
         }
         let view = Arc::new(LeaseView::default());
-        let committer = tokio::spawn(run(log.clone(), view.clone(), rx, Metrics::default()));
+        let committer = tokio::spawn(run(
+            log.clone(),
+            view.clone(),
+            rx,
+            Metrics::default(),
+            |_: &[LeaseRow]| {},
+        ));
         assert_eq!(attempts.recv().await, Some(2), "one batch of two writes");
         assert!(log.durable.lock().unwrap().is_empty());
         assert!(view.is_empty(), "a failed commit binds nothing in the view");
@@ -301,6 +345,66 @@ mod tests {
         assert_eq!(sent.recv().await, None);
         let durable = log.durable.lock().unwrap().clone();
         assert_eq!(durable, bind(3).iter().map(to_write).collect::<Vec<_>>());
+    }
+
+    /// A log that refuses every upsert of one address (a peer holds it).
+    struct HeldByPeer(Ipv4Addr);
+
+    impl LeaseLog for HeldByPeer {
+        async fn write_leases(&self, writes: &[LeaseWrite]) -> Result<Written, StoreError> {
+            let refused = writes
+                .iter()
+                .filter(|w| matches!(w, LeaseWrite::Upsert(r) if r.address == self.0))
+                .map(|_| LeaseRow {
+                    address: self.0,
+                    mac: Mac([2, 0, 0, 0, 0, 0xee]),
+                    state: LeaseState::Bound,
+                    expires_ms: 1_900_000_000_000,
+                })
+                .collect();
+            Ok(Written { refused })
+        }
+
+        async fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_drops_only_its_ack() {
+        let (sent_tx, mut sent) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(16);
+        for n in [1, 2, 3] {
+            tx.send(Pending {
+                changes: bind(n),
+                reply: Some(Ack(n, sent_tx.clone())),
+            })
+            .await
+            .unwrap();
+        }
+        drop(tx);
+        let view = Arc::new(LeaseView::default());
+        let (adopt_tx, mut adopted) = mpsc::unbounded_channel();
+        run(
+            HeldByPeer(Ipv4Addr::new(10, 0, 0, 2)),
+            view.clone(),
+            rx,
+            Metrics::default(),
+            move |rows: &[LeaseRow]| {
+                let _ = adopt_tx.send(rows.to_vec());
+            },
+        )
+        .await;
+        drop(sent_tx);
+        let mut got = Vec::new();
+        while let Some(n) = sent.recv().await {
+            got.push(n);
+        }
+        assert_eq!(got, [1, 3], "only the refused write's ACK is dropped");
+        assert!(view.bound(Mac([2, 0, 0, 0, 0, 2])).is_none());
+        assert_eq!(view.len(), 2);
+        let rows = adopted.recv().await.expect("the winner handed back");
+        assert_eq!(rows[0].mac, Mac([2, 0, 0, 0, 0, 0xee]));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! advertisements with lifetime 0, on a raw ICMPv6 socket it opens itself, in its own
 //! task). This module never imports the TFTP or HTTP front ends.
 
+mod authority;
 mod commit;
 mod destination;
 #[doc(hidden)]

@@ -7,6 +7,9 @@
 //! from the lease log (the store, passed in as a [`LeaseLog`]). The inventory snapshot is
 //! refreshed every [`SNAPSHOT_REFRESH`], so a `pin set` reaches DHCP within about a
 //! second without a store query per packet.
+//! Before deciding, `full` mode asks [`super::authority`] whether this server answers the
+//! request at all (dynamic clients only on the DHCP authority; degraded mode when the
+//! store is unreachable); taking the authority reloads the lease table from the store.
 //! Boot events (DhcpOffer, DhcpAck, Ignored) are recorded for netboot clients (PXE, HTTP
 //! boot, iPXE) only: renewals of running systems would flood the boot history.
 //! Must not import the TFTP or HTTP front ends.
@@ -20,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::authority::{Ask, Authority, Gate};
 use super::commit::{self, LeaseLog, Outgoing, Pending};
 use super::lease::{LeaseTable, LeaseTimers};
 use super::ledger::LoaderLedger;
@@ -64,6 +68,15 @@ pub struct Shared {
     pub restored: Option<tokio::sync::oneshot::Sender<()>>,
     /// Packets in and out, drops, commits and pool use (`tabula_dhcp_*`).
     pub metrics: Metrics,
+    /// Woken when another server announced a store revision: refresh the snapshot now.
+    pub revision_changed: Arc<tokio::sync::Notify>,
+    /// The `dhcp` role of a fleet (`None`: a sole server, which always allocates). While
+    /// it is not held, dynamic clients get no answer; when it is taken, the lease table is
+    /// reloaded from the store first (the previous authority's leases).
+    pub authority: Option<crate::ha::Leadership>,
+    /// Whether the store answers (the membership heartbeat's view): while it does not,
+    /// DHCP runs degraded (see `super::authority`).
+    pub store: crate::health::Health,
 }
 
 struct Service {
@@ -75,6 +88,8 @@ struct Service {
     events: EventSink,
     commits: mpsc::Sender<Pending>,
     metrics: Metrics,
+    authority: Authority,
+    store: crate::health::Health,
 }
 
 /// Runs DHCP on `sockets` until `stop`; returns once queued commits are written and sent.
@@ -84,7 +99,7 @@ pub async fn run(
     config: Config,
     sockets: Vec<Bound>,
     inventory: Arc<Inventory>,
-    lease_log: impl LeaseLog,
+    lease_log: impl LeaseLog + Clone,
     events: EventSink,
     mut shared: Shared,
     stop: CancellationToken,
@@ -108,11 +123,15 @@ pub async fn run(
         let _ = tx.send(());
     }
     let (tx, rx) = mpsc::channel(65_536);
+    let (adopt_tx, mut adopt_rx) = mpsc::unbounded_channel::<Vec<crate::store::LeaseRow>>();
     let committer = tokio::spawn(commit::run(
-        lease_log,
+        lease_log.clone(),
         shared.leases.clone(),
         rx,
         shared.metrics.clone(),
+        move |rows: &[crate::store::LeaseRow]| {
+            let _ = adopt_tx.send(rows.to_vec());
+        },
     ));
     let svc = Arc::new(Service {
         config,
@@ -123,6 +142,34 @@ pub async fn run(
         events,
         commits: tx,
         metrics: shared.metrics.clone(),
+        authority: match shared.authority {
+            None => Authority::sole(),
+            Some(_) => Authority::member(),
+        },
+        store: shared.store.clone(),
+    });
+    // The winners of refused writes go into the table (the losers' clients start over).
+    let adopter = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            while let Some(rows) = adopt_rx.recv().await {
+                if let Some(table) = &svc.leases {
+                    let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
+                    for r in &rows {
+                        t.adopt(commit::from_row(r), SystemTime::now());
+                    }
+                }
+            }
+        })
+    };
+    let follower = shared.authority.map(|leadership| {
+        let (svc, log, view, stop) = (
+            svc.clone(),
+            lease_log.clone(),
+            shared.leases.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move { svc.follow(leadership, log, view, stop).await })
     });
     if svc.leases.is_some() {
         let weak = Arc::downgrade(&svc);
@@ -141,12 +188,13 @@ pub async fn run(
         tasks.spawn(recv_loop(svc.clone(), Arc::new(sock), port, stop.clone()));
     }
     let refresher = {
-        let (svc, stop) = (svc.clone(), stop.clone());
+        let (svc, stop, changed) = (svc.clone(), stop.clone(), shared.revision_changed.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(SNAPSHOT_REFRESH) => {}
+                    _ = changed.notified() => {}
                 }
                 match inventory.snapshot().await {
                     Ok(s) => svc.refresh(s),
@@ -157,8 +205,12 @@ pub async fn run(
     };
     while tasks.join_next().await.is_some() {}
     let _ = refresher.await;
+    if let Some(f) = follower {
+        let _ = f.await;
+    }
     drop(svc); // the last commit sender: the committer drains and ends
     let _ = committer.await;
+    let _ = adopter.await;
     Ok(())
 }
 
@@ -247,6 +299,27 @@ impl Service {
             _ => "other",
         });
         let server_id = self.config.advertise.unwrap_or(rx.local);
+        let degraded = self.store.store_unreachable();
+        let mut prior = None;
+        if let Some(table) = &self.leases {
+            let (reserved, known) = {
+                let t = table.lock().unwrap_or_else(|p| p.into_inner());
+                prior = t.lease_of(req.mac, SystemTime::now());
+                (t.is_reserved(req.mac), prior.is_some())
+            };
+            let gate = self.authority.gate(&Ask {
+                message: req.message_type,
+                server_id: req.server_id,
+                ours: server_id,
+                reserved,
+                known,
+                degraded,
+            });
+            if gate != Gate::Answer {
+                tracing::debug!(?gate, "not answered by this server");
+                return;
+            }
+        }
         // Only the messages that can be answered with a boot file ask the inventory.
         let decision = match req.message_type {
             MessageType::Discover | MessageType::Request | MessageType::Inform => {
@@ -273,14 +346,22 @@ impl Service {
                 .leases
                 .as_ref()
                 .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
-            decide(
+            let now = SystemTime::now();
+            let mut outcome = decide(
                 &req,
                 &ctx,
                 decision.as_ref(),
                 table.as_deref_mut(),
                 recent,
-                SystemTime::now(),
-            )
+                now,
+            );
+            if degraded
+                && let (Some(prior), Some(t)) = (prior, table.as_deref_mut())
+                && super::authority::renew_from_cache(&mut outcome, prior, t, now)
+            {
+                tracing::info!(ip = %prior.ip, "store unreachable: lease renewed for its remaining time only");
+            }
+            outcome
         };
         if outcome.loader_handed {
             self.ledger.mark(req.mac, now);
@@ -371,6 +452,67 @@ impl Service {
         {
             tracing::warn!("lease committer gone: reply dropped");
             m.dropped.inc("committer-gone");
+        }
+    }
+
+    /// Follows the `dhcp` role: on taking it, reloads the lease table from the store (with
+    /// the previous authority's leases), puts its bound leases in `view`, then allocates;
+    /// on losing it, stops allocating at once.
+    async fn follow<L: LeaseLog>(
+        &self,
+        mut leadership: crate::ha::Leadership,
+        log: L,
+        view: Arc<LeaseView>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let held = *leadership.borrow_and_update();
+            if !held && self.authority.allocating() {
+                self.authority
+                    .set_allocating(false, self.store.store_unreachable());
+                tracing::warn!("DHCP standby: dynamic clients are left to the authority");
+            }
+            if held && !self.authority.allocating() {
+                let snap = self
+                    .snapshot
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                match restore(&self.config, &snap, &log).await {
+                    Ok(table) => {
+                        let degraded = self.store.store_unreachable();
+                        view.apply(table.bound(SystemTime::now()).map(|l| LeaseUpdate::Bound {
+                            mac: l.mac,
+                            ip: l.ip,
+                            expires: l.expires,
+                        }));
+                        if let Some(t) = &self.leases {
+                            *t.lock().unwrap_or_else(|p| p.into_inner()) = table;
+                        }
+                        if *leadership.borrow() {
+                            self.authority.set_allocating(true, degraded);
+                            tracing::info!(
+                                standby_ignored = self
+                                    .authority
+                                    .standby_ignored
+                                    .load(std::sync::atomic::Ordering::Relaxed),
+                                "DHCP authority: allocating dynamic addresses"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "DHCP authority taken but leases not reloaded: retrying");
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = leadership.changed() => if r.is_err() { return },
+            }
         }
     }
 

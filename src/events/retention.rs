@@ -26,14 +26,22 @@ pub(crate) async fn sweep(store: &Store, keep: Duration, now_ms: i64) -> Result<
     }
 }
 
-/// Sweeps now and then every `every` until `shutdown`.
+/// Sweeps now and then every `every` until `shutdown`, while this server holds the
+/// fleet's `jobs` role (`held`): one server sweeps for all.
 pub(crate) async fn run(
     store: Store,
     keep: Duration,
     every: Duration,
+    held: crate::ha::Leadership,
     shutdown: CancellationToken,
 ) {
     loop {
+        if !*held.borrow() {
+            tokio::select! {
+                () = tokio::time::sleep(every) => continue,
+                () = shutdown.cancelled() => return,
+            }
+        }
         match sweep(&store, keep, super::now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

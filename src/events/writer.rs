@@ -1,8 +1,12 @@
 //! The writer: stores queued events in batches, then hands each committed batch, with
 //! its ids, to the [`Hub`].
 //!
-//! One writer per process. A batch that cannot be stored after a few tries is logged and
-//! dropped (front ends never wait for the store); the hub sees only what was committed.
+//! One writer per process. A batch that cannot be stored (the store unreachable) is
+//! kept in memory, up to [`MAX_HELD`] events, and retried every [`RETRY`] before newer
+//! events, so an outage of the store loses no event that this process still holds
+//! (front ends never wait for the store); past that bound the oldest are dropped and
+//! counted. Not a file: events held are lost if the process dies during the outage. The
+//! hub sees only what was committed.
 
 use std::sync::Arc;
 
@@ -22,45 +26,92 @@ pub(super) const COLLECT: std::time::Duration = std::time::Duration::from_millis
 /// Most events written in one transaction.
 pub(super) const MAX_BATCH: usize = 4096;
 
+/// Most events held in memory while the store cannot be written (details are at most
+/// `events.max_detail_bytes` each, so this bounds the memory too).
+pub(super) const MAX_HELD: usize = 32_768;
+/// How often held events are retried while no new event arrives.
+pub(super) const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Writes queued events to the store in batches until every sink is gone, publishing
 /// each commit to `hub`.
 pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.recv().await {
-        batch.push(first);
+    let mut held: std::collections::VecDeque<crate::boot::EventText> = Default::default();
+    let mut open = true;
+    let mut failing = false;
+    while open || !held.is_empty() {
+        // With events held, wait for a new one at most RETRY before retrying.
+        let first = if !open {
+            None
+        } else if held.is_empty() {
+            let e = queue.recv().await;
+            open = e.is_some();
+            e
+        } else {
+            match tokio::time::timeout(RETRY, queue.recv()).await {
+                Ok(e) => {
+                    open = e.is_some();
+                    e
+                }
+                Err(_) => None,
+            }
+        };
+        match first {
+            Some(e) => held.push_back(e),
+            None if held.is_empty() => break,
+            None => {}
+        }
         // Not waiting on the queue meanwhile also spares each `record` a wake-up.
-        tokio::time::sleep(COLLECT).await;
-        while batch.len() < MAX_BATCH {
+        if open {
+            tokio::time::sleep(COLLECT).await;
+        }
+        while held.len() < MAX_HELD {
             match queue.try_recv() {
-                Some(e) => batch.push(e),
+                Some(e) => held.push_back(e),
                 None => break,
             }
         }
-        let mut tries = 0;
-        loop {
+        // Oldest first, at most MAX_BATCH per transaction.
+        while !held.is_empty() {
+            let n = held.len().min(MAX_BATCH);
+            let batch: Vec<_> = held.range(..n).cloned().collect();
             match store.append_texts(&batch).await {
                 Ok(ids) => {
                     queue.count_stored(ids.len(), false);
+                    if failing {
+                        failing = false;
+                        tracing::info!(replayed = n, "boot events stored again");
+                    }
+                    held.drain(..n);
                     let stored: Arc<[Stored]> = ids
                         .into_iter()
-                        .zip(batch.drain(..))
+                        .zip(batch)
                         .map(|(id, event)| Stored { id, event })
                         .collect();
                     hub.publish(stored);
-                    break;
                 }
                 Err(e) => {
-                    tries += 1;
-                    if tries >= 3 {
-                        tracing::error!(error = %e, lost = batch.len(), "cannot store boot events");
-                        queue.count_stored(batch.len(), true);
-                        break;
+                    if !failing {
+                        failing = true;
+                        tracing::error!(error = %e, held = held.len(), "cannot store boot events: held in memory and retried");
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                    if !open {
+                        tracing::error!(
+                            lost = held.len(),
+                            "shutting down with boot events not stored"
+                        );
+                        queue.count_stored(held.len(), true);
+                        return;
+                    }
+                    break;
                 }
             }
         }
-        batch.clear();
+        if held.len() > MAX_HELD {
+            let lost = held.len() - MAX_HELD;
+            held.drain(..lost);
+            queue.count_stored(lost, true);
+            tracing::error!(lost, "boot events held past the bound: the oldest dropped");
+        }
     }
 }
 
@@ -121,5 +172,50 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].event.at_ms, 7);
         drop(sink);
+    }
+
+    #[tokio::test]
+    async fn events_recorded_while_the_store_is_down_are_stored_once_it_is_back() {
+        let pg = crate::store::testing::PgCluster::start().unwrap_or_else(|e| panic!("{e}"));
+        let url = pg.database().unwrap_or_else(|e| panic!("{e}"));
+        let store = crate::store::Store::open(&url).await.unwrap();
+        let (sink, queue) = channel(1024);
+        let writer = tokio::spawn(write_events(store.clone(), queue, Hub::default()));
+        sink.record_text(event(1));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.last_event_id().await.unwrap() == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "first event never stored"
+            );
+            tokio::time::sleep(COLLECT).await;
+        }
+        pg.pause().unwrap_or_else(|e| panic!("{e}"));
+        for i in 2..=50 {
+            sink.record_text(event(i));
+        }
+        tokio::time::sleep(RETRY * 2).await; // a few failed attempts
+        pg.resume().unwrap_or_else(|e| panic!("{e}"));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let n = store
+                .events(None, 0, 100)
+                .await
+                .map(|r| r.len())
+                .unwrap_or(0);
+            if n == 50 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {n} of 50 events stored"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        drop(sink);
+        writer.await.unwrap();
+        let rows = store.events(None, 0, 100).await.unwrap();
+        let got: Vec<i64> = rows.iter().map(|r| r.event.at_ms).collect();
+        assert_eq!(got, (1..=50).collect::<Vec<_>>(), "every event, in order");
     }
 }

@@ -12,7 +12,7 @@
 //! | `POST /boot/{mac}/{manifest}/{token}/{booted,failed,progress}` | reports from booting machines, with their boot's token ([`report`]) |
 //! | `GET,HEAD /loaders/{name}` | iPXE loaders for UEFI HTTP boot (from `tftp.root`, a configured loader through its link; `loaders.rs`) |
 //! | `GET,HEAD /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 |
-//! | `GET,HEAD /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
+//! | `GET,HEAD /readyz` | `store reachable` / `store unreachable: …` once checked, then one line per front end: `serving`, `down` or `off` (503 if one is down or the store is unreachable) |
 //!
 //! HEAD gets exactly the head GET gets (status, length, type, validators), never a body.
 //!

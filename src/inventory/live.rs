@@ -5,6 +5,10 @@
 //! boot storm does not query the database per request); past that it costs one `SELECT` of
 //! the revision, and a changed revision rebuilds the snapshot (machines, pins, channels,
 //! and every manifest read from the blob store and verified against its digest).
+//!
+//! When the store cannot be read, a service that has a snapshot keeps deciding from it
+//! (degraded mode: known machines keep booting as last decided) and asks the store again
+//! on the next call; only a first load fails.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +34,10 @@ pub struct Inventory {
     cached: std::sync::Mutex<Option<(Arc<Snapshot>, Instant)>>,
     /// Serializes reloads.
     current: Mutex<()>,
+    /// Set when the store announced a new revision: the cache is not reused, however young.
+    stale: std::sync::atomic::AtomicBool,
+    /// Set while the store cannot be read: snapshots are the last one loaded.
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl Inventory {
@@ -42,6 +50,8 @@ impl Inventory {
             max_age: Duration::ZERO,
             cached: std::sync::Mutex::new(None),
             current: Mutex::new(()),
+            stale: std::sync::atomic::AtomicBool::new(false),
+            unreachable: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -52,7 +62,16 @@ impl Inventory {
         self
     }
 
+    /// Makes the next [`Inventory::snapshot`] confirm the revision with the store (another
+    /// server announced a change), whatever the maximum age.
+    pub fn mark_stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
     fn fresh_cached(&self, max_age: Duration) -> Option<Arc<Snapshot>> {
+        if self.stale.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         let c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         c.as_ref()
             .filter(|(_, at)| at.elapsed() < max_age)
@@ -84,13 +103,36 @@ impl Inventory {
         if let Some(s) = self.fresh_cached(self.max_age.min(Duration::from_millis(5))) {
             return Ok(s);
         }
-        let rev = self.store.revision().await?;
+        self.stale
+            .store(false, std::sync::atomic::Ordering::Release);
         let previous = self
             .cached
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|(s, _)| s.clone());
+        let rev = match (self.store.revision().await, &previous) {
+            (Ok(rev), _) => {
+                if self
+                    .unreachable
+                    .swap(false, std::sync::atomic::Ordering::AcqRel)
+                {
+                    tracing::info!("state store reachable again: decisions follow it");
+                }
+                rev
+            }
+            // Degraded: keep deciding from the last snapshot (asked again next time).
+            (Err(e), Some(last)) => {
+                if !self
+                    .unreachable
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    tracing::warn!(error = %e, revision = last.revision, "state store unreachable: deciding from the last snapshot");
+                }
+                return Ok(last.clone());
+            }
+            (Err(e), None) => return Err(e.into()),
+        };
         let snap = match previous {
             Some(s) if s.revision == rev => s,
             _ => Arc::new(self.load(rev).await?),
@@ -151,5 +193,38 @@ impl Inventory {
             versions,
             channels,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UnknownMachines;
+
+    #[tokio::test]
+    async fn an_unreachable_store_keeps_the_last_snapshot() {
+        let f = crate::store::tests::sqlite().await;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            unknown_machines: UnknownMachines::Default,
+            console: None,
+            base_url: "http://x".into(),
+        };
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let fresh = Inventory::new(f.store.clone(), blobs.clone(), settings.clone());
+        let inv = Inventory::new(f.store.clone(), blobs, settings);
+        let first = inv.snapshot().await.unwrap();
+        f.store.close().await; // every query fails from now on
+        let again = inv.snapshot().await.expect("the last snapshot, degraded");
+        assert!(Arc::ptr_eq(&first, &again));
+        inv.mark_stale();
+        assert!(
+            inv.snapshot().await.is_ok(),
+            "still degraded, still answering"
+        );
+        assert!(
+            fresh.snapshot().await.is_err(),
+            "no snapshot yet: the error shows"
+        );
     }
 }

@@ -5,6 +5,13 @@
 //! a batch (typically the ACKs of a few milliseconds) goes into ONE transaction, so one
 //! fsync covers many leases. Within a batch the last write to an address wins, which is
 //! what applying them one by one would leave.
+//!
+//! Several servers may write one store, so an upsert is conditional: it replaces a row
+//! only if the row is for the same MAC, is not bound, or its lease has ended (as of the
+//! writer's `updated_ms`). A write refused by that rule is not an error: the rest of the
+//! batch commits, and [`Written::refused`] returns the rows that won, so the caller drops
+//! only the replies that depended on the refused writes. The address is the primary key,
+//! so no interleaving of two servers' batches can leave an address bound to two MACs.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -42,6 +49,14 @@ impl LeaseWrite {
     }
 }
 
+/// What a batch did besides committing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// For each refused upsert, the stored row that kept its address (bound to another
+    /// MAC, not yet expired), as read in the batch's transaction.
+    pub refused: Vec<LeaseRow>,
+}
+
 /// Rows per multi-row statement (5 binds each, well under SQLite's variable limit and
 /// PostgreSQL's 65535 parameters).
 const CHUNK: usize = 500;
@@ -55,16 +70,21 @@ fn upsert_sql(dialect: Dialect, rows: usize) -> String {
     format!(
         "INSERT INTO leases (address, mac, state, expires_ms, updated_ms) VALUES {} \
          ON CONFLICT (address) DO UPDATE SET mac = excluded.mac, state = excluded.state, \
-         expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms",
-        values.join(", ")
+         expires_ms = excluded.expires_ms, updated_ms = excluded.updated_ms \
+         WHERE leases.mac = excluded.mac OR leases.state <> '{bound}' \
+            OR leases.expires_ms <= excluded.updated_ms \
+         RETURNING address",
+        values.join(", "),
+        bound = LeaseState::Bound.as_str(),
     )
 }
 
 impl Store {
-    /// Applies a batch of lease writes in one transaction (one fsync).
-    pub async fn write_leases(&self, writes: &[LeaseWrite]) -> Result<(), StoreError> {
+    /// Applies a batch of lease writes in one transaction (one fsync); upserts that would
+    /// rebind another MAC's live lease are refused (see the module doc), the rest commit.
+    pub async fn write_leases(&self, writes: &[LeaseWrite]) -> Result<Written, StoreError> {
         if writes.is_empty() {
-            return Ok(());
+            return Ok(Written::default());
         }
         let mut last: HashMap<Ipv4Addr, &LeaseWrite> = HashMap::with_capacity(writes.len());
         for w in writes {
@@ -80,6 +100,7 @@ impl Store {
         }
         let now = super::now_ms();
         let mut tx = self.begin_for(Writer::Leases).await?;
+        let mut refused: Vec<String> = Vec::new();
         for chunk in upserts.chunks(CHUNK) {
             let mut q = sqlx::query(AssertSqlSafe(upsert_sql(self.dialect, chunk.len())));
             for r in chunk {
@@ -90,7 +111,33 @@ impl Store {
                     .bind(r.expires_ms)
                     .bind(now);
             }
-            q.execute(&mut *tx).await?;
+            let written: std::collections::HashSet<String> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("address"))
+                .collect::<Result<_, _>>()?;
+            refused.extend(
+                chunk
+                    .iter()
+                    .map(|r| r.address.to_string())
+                    .filter(|a| !written.contains(a)),
+            );
+        }
+        let mut winners = Vec::with_capacity(refused.len());
+        for chunk in refused.chunks(CHUNK) {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT address, mac, state, expires_ms FROM leases WHERE address IN ({})",
+                self.dialect.placeholders(1, chunk.len())
+            )));
+            let rows = chunk
+                .iter()
+                .fold(rows, |q, a| q.bind(a.as_str()))
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in &rows {
+                winners.push(lease_row(r)?);
+            }
         }
         for chunk in removes.chunks(CHUNK) {
             let mut q = sqlx::query(AssertSqlSafe(format!(
@@ -103,7 +150,14 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        if !winners.is_empty() {
+            winners.sort_by_key(|r| u32::from(r.address));
+            tracing::warn!(
+                refused = winners.len(),
+                "lease writes refused: the address is bound to another MAC in the store"
+            );
+        }
+        Ok(Written { refused: winners })
     }
 
     /// Every stored lease, by address.
@@ -111,30 +165,32 @@ impl Store {
         let rows = sqlx::query("SELECT address, mac, state, expires_ms FROM leases")
             .fetch_all(&self.pool)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let address: String = r.try_get("address")?;
-            let mac: String = r.try_get("mac")?;
-            let state: String = r.try_get("state")?;
-            out.push(LeaseRow {
-                address: address.parse().map_err(|_| StoreError::Corrupt {
-                    what: "lease address",
-                    value: address.clone(),
-                })?,
-                mac: mac.parse().map_err(|_| StoreError::Corrupt {
-                    what: "lease MAC",
-                    value: mac.clone(),
-                })?,
-                state: state.parse().map_err(|_| StoreError::Corrupt {
-                    what: "lease state",
-                    value: state.clone(),
-                })?,
-                expires_ms: r.try_get("expires_ms")?,
-            });
-        }
+        let mut out = rows.iter().map(lease_row).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|r| u32::from(r.address));
         Ok(out)
     }
+}
+
+/// A `leases` row (address, mac, state, expires_ms) as a [`LeaseRow`].
+fn lease_row(r: &sqlx::any::AnyRow) -> Result<LeaseRow, StoreError> {
+    let address: String = r.try_get("address")?;
+    let mac: String = r.try_get("mac")?;
+    let state: String = r.try_get("state")?;
+    Ok(LeaseRow {
+        address: address.parse().map_err(|_| StoreError::Corrupt {
+            what: "lease address",
+            value: address.clone(),
+        })?,
+        mac: mac.parse().map_err(|_| StoreError::Corrupt {
+            what: "lease MAC",
+            value: mac.clone(),
+        })?,
+        state: state.parse().map_err(|_| StoreError::Corrupt {
+            what: "lease state",
+            value: state.clone(),
+        })?,
+        expires_ms: r.try_get("expires_ms")?,
+    })
 }
 
 #[cfg(test)]
@@ -150,7 +206,62 @@ mod tests {
         }
     }
 
-    crate::store::tests::on_both_backends!(batch_last_write_wins_and_survives_reopen);
+    crate::store::tests::on_both_backends!(
+        batch_last_write_wins_and_survives_reopen,
+        a_live_binding_is_never_taken_by_another_mac
+    );
+
+    async fn a_live_binding_is_never_taken_by_another_mac(f: crate::store::tests::Fixture) {
+        let s = f.store;
+        let live = |ip: [u8; 4], mac: u8, state| LeaseRow {
+            expires_ms: super::super::now_ms() + 3_600_000,
+            ..row(ip, mac, state)
+        };
+        let first = vec![
+            LeaseWrite::Upsert(live([10, 0, 0, 1], 1, LeaseState::Bound)),
+            LeaseWrite::Upsert(row([10, 0, 0, 2], 1, LeaseState::Bound)), // expired
+            LeaseWrite::Upsert(live([10, 0, 0, 3], 1, LeaseState::Released)),
+        ];
+        assert_eq!(s.write_leases(&first).await.unwrap(), Written::default());
+        // Another server, another MAC: .1 is live and bound to MAC 1 (refused), .2 has
+        // expired and .3 was released (both taken), .4 is new.
+        let second = vec![
+            LeaseWrite::Upsert(live([10, 0, 0, 1], 2, LeaseState::Bound)),
+            LeaseWrite::Upsert(live([10, 0, 0, 2], 2, LeaseState::Bound)),
+            LeaseWrite::Upsert(live([10, 0, 0, 3], 2, LeaseState::Bound)),
+            LeaseWrite::Upsert(live([10, 0, 0, 4], 2, LeaseState::Bound)),
+        ];
+        let w = s.write_leases(&second).await.unwrap();
+        assert_eq!(w.refused.len(), 1, "{w:?}");
+        assert_eq!(w.refused[0].address, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(
+            w.refused[0].mac,
+            Mac([2, 0, 0, 0, 0, 1]),
+            "the winner's row"
+        );
+        // Even a release by another MAC cannot end MAC 1's lease; MAC 1 renews it.
+        let w = s
+            .write_leases(&[LeaseWrite::Upsert(row(
+                [10, 0, 0, 1],
+                2,
+                LeaseState::Released,
+            ))])
+            .await
+            .unwrap();
+        assert_eq!(w.refused.len(), 1);
+        let renew = live([10, 0, 0, 1], 1, LeaseState::Bound);
+        assert!(
+            s.write_leases(&[LeaseWrite::Upsert(renew.clone())])
+                .await
+                .unwrap()
+                .refused
+                .is_empty()
+        );
+        let all = s.leases().await.unwrap();
+        let macs: Vec<u8> = all.iter().map(|r| r.mac.0[5]).collect();
+        assert_eq!(macs, [1, 2, 2, 2]);
+        assert_eq!(all[0], renew);
+    }
 
     async fn batch_last_write_wins_and_survives_reopen(f: crate::store::tests::Fixture) {
         let s = f.store;

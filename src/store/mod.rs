@@ -15,8 +15,11 @@
 //! to know when to reload (see [`Store::revision`]).
 //!
 //! Writers are serialised as on SQLite, so read-check-write transactions (`remove_version`,
-//! `rollback_pin`) hold on PostgreSQL too: see [`Dialect`]. Not yet for several servers
-//! sharing one database (conditional lease writes, a leader row): a later issue.
+//! `rollback_pin`) hold on PostgreSQL too: see [`Dialect`]. Several servers may share one
+//! database: lease writes are conditional (an address bound to one MAC is never rebound
+//! to another before it expires, see `leases.rs`), leadership is an expiring row judged
+//! by the database's clock (`members.rs`), and on PostgreSQL every revision change is
+//! announced on a channel ([`RevisionFeed`]).
 
 mod event_reads;
 mod events;
@@ -24,8 +27,10 @@ mod images;
 mod leases;
 mod machine_update;
 mod machines;
+mod members;
 mod pins;
 mod requirements;
+mod revision_feed;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
@@ -37,9 +42,11 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use events::EventRow;
 pub use images::{ChannelMove, ChannelRow, VersionRow};
-pub use leases::{LeaseRow, LeaseWrite};
+pub use leases::{LeaseRow, LeaseWrite, Written};
+pub use members::{LeaderRow, MemberRow};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
+pub use revision_feed::RevisionFeed;
 pub use tokens::TokenRow;
 
 /// Store errors.
@@ -93,7 +100,8 @@ pub enum Dialect {
 pub(crate) enum Writer {
     /// Machines, pins, images, channels and the revision: read-check-write transactions.
     State,
-    /// The DHCP lease batch: blind upserts and deletes, one committer per server.
+    /// The DHCP lease batch: conditional upserts (see `leases.rs`) and deletes, one
+    /// committer per server; row locks arbitrate between servers.
     Leases,
     /// Boot-event inserts: ids are handed out in commit order.
     Events,

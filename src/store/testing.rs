@@ -181,6 +181,29 @@ impl PgCluster {
         )
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`), keeping its data: the store becomes
+    /// unreachable until [`PgCluster::resume`].
+    pub fn pause(&self) -> Result<(), PgClusterError> {
+        let data = path_str(&self.data())?.to_string();
+        self.server_command("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"])
+    }
+
+    /// Starts a [`PgCluster::pause`]d server again, on the same socket.
+    pub fn resume(&self) -> Result<(), PgClusterError> {
+        let data = path_str(&self.data())?.to_string();
+        let options = format!(
+            "-c listen_addresses='' -k {} -p {SOCKET_PORT}",
+            path_str(&self.dir)?
+        );
+        let log = path_str(&self.dir.join("server.log"))?.to_string();
+        self.server_command(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start",
+            ],
+        )
+    }
+
     /// The directory holding the cluster, its socket and `server.log`.
     pub fn dir(&self) -> &Path {
         &self.dir

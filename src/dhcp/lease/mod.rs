@@ -16,6 +16,7 @@
 mod pool;
 mod record;
 mod reserve;
+mod shared;
 #[cfg(test)]
 mod tests;
 
