@@ -49,6 +49,10 @@ fn operation(r: &Route) -> Value {
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .chain(r.query.iter().map(|(name, what)| {
+            json!({"name": name, "in": "query", "required": false, "description": what,
+                   "schema": {"type": "string"}})
+        }))
         .collect();
     let (code, what) = success(r);
     let mut responses = Map::new();
@@ -207,7 +211,10 @@ mod tests {
             );
             assert!(ids.insert(op["operationId"].as_str().unwrap().to_string()));
             let braces = r.path.matches('{').count();
-            assert_eq!(op["parameters"].as_array().unwrap().len(), braces);
+            assert_eq!(
+                op["parameters"].as_array().unwrap().len(),
+                braces + r.query.len()
+            );
             if let Some(schema) = r.body {
                 assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
             }

@@ -23,7 +23,23 @@ pub(crate) struct Route {
     pub summary: &'static str,
     /// The schema of its JSON body, if it takes one (in [`super::openapi`]'s components).
     pub body: Option<&'static str>,
+    /// Its query parameters: name and meaning.
+    pub query: &'static [(&'static str, &'static str)],
 }
+
+impl Route {
+    /// With query parameters.
+    const fn query(mut self, query: &'static [(&'static str, &'static str)]) -> Route {
+        self.query = query;
+        self
+    }
+}
+
+/// `?limit` and `?after`, the same on every list ([`super::page`]).
+const PAGE: &[(&str, &str)] = &[
+    ("limit", "page size, 1-1000 (default 100)"),
+    ("after", "cursor: the `next` of the previous page"),
+];
 
 const fn r(
     method: &'static str,
@@ -38,6 +54,7 @@ const fn r(
         scope,
         summary,
         body,
+        query: &[],
     }
 }
 
@@ -51,7 +68,12 @@ pub(crate) const TABLE: &[Route] = &[
         Read,
         "List machines (?selector=k=v,k2=a|b, ?limit, ?after)",
         None,
-    ),
+    )
+    .query(&[
+        ("selector", "label selector k=v,k2=a|b"),
+        ("limit", "page size, 1-1000 (default 100)"),
+        ("after", "cursor: the `next` of the previous page"),
+    ]),
     r(
         "post",
         "/api/v1/machines",
@@ -86,14 +108,19 @@ pub(crate) const TABLE: &[Route] = &[
         Read,
         "What the machine boots now and why (= tabula explain --json; ?mac, ?arch)",
         None,
-    ),
+    )
+    .query(&[
+        ("mac", "one of its MACs (default: the first)"),
+        ("arch", "firmware, as tabula explain --arch (default bios)"),
+    ]),
     r(
         "get",
         "/api/v1/machines/{name}/timeline",
         Read,
         "The machine's boots, stage by stage, and its latest events (?limit)",
         None,
-    ),
+    )
+    .query(&[("limit", "latest events read, 1-1000 (default 200)")]),
     r("get", "/api/v1/pins", Read, "List pins", None),
     r(
         "get",
@@ -101,7 +128,8 @@ pub(crate) const TABLE: &[Route] = &[
         Read,
         "Get a target's pin",
         None,
-    ),
+    )
+    .query(PAGE),
     r(
         "put",
         "/api/v1/pins/{target}",
@@ -129,7 +157,8 @@ pub(crate) const TABLE: &[Route] = &[
         Read,
         "Every change of a target's pin, with its actor",
         None,
-    ),
+    )
+    .query(PAGE),
     r("get", "/api/v1/images", Read, "List images", None),
     r(
         "get",
@@ -137,14 +166,16 @@ pub(crate) const TABLE: &[Route] = &[
         Read,
         "List an image's versions",
         None,
-    ),
+    )
+    .query(PAGE),
     r(
         "post",
         "/api/v1/images/{name}/versions",
         Admin,
         "Publish a version from uploaded blobs",
         Some("Upload"),
-    ),
+    )
+    .query(PAGE),
     r(
         "get",
         "/api/v1/images/{name}/versions/{version}",
@@ -186,28 +217,44 @@ pub(crate) const TABLE: &[Route] = &[
         Read,
         "List stored DHCP leases",
         None,
-    ),
+    )
+    .query(PAGE),
     r(
         "get",
         "/api/v1/events",
         Read,
         "List boot events (?mac, ?stage, ?after, ?limit)",
         None,
-    ),
+    )
+    .query(&[
+        ("mac", "only this MAC"),
+        ("stage", "only this stage"),
+        ("after", "cursor: an event id"),
+        ("limit", "page size, 1-1000 (default 100)"),
+    ]),
     r(
         "get",
         "/api/v1/events/stream",
         Read,
         "Boot events as Server-Sent Events, live, resumable by Last-Event-ID",
         None,
-    ),
+    )
+    .query(&[
+        ("mac", "only this MAC"),
+        ("stage", "only this stage"),
+        (
+            "after",
+            "start after this event id (0: all stored); Last-Event-ID wins",
+        ),
+    ]),
     r(
         "get",
         "/api/v1/tokens",
         Read,
         "List API tokens (never their secrets)",
         None,
-    ),
+    )
+    .query(PAGE),
     r(
         "post",
         "/api/v1/tokens",
