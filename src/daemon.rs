@@ -6,6 +6,8 @@
 //! queued; `run` returns. Sockets are closed when their tasks end, so the ports can be
 //! bound again at once.
 
+mod metrics;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -233,8 +235,16 @@ pub(crate) async fn run(
     let (sink, queue) = events::channel_with(events::SinkLimits::of(&config.events));
     let hub = events::Hub::default();
     let writer = tokio::spawn(events::write_events(store.clone(), queue, hub.clone()));
+    // Every family at zero; each front end gets the handle, `/metrics` encodes it.
+    let metrics = crate::metrics::Metrics::new();
+    metrics::expose_events(&metrics, &sink);
 
     let mut tasks: JoinSet<()> = JoinSet::new();
+    tasks.spawn(crate::metrics::boots::run(
+        hub.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(events::retention::run(
         store.clone(),
         config.events.retention,
@@ -276,7 +286,7 @@ pub(crate) async fn run(
             files: Default::default(),
             scripts: Default::default(),
             admission: http::admission::Admission::new(config.http.admission),
-            limits: Arc::new(http::Limits::new(&config.http)),
+            limits: Arc::new(http::Limits::new(&config.http).metered(metrics.clone())),
             health: health.clone(),
             report_key: report_key.clone(),
             report_refusals: Default::default(),
@@ -288,6 +298,7 @@ pub(crate) async fn run(
                 .require_lease_match
                 .then(|| Arc::new(http::lease_match::LeaseMatch::new(leases.clone()))),
         };
+        metrics::expose_http(&metrics, &state);
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let _serving = http_up;
@@ -312,6 +323,10 @@ pub(crate) async fn run(
             ))),
             hub: hub.clone(),
             shutdown: shutdown.clone(),
+            metrics: crate::api::metrics::Scrape {
+                metrics: metrics.clone(),
+                token_required: config.api.metrics_token_required,
+            },
         };
         tasks.spawn(async move {
             if let Err(e) = crate::api::run(listener, st).await {
@@ -329,6 +344,7 @@ pub(crate) async fn run(
             loaders: loader_files.clone(),
             ..tftp::TftpServerConfig::from(&config.tftp)
         };
+        metrics::expose_tftp(&metrics, &cfg.refusals);
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let _serving = tftp_up;
@@ -336,7 +352,12 @@ pub(crate) async fn run(
                 tracing::error!(error = %e, "TFTP server failed");
             }
         });
-        tasks.spawn(loader_events(rx, sink.clone(), ledger.clone()));
+        tasks.spawn(loader_events(
+            rx,
+            sink.clone(),
+            ledger.clone(),
+            metrics.clone(),
+        ));
     }
     if !bound.dhcp.is_empty() {
         let ifaces: Vec<_> = bound
@@ -360,6 +381,7 @@ pub(crate) async fn run(
             ledger: ledger.clone(),
             leases: leases.clone(),
             restored: restored_tx,
+            metrics: metrics.clone(),
         };
         let sockets = bound.dhcp;
         let lease_log = store.clone();
@@ -464,8 +486,12 @@ async fn loader_events(
     mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
     sink: events::EventSink,
     ledger: Arc<LoaderLedger>,
+    metrics: crate::metrics::Metrics,
 ) {
     while let Some(ev) = rx.recv().await {
+        let (outcome, bytes) = ev.metric();
+        metrics.tftp().transfers.inc(outcome);
+        metrics.tftp().sent_bytes.inc_by(bytes);
         let confirmed = ev
             .delivered_to()
             .map(|mac| ledger.confirm(mac, std::time::Instant::now()));

@@ -27,6 +27,9 @@ pub mod inventory;
 pub mod lab;
 pub(crate) mod lease_view;
 pub mod loader_files;
+pub mod metrics;
+#[cfg(test)]
+mod mutate;
 pub(crate) mod privilege;
 pub mod store;
 #[doc(hidden)]

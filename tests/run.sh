@@ -44,6 +44,29 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# promtool (`promtool check metrics` on /metrics scrapes: src/metrics/tests.rs,
+# tests/it/metrics.rs, tests/it/lab_metrics.rs) comes with the Prometheus server package.
+# Its maintainer scripts would start a prometheus service: a policy-rc.d that forbids
+# every service start keeps it stopped, and is removed again whatever the install did.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: promtool missing (Debian package prometheus; run as root or install it)" >&2
+    exit 1
+  fi
+  echo "==> installing prometheus (for promtool; its service is not started)"
+  had_policy=0
+  [ -e /usr/sbin/policy-rc.d ] && had_policy=1
+  if [ "$had_policy" -eq 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq || rc=$?
+  [ "$rc" -eq 0 ] && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus || rc=$?; }
+  [ "$had_policy" -eq 0 ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" -eq 0 ] || exit "$rc"
+fi
+
 # The netboot lab (tests/it/lab_direct.rs boots QEMU): its own script, because qemu and
 # seabios must come from bookworm-backports (see images/README.md).
 bash images/setup-packages.sh

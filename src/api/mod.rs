@@ -12,6 +12,7 @@
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of every resource ([`openapi`]) |
 //! | `/api/v1/machines…`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
+//! | `GET /metrics` | Prometheus text format ([`metrics`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
 //! Every resource needs a bearer token of the scope [`auth::required`] names (read for
@@ -32,6 +33,7 @@ mod extract;
 mod images;
 mod leases;
 mod machines;
+pub(crate) mod metrics;
 mod openapi;
 mod page;
 mod pins;
@@ -68,6 +70,8 @@ pub(crate) struct ApiState {
     pub hub: crate::events::Hub,
     /// Cancelled at shutdown: open event streams end, so graceful shutdown can finish.
     pub shutdown: CancellationToken,
+    /// `GET /metrics` ([`metrics`]).
+    pub metrics: metrics::Scrape,
 }
 
 /// The document at `/api/v1/`.
@@ -96,6 +100,7 @@ pub(crate) fn router(st: ApiState) -> Router {
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
         .route(openapi::PATH, get(openapi::document))
+        .merge(metrics::router(&st))
         .merge(resources)
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {

@@ -126,6 +126,13 @@ pub(crate) fn build() -> Value {
     };
     paths.insert("/api/v1/".into(), open("API index"));
     paths.insert(PATH.into(), open("This document"));
+    paths.insert(
+        super::metrics::PATH.into(),
+        json!({"get": {"operationId": "metrics", "summary": "Prometheus metrics (text format 0.0.4); a read token only with api.metrics_token_required",
+            "security": [{}, {"bearer": []}], "x-tabula-scope": "read",
+            "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          "401": problem_ref("api.metrics_token_required and no valid token")}}}),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {

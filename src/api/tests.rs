@@ -92,6 +92,7 @@ async fn state(shutdown: CancellationToken) -> (tempfile::TempDir, ApiState) {
         fleet: crate::fleet::Fleet::new(std::sync::Arc::new(inventory)),
         hub: crate::events::Hub::default(),
         shutdown,
+        metrics: Default::default(),
     };
     (dir, st)
 }

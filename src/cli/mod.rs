@@ -42,8 +42,20 @@ pub struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. "debug" or "tabula=trace"
     #[arg(long, global = true, env = "TABULA_LOG", default_value = "warn")]
     log: String,
+    /// Log line format: `text` for a person, `json` for a collector (one object per line)
+    #[arg(long, global = true, env = "TABULA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`, `span`, `spans`.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,11 +110,17 @@ pub fn main() -> ExitCode {
     // Colours only for a person at a terminal: escape sequences in a log file or the
     // journal are noise at best.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => fmt.with_ansi(colour).init(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
     if matches!(cli.command, Command::Serve) {
         return serve::main(&cli);
     }

@@ -132,6 +132,7 @@ pub struct AdmissionFile {
 pub struct ApiFile {
     pub enabled: Option<bool>,
     pub listen: Option<SocketAddr>,
+    pub metrics_token_required: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -186,6 +186,8 @@ pub struct HttpConfig {
 pub struct ApiConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// `GET /metrics` needs a `read` token (default: open, like `/healthz`).
+    pub metrics_token_required: bool,
 }
 
 /// Where the API listens by default: loopback only, until it has authentication.

@@ -35,6 +35,9 @@ fn defaults_validate() {
     assert_eq!(c.http.public_url, "http://127.0.0.1:8080");
     assert!(c.api.enabled);
     assert_eq!(c.api.listen.to_string(), "127.0.0.1:9090");
+    assert!(!c.api.metrics_token_required);
+    let c = Config::parse("[api]\nmetrics_token_required = true\n", "t.toml", None).unwrap();
+    assert!(c.api.metrics_token_required);
 }
 
 #[test]

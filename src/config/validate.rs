@@ -264,6 +264,7 @@ pub(super) fn validate(
     let api = ApiConfig {
         enabled: f.api.enabled.unwrap_or(true),
         listen: f.api.listen.unwrap_or(DEFAULT_API_LISTEN),
+        metrics_token_required: f.api.metrics_token_required.unwrap_or(false),
     };
     if api.enabled && http_enabled && same_port(api.listen, http_listen) {
         return Err(bad(

@@ -21,12 +21,14 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use super::lease::{Lease, LeaseChange};
 use super::socket::DhcpSocket;
 use crate::boot::LeaseState;
 use crate::lease_view::{LeaseUpdate, LeaseView};
+use crate::metrics::Metrics;
 use crate::store::{LeaseRow, LeaseWrite, Store, StoreError};
 
 /// Where leases are made durable: the store, or a fake in tests.
@@ -68,6 +70,8 @@ pub(super) struct Outgoing {
     pub to: SocketAddrV4,
     pub ifindex: u32,
     pub src: Ipv4Addr,
+    /// The reply type's counter (`tabula_dhcp_replies_total`), counted once sent.
+    pub sent: Counter,
 }
 
 impl Outgoing {
@@ -79,6 +83,8 @@ impl Outgoing {
             .await
         {
             tracing::debug!(to = %self.to, error = %e, "DHCP reply not sent");
+        } else {
+            self.sent.inc();
         }
     }
 }
@@ -105,6 +111,7 @@ pub(super) async fn run<L: LeaseLog, R: Reply>(
     log: L,
     view: Arc<LeaseView>,
     mut rx: mpsc::Receiver<Pending<R>>,
+    metrics: Metrics,
 ) {
     let mut batch: Vec<Pending<R>> = Vec::with_capacity(256);
     let mut writes: Vec<LeaseWrite> = Vec::with_capacity(256);
@@ -129,6 +136,12 @@ pub(super) async fn run<L: LeaseLog, R: Reply>(
             writes = writes.len(),
             "lease batch committed"
         );
+        if ok {
+            let m = metrics.dhcp();
+            m.commits.inc();
+            #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH pendings' changes
+            m.commit_batch.observe(writes.len() as f64);
+        }
         writes.clear();
         if ok {
             view.apply(batch.iter().flat_map(|p| p.changes.iter().map(to_update)));
@@ -259,7 +272,7 @@ mod tests {
             .unwrap();
         }
         let view = Arc::new(LeaseView::default());
-        let committer = tokio::spawn(run(log.clone(), view.clone(), rx));
+        let committer = tokio::spawn(run(log.clone(), view.clone(), rx, Metrics::default()));
         assert_eq!(attempts.recv().await, Some(2), "one batch of two writes");
         assert!(log.durable.lock().unwrap().is_empty());
         assert!(view.is_empty(), "a failed commit binds nothing in the view");

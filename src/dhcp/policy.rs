@@ -437,6 +437,7 @@ fn request(
         Err(nak) => {
             let mut spec = ReplySpec::new(ReplyKind::Nak, ctx.server_id);
             spec.message = Some(nak.to_string());
+            spec.nak_reason = Some(nak.code());
             let dest = reply_destination(req, ReplyKind::Nak, Ipv4Addr::UNSPECIFIED, ctx.source);
             Outcome::reply(spec, dest)
         }

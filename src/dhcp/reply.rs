@@ -88,6 +88,8 @@ pub struct ReplySpec {
     pub tftp_server_name: Option<String>,
     /// Option 56, mostly for NAK.
     pub message: Option<String>,
+    /// Why a NAK is sent (`NakReason::code`), for its counter; not on the wire.
+    pub nak_reason: Option<&'static str>,
 }
 
 impl ReplySpec {
@@ -108,6 +110,7 @@ impl ReplySpec {
             boot_file: None,
             tftp_server_name: None,
             message: None,
+            nak_reason: None,
         }
     }
 }

@@ -34,6 +34,7 @@ use crate::config::{Config, DhcpMode, Reservation};
 use crate::events::{EventSink, now_ms};
 use crate::inventory::{Decision, Facts, Inventory, InventoryError, Snapshot, select};
 use crate::lease_view::{LeaseUpdate, LeaseView};
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 /// How often the cached inventory snapshot is re-checked against the store revision.
@@ -61,6 +62,8 @@ pub struct Shared {
     /// Told once the stored leases are in `leases` (so HTTP, bound to them, does not
     /// answer before a restart's leases are back); dropped unsent if DHCP cannot start.
     pub restored: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Packets in and out, drops, commits and pool use (`tabula_dhcp_*`).
+    pub metrics: Metrics,
 }
 
 struct Service {
@@ -71,6 +74,7 @@ struct Service {
     neighbours: Neighbours,
     events: EventSink,
     commits: mpsc::Sender<Pending>,
+    metrics: Metrics,
 }
 
 /// Runs DHCP on `sockets` until `stop`; returns once queued commits are written and sent.
@@ -104,7 +108,12 @@ pub async fn run(
         let _ = tx.send(());
     }
     let (tx, rx) = mpsc::channel(65_536);
-    let committer = tokio::spawn(commit::run(lease_log, shared.leases.clone(), rx));
+    let committer = tokio::spawn(commit::run(
+        lease_log,
+        shared.leases.clone(),
+        rx,
+        shared.metrics.clone(),
+    ));
     let svc = Arc::new(Service {
         config,
         leases,
@@ -113,7 +122,20 @@ pub async fn run(
         neighbours: Neighbours::open(),
         events,
         commits: tx,
+        metrics: shared.metrics.clone(),
     });
+    if svc.leases.is_some() {
+        let weak = Arc::downgrade(&svc);
+        shared.metrics.observe_pools(Box::new(move || {
+            weak.upgrade()
+                .and_then(|s| {
+                    let t = s.leases.as_ref()?;
+                    let t = t.lock().unwrap_or_else(|p| p.into_inner());
+                    Some(t.usage())
+                })
+                .unwrap_or_default()
+        }));
+    }
     let mut tasks = JoinSet::new();
     for (sock, port) in sockets {
         tasks.spawn(recv_loop(svc.clone(), Arc::new(sock), port, stop.clone()));
@@ -198,6 +220,7 @@ async fn recv_loop(svc: Arc<Service>, sock: Arc<DhcpSocket>, port: Port, stop: C
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(peer = %rx.source, error = %e, "malformed DHCP packet dropped");
+                svc.metrics.dhcp().dropped.inc("malformed");
                 continue;
             }
         };
@@ -214,6 +237,15 @@ impl Service {
         rx: super::socket::Received,
         req: ClientRequest,
     ) {
+        let m = self.metrics.dhcp();
+        m.received.inc(match req.message_type {
+            MessageType::Discover => "discover",
+            MessageType::Request => "request",
+            MessageType::Decline => "decline",
+            MessageType::Release => "release",
+            MessageType::Inform => "inform",
+            _ => "other",
+        });
         let server_id = self.config.advertise.unwrap_or(rx.local);
         // Only the messages that can be answered with a boot file ask the inventory.
         let decision = match req.message_type {
@@ -262,6 +294,7 @@ impl Service {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot build DHCP reply");
+                        m.dropped.inc("build-failed");
                         return;
                     }
                 };
@@ -273,6 +306,9 @@ impl Service {
                     spec.yiaddr,
                     spec.boot_file.as_deref().zip(outcome.boot),
                 );
+                if let Some(why) = spec.nak_reason {
+                    m.naks.inc(why);
+                }
                 let to = self.realize(dest, spec.kind, rx.ifindex);
                 Some(Outgoing {
                     sock: sock.clone(),
@@ -280,6 +316,16 @@ impl Service {
                     to,
                     ifindex: rx.ifindex,
                     src: rx.local,
+                    sent: m
+                        .replies
+                        .get(match spec.kind {
+                            ReplyKind::Offer => "offer",
+                            ReplyKind::Ack => "ack",
+                            ReplyKind::Nak => "nak",
+                            ReplyKind::ProxyOffer => "proxy_offer",
+                            ReplyKind::ProxyAck => "proxy_ack",
+                        })
+                        .clone(),
                 })
             }
             Action::Done(what) => {
@@ -287,6 +333,7 @@ impl Service {
                 None
             }
             Action::Ignore { reason, event } => {
+                m.dropped.inc(reason.code());
                 if event {
                     // Rate-gated: a DISCOVER flood is one counted log line, not a row
                     // (and an info line) per packet.
@@ -323,6 +370,7 @@ impl Service {
             .is_err()
         {
             tracing::warn!("lease committer gone: reply dropped");
+            m.dropped.inc("committer-gone");
         }
     }
 

@@ -18,7 +18,7 @@ mod writer;
 
 pub(crate) use follow::{Filter, Follower};
 pub(crate) use hub::Hub;
-pub(crate) use sink::{EventSink, SinkLimits, channel_with};
+pub(crate) use sink::{EventSink, SinkLimits, SinkStats, channel_with};
 pub(crate) use writer::write_events;
 #[cfg(test)]
 use {

@@ -5,14 +5,14 @@
 //! cannot keep up, or a flood outruns it) events are dropped and counted, with a
 //! rate-limited warning. A detail longer than `max_detail_bytes` is replaced by a note
 //! of its length. Events a client can cause at will go through a rate gate first:
-//! [`EventSink::record_from`] (reports, download attributions: per MAC and per client
-//! address) and [`EventSink::record_refusal`] (DHCP `ignored`: per MAC and for all
+//! [`EventSink::record_from`] (reports, download attributions, served scripts: per MAC
+//! and per client address) and [`EventSink::record_refusal`] (DHCP `ignored`: per MAC and for all
 //! clients together). The writer drains everything still queued when the last sink is
 //! dropped, so a graceful shutdown loses nothing.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -73,12 +73,21 @@ pub struct SinkStats {
     pub truncated: u64,
     /// Bytes queued now.
     pub queued_bytes: usize,
+    /// Events queued since start.
+    pub queued: u64,
+    /// Events the writer committed.
+    pub written: u64,
+    /// Events the writer could not store (a batch that failed its tries).
+    pub lost: u64,
 }
 
 #[derive(Debug)]
 struct Shared {
     limits: SinkLimits,
     queued_bytes: AtomicUsize,
+    queued: AtomicU64,
+    written: AtomicU64,
+    lost: AtomicU64,
     dropped: Throttle,
     rate_limited: Throttle,
     truncated: Throttle,
@@ -107,6 +116,17 @@ impl EventQueue {
         let e = self.rx.recv().await?;
         self.shared.release(&e);
         Some(e)
+    }
+
+    /// Counts `n` events committed (`lost`: not stored after every try).
+    pub(super) fn count_stored(&self, n: usize, lost: bool) {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let c = if lost {
+            &self.shared.lost
+        } else {
+            &self.shared.written
+        };
+        c.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The next event if one is queued.
@@ -141,6 +161,9 @@ pub(crate) fn channel_with(limits: SinkLimits) -> (EventSink, EventQueue) {
     let shared = Arc::new(Shared {
         limits,
         queued_bytes: AtomicUsize::new(0),
+        queued: AtomicU64::new(0),
+        written: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
         dropped: t(
             "boot event queue full (events.queue_events, events.queue_bytes): events dropped",
         ),
@@ -171,14 +194,22 @@ impl EventSink {
     /// its MAC nor the client `peer` is over its rate; `false` when it was not queued
     /// for that reason (counted).
     pub fn record_from(&self, event: BootEvent, peer: IpAddr) -> bool {
+        self.record_text_from(EventText::from(&event), Some(peer))
+    }
+
+    /// [`EventSink::record_from`] for an event whose detail is JSON text already (a
+    /// served script's cached detail). Without a `peer` only the MAC's rate applies.
+    pub fn record_text_from(&self, event: EventText, peer: Option<IpAddr>) -> bool {
         let s = &self.shared;
         // The peer's bucket first: a peer cycling through made-up MACs is stopped by it.
-        if !s.per_peer.take(peer) || !s.per_mac.take(event.mac) {
-            s.rate_limited
-                .warn(&format_args!("{} from {peer}", event.mac));
+        if !peer.is_none_or(|p| s.per_peer.take(p)) || !s.per_mac.take(event.mac) {
+            match peer {
+                Some(p) => s.rate_limited.warn(&format_args!("{} from {p}", event.mac)),
+                None => s.rate_limited.warn(&format_args!("{}", event.mac)),
+            }
             return false;
         }
-        self.record(event);
+        self.record_text(event);
         true
     }
 
@@ -223,6 +254,8 @@ impl EventSink {
                 "{} events queued or the writer is gone",
                 s.limits.queue_events
             ));
+        } else {
+            s.queued.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -233,12 +266,32 @@ impl EventSink {
 
     /// Every counter now.
     pub fn stats(&self) -> SinkStats {
-        let s = &self.shared;
+        self.counters().stats()
+    }
+
+    /// The counters alone: holding them does not keep the queue open (the writer ends
+    /// once every sink is gone).
+    pub fn counters(&self) -> SinkCounters {
+        SinkCounters(self.shared.clone())
+    }
+}
+
+/// A sink's counters, readable after the sink is gone.
+#[derive(Clone, Debug)]
+pub struct SinkCounters(Arc<Shared>);
+
+impl SinkCounters {
+    /// Every counter now.
+    pub fn stats(&self) -> SinkStats {
+        let s = &self.0;
         SinkStats {
             dropped: s.dropped.total(),
             rate_limited: s.rate_limited.total(),
             truncated: s.truncated.total(),
             queued_bytes: s.queued_bytes.load(Ordering::Relaxed),
+            queued: s.queued.load(Ordering::Relaxed),
+            written: s.written.load(Ordering::Relaxed),
+            lost: s.lost.load(Ordering::Relaxed),
         }
     }
 }

@@ -40,6 +40,7 @@ pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) 
         loop {
             match store.append_texts(&batch).await {
                 Ok(ids) => {
+                    queue.count_stored(ids.len(), false);
                     let stored: Arc<[Stored]> = ids
                         .into_iter()
                         .zip(batch.drain(..))
@@ -52,6 +53,7 @@ pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) 
                     tries += 1;
                     if tries >= 3 {
                         tracing::error!(error = %e, lost = batch.len(), "cannot store boot events");
+                        queue.count_stored(batch.len(), true);
                         break;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;

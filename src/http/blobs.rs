@@ -110,6 +110,7 @@ pub(super) async fn send_more(
     mut buf: &[u8],
     limits: &Limits,
 ) -> io::Result<()> {
+    limits.sent(buf, buf.len());
     while !buf.is_empty() {
         tokio::time::timeout(limits.send_timeout, stream.writable())
             .await
@@ -158,7 +159,10 @@ pub(super) async fn sendfile_all(
                     "blob shorter than its size",
                 ));
             }
-            Ok(n) => sent += n as u64,
+            Ok(n) => {
+                limits.sent(&[], n);
+                sent += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }

@@ -28,7 +28,7 @@ use tracing::Instrument as _;
 
 use super::limits::{Admitted, Limits};
 use super::route::{self, Refusal, Route};
-use super::{HttpState, blobs, boot_script, loaders, report};
+use super::{HttpState, blobs, boot_script, loaders, meter, report};
 
 /// Largest request head.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -202,6 +202,7 @@ pub(super) async fn write_all(
     out: &[u8],
     limits: &Limits,
 ) -> io::Result<()> {
+    limits.sent(out, out.len());
     let mut rest = out;
     while !rest.is_empty() {
         match stream.try_write(rest) {
@@ -361,14 +362,15 @@ async fn connection(
                     .bad_requests
                     .warn(&format_args!("{peer}: head too large"));
                 let head_only = sniff_head(&buf);
-                let _ = refuse(
+                let refused = refuse(
                     &mut stream,
                     limits,
                     &Refusal::HeadTooLarge,
                     head_only,
                     false,
-                )
-                .await;
+                );
+                let (_, status) = meter::answered(refused).await;
+                limits.requested("malformed", status);
                 return;
             }
             Err(e) => {
@@ -389,7 +391,9 @@ async fn connection(
                     .bad_requests
                     .warn(&format_args!("{peer}: {}", refusal.message().trim_end()));
                 // A HEAD is answered without a body even when its head is refused.
-                let _ = refuse(&mut stream, limits, &refusal, head_only, false).await;
+                let refused = refuse(&mut stream, limits, &refusal, head_only, false);
+                let (_, status) = meter::answered(refused).await;
+                limits.requested("malformed", status);
                 return;
             }
         };
@@ -401,6 +405,7 @@ async fn connection(
         let keep_alive = wants_keep_alive(&parsed) && !shutdown.is_cancelled();
         let head_only = parsed.method == Method::HEAD;
         let route = route::classify(&parsed.method, &parsed.target);
+        let route_name = route.name();
         let span = tracing::debug_span!("request", method = %parsed.method, route = route.name());
         let request = Request {
             headers: &parsed.headers,
@@ -409,9 +414,9 @@ async fn connection(
             head_only,
             keep_alive,
         };
-        let result = answer(&mut stream, &st, route, &request)
-            .instrument(span)
-            .await;
+        let (result, status) =
+            meter::answered(answer(&mut stream, &st, route, &request).instrument(span)).await;
+        limits.requested(route_name, status);
         if let Err(e) = result {
             tracing::debug!(error = %e, "connection ended");
             return;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::HttpConfig;
+use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 
 /// At most one log line per limit per this long.
@@ -50,6 +51,8 @@ pub struct Limits {
     pub(super) refused_per_client: Throttle,
     pub(super) accept_errors: Throttle,
     pub(super) bad_requests: Throttle,
+    /// Requests, responses and bytes sent ([`Limits::metered`]; unregistered otherwise).
+    metrics: Metrics,
 }
 
 /// The counters of [`Limits`], read at one moment.
@@ -118,7 +121,29 @@ impl Limits {
             refused_per_client: t("HTTP connection refused (http.max_connections_per_client)"),
             accept_errors: t("HTTP accept failed, backing off"),
             bad_requests: t("HTTP request refused as malformed"),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// The same limits, counting requests, responses and bytes into `metrics`.
+    pub fn metered(mut self, metrics: Metrics) -> Limits {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts a request by its route name and the status it was answered with
+    /// ([`super::meter`]).
+    pub(super) fn requested(&self, route: &str, status: Option<[u8; 3]>) {
+        let h = self.metrics.http();
+        h.requests.get(route, super::meter::label(status)).inc();
+    }
+
+    /// Counts `n` bytes handed to a client's socket; `out` starting a response head
+    /// notes its status for the request ([`super::meter`]).
+    pub(super) fn sent(&self, out: &[u8], n: usize) {
+        let h = self.metrics.http();
+        h.sent_bytes.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        super::meter::head_written(out);
     }
 
     /// How many connections past `max_connections` a new peer may still open.

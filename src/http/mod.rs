@@ -35,6 +35,7 @@ pub mod fuzzing;
 pub mod lease_match;
 pub mod limits;
 mod loaders;
+mod meter;
 pub mod report;
 pub mod report_key;
 pub mod route;

@@ -49,6 +49,24 @@ pub enum AbortReason {
 }
 
 impl TransferEvent {
+    /// The outcome as a metric label (`tabula_tftp_transfers_total{outcome}`) and the
+    /// bytes of a completed transfer.
+    pub fn metric(&self) -> (&'static str, u64) {
+        match &self.outcome {
+            TransferOutcome::Completed { bytes, .. } => ("completed", *bytes),
+            TransferOutcome::Aborted { reason } => (
+                match reason {
+                    AbortReason::ClientError { .. } => "client_error",
+                    AbortReason::Timeout => "timeout",
+                    AbortReason::Shutdown => "shutdown",
+                    AbortReason::Refused { .. } => "refused",
+                    AbortReason::Io(_) => "io_error",
+                },
+                0,
+            ),
+        }
+    }
+
     /// True for a completed transfer.
     pub fn is_completed(&self) -> bool {
         matches!(self.outcome, TransferOutcome::Completed { .. })

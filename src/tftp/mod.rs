@@ -35,7 +35,7 @@ use std::path::PathBuf;
 pub use event::{AbortReason, TransferEvent, TransferOutcome};
 pub use packet::{ErrorCode, PacketError};
 pub use root::client_prefix;
-pub use server::{TftpServerConfig, run};
+pub use server::{Refusals, TftpServerConfig, run};
 
 /// Errors of the TFTP front end.
 #[derive(Debug, thiserror::Error)]

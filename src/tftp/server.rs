@@ -58,11 +58,34 @@ pub struct TftpServerConfig {
     pub max_per_client: usize,
     /// Option and retransmission limits.
     pub limits: Limits,
+    /// The refusal counters (read by metrics through a clone of this `Arc`).
+    pub refusals: Arc<Refusals>,
     /// How long in-flight transfers may continue once shutdown begins.
     pub grace: Duration,
     /// The configured loaders, resolved at start-up: served from their resolved files
     /// even outside `root` (see `root.rs`). Empty: every name by the root's rules.
     pub loaders: LoaderFiles,
+}
+
+/// Read requests not answered for a limit, each counted and logged (rate-limited).
+#[derive(Debug)]
+pub struct Refusals {
+    /// `tftp.max_transfers` reached.
+    pub busy: Throttle,
+    /// `tftp.max_transfers_per_client` reached.
+    pub greedy: Throttle,
+}
+
+impl Default for Refusals {
+    fn default() -> Refusals {
+        Refusals {
+            busy: Throttle::new("TFTP server busy (tftp.max_transfers)", REFUSAL_LOG_EVERY),
+            greedy: Throttle::new(
+                "TFTP client over its transfer limit (tftp.max_transfers_per_client)",
+                REFUSAL_LOG_EVERY,
+            ),
+        }
+    }
 }
 
 impl From<&TftpConfig> for TftpServerConfig {
@@ -79,6 +102,7 @@ impl From<&TftpConfig> for TftpServerConfig {
             },
             grace: DEFAULT_GRACE,
             loaders: LoaderFiles::default(),
+            refusals: Arc::default(),
         }
     }
 }
@@ -100,11 +124,7 @@ pub async fn run(
     let local = socket.local_addr().map_err(TftpError::Socket)?;
     let permits = Arc::new(Semaphore::new(cfg.max_transfers));
     let clients = Clients::default();
-    let busy = Throttle::new("TFTP server busy (tftp.max_transfers)", REFUSAL_LOG_EVERY);
-    let greedy = Throttle::new(
-        "TFTP client over its transfer limit (tftp.max_transfers_per_client)",
-        REFUSAL_LOG_EVERY,
-    );
+    let (busy, greedy) = (&cfg.refusals.busy, &cfg.refusals.greedy);
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let session = Session {
         root,

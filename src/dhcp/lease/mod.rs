@@ -130,6 +130,23 @@ impl LeaseTable {
         dropped
     }
 
+    /// Per subnet: its network, the addresses in its pools, and how many of those are
+    /// offered, bound or quarantined now (for the pool gauges; O(leases), at scrape time).
+    pub fn usage(&self) -> Vec<crate::metrics::PoolUsage> {
+        let mut used = vec![0u64; self.subnets.len()];
+        for (ip, slot) in &self.slots {
+            let pool = &self.subnets[slot.subnet];
+            if !matches!(slot.state, SlotState::Free { .. }) && pool.in_pool(*ip) {
+                used[slot.subnet] += 1;
+            }
+        }
+        self.subnets
+            .iter()
+            .zip(used)
+            .map(|(s, n)| (s.network().to_string(), s.size(), n))
+            .collect()
+    }
+
     /// The subnet whose network contains `ip` (for giaddr, link selection, option 118 or
     /// the receiving interface's address).
     pub fn subnet_of(&self, ip: Ipv4Addr) -> Option<SubnetId> {

@@ -42,6 +42,19 @@ impl SubnetPools {
         self.network.contains(&std::net::Ipv4Addr::from(ip))
     }
 
+    /// The subnet, as configured.
+    pub(super) fn network(&self) -> Ipv4Net {
+        self.network
+    }
+
+    /// Addresses in the dynamic pools.
+    pub(super) fn size(&self) -> u64 {
+        self.pools
+            .iter()
+            .map(|&(a, b)| u64::from(b.saturating_sub(a)) + u64::from(b >= a))
+            .sum()
+    }
+
     /// Whether the address is in one of the dynamic pools.
     pub(super) fn in_pool(&self, ip: u32) -> bool {
         self.pools.iter().any(|&(a, b)| (a..=b).contains(&ip))

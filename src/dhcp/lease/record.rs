@@ -92,3 +92,18 @@ pub enum NakReason {
     #[error("{0} is quarantined after a DECLINE")]
     Quarantined(Ipv4Addr),
 }
+
+impl NakReason {
+    /// A stable name for the kind of reason (metric label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            NakReason::UnknownSubnet(_) => "unknown-subnet",
+            NakReason::WrongSubnet(_) => "wrong-subnet",
+            NakReason::NotInPool(_) => "not-in-pool",
+            NakReason::ReservedForOther(_) => "reserved-for-other",
+            NakReason::HasReservation(_) => "has-reservation",
+            NakReason::InUse(_) => "in-use",
+            NakReason::Quarantined(_) => "quarantined",
+        }
+    }
+}

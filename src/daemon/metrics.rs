@@ -1,0 +1,113 @@
+//! Which counter a front end already keeps is exposed as which metric: the daemon owns
+//! both sides, so neither the front ends nor `crate::metrics` import each other. Each
+//! reader runs at scrape time only.
+//!
+//! `limit` label values are the config keys whose limit was hit.
+
+use std::sync::Arc;
+
+use crate::events::EventSink;
+use crate::http::HttpState;
+use crate::metrics::{Metrics, Observed};
+use crate::tftp;
+
+/// The data plane's limit, admission, report and lease-match counters.
+pub(super) fn expose_http(m: &Metrics, st: &HttpState) {
+    let limits = &st.limits;
+    let stat = |pick: fn(&crate::http::LimitStats) -> u64| {
+        let l = Arc::clone(limits);
+        Box::new(move || pick(&l.stats()))
+    };
+    for (label, pick) in [
+        (
+            "http.head_timeout",
+            (|s| s.head_timeouts) as fn(&crate::http::LimitStats) -> u64,
+        ),
+        ("http.body_timeout", |s| s.body_timeouts),
+        ("http.send_timeout", |s| s.send_timeouts),
+        ("http.max_connections", |s| s.refused_total),
+        ("http.max_connections_per_client", |s| s.refused_per_client),
+        ("http.accept_failed", |s| s.accept_errors),
+        ("http.malformed_request", |s| s.bad_requests),
+    ] {
+        m.observe(Observed::LimitHits, label, stat(pick));
+    }
+    let a = st.admission.clone();
+    m.observe(
+        Observed::LimitHits,
+        "http.admission",
+        Box::new(move || a.stats().busy_total),
+    );
+    let a = st.admission.clone();
+    m.observe(
+        Observed::AdmissionWaits,
+        "",
+        Box::new(move || a.stats().waited_total),
+    );
+    let r = st.report_refusals.clone();
+    m.observe(
+        Observed::ReportsRejected,
+        "missing_token",
+        Box::new(move || r.missing.total()),
+    );
+    let r = st.report_refusals.clone();
+    m.observe(
+        Observed::ReportsRejected,
+        "invalid_token",
+        Box::new(move || r.invalid.total()),
+    );
+    if let Some(lm) = &st.lease_match {
+        let l = lm.clone();
+        m.observe(
+            Observed::ReportsRejected,
+            "lease_mismatch",
+            Box::new(move || l.reports.total()),
+        );
+        let l = lm.clone();
+        m.observe(
+            Observed::LimitHits,
+            "http.require_lease_match",
+            Box::new(move || l.total()),
+        );
+    }
+}
+
+/// TFTP's refusals at its transfer caps.
+pub(super) fn expose_tftp(m: &Metrics, refusals: &Arc<tftp::Refusals>) {
+    let r = refusals.clone();
+    m.observe(
+        Observed::LimitHits,
+        "tftp.max_transfers",
+        Box::new(move || r.busy.total()),
+    );
+    let r = refusals.clone();
+    m.observe(
+        Observed::LimitHits,
+        "tftp.max_transfers_per_client",
+        Box::new(move || r.greedy.total()),
+    );
+}
+
+/// The event sink's and writer's counters.
+pub(super) fn expose_events(m: &Metrics, sink: &EventSink) {
+    let read = |pick: fn(&crate::events::SinkStats) -> u64| {
+        let s = sink.counters();
+        Box::new(move || pick(&s.stats()))
+    };
+    m.observe(Observed::EventsQueued, "", read(|s| s.queued));
+    m.observe(Observed::EventsWritten, "", read(|s| s.written));
+    m.observe(Observed::EventsDropped, "queue_full", read(|s| s.dropped));
+    m.observe(
+        Observed::EventsDropped,
+        "rate_limited",
+        read(|s| s.rate_limited),
+    );
+    m.observe(Observed::EventsDropped, "store_failed", read(|s| s.lost));
+    m.observe(Observed::LimitHits, "events.queue", read(|s| s.dropped));
+    m.observe(Observed::LimitHits, "events.rate", read(|s| s.rate_limited));
+    m.observe(
+        Observed::LimitHits,
+        "events.max_detail_bytes",
+        read(|s| s.truncated),
+    );
+}
