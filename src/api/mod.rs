@@ -21,6 +21,7 @@ pub(crate) mod auth;
 mod blobs;
 mod event_list;
 pub(crate) mod events;
+mod explain;
 mod extract;
 mod images;
 mod leases;

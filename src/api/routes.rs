@@ -9,7 +9,8 @@ use axum::middleware;
 use axum::routing::{get, post, put};
 
 use super::{
-    ApiState, auth, blobs, event_list, events, images, leases, machines, pins, timeline, tokens,
+    ApiState, auth, blobs, event_list, events, explain, images, leases, machines, pins, timeline,
+    tokens,
 };
 use crate::auth::Scope;
 
@@ -92,6 +93,13 @@ pub(crate) const TABLE: &[Route] = &[
         "/api/v1/machines/{name}/timeline",
         Read,
         "The machine's boots, stage by stage, and its latest events (?limit)",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/explain/{mac}",
+        Read,
+        "What a MAC boots now and why (= tabula explain MAC --json; ?uuid, ?arch)",
         false,
     ),
     r("get", "/api/v1/pins", Read, "List pins", false),
@@ -239,6 +247,7 @@ pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
         )
         .route("/api/v1/machines/{name}/explain", get(machines::explain))
         .route("/api/v1/machines/{name}/timeline", get(timeline::get))
+        .route("/api/v1/explain/{mac}", get(explain::get))
         .route("/api/v1/pins", get(pins::list))
         .route(
             "/api/v1/pins/{target}",

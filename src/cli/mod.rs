@@ -14,6 +14,8 @@ mod lab;
 mod lease;
 mod machine;
 mod pin;
+mod remote;
+mod remote_image;
 mod serve;
 mod token;
 
@@ -42,6 +44,14 @@ pub struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. "debug" or "tabula=trace"
     #[arg(long, global = true, env = "TABULA_LOG", default_value = "warn")]
     log: String,
+    /// Talk to this tabula's API (http://HOST:PORT) instead of opening the local store;
+    /// the token comes from TABULA_TOKEN or --token-file (machine, pin, image, explain,
+    /// events, lease)
+    #[arg(long, global = true, env = "TABULA_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// File holding the API token for --server (instead of TABULA_TOKEN)
+    #[arg(long, global = true, env = "TABULA_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -152,6 +162,12 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Host commands (config, doctor, lab) ignore --server; the state commands go remote.
+    if let Some(server) = cli.server.as_deref().filter(|s| !s.is_empty())
+        && remote::applies(&cli.command)
+    {
+        return remote::run(&cli.command, server, cli.token_file.as_deref()).await;
+    }
     match &cli.command {
         Command::Config(ConfigCmd::Check { path, json }) => {
             let path = path
