@@ -129,7 +129,7 @@ impl Client {
                 Ok(res) => {
                     let mut body = res.into_body();
                     let mut parser = Parser::default();
-                    let why = loop {
+                    loop {
                         let frame = match body.frame().await {
                             None => break "the server ended the stream".to_string(),
                             Some(Err(e)) => break e.to_string(),
@@ -174,8 +174,7 @@ impl Client {
                                 }
                             }
                         }
-                    };
-                    why
+                    }
                 }
                 // A refusal is final; the server being away is not.
                 Err(e @ ClientError::Transport { .. }) => e.to_string(),
