@@ -7,6 +7,11 @@
 //! resumes where it stopped with nothing missed or repeated ([`Follower`]). Without
 //! either, the stream starts at the newest event: live only. A comment line every 15 s
 //! keeps proxies from closing an idle stream; the stream ends when the server stops.
+//!
+//! When the cursor is older than what retention kept (events after it were deleted), the
+//! stream opens with one `event: reset` whose data is `{"after": cursor, "oldest": id}`:
+//! the client missed events it can never get, and should reload what it shows; the
+//! stream then goes on from the oldest stored event.
 
 use std::convert::Infallible;
 use std::str::FromStr;
@@ -89,6 +94,23 @@ pub(crate) async fn stream(
             Problem::unavailable(PATH)
         })?,
     };
+    let reset = match start.after {
+        Some(a) if a > 0 => st
+            .store
+            .first_event_id()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "event stream: cannot read the oldest event id");
+                Problem::unavailable(PATH)
+            })?
+            .filter(|oldest| *oldest > a + 1)
+            .map(|oldest| {
+                Event::default()
+                    .event("reset")
+                    .data(serde_json::json!({"after": a, "oldest": oldest}).to_string())
+            }),
+        _ => None,
+    };
     let follower = Follower::new(st.store.clone(), &st.hub, start.filter, after);
     let events = stream::unfold(follower, |mut f| async move {
         match f.next().await {
@@ -105,8 +127,10 @@ pub(crate) async fn stream(
                 None
             }
         }
-    })
-    .take_until(st.shutdown.clone().cancelled_owned());
+    });
+    let events = stream::iter(reset.map(Ok))
+        .chain(events)
+        .take_until(st.shutdown.clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -9,11 +9,18 @@
 //! | `GET /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 naming those down |
 //! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
+//! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of every resource ([`openapi`]) |
+//! | `/api/v1/machines…`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
-//! The REST resources, event streams and metrics land here, each in its own file; they
-//! call the same library facade the CLI calls. This front end must not import the data
+//! Every resource needs a bearer token of the scope [`auth::required`] names (read for
+//! every GET, operate for machines and pins, admin for the rest); health, the index and
+//! the OpenAPI document do not. Each resource parses a request into the same library
+//! facade call the CLI makes (`crate::fleet`, `crate::catalog`, store reads), on behalf
+//! of the token, whose name is the actor of the histories its writes change.
+//!
+//! This front end must not import the data
 //! plane (`crate::http`) or the DHCP and TFTP front ends, and machines are never pointed
 //! at it: what they fetch is on `http.listen`.
 

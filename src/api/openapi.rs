@@ -49,6 +49,10 @@ fn operation(r: &Route) -> Value {
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .chain(r.query.iter().map(|(name, what)| {
+            json!({"name": name, "in": "query", "required": false, "description": what,
+                   "schema": {"type": "string"}})
+        }))
         .collect();
     let (code, what) = success(r);
     let mut responses = Map::new();
@@ -85,13 +89,25 @@ fn operation(r: &Route) -> Value {
         "x-tabula-scope": r.scope.as_str(),
         "responses": responses,
     });
-    if r.body {
-        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+    if let Some(schema) = r.body {
+        let media = if r.method == "patch" {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        op["requestBody"] = json!({"required": true, "content": {media:
+            {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
     } else if r.path.starts_with("/api/v1/blobs/") {
         op["requestBody"] = json!({"required": true, "content": {"application/octet-stream":
             {"schema": {"type": "string", "format": "binary"}}}});
     }
     op
+}
+
+/// A closed object schema (the API refuses unknown fields).
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties,
+           "additionalProperties": false})
 }
 
 /// The whole document.
@@ -120,7 +136,45 @@ pub(crate) fn build() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Problem": {
+            "schemas": {
+                "NewMachine": object(&["name"], json!({
+                    "name": {"type": "string"},
+                    "macs": {"type": "array", "items": {"type": "string", "description": "52:54:00:12:34:56"}},
+                    "uuid": {"type": ["string", "null"]},
+                    "hostname": {"type": ["string", "null"]},
+                    "address": {"type": ["string", "null"], "format": "ipv4"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                })),
+                "MachinePatch": object(&[], json!({
+                    "macs": {"type": "array", "items": {"type": "string"}},
+                    "uuid": {"type": ["string", "null"]},
+                    "hostname": {"type": ["string", "null"]},
+                    "address": {"type": ["string", "null"], "format": "ipv4"},
+                    "labels": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+                })),
+                "SetPin": object(&["ref"], json!({
+                    "ref": {"type": "string", "description": "IMAGE@VERSION, IMAGE@sha256:…, IMAGE:CHANNEL, local or none"},
+                })),
+                "MoveChannel": object(&["version"], json!({"version": {"type": "string"}})),
+                "UploadedBlob": object(&["digest", "name"], json!({
+                    "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                    "name": {"type": "string"},
+                })),
+                "Upload": object(&["version", "kernel"], json!({
+                    "version": {"type": "string"},
+                    "architectures": {"type": "array", "items": {"type": "string"}},
+                    "kernel": {"$ref": "#/components/schemas/UploadedBlob"},
+                    "initrds": {"type": "array", "items": {"$ref": "#/components/schemas/UploadedBlob"}},
+                    "rootfs": {"oneOf": [{"$ref": "#/components/schemas/UploadedBlob"}, {"type": "null"}]},
+                    "cmdline": {"type": "string"},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                })),
+                "NewToken": object(&["name", "scope"], json!({
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                    "scope": {"type": "string", "enum": ["read", "operate", "admin"]},
+                    "expires": {"type": ["string", "null"], "description": "a duration such as 90d"},
+                })),
+                "Problem": {
                 "type": "object",
                 "description": "RFC 9457 problem details",
                 "required": ["type", "title", "status", "detail"],
@@ -157,7 +211,13 @@ mod tests {
             );
             assert!(ids.insert(op["operationId"].as_str().unwrap().to_string()));
             let braces = r.path.matches('{').count();
-            assert_eq!(op["parameters"].as_array().unwrap().len(), braces);
+            assert_eq!(
+                op["parameters"].as_array().unwrap().len(),
+                braces + r.query.len()
+            );
+            if let Some(schema) = r.body {
+                assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+            }
         }
         assert_eq!(doc["openapi"], "3.1.0");
     }

@@ -26,12 +26,19 @@ pub(crate) struct Problem {
     /// The path the problem is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    /// Extension: the kind of thing a not-found or conflict is about (`machine`, `pin`…).
+    /// Extension members: what the problem is about.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub about: Option<Box<About>>,
+}
+
+/// The extension members of a [`Problem`] (boxed: most problems have none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct About {
+    /// The kind of thing a not-found or conflict is about (`machine`, `pin`…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<&'static str>,
-    /// Extension: the name of that thing, or the request field that is not acceptable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    /// The name of that thing, or the request field that is not acceptable.
+    pub name: String,
 }
 
 /// The stable problem types: `(type, title)`. Clients match on `type`, never on text.
@@ -79,8 +86,7 @@ impl Problem {
             status: status.as_u16(),
             detail,
             instance,
-            resource: None,
-            name: None,
+            about: None,
         }
     }
 
@@ -100,8 +106,7 @@ impl Problem {
 
     /// With the thing it is about (extension members `resource` and `name`).
     pub(crate) fn about(mut self, resource: Option<&'static str>, name: String) -> Problem {
-        self.resource = resource;
-        self.name = Some(name);
+        self.about = Some(Box::new(About { resource, name }));
         self
     }
 

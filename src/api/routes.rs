@@ -22,16 +22,32 @@ pub(crate) struct Route {
     pub path: &'static str,
     pub scope: Scope,
     pub summary: &'static str,
-    /// Whether it takes a JSON body.
-    pub body: bool,
+    /// The schema of its JSON body, if it takes one (in [`super::openapi`]'s components).
+    pub body: Option<&'static str>,
+    /// Its query parameters: name and meaning.
+    pub query: &'static [(&'static str, &'static str)],
 }
+
+impl Route {
+    /// With query parameters.
+    const fn query(mut self, query: &'static [(&'static str, &'static str)]) -> Route {
+        self.query = query;
+        self
+    }
+}
+
+/// `?limit` and `?after`, the same on every list ([`super::page`]).
+const PAGE: &[(&str, &str)] = &[
+    ("limit", "page size, 1-1000 (default 100)"),
+    ("after", "cursor: the `next` of the previous page"),
+];
 
 const fn r(
     method: &'static str,
     path: &'static str,
     scope: Scope,
     summary: &'static str,
-    body: bool,
+    body: Option<&'static str>,
 ) -> Route {
     Route {
         method,
@@ -39,6 +55,7 @@ const fn r(
         scope,
         summary,
         body,
+        query: &[],
     }
 }
 
@@ -51,184 +68,222 @@ pub(crate) const TABLE: &[Route] = &[
         "/api/v1/machines",
         Read,
         "List machines (?selector=k=v,k2=a|b, ?limit, ?after)",
-        false,
-    ),
+        None,
+    )
+    .query(&[
+        ("selector", "label selector k=v,k2=a|b"),
+        ("limit", "page size, 1-1000 (default 100)"),
+        ("after", "cursor: the `next` of the previous page"),
+    ]),
     r(
         "post",
         "/api/v1/machines",
         Operate,
         "Create a machine",
-        true,
+        Some("NewMachine"),
     ),
     r(
         "get",
         "/api/v1/machines/{name}",
         Read,
         "Get a machine",
-        false,
+        None,
     ),
     r(
         "patch",
         "/api/v1/machines/{name}",
         Operate,
         "Patch labels, hostname, address, UUID or MACs (JSON merge patch)",
-        true,
+        Some("MachinePatch"),
     ),
     r(
         "delete",
         "/api/v1/machines/{name}",
         Operate,
         "Delete a machine (204 also when absent)",
-        false,
+        None,
     ),
     r(
         "get",
         "/api/v1/machines/{name}/explain",
         Read,
         "What the machine boots now and why (= tabula explain --json; ?mac, ?arch)",
-        false,
-    ),
+        None,
+    )
+    .query(&[
+        ("mac", "one of its MACs (default: the first)"),
+        ("arch", "firmware, as tabula explain --arch (default bios)"),
+    ]),
     r(
         "get",
         "/api/v1/machines/{name}/timeline",
         Read,
         "The machine's boots, stage by stage, and its latest events (?limit)",
-        false,
-    ),
+        None,
+    )
+    .query(&[("limit", "latest events read, 1-1000 (default 200)")]),
     r(
         "get",
         "/api/v1/explain/{mac}",
         Read,
         "What a MAC boots now and why (= tabula explain MAC --json; ?uuid, ?arch)",
-        false,
-    ),
-    r("get", "/api/v1/pins", Read, "List pins", false),
+        None,
+    )
+    .query(&[
+        ("uuid", "SMBIOS UUID, as tabula explain --uuid"),
+        ("arch", "firmware, as tabula explain --arch (default bios)"),
+    ]),
+    r("get", "/api/v1/pins", Read, "List pins", None),
     r(
         "get",
         "/api/v1/pins/{target}",
         Read,
         "Get a target's pin",
-        false,
-    ),
+        None,
+    )
+    .query(PAGE),
     r(
         "put",
         "/api/v1/pins/{target}",
         Operate,
         "Pin a target: {\"ref\": \"demo@2\"}",
-        true,
+        Some("SetPin"),
     ),
     r(
         "delete",
         "/api/v1/pins/{target}",
         Operate,
         "Remove a target's pin (204 also when absent)",
-        false,
+        None,
     ),
     r(
         "post",
         "/api/v1/pins/{target}/rollback",
         Operate,
         "Move a pin back to the one before it",
-        false,
+        None,
     ),
     r(
         "get",
         "/api/v1/pins/{target}/history",
         Read,
         "Every change of a target's pin, with its actor",
-        false,
-    ),
-    r("get", "/api/v1/images", Read, "List images", false),
+        None,
+    )
+    .query(PAGE),
+    r("get", "/api/v1/images", Read, "List images", None),
     r(
         "get",
         "/api/v1/images/{name}/versions",
         Read,
         "List an image's versions",
-        false,
-    ),
+        None,
+    )
+    .query(PAGE),
     r(
         "post",
         "/api/v1/images/{name}/versions",
         Admin,
         "Publish a version from uploaded blobs",
-        true,
-    ),
+        Some("Upload"),
+    )
+    .query(PAGE),
     r(
         "get",
         "/api/v1/images/{name}/versions/{version}",
         Read,
         "A version's manifest",
-        false,
+        None,
     ),
     r(
         "delete",
         "/api/v1/images/{name}/versions/{version}",
         Admin,
         "Remove a version (409 while in use)",
-        false,
+        None,
     ),
     r(
         "put",
         "/api/v1/images/{name}/channels/{channel}",
         Admin,
         "Point a channel at a version: {\"version\": \"2\"}",
-        true,
+        Some("MoveChannel"),
     ),
     r(
         "get",
         "/api/v1/images/{name}/channels/{channel}/history",
         Read,
         "Every move of a channel, with its actor",
-        false,
+        None,
     ),
     r(
         "put",
         "/api/v1/blobs/sha256/{hex}",
         Admin,
         "Upload a blob by digest (streamed, verified; 422 if it does not hash to {hex})",
-        false,
+        None,
     ),
     r(
         "get",
         "/api/v1/leases",
         Read,
         "List stored DHCP leases",
-        false,
-    ),
+        None,
+    )
+    .query(PAGE),
     r(
         "get",
         "/api/v1/events",
         Read,
-        "List boot events (?mac, ?stage, ?after, ?limit)",
-        false,
-    ),
+        "List boot events (?mac, ?stage, ?after, ?limit; or ?last)",
+        None,
+    )
+    .query(&[
+        ("mac", "only this MAC"),
+        ("stage", "only this stage"),
+        ("after", "cursor: an event id"),
+        ("limit", "page size, 1-1000 (default 100)"),
+        (
+            "last",
+            "instead: the newest N (0-1000), oldest first; next = the newest id, to follow from",
+        ),
+    ]),
     r(
         "get",
         "/api/v1/events/stream",
         Read,
         "Boot events as Server-Sent Events, live, resumable by Last-Event-ID",
-        false,
-    ),
+        None,
+    )
+    .query(&[
+        ("mac", "only this MAC"),
+        ("stage", "only this stage"),
+        (
+            "after",
+            "start after this event id (0: all stored); Last-Event-ID wins",
+        ),
+    ]),
     r(
         "get",
         "/api/v1/tokens",
         Read,
         "List API tokens (never their secrets)",
-        false,
-    ),
+        None,
+    )
+    .query(PAGE),
     r(
         "post",
         "/api/v1/tokens",
         Admin,
         "Create a token (the answer holds it, once)",
-        true,
+        Some("NewToken"),
     ),
     r(
         "delete",
         "/api/v1/tokens/{name}",
         Admin,
         "Revoke a token",
-        false,
+        None,
     ),
 ];
 
@@ -292,7 +347,7 @@ mod tests {
     fn the_table_and_the_enforced_scopes_agree() {
         for route in TABLE {
             let method: axum::http::Method = route.method.to_uppercase().parse().unwrap();
-            let concrete = route.path.replace('{', "").replace('}', "");
+            let concrete = route.path.replace(['{', '}'], "");
             assert_eq!(
                 auth::required(&method, &concrete),
                 route.scope,

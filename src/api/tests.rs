@@ -307,3 +307,53 @@ async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutd
     drop(sink);
     writer.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cursor_older_than_retention_gets_a_reset_then_the_oldest_kept() {
+    use crate::boot::BootStage::ScriptSent;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let (_dir, st) = state(stop.clone()).await;
+    let mut old = event(1, ScriptSent);
+    old.at_ms = 1;
+    let mut kept = event(1, ScriptSent);
+    kept.at_ms = 10_000;
+    st.store
+        .append_texts(&[old.clone(), old, kept.clone(), kept])
+        .await
+        .unwrap();
+    // Retention removes ids 1 and 2.
+    assert_eq!(st.store.delete_events_before(5_000, 100).await.unwrap(), 2);
+    let token = crate::auth::create(&st.store, "t", crate::auth::Scope::Read, None)
+        .await
+        .unwrap()
+        .token;
+    let server = tokio::spawn(run(listener, st));
+    let ask_from = |last: u32| {
+        format!(
+            "GET /api/v1/events/stream HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nlast-event-id: {last}\r\n\r\n"
+        )
+    };
+    // Resuming after id 1: id 2 is gone, so a reset first, then 3 and 4.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    ask(&mut s, &ask_from(1)).await;
+    let mut got = String::new();
+    read_until(&mut s, &mut got, "id: 4\n").await;
+    let reset = got
+        .find("event: reset\ndata: {\"after\":1,\"oldest\":3}")
+        .expect(&got);
+    assert!(reset < got.find("id: 3\n").unwrap(), "{got}");
+    // Resuming after id 2: nothing was lost, no reset.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    ask(&mut s, &ask_from(2)).await;
+    let mut got = String::new();
+    read_until(&mut s, &mut got, "id: 4\n").await;
+    assert!(!got.contains("reset") && got.contains("id: 3\n"), "{got}");
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("stops")
+        .unwrap()
+        .unwrap();
+}

@@ -89,3 +89,48 @@ pub(crate) async fn get(
         "events": view.recent.iter().map(crate::events::json).collect::<Vec<_>>(),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::{BootStage, Digest, EventDetail, Mac, Via};
+
+    fn ev(at_ms: i64, stage: BootStage) -> BootEvent {
+        BootEvent {
+            at_ms,
+            mac: Mac([0x52, 0x54, 0, 0, 0, 1]),
+            manifest: Some(Digest::of(b"m")),
+            via: Via::Http,
+            peer: None,
+            detail: EventDetail::from_value(stage, serde_json::json!({})),
+        }
+    }
+
+    #[test]
+    fn boots_are_split_at_each_conclusion_newest_first() {
+        use BootStage::{Booted, KernelSent, ScriptSent};
+        let events = [
+            ev(1, ScriptSent),
+            ev(2, KernelSent),
+            ev(3, Booted),
+            ev(10, ScriptSent),
+            ev(11, Booted),
+            ev(20, ScriptSent),
+        ];
+        let b = boots(&events);
+        let starts: Vec<i64> = b.iter().map(|t| t.start_ms).collect();
+        assert_eq!(starts, [20, 10, 1]);
+        assert_eq!(b[0].outcome, Outcome::Pending);
+        assert!(
+            matches!(b[1].outcome, Outcome::Booted(_)),
+            "{:?}",
+            b[1].outcome
+        );
+        assert!(
+            matches!(b[2].outcome, Outcome::Booted(_)),
+            "{:?}",
+            b[2].outcome
+        );
+        assert!(boots(&[]).is_empty());
+    }
+}

@@ -19,6 +19,7 @@ use super::machine::{MachineCmd, SHOW_EVENTS, Shown};
 use super::pin::PinCmd;
 use super::{Command, events, explain, lease, machine, pin};
 use crate::boot::{Firmware, Mac};
+use crate::client::sse::Followed;
 use crate::client::{Client, ClientError};
 use crate::fleet::LabelChange;
 use crate::inventory::{PinRef, PinTarget};
@@ -241,8 +242,13 @@ async fn events(c: &Client, a: &EventsArgs) -> anyhow::Result<()> {
     if !a.follow {
         return Ok(());
     }
-    c.follow_events(mac.as_deref(), newest, |e| {
-        events::print(&e, a.json);
+    c.follow_events(mac.as_deref(), newest, |f| {
+        match f {
+            Followed::Event(e) => events::print(&e, a.json),
+            Followed::Reset { after, oldest } => eprintln!(
+                "warning: the events after id {after} and before id {oldest} were deleted by retention before they could be shown"
+            ),
+        }
         // A closed stdout (`| head`) ends the command.
         use std::io::Write as _;
         std::io::stdout().flush().is_ok()

@@ -3,7 +3,8 @@
 //! `:` comments, a blank line ends an event; LF, CRLF or CR line ends), pure, with no
 //! socket; [`Client::follow_events`] keeps a stream open and, when it breaks or the
 //! server restarts, reconnects with `Last-Event-ID` = the last id it delivered, so the
-//! caller gets every stored event once, in id order.
+//! caller gets every stored event once, in id order, and is told ([`Followed::Reset`])
+//! when retention deleted some before they could be read.
 
 use std::time::Duration;
 
@@ -19,6 +20,23 @@ const MAX_LINE: usize = 1 << 20;
 /// Waits between reconnects: the first, and the most.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// What following delivers.
+#[derive(Debug)]
+pub(crate) enum Followed {
+    /// The next stored event.
+    Event(Box<EventRow>),
+    /// Events after `after` were deleted by retention before they could be read; the
+    /// stream goes on from `oldest`.
+    Reset { after: i64, oldest: i64 },
+}
+
+/// The data of a `reset` event.
+#[derive(Debug, serde::Deserialize)]
+struct ResetData {
+    after: i64,
+    oldest: i64,
+}
 
 /// One server-sent event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -115,7 +133,7 @@ impl Client {
         &self,
         mac: Option<&str>,
         mut after: i64,
-        mut each: impl FnMut(EventRow) -> bool,
+        mut each: impl FnMut(Followed) -> bool,
     ) -> Result<(), ClientError> {
         let mut wait = RETRY_FIRST;
         loop {
@@ -144,6 +162,22 @@ impl Client {
                         };
                         wait = RETRY_FIRST;
                         for e in events {
+                            if e.event == "reset" {
+                                match serde_json::from_str::<ResetData>(&e.data) {
+                                    Ok(r) => {
+                                        if !each(Followed::Reset {
+                                            after: r.after,
+                                            oldest: r.oldest,
+                                        }) {
+                                            return Ok(());
+                                        }
+                                    }
+                                    Err(why) => {
+                                        tracing::warn!(%why, "event stream: a reset this client cannot read")
+                                    }
+                                }
+                                continue;
+                            }
                             let id = e.id.as_deref().and_then(|i| i.parse::<i64>().ok());
                             let value = serde_json::from_str(&e.data);
                             match (
@@ -152,7 +186,7 @@ impl Client {
                             ) {
                                 (Some(id), Ok(row)) if id > after => {
                                     after = id;
-                                    if !each(row) {
+                                    if !each(Followed::Event(Box::new(row))) {
                                         return Ok(());
                                     }
                                 }

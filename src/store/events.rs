@@ -156,6 +156,13 @@ impl Store {
         Ok(id.unwrap_or(0))
     }
 
+    /// The oldest stored event's id (`None` when there is none): what retention left.
+    pub async fn first_event_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MIN(id) FROM boot_events")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Events after `after_id` (0 for all), optionally for one MAC, oldest first, at most
     /// `limit`. Read by the primary key, or by the `(mac, id)` index for one MAC.
     pub async fn events(

@@ -68,6 +68,7 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+mod api_writes;
 mod events;
 
 on_both_backends!(

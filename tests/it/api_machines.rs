@@ -103,12 +103,14 @@ fn machines_page_filter_patch_and_delete() {
         shown.contains("hostname  db-0") && shown.contains("label     rack=r1"),
         "{shown}"
     );
-    // null clears; another machine's MAC is a conflict and changes nothing.
-    let r = api.call(
+    // null clears (sent as a JSON merge patch); another machine's MAC is a conflict and
+    // changes nothing.
+    let r = api.raw(
         "PATCH",
         "/api/v1/machines/m00",
         Some(t),
-        Some(r#"{"hostname":null}"#),
+        Some(br#"{"hostname":null}"#),
+        "application/merge-patch+json",
     );
     assert_eq!(r.json()["hostname"], serde_json::Value::Null);
     api.call(

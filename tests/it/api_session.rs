@@ -107,59 +107,71 @@ impl Api {
         body: Option<&[u8]>,
         content_type: &str,
     ) -> Reply {
-        let mut c = Command::new("curl");
-        // No `Expect: 100-continue`: one response head per request.
+        request(&self.base(), method, path, token, body, content_type)
+    }
+}
+
+/// `METHOD base+path` by curl, with `token` and `body` (of `content_type`) if given.
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    content_type: &str,
+) -> Reply {
+    let mut c = Command::new("curl");
+    // No `Expect: 100-continue`: one response head per request.
+    c.args([
+        "-sS",
+        "--max-time",
+        "120",
+        "-D",
+        "-",
+        "-H",
+        "Expect:",
+        "-X",
+        method,
+    ])
+    .arg(format!("{base}{path}"));
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if body.is_some() {
         c.args([
-            "-sS",
-            "--max-time",
-            "60",
-            "-D",
-            "-",
             "-H",
-            "Expect:",
-            "-X",
-            method,
-        ])
-        .arg(format!("{}{path}", self.base()));
-        if let Some(t) = token {
-            c.args(["-H", &format!("Authorization: Bearer {t}")]);
+            &format!("content-type: {content_type}"),
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("curl (Debian package curl)");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(b) = body {
+            stdin.write_all(b).unwrap();
         }
-        if body.is_some() {
-            c.args([
-                "-H",
-                &format!("content-type: {content_type}"),
-                "--data-binary",
-                "@-",
-            ]);
-        }
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("curl (Debian package curl)");
-        {
-            let mut stdin = child.stdin.take().unwrap();
-            if let Some(b) = body {
-                stdin.write_all(b).unwrap();
-            }
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "curl {method} {path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let raw = out.stdout;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a response head");
-        let headers = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-        let status = headers.split_whitespace().nth(1).unwrap().parse().unwrap();
-        Reply {
-            status,
-            headers,
-            body: raw[split + 4..].to_vec(),
-        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "curl {method} {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let headers = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let status = headers.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
     }
 }
 

@@ -20,6 +20,7 @@ mod dhcp;
 mod doctor;
 mod heads;
 mod hostile;
+mod lab_api;
 mod lab_cli;
 mod lab_direct;
 mod lab_direct_postgres;
