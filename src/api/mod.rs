@@ -10,7 +10,7 @@
 //! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of every resource ([`openapi`]) |
-//! | `/api/v1/machines…`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
+//! | `/api/v1/machines…`, `explain/{mac}`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!

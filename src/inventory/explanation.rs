@@ -80,3 +80,81 @@ impl Explanation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::IgnoreReason;
+    use crate::inventory::{Candidate, CandidateOutcome, Decision, Resolved};
+
+    fn selection(decision: Decision) -> Selection {
+        Selection {
+            mac: "52:54:00:00:00:01".parse().unwrap(),
+            firmware: Firmware::EfiX64,
+            machine: Some("n1".into()),
+            candidates: vec![
+                Candidate {
+                    target: "label:a=1".into(),
+                    reference: "local".into(),
+                    outcome: CandidateOutcome::Won,
+                },
+                Candidate {
+                    target: "label:b=1".into(),
+                    reference: "demo@1".into(),
+                    outcome: CandidateOutcome::Tie {
+                        with: "label:a=1".into(),
+                    },
+                },
+                Candidate {
+                    target: "default".into(),
+                    reference: "demo@2".into(),
+                    outcome: CandidateOutcome::LessSpecific {
+                        than: "label:a=1".into(),
+                    },
+                },
+            ],
+            resolved: Some(Resolved {
+                image: "demo".into(),
+                version: "1".into(),
+                channel: Some("stable".into()),
+                manifest: Digest::of(b"m"),
+            }),
+            decision,
+            revision: 42,
+        }
+    }
+
+    #[test]
+    fn an_explanation_says_what_its_selection_says() {
+        for d in [
+            Decision::Local,
+            Decision::Ignore {
+                reason: IgnoreReason::PinnedNone {
+                    target: "default".into(),
+                },
+            },
+        ] {
+            let sel = selection(d);
+            let ex = Explanation::of(&sel).unwrap();
+            // The same JSON, so `explain --json` prints the same from either.
+            assert_eq!(
+                serde_json::to_value(&ex).unwrap(),
+                serde_json::to_value(&sel).unwrap()
+            );
+            assert_eq!(
+                ex.candidates[1].outcome,
+                sel.candidates[1].outcome.to_string()
+            );
+        }
+        let ex = Explanation::of(&selection(Decision::Local)).unwrap();
+        assert_eq!(ex.summary(), "local disk via label:a=1");
+        let ex = Explanation::of(&selection(Decision::Ignore {
+            reason: IgnoreReason::NoPin,
+        }))
+        .unwrap();
+        assert_eq!(
+            ex.summary(),
+            "nothing: no pin applies and there is no default pin"
+        );
+    }
+}
