@@ -3,100 +3,14 @@
 //! plane serves it, disconnects, resumes with `Last-Event-ID` and receives exactly the
 //! events it missed; `GET /api/v1/events` pages the same history by cursor.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
-use crate::api_session::{Api, publish_demo};
+use crate::api_session::{Api, Subscriber, publish_demo};
 use crate::common::Env;
 use crate::serve::{curl, status};
 
 const MAC: &str = "52:54:00:00:07:01";
-
-/// An open stream: the request sent, the raw bytes read so far.
-struct Subscriber {
-    s: TcpStream,
-    got: String,
-}
-
-impl Subscriber {
-    fn open(api: &Api, last_event_id: Option<i64>) -> Subscriber {
-        let mut s = TcpStream::connect(api.srv.api).unwrap();
-        let resume = last_event_id
-            .map(|i| format!("last-event-id: {i}\r\n"))
-            .unwrap_or_default();
-        write!(
-            s,
-            "GET /api/v1/events/stream HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n{resume}\r\n",
-            api.read
-        )
-        .unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut sub = Subscriber {
-            s,
-            got: String::new(),
-        };
-        sub.until(|g| g.contains("\r\n\r\n"), Duration::from_secs(10));
-        assert!(sub.got.starts_with("HTTP/1.1 200"), "{}", sub.got);
-        sub
-    }
-
-    /// Reads until `done` holds (panics after `within`).
-    fn until(&mut self, done: impl Fn(&str) -> bool, within: Duration) {
-        let end = Instant::now() + within;
-        let mut buf = [0u8; 4096];
-        while !done(&self.got) {
-            assert!(Instant::now() < end, "timed out; got:\n{}", self.got);
-            match self.s.read(&mut buf) {
-                Ok(0) => panic!("stream closed; got:\n{}", self.got),
-                Ok(n) => self.got.push_str(&String::from_utf8_lossy(&buf[..n])),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
-
-    /// `(id, stage)` of every event read so far, in order.
-    fn events(&self) -> Vec<(i64, String)> {
-        let mut out = Vec::new();
-        let mut id = None;
-        for line in self.got.lines() {
-            if let Some(i) = line.strip_prefix("id: ") {
-                id = Some(i.trim().parse().unwrap());
-            } else if let (Some(stage), Some(i)) = (line.strip_prefix("event: "), id) {
-                out.push((i, stage.trim().to_string()));
-                id = None;
-            }
-        }
-        out
-    }
-
-    /// Waits for `n` events.
-    fn wait_for(&mut self, n: usize) -> Vec<(i64, String)> {
-        let end = Instant::now() + Duration::from_secs(20);
-        while self.events().len() < n {
-            assert!(
-                Instant::now() < end,
-                "{} of {n} events:\n{}",
-                self.events().len(),
-                self.got
-            );
-            self.until(|_| true, Duration::from_secs(1));
-            let mut buf = [0u8; 4096];
-            match self.s.read(&mut buf) {
-                Ok(0) => panic!("closed"),
-                Ok(k) => self.got.push_str(&String::from_utf8_lossy(&buf[..k])),
-                Err(_) => {}
-            }
-        }
-        self.events()
-    }
-}
 
 #[test]
 fn a_subscriber_sees_a_boot_in_order_and_resumes_with_exactly_what_it_missed() {
@@ -115,7 +29,7 @@ fn a_subscriber_sees_a_boot_in_order_and_resumes_with_exactly_what_it_missed() {
     // The boot's URLs, from its script (fetching the script is its first event).
     let script_url = format!("{http}/boot.ipxe?mac={dash}&platform=pcbios&buildarch=i386");
 
-    let mut a = Subscriber::open(&api, None);
+    let mut a = Subscriber::open(api.srv.api, &api.read, None);
     let script = String::from_utf8(fetch(&script_url)).unwrap();
     let blob_urls: Vec<String> = script
         .split_whitespace()
@@ -160,7 +74,7 @@ fn a_subscriber_sees_a_boot_in_order_and_resumes_with_exactly_what_it_missed() {
     let stages: Vec<&str> = missed.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(stages, ["initrd-sent", "script-sent"]);
 
-    let mut b = Subscriber::open(&api, Some(seen));
+    let mut b = Subscriber::open(api.srv.api, &api.read, Some(seen));
     let resumed = b.wait_for(2);
     assert_eq!(resumed, missed, "exactly the missed events, in order");
     // And nothing more arrives (a keep-alive comment at most).

@@ -1,8 +1,10 @@
 //! A `tabula serve` with its API listener, tokens of each scope made by the real CLI,
 //! and requests by curl: what every `api_*` test starts from.
 
-use std::io::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::Env;
 use crate::serve::{Server, start_with};
@@ -206,4 +208,93 @@ pub fn publish_demo(env: &Env, version: &str, seed: u64) -> String {
         "quiet",
     ]);
     out.split_whitespace().last().unwrap().to_string()
+}
+
+/// An open stream: the request sent, the raw bytes read so far.
+pub struct Subscriber {
+    pub s: TcpStream,
+    pub got: String,
+}
+
+impl Subscriber {
+    pub fn open(api: std::net::SocketAddr, token: &str, last_event_id: Option<i64>) -> Subscriber {
+        let mut s = TcpStream::connect(api).unwrap();
+        let resume = last_event_id
+            .map(|i| format!("last-event-id: {i}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET /api/v1/events/stream HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n{resume}\r\n"
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut sub = Subscriber {
+            s,
+            got: String::new(),
+        };
+        sub.until(|g| g.contains("\r\n\r\n"), Duration::from_secs(10));
+        assert!(sub.got.starts_with("HTTP/1.1 200"), "{}", sub.got);
+        sub
+    }
+
+    /// Reads until `done` holds (panics after `within`).
+    pub fn until(&mut self, done: impl Fn(&str) -> bool, within: Duration) {
+        let end = Instant::now() + within;
+        let mut buf = [0u8; 4096];
+        while !done(&self.got) {
+            assert!(Instant::now() < end, "timed out; got:\n{}", self.got);
+            match self.s.read(&mut buf) {
+                Ok(0) => panic!("stream closed; got:\n{}", self.got),
+                Ok(n) => self.got.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// `(id, stage)` of every event read so far, in order.
+    pub fn events(&self) -> Vec<(i64, String)> {
+        let mut out = Vec::new();
+        let mut id = None;
+        for line in self.got.lines() {
+            if let Some(i) = line.strip_prefix("id: ") {
+                id = Some(i.trim().parse().unwrap());
+            } else if let (Some(stage), Some(i)) = (line.strip_prefix("event: "), id) {
+                out.push((i, stage.trim().to_string()));
+                id = None;
+            }
+        }
+        out
+    }
+
+    /// Waits for `n` events.
+    pub fn wait_for(&mut self, n: usize) -> Vec<(i64, String)> {
+        self.wait_within(n, Duration::from_secs(20))
+    }
+
+    /// Waits for `n` events, at most `within`.
+    pub fn wait_within(&mut self, n: usize, within: Duration) -> Vec<(i64, String)> {
+        let end = Instant::now() + within;
+        while self.events().len() < n {
+            assert!(
+                Instant::now() < end,
+                "{} of {n} events:\n{}",
+                self.events().len(),
+                self.got
+            );
+            self.until(|_| true, Duration::from_secs(1));
+            let mut buf = [0u8; 4096];
+            match self.s.read(&mut buf) {
+                Ok(0) => panic!("closed"),
+                Ok(k) => self.got.push_str(&String::from_utf8_lossy(&buf[..k])),
+                Err(_) => {}
+            }
+        }
+        self.events()
+    }
 }
