@@ -2,6 +2,8 @@
 //! [`Ctx`] opens the validated config and the stores once; each command file only
 //! turns arguments into library calls and prints results. The CLI works directly on
 //! the stores (no daemon needed); a running daemon picks changes up by store revision.
+//! With `--server URL` the state commands go through the API instead ([`remote`]), with
+//! the same printers.
 //!
 //! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
 
