@@ -14,6 +14,7 @@ pub mod boot;
 pub(crate) mod build;
 pub(crate) mod catalog;
 pub mod cli;
+pub(crate) mod client;
 pub mod config;
 pub(crate) mod daemon;
 pub mod dhcp;

@@ -1,7 +1,10 @@
 //! `GET /api/v1/events`: stored boot events, oldest first, each the JSON of `tabula
 //! events --json`. Filters `mac` and `stage`; `after` is an event id (the cursor: the
-//! page's last id comes back as `next`); `limit` 1–1000 (default 100). The live stream
-//! of the same events is [`super::events`].
+//! page's last id comes back as `next`); `limit` 1–1000 (default 100). `last=N`
+//! (0–1000, without `after` or `stage`) is instead the newest N (of that MAC), oldest
+//! first, as `tabula events --last N` prints them, with `next` always set: the newest
+//! event id when it was read, the cursor to follow from. The live stream of the same
+//! events is [`super::events`].
 
 use axum::Json;
 use axum::extract::State;
@@ -21,6 +24,7 @@ pub(crate) struct ListQuery {
     stage: Option<String>,
     after: Option<String>,
     limit: Option<usize>,
+    last: Option<i64>,
 }
 
 /// Rows read per store query while filtering by stage.
@@ -42,6 +46,9 @@ pub(crate) async fn list(
             path,
             format!("limit={limit}: 1 to {MAX_LIMIT}"),
         ));
+    }
+    if let Some(n) = q.last {
+        return newest(&st, path, q.mac, q.stage.is_some() || q.after.is_some(), n).await;
     }
     let sq = StreamQuery {
         mac: q.mac,
@@ -82,5 +89,49 @@ pub(crate) async fn list(
     Ok(Json(Page {
         items: items.iter().map(crate::events::json).collect(),
         next: next.map(|n| n.to_string()),
+    }))
+}
+
+/// `?last=N`: the newest `n` events, oldest first; `next` is the newest id read before
+/// them (or the newest returned), so following from it misses nothing.
+async fn newest(
+    st: &ApiState,
+    path: &str,
+    mac: Option<String>,
+    other_filters: bool,
+    n: i64,
+) -> Result<Json<Page<Value>>, Problem> {
+    if other_filters {
+        return Err(Problem::bad_request(
+            path,
+            "last= takes no after= or stage=".to_string(),
+        ));
+    }
+    if !(0..=1000).contains(&n) {
+        return Err(Problem::bad_request(path, format!("last={n}: 0 to 1000")));
+    }
+    let start = Start::parse(
+        &StreamQuery {
+            mac,
+            stage: None,
+            after: None,
+        },
+        None,
+    )
+    .map_err(|e| Problem::bad_request(path, e))?;
+    let newest = st
+        .store
+        .last_event_id()
+        .await
+        .map_err(|e| Problem::store(path, &e))?;
+    let rows = st
+        .store
+        .recent_events(start.filter.mac, n)
+        .await
+        .map_err(|e| Problem::store(path, &e))?;
+    let next = rows.iter().map(|r| r.id).fold(newest, i64::max);
+    Ok(Json(Page {
+        items: rows.iter().map(crate::events::json).collect(),
+        next: Some(next.to_string()),
     }))
 }

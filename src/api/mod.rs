@@ -10,7 +10,7 @@
 //! | `GET /readyz` | `store reachable` / `store unreachable: …` once checked, then one line per front end: `serving`, `down` or `off` (503 if one is down or the store is unreachable) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of every resource ([`openapi`]) |
-//! | `/api/v1/machines…`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
+//! | `/api/v1/machines…`, `explain/{mac}`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
 //! | `GET /api/v1/servers` | (read) the servers sharing the store: alive, serves, roles, version ([`servers`]) |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | `GET /metrics` | Prometheus text format ([`metrics`]) |
@@ -30,6 +30,7 @@ pub(crate) mod auth;
 mod blobs;
 mod event_list;
 pub(crate) mod events;
+mod explain;
 mod extract;
 mod images;
 mod leases;

@@ -9,8 +9,8 @@ use axum::middleware;
 use axum::routing::{get, post, put};
 
 use super::{
-    ApiState, auth, blobs, event_list, events, images, leases, machines, pins, servers, timeline,
-    tokens,
+    ApiState, auth, blobs, event_list, events, explain, images, leases, machines, pins, servers,
+    timeline, tokens,
 };
 use crate::auth::Scope;
 
@@ -122,6 +122,17 @@ pub(crate) const TABLE: &[Route] = &[
         None,
     )
     .query(&[("limit", "latest events read, 1-1000 (default 200)")]),
+    r(
+        "get",
+        "/api/v1/explain/{mac}",
+        Read,
+        "What a MAC boots now and why (= tabula explain MAC --json; ?uuid, ?arch)",
+        None,
+    )
+    .query(&[
+        ("uuid", "SMBIOS UUID, as tabula explain --uuid"),
+        ("arch", "firmware, as tabula explain --arch (default bios)"),
+    ]),
     r("get", "/api/v1/pins", Read, "List pins", None),
     r(
         "get",
@@ -224,7 +235,7 @@ pub(crate) const TABLE: &[Route] = &[
         "get",
         "/api/v1/events",
         Read,
-        "List boot events (?mac, ?stage, ?after, ?limit)",
+        "List boot events (?mac, ?stage, ?after, ?limit; or ?last)",
         None,
     )
     .query(&[
@@ -232,6 +243,10 @@ pub(crate) const TABLE: &[Route] = &[
         ("stage", "only this stage"),
         ("after", "cursor: an event id"),
         ("limit", "page size, 1-1000 (default 100)"),
+        (
+            "last",
+            "instead: the newest N (0-1000), oldest first; next = the newest id, to follow from",
+        ),
     ]),
     r(
         "get",
@@ -294,6 +309,7 @@ pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
         )
         .route("/api/v1/machines/{name}/explain", get(machines::explain))
         .route("/api/v1/machines/{name}/timeline", get(timeline::get))
+        .route("/api/v1/explain/{mac}", get(explain::get))
         .route("/api/v1/pins", get(pins::list))
         .route(
             "/api/v1/pins/{target}",

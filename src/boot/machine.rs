@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use super::Mac;
 
 /// A machine of the inventory.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Machine {
     pub name: String,
     pub macs: Vec<Mac>,

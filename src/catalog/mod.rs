@@ -87,16 +87,7 @@ pub(crate) async fn publish(
     let manifest = blocking(move || -> Result<Manifest, ImageError> {
         let put = |p: &PathBuf, fallback: &str| -> Result<BlobRef, ImageError> {
             let (digest, size) = b.put_file(p)?;
-            let name = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .filter(|n| {
-                    n.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-                        && n.len() <= 64
-                })
-                .unwrap_or(fallback)
-                .to_string();
+            let name = blob_name(p, fallback);
             Ok(BlobRef { digest, size, name })
         };
         let kernel = put(&r.kernel, "vmlinuz")?;
@@ -125,6 +116,21 @@ pub(crate) async fn publish(
     .await?;
 
     record(blobs, store, manifest).await
+}
+
+/// The name a file published from `path` is served under: its file name when that is
+/// a plain name (letters, digits, `.`, `_`, `-`; at most 64), else `fallback`. The
+/// remote `image add` names its uploads by the same rule.
+pub(crate) fn blob_name(path: &std::path::Path, fallback: &str) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| {
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                && n.len() <= 64
+        })
+        .unwrap_or(fallback)
+        .to_string()
 }
 
 /// Records a validated manifest whose blobs are all stored: its manifest blob, then its

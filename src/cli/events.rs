@@ -1,6 +1,7 @@
 //! `tabula events [MAC] [--follow] [--json]`: the boot history, as stored. The `--json`
 //! line is the README's "Boot events" shape: the row's columns, and `detail` as its
-//! stage's typed fields.
+//! stage's typed fields. [`print`] is shared with the remote path (`--server`), which
+//! follows over the API's event stream instead of polling the store.
 
 use clap::Args;
 
@@ -11,19 +12,20 @@ use crate::store::EventRow;
 #[derive(Debug, Args)]
 pub(super) struct EventsArgs {
     /// Only this MAC's events
-    mac: Option<String>,
+    pub(super) mac: Option<String>,
     /// Keep printing new events as they are stored
     #[arg(long)]
-    follow: bool,
+    pub(super) follow: bool,
     /// One JSON object per line
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Show at most this many of the latest events first
     #[arg(long, default_value_t = 50)]
-    last: i64,
+    pub(super) last: i64,
 }
 
-fn print(e: &EventRow, json: bool) {
+/// Prints one event as `tabula events` shows it (also remotely).
+pub(super) fn print(e: &EventRow, json: bool) {
     let ev = &e.event;
     if json {
         println!("{}", crate::events::json(e));

@@ -1,48 +1,27 @@
-//! `tabula explain MAC`: what a machine would boot right now and why.
+//! `tabula explain MAC`: what a machine would boot right now and why. [`print`] shows
+//! an [`Explanation`], the JSON form of the selection, which the local path makes from
+//! its own selection and the remote path (`--server`) reads from the API.
 
 use clap::Args;
 
 use super::Ctx;
 use crate::boot::{Firmware, Mac};
-use crate::inventory::{Decision, Facts, Selection, select};
+use crate::inventory::explanation::DecisionText;
+use crate::inventory::{Explanation, Facts, select};
 
 #[derive(Debug, Args)]
 pub(super) struct ExplainArgs {
     /// The machine's MAC address
-    mac: String,
+    pub(super) mac: String,
     /// SMBIOS UUID, as DHCP option 97 would carry it
     #[arg(long)]
-    uuid: Option<String>,
+    pub(super) uuid: Option<String>,
     /// Firmware: bios, efi-x64, efi-ia32, efi-arm64 (arm64), efi-x64-http, efi-arm64-http
     #[arg(long, default_value = "bios")]
-    arch: String,
+    pub(super) arch: String,
     /// Print the full explanation as JSON
     #[arg(long)]
-    json: bool,
-}
-
-/// One line: what the selection boots.
-pub(super) fn summary(sel: &Selection) -> String {
-    match &sel.decision {
-        Decision::Boot { plan } => format!(
-            "{}@{} ({}) via {}",
-            plan.image,
-            plan.version,
-            plan.manifest,
-            sel.candidates
-                .first()
-                .map(|c| c.target.as_str())
-                .unwrap_or("?")
-        ),
-        Decision::Local => format!(
-            "local disk via {}",
-            sel.candidates
-                .first()
-                .map(|c| c.target.as_str())
-                .unwrap_or("?")
-        ),
-        Decision::Ignore { reason } => format!("nothing: {reason}"),
-    }
+    pub(super) json: bool,
 }
 
 pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
@@ -61,6 +40,12 @@ pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&sel)?);
         return Ok(());
     }
+    print(&Explanation::of(&sel)?);
+    Ok(())
+}
+
+/// Prints an explanation as `tabula explain` shows it.
+pub(super) fn print(sel: &Explanation) {
     println!("mac        {}", sel.mac);
     println!("firmware   {} ({})", sel.firmware, sel.firmware.arch());
     println!(
@@ -85,7 +70,7 @@ pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
         println!("manifest   {}", r.manifest);
     }
     match &sel.decision {
-        Decision::Boot { plan } => {
+        DecisionText::Boot { plan } => {
             println!("decision   boot");
             println!("kernel     {} {}", plan.kernel.digest, plan.kernel.name);
             for i in &plan.initrds {
@@ -96,8 +81,7 @@ pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
             }
             println!("cmdline    {}", plan.cmdline);
         }
-        Decision::Local => println!("decision   local (boot from local disk)"),
-        Decision::Ignore { reason } => println!("decision   ignore: {reason}"),
+        DecisionText::Local => println!("decision   local (boot from local disk)"),
+        DecisionText::Ignore { reason } => println!("decision   ignore: {reason}"),
     }
-    Ok(())
 }

@@ -1,4 +1,5 @@
-//! `tabula image …`: publish, list, show, tag, rm, gc, verify.
+//! `tabula image …`: publish, list, show, tag, rm, gc, verify. The request parsing and
+//! the printers are shared with the remote path (`--server`, [`super::remote_image`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use clap::Subcommand;
 use super::{Ctx, table, time};
 use crate::boot::Arch;
 use crate::catalog::{PublishRequest, Published};
+use crate::images::Manifest;
+use crate::store::VersionRow;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ImageCmd {
@@ -69,10 +72,108 @@ pub(super) enum ImageCmd {
     Verify,
 }
 
-fn split_version(r: &str) -> anyhow::Result<(&str, &str)> {
+pub(super) fn split_version(r: &str) -> anyhow::Result<(&str, &str)> {
     r.split_once('@')
         .filter(|(n, v)| !n.is_empty() && !v.is_empty())
         .ok_or_else(|| anyhow::anyhow!("expected NAME@VERSION, got {r:?}"))
+}
+
+/// The request `image add` describes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn publish_request(
+    name: &str,
+    version: &str,
+    kernel: &std::path::Path,
+    initrds: &[PathBuf],
+    rootfs: &Option<PathBuf>,
+    cmdline: &str,
+    arches: &[String],
+    annotations: &[String],
+) -> anyhow::Result<PublishRequest> {
+    let mut architectures = Vec::new();
+    for a in arches {
+        let a: Arch = a.parse()?;
+        if !architectures.contains(&a) {
+            architectures.push(a);
+        }
+    }
+    let mut ann = BTreeMap::new();
+    for kv in annotations {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("annotation {kv:?} is not KEY=VALUE"))?;
+        ann.insert(k.to_string(), v.to_string());
+    }
+    Ok(PublishRequest {
+        name: name.to_string(),
+        version: version.to_string(),
+        architectures,
+        kernel: kernel.to_path_buf(),
+        initrds: initrds.to_vec(),
+        rootfs: rootfs.clone(),
+        cmdline: cmdline.to_string(),
+        annotations: ann,
+        created: None,
+    })
+}
+
+/// Prints what `image add` did.
+pub(super) fn print_published(name: &str, version: &str, p: &Published) {
+    match p {
+        Published::New { manifest } => println!("published {name}@{version} {manifest}"),
+        Published::Unchanged { manifest } => {
+            println!("unchanged {name}@{version} {manifest} (same content already published)")
+        }
+    }
+}
+
+/// Prints what `image rm` did.
+pub(super) fn print_removed(name: &str, version: &str) {
+    println!("removed {name}@{version} (run `tabula image gc` to free its blobs)");
+}
+
+/// Prints `image list`: versions in the store's order, each with its channels.
+pub(super) fn print_list(versions: Vec<(VersionRow, Vec<String>)>) {
+    let rows: Vec<Vec<String>> = versions
+        .into_iter()
+        .map(|(v, chans)| {
+            vec![
+                v.name,
+                v.version,
+                v.manifest,
+                time(v.created_ms),
+                chans.join(","),
+            ]
+        })
+        .collect();
+    table(
+        &["IMAGE", "VERSION", "MANIFEST", "PUBLISHED", "CHANNELS"],
+        &rows,
+    );
+}
+
+/// Prints one version of `image show`.
+pub(super) fn print_version(
+    n: &str,
+    v: &str,
+    digest: &crate::boot::Digest,
+    m: &Manifest,
+    chans: &[String],
+) {
+    println!("{n}@{v}");
+    println!("  manifest      {digest}");
+    println!("  created       {}", m.created);
+    let arches: Vec<&str> = m.architectures.iter().map(|a| a.as_str()).collect();
+    println!("  architectures {}", arches.join(", "));
+    println!("  channels      {}", chans.join(", "));
+    for b in m.blobs() {
+        println!("  {:<13} {} {:>12} B  {}", "blob", b.digest, b.size, b.name);
+    }
+    println!("  kernel        {}", m.kernel.name);
+    println!("  cmdline       {:?}", m.cmdline);
+    for (k, val) in &m.annotations {
+        println!("  annotation    {k}={val}");
+    }
 }
 
 pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
@@ -87,45 +188,23 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
             arches,
             annotations,
         } => {
-            let mut architectures = Vec::new();
-            for a in arches {
-                let a: Arch = a.parse()?;
-                if !architectures.contains(&a) {
-                    architectures.push(a);
-                }
-            }
-            let mut ann = BTreeMap::new();
-            for kv in annotations {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("annotation {kv:?} is not KEY=VALUE"))?;
-                ann.insert(k.to_string(), v.to_string());
-            }
-            let req = PublishRequest {
-                name: name.clone(),
-                version: version.clone(),
-                architectures,
-                kernel: kernel.clone(),
-                initrds: initrds.clone(),
-                rootfs: rootfs.clone(),
-                cmdline: cmdline.clone(),
-                annotations: ann,
-                created: None,
-            };
-            match ctx.fleet.publish(req).await? {
-                Published::New { manifest } => println!("published {name}@{version} {manifest}"),
-                Published::Unchanged { manifest } => {
-                    println!(
-                        "unchanged {name}@{version} {manifest} (same content already published)"
-                    )
-                }
-            }
+            let req = publish_request(
+                name,
+                version,
+                kernel,
+                initrds,
+                rootfs,
+                cmdline,
+                arches,
+                annotations,
+            )?;
+            print_published(name, version, &ctx.fleet.publish(req).await?);
         }
         ImageCmd::Build(args) => super::build::build(ctx, args).await?,
         ImageCmd::Diff { a, b, json } => super::build::diff(ctx, a, b, *json).await?,
         ImageCmd::List => {
             let channels = ctx.store().channels().await?;
-            let rows: Vec<Vec<String>> = ctx
+            let rows = ctx
                 .store()
                 .versions()
                 .await?
@@ -136,19 +215,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
                         .filter(|c| c.name == v.name && c.version == v.version)
                         .map(|c| c.channel.clone())
                         .collect();
-                    vec![
-                        v.name,
-                        v.version,
-                        v.manifest,
-                        time(v.created_ms),
-                        chans.join(","),
-                    ]
+                    (v, chans)
                 })
                 .collect();
-            table(
-                &["IMAGE", "VERSION", "MANIFEST", "PUBLISHED", "CHANNELS"],
-                &rows,
-            );
+            print_list(rows);
         }
         ImageCmd::Show { reference, json } => {
             let snap = ctx.inventory().snapshot().await?;
@@ -180,26 +250,13 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string_pretty(m)?);
                     continue;
                 }
-                let chans: Vec<&str> = snap
+                let chans: Vec<String> = snap
                     .channels
                     .iter()
                     .filter(|((cn, _), cv)| cn == n && *cv == v)
-                    .map(|((_, c), _)| c.as_str())
+                    .map(|((_, c), _)| c.clone())
                     .collect();
-                println!("{n}@{v}");
-                println!("  manifest      {}", ver.manifest_digest);
-                println!("  created       {}", m.created);
-                let arches: Vec<&str> = m.architectures.iter().map(|a| a.as_str()).collect();
-                println!("  architectures {}", arches.join(", "));
-                println!("  channels      {}", chans.join(", "));
-                for b in m.blobs() {
-                    println!("  {:<13} {} {:>12} B  {}", "blob", b.digest, b.size, b.name);
-                }
-                println!("  kernel        {}", m.kernel.name);
-                println!("  cmdline       {:?}", m.cmdline);
-                for (k, val) in &m.annotations {
-                    println!("  annotation    {k}={val}");
-                }
+                print_version(n, v, &ver.manifest_digest, m, &chans);
             }
         }
         ImageCmd::Tag { reference, channel } => {
@@ -210,7 +267,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
         ImageCmd::Rm { reference } => {
             let (name, version) = split_version(reference)?;
             ctx.fleet.remove_version(name, version).await?;
-            println!("removed {name}@{version} (run `tabula image gc` to free its blobs)");
+            print_removed(name, version);
         }
         ImageCmd::Gc => {
             let (r, builds) = ctx.fleet.gc(&ctx.data_dir.join("build")).await?;

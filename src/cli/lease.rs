@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use super::{Ctx, table, time};
 use crate::boot::LeaseState;
+use crate::store::LeaseRow;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum LeaseCmd {
@@ -18,9 +19,17 @@ pub(super) enum LeaseCmd {
 
 pub(super) async fn run(ctx: &Ctx, cmd: &LeaseCmd) -> anyhow::Result<()> {
     let LeaseCmd::List { json } = cmd;
-    let rows = ctx.store().leases().await?;
+    print(&ctx.store().leases().await?, *json);
+    Ok(())
+}
+
+/// Prints `lease list` (also remotely), by address: expired or active by this host's
+/// clock.
+pub(super) fn print(rows: &[LeaseRow], json: bool) {
+    let mut rows = rows.to_vec();
+    rows.sort_by_key(|r| r.address);
     let now = crate::store::now_ms();
-    if *json {
+    if json {
         for r in &rows {
             let line = serde_json::json!({
                 "address": r.address.to_string(), "mac": r.mac.to_string(), "state": r.state,
@@ -28,7 +37,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &LeaseCmd) -> anyhow::Result<()> {
             });
             println!("{line}");
         }
-        return Ok(());
+        return;
     }
     let rows: Vec<Vec<String>> = rows
         .iter()
@@ -47,5 +56,4 @@ pub(super) async fn run(ctx: &Ctx, cmd: &LeaseCmd) -> anyhow::Result<()> {
         })
         .collect();
     table(&["ADDRESS", "MAC", "STATE", "UNTIL"], &rows);
-    Ok(())
 }

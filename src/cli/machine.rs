@@ -1,5 +1,7 @@
 //! `tabula machine …`: add, rm, list, show, label. Parses and prints only: every
-//! check and write is the fleet facade's ([`crate::fleet`]).
+//! check and write is the fleet facade's ([`crate::fleet`]). The parsing ([`new_machine`])
+//! and the printing ([`print_list`], [`print_show`]) are shared with the remote path
+//! (`--server`, [`super::remote`]).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -7,12 +9,43 @@ use std::net::Ipv4Addr;
 use clap::Subcommand;
 
 use super::{Ctx, table, time};
-use crate::boot::Mac;
 use crate::boot::Machine;
+use crate::boot::{Firmware, Mac};
+use crate::events::timeline::{self, Timeline};
 use crate::fleet::LabelChange;
+use crate::inventory::Explanation;
+use crate::store::EventRow;
 
 /// How many of a machine's latest events `machine show` prints.
-const SHOW_EVENTS: i64 = 20;
+pub(super) const SHOW_EVENTS: i64 = 20;
+
+/// What `machine show` prints: the machine, what it boots on BIOS and x86-64 UEFI,
+/// its latest events and its latest boot among them.
+#[derive(Debug)]
+pub(super) struct Shown {
+    pub machine: Machine,
+    pub boots: Vec<(Firmware, Explanation)>,
+    pub recent: Vec<EventRow>,
+    pub last_boot: Option<Timeline>,
+}
+
+impl Shown {
+    /// The view of `machine` from its decisions and latest events (oldest first), its
+    /// latest boot found as [`crate::fleet`]'s read model finds it.
+    pub(super) fn new(
+        machine: Machine,
+        boots: Vec<(Firmware, Explanation)>,
+        recent: Vec<EventRow>,
+    ) -> Shown {
+        let events: Vec<_> = recent.iter().map(|r| r.event.clone()).collect();
+        Shown {
+            last_boot: timeline::last_boot(&events),
+            machine,
+            boots,
+            recent,
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MachineCmd {
@@ -62,6 +95,114 @@ fn parse_uuid(s: &str) -> anyhow::Result<String> {
     Ok(l)
 }
 
+/// The machine `machine add` describes.
+pub(super) fn new_machine(
+    name: &str,
+    macs: &[String],
+    uuid: Option<&str>,
+    hostname: Option<&String>,
+    address: Option<Ipv4Addr>,
+    labels: &[String],
+) -> anyhow::Result<Machine> {
+    let mut parsed: Vec<Mac> = Vec::new();
+    for m in macs {
+        let mac: Mac = m.parse()?;
+        if !parsed.contains(&mac) {
+            parsed.push(mac);
+        }
+    }
+    let mut lab = BTreeMap::new();
+    for kv in labels {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("label {kv:?} is not KEY=VALUE"))?;
+        lab.insert(k.to_string(), v.to_string());
+    }
+    Ok(Machine {
+        name: name.to_string(),
+        macs: parsed,
+        uuid: uuid.map(parse_uuid).transpose()?,
+        hostname: hostname.cloned(),
+        address,
+        labels: lab,
+    })
+}
+
+/// Prints `machine list`.
+pub(super) fn print_list(machines: Vec<Machine>) {
+    let rows: Vec<Vec<String>> = machines
+        .into_iter()
+        .map(|m| {
+            vec![
+                m.name,
+                m.macs
+                    .iter()
+                    .map(Mac::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                m.address.map(|a| a.to_string()).unwrap_or_default(),
+                m.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]
+        })
+        .collect();
+    table(&["NAME", "MACS", "ADDRESS", "LABELS"], &rows);
+}
+
+/// Prints `machine show`.
+pub(super) fn print_show(view: &Shown) {
+    let m = &view.machine;
+    println!("machine {}", m.name);
+    for mac in &m.macs {
+        println!("  mac       {mac}");
+    }
+    if let Some(u) = &m.uuid {
+        println!("  uuid      {u}");
+    }
+    if let Some(h) = &m.hostname {
+        println!("  hostname  {h}");
+    }
+    if let Some(a) = m.address {
+        println!("  address   {a}");
+    }
+    for (k, v) in &m.labels {
+        println!("  label     {k}={v}");
+    }
+    for (firmware, ex) in &view.boots {
+        println!("  boots     ({firmware}) {}", ex.summary());
+    }
+    if let Some(t) = &view.last_boot {
+        let how = match &t.outcome {
+            timeline::Outcome::Pending => "in progress or unreported".into(),
+            timeline::Outcome::Booted(d) => format!("booted {d}"),
+            timeline::Outcome::Failed(r) => format!("failed: {r}"),
+        };
+        println!(
+            "  last boot {} {}, {how}",
+            time(t.start_ms),
+            t.stages_text()
+        );
+    }
+    if !m.macs.is_empty() {
+        println!(
+            "timeline ({} event(s), the latest {SHOW_EVENTS} at most):",
+            view.recent.len()
+        );
+        for e in &view.recent {
+            println!(
+                "  {}  {:<12} {:<4} {}",
+                time(e.event.at_ms),
+                e.event.stage(),
+                e.event.via,
+                e.event.detail
+            );
+        }
+    }
+}
+
 pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
     match cmd {
         MachineCmd::Add {
@@ -72,28 +213,14 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
             address,
             labels,
         } => {
-            let mut parsed: Vec<Mac> = Vec::new();
-            for m in macs {
-                let mac: Mac = m.parse()?;
-                if !parsed.contains(&mac) {
-                    parsed.push(mac);
-                }
-            }
-            let mut lab = BTreeMap::new();
-            for kv in labels {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("label {kv:?} is not KEY=VALUE"))?;
-                lab.insert(k.to_string(), v.to_string());
-            }
-            let m = Machine {
-                name: name.clone(),
-                macs: parsed,
-                uuid: uuid.as_deref().map(parse_uuid).transpose()?,
-                hostname: hostname.clone(),
-                address: *address,
-                labels: lab,
-            };
+            let m = new_machine(
+                name,
+                macs,
+                uuid.as_deref(),
+                hostname.as_ref(),
+                *address,
+                labels,
+            )?;
             ctx.fleet.add_machine(&m).await?;
             println!("added machine {name}");
         }
@@ -101,93 +228,33 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
             ctx.fleet.remove_machine(name).await?;
             println!("removed machine {name}");
         }
-        MachineCmd::List => {
-            let rows: Vec<Vec<String>> = ctx
-                .store()
-                .machines()
-                .await?
-                .into_iter()
-                .map(|m| {
-                    vec![
-                        m.name,
-                        m.macs
-                            .iter()
-                            .map(Mac::to_string)
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        m.address.map(|a| a.to_string()).unwrap_or_default(),
-                        m.labels
-                            .iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    ]
-                })
-                .collect();
-            table(&["NAME", "MACS", "ADDRESS", "LABELS"], &rows);
-        }
+        MachineCmd::List => print_list(ctx.store().machines().await?),
         MachineCmd::Show { name } => {
             let view = ctx.fleet.machine_view(name, SHOW_EVENTS).await?;
-            let m = &view.machine;
-            println!("machine {}", m.name);
-            for mac in &m.macs {
-                println!("  mac       {mac}");
-            }
-            if let Some(u) = &m.uuid {
-                println!("  uuid      {u}");
-            }
-            if let Some(h) = &m.hostname {
-                println!("  hostname  {h}");
-            }
-            if let Some(a) = m.address {
-                println!("  address   {a}");
-            }
-            for (k, v) in &m.labels {
-                println!("  label     {k}={v}");
-            }
+            let mut boots = Vec::new();
             for b in &view.boots {
-                println!(
-                    "  boots     ({}) {}",
-                    b.firmware,
-                    super::explain::summary(&b.selection)
-                );
+                boots.push((b.firmware, Explanation::of(&b.selection)?));
             }
-            if let Some(t) = &view.last_boot {
-                let how = match &t.outcome {
-                    crate::events::timeline::Outcome::Pending => "in progress or unreported".into(),
-                    crate::events::timeline::Outcome::Booted(d) => format!("booted {d}"),
-                    crate::events::timeline::Outcome::Failed(r) => format!("failed: {r}"),
-                };
-                println!(
-                    "  last boot {} {}, {how}",
-                    super::time(t.start_ms),
-                    t.stages_text()
-                );
-            }
-            if !m.macs.is_empty() {
-                println!(
-                    "timeline ({} event(s), the latest {SHOW_EVENTS} at most):",
-                    view.recent.len()
-                );
-                for e in &view.recent {
-                    println!(
-                        "  {}  {:<12} {:<4} {}",
-                        time(e.event.at_ms),
-                        e.event.stage(),
-                        e.event.via,
-                        e.event.detail
-                    );
-                }
-            }
+            print_show(&Shown {
+                machine: view.machine,
+                boots,
+                recent: view.recent,
+                last_boot: view.last_boot,
+            });
         }
         MachineCmd::Label { name, changes } => {
-            let parsed = changes
-                .iter()
-                .map(|c| LabelChange::parse(c))
-                .collect::<Result<Vec<_>, _>>()?;
+            let parsed = parse_labels(changes)?;
             ctx.fleet.label_machine(name, &parsed).await?;
             println!("labels of {name} updated");
         }
     }
     Ok(())
+}
+
+/// The changes of `machine label`, checked.
+pub(super) fn parse_labels(changes: &[String]) -> anyhow::Result<Vec<LabelChange>> {
+    Ok(changes
+        .iter()
+        .map(|c| LabelChange::parse(c))
+        .collect::<Result<Vec<_>, _>>()?)
 }

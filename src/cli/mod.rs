@@ -2,6 +2,8 @@
 //! [`Ctx`] opens the validated config and the stores once; each command file only
 //! turns arguments into library calls and prints results. The CLI works directly on
 //! the stores (no daemon needed); a running daemon picks changes up by store revision.
+//! With `--server URL` the state commands go through the API instead ([`remote`]), with
+//! the same printers.
 //!
 //! Errors print as one line (`error: …`) with exit status 1; usage errors exit 2.
 
@@ -14,6 +16,8 @@ mod lab;
 mod lease;
 mod machine;
 mod pin;
+mod remote;
+mod remote_image;
 mod serve;
 mod server;
 mod token;
@@ -46,6 +50,14 @@ pub struct Cli {
     /// Log line format: `text` for a person, `json` for a collector (one object per line)
     #[arg(long, global = true, env = "TABULA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Talk to this tabula's API (http://HOST:PORT) instead of opening the local store;
+    /// the token comes from TABULA_TOKEN or --token-file (machine, pin, image, explain,
+    /// events, lease)
+    #[arg(long, global = true, env = "TABULA_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// File holding the API token for --server (instead of TABULA_TOKEN)
+    #[arg(long, global = true, env = "TABULA_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -179,6 +191,12 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Host commands (config, doctor, lab) ignore --server; the state commands go remote.
+    if let Some(server) = cli.server.as_deref().filter(|s| !s.is_empty())
+        && remote::applies(&cli.command)
+    {
+        return remote::run(&cli.command, server, cli.token_file.as_deref()).await;
+    }
     match &cli.command {
         Command::Config(ConfigCmd::Check { path, json }) => {
             let path = path

@@ -5,11 +5,13 @@
 //! and blob stores and reloads them when the store's revision moves, so a running daemon
 //! sees `pin set` or `image tag` from the CLI without a restart.
 
+pub mod explanation;
 pub mod live;
 pub mod pin;
 pub mod select;
 pub mod snapshot;
 
+pub use explanation::Explanation;
 pub use live::Inventory;
 pub use pin::{PinRef, PinTarget, Selector};
 pub use select::{

@@ -4,7 +4,7 @@
 use super::{Store, StoreError, commit_changed, is_unique_violation, now_ms};
 
 /// A published image version.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct VersionRow {
     pub name: String,
     pub version: String,

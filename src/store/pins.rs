@@ -8,7 +8,7 @@ use super::requirements::{Requirement, first_missing};
 use super::{Store, StoreError, bump, commit_changed, now_ms};
 
 /// A pin as stored.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct PinRow {
     pub target: String,
     pub reference: String,
@@ -16,7 +16,7 @@ pub struct PinRow {
 }
 
 /// One entry of a pin's history (`reference` `None` = the pin was removed).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct PinChange {
     pub target: String,
     pub reference: Option<String>,
@@ -76,6 +76,12 @@ impl fmt::Display for PinChangeKind {
 impl serde::Serialize for PinChangeKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PinChangeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PinChangeKind::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -38,6 +38,7 @@ mod netns;
 mod package;
 mod pinning;
 mod postgres;
+mod remote_cli;
 mod security;
 mod serve;
 mod storm;
