@@ -314,6 +314,13 @@ pub(crate) async fn run(
         let st = crate::api::ApiState {
             health: health.clone(),
             store: store.clone(),
+            // Its own inventory, never older than the store's revision: an API write is
+            // in the API's next explain (the data plane's may lag SNAPSHOT_MAX_AGE).
+            fleet: crate::fleet::Fleet::new(Arc::new(Inventory::new(
+                store.clone(),
+                blobs.clone(),
+                inventory.settings().clone(),
+            ))),
             hub: hub.clone(),
             shutdown: shutdown.clone(),
             metrics: crate::api::metrics::Scrape {

@@ -9,6 +9,7 @@
 //! themselves and never call each other.
 
 pub(crate) mod api;
+pub(crate) mod auth;
 pub mod boot;
 pub(crate) mod build;
 pub(crate) mod catalog;
@@ -27,6 +28,8 @@ pub mod lab;
 pub(crate) mod lease_view;
 pub mod loader_files;
 pub mod metrics;
+#[cfg(test)]
+mod mutate;
 pub(crate) mod privilege;
 pub mod store;
 #[doc(hidden)]

@@ -27,9 +27,9 @@ pub(crate) const PATH: &str = "/api/v1/events/stream";
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StreamQuery {
-    mac: Option<String>,
-    stage: Option<String>,
-    after: Option<String>,
+    pub mac: Option<String>,
+    pub stage: Option<String>,
+    pub after: Option<String>,
 }
 
 /// Where a stream starts and what it keeps.

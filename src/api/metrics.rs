@@ -1,20 +1,24 @@
 //! `GET /metrics`: every metric family ([`crate::metrics`]) in Prometheus text format
 //! (0.0.4), encoded per scrape from the live counters.
 //!
-//! Open by default, like `/healthz`. With `api.metrics_token_required = true` a scrape
-//! needs a token of scope `read`; until the token check is wired here ([`Scrape::authorize`])
-//! every scrape is then answered 401 with `WWW-Authenticate: Bearer`, so a setting that
-//! asks for protection never serves the metrics open.
+//! Open by default, like `/healthz`: a scraper needs no credentials. With
+//! `api.metrics_token_required = true` the route sits behind the same token check as
+//! the resources ([`super::auth::require`]): a `read` token (a GET), else 401 with
+//! `WWW-Authenticate: Bearer`. It is not a `/api/v1` resource, so it is not in
+//! [`super::routes::TABLE`] or the OpenAPI document.
 //!
 //! Must not: count anything itself. Encoding reads atomics and the registry (which only
 //! scrapes lock); the one data-plane lock a scrape takes is DHCP's lease table, once, to
 //! count pool use (O(leases), see `LeaseTable::usage`).
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
-use super::{ApiState, Problem};
+use super::ApiState;
 use crate::metrics::{CONTENT_TYPE, Metrics};
 
 /// The route.
@@ -28,46 +32,25 @@ pub(crate) struct Scrape {
     pub token_required: bool,
 }
 
-/// Why a scrape is refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// A token is required and none that allows `read` was presented.
-    Unauthenticated,
-}
-
-impl Scrape {
-    /// Whether a scrape with these headers may read the metrics.
-    ///
-    /// Integration point: when `token_required`, the token check (scope `read`) decides
-    /// here; until it is wired, no request passes.
-    pub(crate) fn authorize(&self, _headers: &HeaderMap) -> Result<(), Refused> {
-        if self.token_required {
-            return Err(Refused::Unauthenticated);
-        }
-        Ok(())
+/// The `/metrics` route, behind the token check when `api.metrics_token_required`.
+pub(crate) fn router(st: &ApiState) -> Router<ApiState> {
+    let r = Router::new().route(PATH, get(scrape));
+    if st.metrics.token_required {
+        r.route_layer(middleware::from_fn_with_state(
+            st.clone(),
+            super::auth::require,
+        ))
+    } else {
+        r
     }
 }
 
 /// `GET /metrics`.
-pub(crate) async fn scrape(State(st): State<ApiState>, headers: HeaderMap) -> Response {
-    match st.metrics.authorize(&headers) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-            st.metrics.metrics.encode(),
-        )
-            .into_response(),
-        Err(Refused::Unauthenticated) => {
-            let mut res = Problem::unauthorized(
-                PATH,
-                "api.metrics_token_required is set: send a read token (Authorization: Bearer …)",
-            )
-            .into_response();
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tabula\""),
-            );
-            res
-        }
-    }
+async fn scrape(State(st): State<ApiState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+        st.metrics.metrics.encode(),
+    )
+        .into_response()
 }

@@ -9,18 +9,38 @@
 //! | `GET /healthz` | `ok` while DHCP, TFTP and HTTP (those configured) serve, else 503 naming those down |
 //! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
+//! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of every resource ([`openapi`]) |
+//! | `/api/v1/machines…`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | `GET /metrics` | Prometheus text format ([`metrics`]) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
-//! The REST resources, event streams and metrics land here, each in its own file; they
-//! call the same library facade the CLI calls. This front end must not import the data
+//! Every resource needs a bearer token of the scope [`auth::required`] names (read for
+//! every GET, operate for machines and pins, admin for the rest); health, the index and
+//! the OpenAPI document do not. Each resource parses a request into the same library
+//! facade call the CLI makes (`crate::fleet`, `crate::catalog`, store reads), on behalf
+//! of the token, whose name is the actor of the histories its writes change.
+//!
+//! This front end must not import the data
 //! plane (`crate::http`) or the DHCP and TFTP front ends, and machines are never pointed
 //! at it: what they fetch is on `http.listen`.
 
+pub(crate) mod auth;
+mod blobs;
+mod event_list;
 pub(crate) mod events;
+mod extract;
+mod images;
+mod leases;
+mod machines;
 pub(crate) mod metrics;
+mod openapi;
+mod page;
+mod pins;
 pub(crate) mod problem;
+pub(crate) mod routes;
+mod timeline;
+mod tokens;
 
 use std::io;
 
@@ -44,6 +64,8 @@ use crate::store::Store;
 pub(crate) struct ApiState {
     pub health: Health,
     pub store: Store,
+    /// The write facade and read models the CLI uses too.
+    pub fleet: crate::fleet::Fleet,
     /// Events as they are committed (the event stream follows it).
     pub hub: crate::events::Hub,
     /// Cancelled at shutdown: open event streams end, so graceful shutdown can finish.
@@ -63,6 +85,9 @@ struct Index {
 pub(crate) fn router(st: ApiState) -> Router {
     let health = st.health.clone();
     let ready = st.health.clone();
+    // Every resource needs a token ([`auth`]); health, the index and the document
+    // describing the API do not.
+    let resources = routes::resources(st.clone());
     Router::new()
         .route(
             "/healthz",
@@ -74,8 +99,9 @@ pub(crate) fn router(st: ApiState) -> Router {
         )
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
-        .route(events::PATH, get(events::stream))
-        .route(metrics::PATH, get(metrics::scrape))
+        .route(openapi::PATH, get(openapi::document))
+        .merge(resources)
+        .merge(metrics::router(&st))
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())

@@ -6,11 +6,15 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::fleet::{FleetError, Kind};
+use crate::store::StoreError;
+
 /// The media type of a problem document.
 pub(crate) const MEDIA_TYPE: &str = "application/problem+json";
 
-/// One problem document. `type` is always `about:blank` (the status says it all), so
-/// `title` is the status's reason phrase.
+/// One problem document. `type` is `about:blank` where the status says it all (no
+/// route, wrong method, a malformed query), with the status's reason phrase as `title`;
+/// otherwise one of the stable [`types`], each with its own `title`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Problem {
     #[serde(rename = "type")]
@@ -22,6 +26,56 @@ pub(crate) struct Problem {
     /// The path the problem is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Extension members: what the problem is about.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub about: Option<Box<About>>,
+}
+
+/// The extension members of a [`Problem`] (boxed: most problems have none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct About {
+    /// The kind of thing a not-found or conflict is about (`machine`, `pin`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<&'static str>,
+    /// The name of that thing, or the request field that is not acceptable.
+    pub name: String,
+}
+
+/// The stable problem types: `(type, title)`. Clients match on `type`, never on text.
+pub(crate) mod types {
+    pub(crate) const UNAUTHORIZED: (&str, &str) = (
+        "urn:tabula:problem:unauthorized",
+        "A valid token is required",
+    );
+    pub(crate) const FORBIDDEN: (&str, &str) = (
+        "urn:tabula:problem:insufficient-scope",
+        "The token's scope does not allow this",
+    );
+    pub(crate) const NOT_FOUND: (&str, &str) = ("urn:tabula:problem:not-found", "No such resource");
+    pub(crate) const CONFLICT: (&str, &str) = (
+        "urn:tabula:problem:conflict",
+        "The request conflicts with the current state",
+    );
+    pub(crate) const INVALID: (&str, &str) = (
+        "urn:tabula:problem:invalid",
+        "A value of the request is not acceptable",
+    );
+    pub(crate) const BAD_BODY: (&str, &str) = (
+        "urn:tabula:problem:malformed-body",
+        "The request body cannot be read",
+    );
+    pub(crate) const UNKNOWN_REFERENCE: (&str, &str) = (
+        "urn:tabula:problem:unknown-reference",
+        "The request names something that does not exist",
+    );
+    pub(crate) const INTERNAL: (&str, &str) = (
+        "urn:tabula:problem:internal",
+        "The server failed; the log says why",
+    );
+    pub(crate) const DIGEST_MISMATCH: (&str, &str) = (
+        "urn:tabula:problem:digest-mismatch",
+        "The uploaded bytes do not hash to the digest named",
+    );
 }
 
 impl Problem {
@@ -32,7 +86,38 @@ impl Problem {
             status: status.as_u16(),
             detail,
             instance,
+            about: None,
         }
+    }
+
+    /// A problem of one of the stable [`types`].
+    pub(crate) fn typed(
+        status: StatusCode,
+        (kind, title): (&'static str, &'static str),
+        path: &str,
+        detail: String,
+    ) -> Problem {
+        Problem {
+            kind,
+            title,
+            ..Problem::new(status, detail, Some(path.to_string()))
+        }
+    }
+
+    /// With the thing it is about (extension members `resource` and `name`).
+    pub(crate) fn about(mut self, resource: Option<&'static str>, name: String) -> Problem {
+        self.about = Some(Box::new(About { resource, name }));
+        self
+    }
+
+    /// 401: no usable token (the caller adds the `WWW-Authenticate` challenge).
+    pub(crate) fn unauthorized(path: &str, detail: String) -> Problem {
+        Problem::typed(StatusCode::UNAUTHORIZED, types::UNAUTHORIZED, path, detail)
+    }
+
+    /// 403: a valid token whose scope is too small.
+    pub(crate) fn forbidden(path: &str, detail: String) -> Problem {
+        Problem::typed(StatusCode::FORBIDDEN, types::FORBIDDEN, path, detail)
     }
 
     /// No resource at `path`.
@@ -58,16 +143,6 @@ impl Problem {
         )
     }
 
-    /// The request to `path` needs credentials it did not bring (the caller adds
-    /// `WWW-Authenticate`).
-    pub(crate) fn unauthorized(path: &str, detail: &str) -> Problem {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            detail.to_string(),
-            Some(path.to_string()),
-        )
-    }
-
     /// The resource at `path` does not take `method`.
     pub(crate) fn method_not_allowed(method: &Method, path: &str) -> Problem {
         Problem::new(
@@ -75,6 +150,83 @@ impl Problem {
             format!("{path} does not take {method}"),
             Some(path.to_string()),
         )
+    }
+
+    /// The answer for a fleet error about the resource at `path`, whose own kind is
+    /// `subject`: not found (404) when the resource itself is missing; something the
+    /// request names missing, 422 `unknown-reference`; conflict, 409; invalid, 422; a
+    /// store failure, 503; anything else, 500 (both logged, not shown).
+    pub(crate) fn fleet(path: &str, subject: Kind, e: FleetError) -> Problem {
+        match e {
+            FleetError::NotFound {
+                kind,
+                name,
+                message,
+            } => {
+                let p = if kind == subject {
+                    Problem::typed(StatusCode::NOT_FOUND, types::NOT_FOUND, path, message)
+                } else {
+                    Problem::typed(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        types::UNKNOWN_REFERENCE,
+                        path,
+                        message,
+                    )
+                };
+                p.about(Some(kind.as_str()), name)
+            }
+            FleetError::Conflict {
+                kind,
+                name,
+                message,
+            } => Problem::typed(StatusCode::CONFLICT, types::CONFLICT, path, message)
+                .about(Some(kind.as_str()), name),
+            FleetError::Invalid { field, message, .. } => Problem::invalid(path, field, message),
+            FleetError::Store(e) => {
+                tracing::warn!(error = %e, path, "api: state store failed");
+                Problem::unavailable(path)
+            }
+            e => Problem::internal(path, &e),
+        }
+    }
+
+    /// 404 for a `resource` named `name` at `path`.
+    pub(crate) fn missing(
+        path: &str,
+        resource: &'static str,
+        name: &str,
+        detail: String,
+    ) -> Problem {
+        Problem::typed(StatusCode::NOT_FOUND, types::NOT_FOUND, path, detail)
+            .about(Some(resource), name.to_string())
+    }
+
+    /// 422: request `field` is not acceptable.
+    pub(crate) fn invalid(path: &str, field: &str, detail: String) -> Problem {
+        Problem::typed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            types::INVALID,
+            path,
+            detail,
+        )
+        .about(None, field.to_string())
+    }
+
+    /// 500, logged with `e`.
+    pub(crate) fn internal(path: &str, e: &dyn std::fmt::Display) -> Problem {
+        tracing::warn!(error = %e, path, "api: request failed");
+        Problem::typed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            types::INTERNAL,
+            path,
+            "the server failed to do this; its log says why".to_string(),
+        )
+    }
+
+    /// 503 for a failed store read, logged.
+    pub(crate) fn store(path: &str, e: &StoreError) -> Problem {
+        tracing::warn!(error = %e, path, "api: state store failed");
+        Problem::unavailable(path)
     }
 
     /// The status code.

@@ -78,9 +78,18 @@ async fn response(s: &mut TcpStream, buf: &mut Vec<u8>) -> (String, String) {
 async fn state(shutdown: CancellationToken) -> (tempfile::TempDir, ApiState) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let blobs = crate::images::BlobStore::open(&dir.path().join("blobs")).unwrap();
+    let settings = crate::inventory::Settings {
+        unknown_machines: crate::config::Config::defaults(None).boot.unknown_machines,
+        console: None,
+        base_url: "http://127.0.0.1:1".to_string(),
+    };
+    let inventory = crate::inventory::Inventory::new(store.clone(), blobs, settings);
     let st = ApiState {
         health: Health::default(),
-        store: Store::open(&url).await.unwrap(),
+        store,
+        fleet: crate::fleet::Fleet::new(std::sync::Arc::new(inventory)),
         hub: crate::events::Hub::default(),
         shutdown,
         metrics: Default::default(),
@@ -205,13 +214,33 @@ async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutd
         queue,
         st.hub.clone(),
     ));
+    let token = crate::auth::create(&st.store, "t", crate::auth::Scope::Read, None)
+        .await
+        .unwrap()
+        .token;
+    let auth = format!("authorization: Bearer {token}\r\n");
     let server = tokio::spawn(run(listener, st));
+
+    // Without a token: 401 and the Bearer challenge.
+    let mut n = TcpStream::connect(addr).await.unwrap();
+    ask(
+        &mut n,
+        "GET /api/v1/events/stream HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    let (h, body) = response(&mut n, &mut Vec::new()).await;
+    assert!(h.starts_with("http/1.1 401"), "{h}");
+    assert!(
+        h.contains("www-authenticate: bearer realm=\"tabula\""),
+        "{h}"
+    );
+    assert!(body.contains("urn:tabula:problem:unauthorized"), "{body}");
 
     // The whole history (after=0), then live events as the writer commits them.
     let mut s = TcpStream::connect(addr).await.unwrap();
     ask(
         &mut s,
-        "GET /api/v1/events/stream?after=0 HTTP/1.1\r\nhost: x\r\n\r\n",
+        &format!("GET /api/v1/events/stream?after=0 HTTP/1.1\r\nhost: x\r\n{auth}\r\n"),
     )
     .await;
     let mut got = String::new();
@@ -239,7 +268,7 @@ async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutd
     let mut r = TcpStream::connect(addr).await.unwrap();
     ask(
         &mut r,
-        "GET /api/v1/events/stream?stage=booted HTTP/1.1\r\nhost: x\r\nlast-event-id: 3\r\n\r\n",
+        &format!("GET /api/v1/events/stream?stage=booted HTTP/1.1\r\nhost: x\r\n{auth}last-event-id: 3\r\n\r\n"),
     )
     .await;
     let mut resumed = String::new();
@@ -248,7 +277,7 @@ async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutd
     let mut m = TcpStream::connect(addr).await.unwrap();
     ask(
         &mut m,
-        "GET /api/v1/events/stream?after=0&mac=52:54:00:00:00:02 HTTP/1.1\r\nhost: x\r\n\r\n",
+        &format!("GET /api/v1/events/stream?after=0&mac=52:54:00:00:00:02 HTTP/1.1\r\nhost: x\r\n{auth}\r\n"),
     )
     .await;
     let mut one_mac = String::new();
@@ -262,7 +291,7 @@ async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutd
     let mut b = TcpStream::connect(addr).await.unwrap();
     ask(
         &mut b,
-        "GET /api/v1/events/stream?stage=nope HTTP/1.1\r\nhost: x\r\n\r\n",
+        &format!("GET /api/v1/events/stream?stage=nope HTTP/1.1\r\nhost: x\r\n{auth}\r\n"),
     )
     .await;
     let (h, body) = response(&mut b, &mut Vec::new()).await;

@@ -13,6 +13,9 @@ use crate::boot::{Arch, BlobRef, Digest};
 use crate::images::{BlobStore, ImageError, MANIFEST_SCHEMA, Manifest, Verified, names};
 use crate::store::{Store, StoreError};
 
+mod uploaded;
+pub(crate) use uploaded::{Upload, publish_uploaded};
+
 /// Catalog errors.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -121,15 +124,26 @@ pub(crate) async fn publish(
     })
     .await?;
 
+    record(blobs, store, manifest).await
+}
+
+/// Records a validated manifest whose blobs are all stored: its manifest blob, then its
+/// version row (the same content again is [`Published::Unchanged`]).
+pub(crate) async fn record(
+    blobs: &BlobStore,
+    store: &Store,
+    manifest: Manifest,
+) -> Result<Published, CatalogError> {
+    let req = (manifest.name.clone(), manifest.version.clone());
     // Same content already published? Decide before writing the manifest blob.
-    if let Some(existing) = find_version(blobs, store, &req.name, &req.version).await? {
+    if let Some(existing) = find_version(blobs, store, &req.0, &req.1).await? {
         let (d, old) = existing;
         return if old.same_content(&manifest) {
             Ok(Published::Unchanged { manifest: d })
         } else {
             Err(CatalogError::Immutable {
-                name: req.name,
-                version: req.version,
+                name: req.0,
+                version: req.1,
                 existing: d.to_string(),
             })
         };
@@ -138,7 +152,7 @@ pub(crate) async fn publish(
     let b = blobs.clone();
     let digest = blocking(move || b.put_bytes(&bytes)).await?;
     match store
-        .insert_version(&req.name, &req.version, &digest.to_string())
+        .insert_version(&req.0, &req.1, &digest.to_string())
         .await?
     {
         None => Ok(Published::New { manifest: digest }),
@@ -146,8 +160,8 @@ pub(crate) async fn publish(
             Ok(Published::Unchanged { manifest: digest })
         }
         Some(existing) => Err(CatalogError::Immutable {
-            name: req.name,
-            version: req.version,
+            name: req.0,
+            version: req.1,
             existing,
         }),
     }
@@ -207,6 +221,7 @@ pub(crate) async fn tag(
     name: &str,
     version: &str,
     channel: &str,
+    actor: Option<&str>,
 ) -> Result<(), CatalogError> {
     names::check_channel(channel)?;
     if !store
@@ -219,7 +234,7 @@ pub(crate) async fn tag(
             "{name}@{version} is not published (see `tabula image list`)"
         )));
     }
-    store.set_channel(name, channel, version).await?;
+    store.set_channel_by(name, channel, version, actor).await?;
     Ok(())
 }
 

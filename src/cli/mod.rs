@@ -15,6 +15,7 @@ mod lease;
 mod machine;
 mod pin;
 mod serve;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,6 +85,9 @@ enum Command {
     Doctor,
     /// Boot QEMU machines through tabula in a private network namespace (root)
     Lab(lab::LabArgs),
+    /// Create, list and revoke the API's scoped tokens
+    #[command(subcommand)]
+    Token(token::TokenCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => explain::run(&Ctx::open(&cli).await?, args).await,
         Command::Events(args) => events::run(&Ctx::open(&cli).await?, args).await,
         Command::Lease(cmd) => lease::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Token(cmd) => token::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Lab(args) => {
             // An explicit --data-dir is the lab's; otherwise a lab dir under the data dir.
             let data_dir = match &cli.data_dir {

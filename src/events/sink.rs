@@ -5,8 +5,8 @@
 //! cannot keep up, or a flood outruns it) events are dropped and counted, with a
 //! rate-limited warning. A detail longer than `max_detail_bytes` is replaced by a note
 //! of its length. Events a client can cause at will go through a rate gate first:
-//! [`EventSink::record_from`] (reports, download attributions: per MAC and per client
-//! address) and [`EventSink::record_refusal`] (DHCP `ignored`: per MAC and for all
+//! [`EventSink::record_from`] (reports, download attributions, served scripts: per MAC
+//! and per client address) and [`EventSink::record_refusal`] (DHCP `ignored`: per MAC and for all
 //! clients together). The writer drains everything still queued when the last sink is
 //! dropped, so a graceful shutdown loses nothing.
 
@@ -194,14 +194,22 @@ impl EventSink {
     /// its MAC nor the client `peer` is over its rate; `false` when it was not queued
     /// for that reason (counted).
     pub fn record_from(&self, event: BootEvent, peer: IpAddr) -> bool {
+        self.record_text_from(EventText::from(&event), Some(peer))
+    }
+
+    /// [`EventSink::record_from`] for an event whose detail is JSON text already (a
+    /// served script's cached detail). Without a `peer` only the MAC's rate applies.
+    pub fn record_text_from(&self, event: EventText, peer: Option<IpAddr>) -> bool {
         let s = &self.shared;
         // The peer's bucket first: a peer cycling through made-up MACs is stopped by it.
-        if !s.per_peer.take(peer) || !s.per_mac.take(event.mac) {
-            s.rate_limited
-                .warn(&format_args!("{} from {peer}", event.mac));
+        if !peer.is_none_or(|p| s.per_peer.take(p)) || !s.per_mac.take(event.mac) {
+            match peer {
+                Some(p) => s.rate_limited.warn(&format_args!("{} from {p}", event.mac)),
+                None => s.rate_limited.warn(&format_args!("{}", event.mac)),
+            }
             return false;
         }
-        self.record(event);
+        self.record_text(event);
         true
     }
 

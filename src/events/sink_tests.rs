@@ -95,3 +95,23 @@ fn a_refusal_flood_is_summarised_not_stored() {
     assert_eq!(drain(&mut q).len(), 5);
     assert_eq!(sink.stats().rate_limited, 995);
 }
+
+#[test]
+fn served_scripts_share_the_gates_and_a_peerless_one_only_its_macs() {
+    let (sink, mut q) = channel_with(limits());
+    let text = |m| EventText::from(&event(m, 10));
+    // A script fetched in a loop by one machine: its MAC's 3, then counted drops.
+    let ok = (0..50)
+        .filter(|_| sink.record_text_from(text(7), Some(IpAddr::from([10, 0, 0, 1]))))
+        .count();
+    assert_eq!(ok, 3);
+    // The MAC's budget is one, whatever records it: a report of that MAC is over too.
+    assert!(!sink.record_from(event(7, 10), IpAddr::from([10, 0, 0, 9])));
+    // No peer known (a test client, a Unix socket): the MAC's budget alone.
+    let ok = (0..5)
+        .filter(|_| sink.record_text_from(text(8), None))
+        .count();
+    assert_eq!(ok, 3);
+    assert_eq!(drain(&mut q).len(), 6);
+    assert_eq!(sink.stats().rate_limited, 47 + 1 + 2);
+}

@@ -187,14 +187,16 @@ fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// A whole boot's events, for the tests of every reader of a timeline.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixture {
     use super::*;
     use crate::boot::Mac;
 
-    const MAC: Mac = Mac([0x52, 0x54, 0, 0x77, 1, 1]);
+    pub(crate) const MAC: Mac = Mac([0x52, 0x54, 0, 0x77, 1, 1]);
 
-    fn ev(at_ms: i64, stage: BootStage, detail: serde_json::Value) -> BootEvent {
+    /// An event of [`MAC`] on manifest `m` at `at_ms`.
+    pub(crate) fn ev(at_ms: i64, stage: BootStage, detail: serde_json::Value) -> BootEvent {
         BootEvent {
             at_ms,
             mac: MAC,
@@ -205,7 +207,9 @@ mod tests {
         }
     }
 
-    fn boot(start: i64) -> Vec<BootEvent> {
+    /// A BIOS chain boot starting at `start`: DHCP twice, loader, script, kernel,
+    /// initrd, progress, root, booted.
+    pub(crate) fn boot(start: i64) -> Vec<BootEvent> {
         use BootStage::*;
         let j = serde_json::json!({});
         vec![
@@ -221,6 +225,12 @@ mod tests {
             ev(start + 23_000, Booted, j),
         ]
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{boot, ev};
+    use super::*;
 
     #[test]
     fn stages_run_from_the_end_of_the_previous_one() {

@@ -31,7 +31,18 @@ impl Fleet {
         version: &str,
         channel: &str,
     ) -> Result<(), FleetError> {
-        catalog::tag(self.store(), image, version, channel)
+        self.tag_by(image, version, channel, None).await
+    }
+
+    /// [`Fleet::tag`] on behalf of `actor` (an API token's name, kept in the history).
+    pub(crate) async fn tag_by(
+        &self,
+        image: &str,
+        version: &str,
+        channel: &str,
+        actor: Option<&str>,
+    ) -> Result<(), FleetError> {
+        catalog::tag(self.store(), image, version, channel, actor)
             .await
             .map_err(|e| in_use(e, image, version))
     }

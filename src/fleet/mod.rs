@@ -10,6 +10,7 @@
 //! Must not: print, read configuration, or decide boots ([`crate::inventory::select`]
 //! does that; the read models only call it).
 
+mod edit;
 mod images;
 mod machines;
 mod pins;

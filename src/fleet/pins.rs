@@ -38,11 +38,22 @@ impl Fleet {
         target: &PinTarget,
         reference: &PinRef,
     ) -> Result<(), FleetError> {
+        self.set_pin_by(target, reference, None).await
+    }
+
+    /// [`Fleet::set_pin`] on behalf of `actor` (an API token's name, kept in the history).
+    pub(crate) async fn set_pin_by(
+        &self,
+        target: &PinTarget,
+        reference: &PinRef,
+        actor: Option<&str>,
+    ) -> Result<(), FleetError> {
         self.store()
-            .set_pin(
+            .set_pin_by(
                 &target.key(),
                 &reference.to_string(),
                 &requirements(target, reference),
+                actor,
             )
             .await?;
         Ok(())
@@ -50,7 +61,16 @@ impl Fleet {
 
     /// Removes `target`'s pin.
     pub(crate) async fn remove_pin(&self, target: &PinTarget) -> Result<(), FleetError> {
-        if self.store().remove_pin(&target.key()).await? {
+        self.remove_pin_by(target, None).await
+    }
+
+    /// [`Fleet::remove_pin`] on behalf of `actor`.
+    pub(crate) async fn remove_pin_by(
+        &self,
+        target: &PinTarget,
+        actor: Option<&str>,
+    ) -> Result<(), FleetError> {
+        if self.store().remove_pin_by(&target.key(), actor).await? {
             Ok(())
         } else {
             Err(FleetError::NotFound {
@@ -67,11 +87,22 @@ impl Fleet {
         &self,
         target: &PinTarget,
     ) -> Result<(Option<String>, String), FleetError> {
+        self.rollback_pin_by(target, None).await
+    }
+
+    /// [`Fleet::rollback_pin`] on behalf of `actor`.
+    pub(crate) async fn rollback_pin_by(
+        &self,
+        target: &PinTarget,
+        actor: Option<&str>,
+    ) -> Result<(Option<String>, String), FleetError> {
         let moved = self
             .store()
-            .rollback_pin(&target.key(), |to| {
-                to.parse::<PinRef>().ok().map(|r| requirements(target, &r))
-            })
+            .rollback_pin_by(
+                &target.key(),
+                |to| to.parse::<PinRef>().ok().map(|r| requirements(target, &r)),
+                actor,
+            )
             .await;
         match moved {
             Ok(Some(m)) => Ok(m),

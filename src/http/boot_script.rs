@@ -14,7 +14,10 @@
 //! The cache is emptied whenever the inventory hands out a different snapshot, which it
 //! does exactly when the store's revision changed (a re-pin, a new version, a machine
 //! edit), so a cached script is never older than a freshly computed one would be. Every
-//! request still records its own event, with its own time and peer.
+//! request records its own event, with its own time and peer, within the events' rate
+//! gates (per MAC and per client address, as for reports): a client fetching its
+//! script in a loop cannot grow the history without bound, and the requests past its
+//! rate are counted (`rate_limited`) instead of stored.
 //!
 //! Answered from the connection loop ([`send`]). Refusals (a malformed MAC, an unknown
 //! platform, an unreadable inventory, a peer without the MAC's lease under
@@ -199,15 +202,20 @@ pub async fn answer(
             .served(mac, blobs.clone(), std::time::Instant::now());
     }
     let t = &answer.event;
-    st.events.record_text(EventText {
-        at_ms: crate::events::now_ms(),
-        mac,
-        stage: t.stage,
-        manifest: t.manifest,
-        via: Via::Http,
+    // A client can ask for its script at will: its events are rate-gated like reports
+    // (events.per_mac_per_minute, events.per_peer_per_minute), counted when over.
+    st.events.record_text_from(
+        EventText {
+            at_ms: crate::events::now_ms(),
+            mac,
+            stage: t.stage,
+            manifest: t.manifest,
+            via: Via::Http,
+            peer,
+            detail: t.detail.clone(),
+        },
         peer,
-        detail: t.detail.clone(),
-    });
+    );
     Ok(answer.reply.clone())
 }
 

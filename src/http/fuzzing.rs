@@ -58,13 +58,7 @@ mod tests {
 
     #[test]
     fn the_cargo_fuzz_seeds_keep_the_invariants() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/http_head");
-        let mut n = 0;
-        for e in std::fs::read_dir(&dir).unwrap() {
-            scan_parse_and_classify(&std::fs::read(e.unwrap().path()).unwrap());
-            n += 1;
-        }
-        assert!(n >= 5, "{n} seeds in {dir:?}");
+        crate::mutate::each_seed_file("http_head", scan_parse_and_classify);
     }
 
     #[test]
@@ -77,23 +71,7 @@ mod tests {
             b"\xffGET / HTTP/1.1\r\n\r",
             b"\x01\n\r\n",
         ];
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        for seed in seeds {
-            scan_parse_and_classify(seed);
-            // Mutations: flip bytes, cut, repeat — a few thousand, deterministic.
-            for _ in 0..2000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let mut m = seed.to_vec();
-                let i = usize::try_from(x % m.len() as u64).unwrap_or(0);
-                m[i] = m[i].wrapping_add(u8::try_from(x >> 56).unwrap_or(1));
-                if x & 1 == 0 {
-                    m.truncate(i + 1);
-                }
-                scan_parse_and_classify(&m);
-            }
-        }
+        crate::mutate::walk(&seeds, 0x2545_F491_4F6C_DD1D, scan_parse_and_classify);
         let big = [
             b"\x10GET / HTTP/1.1\r\n".as_slice(),
             &vec![b'a'; MAX_HEAD * 2],

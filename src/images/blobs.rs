@@ -132,6 +132,37 @@ impl BlobStore {
         result
     }
 
+    /// Stores everything `r` yields if it hashes to `expected`: otherwise nothing is
+    /// kept (the temporary file is removed) and the error is [`ImageError::Corrupt`].
+    /// Returns the size and whether the blob is new (`false`: it was there already).
+    pub fn put_expected(
+        &self,
+        mut r: impl Read,
+        expected: &Digest,
+        origin: &Path,
+    ) -> Result<(u64, bool), ImageError> {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.{n}", std::process::id()));
+        let existed = self.contains(expected);
+        let result = self
+            .write_tmp(&mut r, &tmp, origin)
+            .and_then(|(actual, size)| {
+                if actual != *expected {
+                    return Err(ImageError::Corrupt {
+                        expected: *expected,
+                        actual,
+                    });
+                }
+                self.link_into_place(&tmp, expected)?;
+                Ok((size, !existed))
+            });
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
     fn write_tmp(
         &self,
         r: &mut impl Read,

@@ -69,6 +69,11 @@ impl Inventory {
         &self.blobs
     }
 
+    /// The settings decisions are made with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// A snapshot reflecting the store's revision (as of at most the maximum age ago).
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, InventoryError> {
         if let Some(s) = self.fresh_cached(self.max_age) {

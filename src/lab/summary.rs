@@ -65,37 +65,7 @@ pub fn summary_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boot::{BootEvent, BootStage, Digest, EventDetail, Mac};
-
-    const MAC: Mac = Mac([0x52, 0x54, 0, 0x77, 1, 1]);
-
-    fn ev(at_ms: i64, stage: BootStage, detail: serde_json::Value) -> BootEvent {
-        BootEvent {
-            at_ms,
-            mac: MAC,
-            manifest: Some(Digest::of(b"m")),
-            via: crate::boot::Via::Http,
-            peer: None,
-            detail: EventDetail::from_value(stage, detail),
-        }
-    }
-
-    fn boot(start: i64) -> Vec<BootEvent> {
-        use BootStage::*;
-        let j = serde_json::json!({});
-        vec![
-            ev(start + 2_000, DhcpOffer, j.clone()),
-            ev(start + 2_500, DhcpAck, j.clone()),
-            ev(start + 3_000, LoaderSent, j.clone()),
-            ev(start + 6_000, DhcpAck, j.clone()),
-            ev(start + 8_000, ScriptSent, j.clone()),
-            ev(start + 9_000, KernelSent, j.clone()),
-            ev(start + 9_500, InitrdSent, j.clone()),
-            ev(start + 20_000, Progress, j.clone()),
-            ev(start + 20_400, RootfsSent, j.clone()),
-            ev(start + 23_000, Booted, j),
-        ]
-    }
+    use crate::events::timeline::fixture::boot;
 
     #[test]
     fn summary_lines() {

@@ -27,6 +27,8 @@ pub struct ChannelRow {
 pub struct ChannelMove {
     pub version: Option<String>,
     pub at_ms: i64,
+    /// Who moved it: an API token's name; `None` for the local CLI.
+    pub actor: Option<String>,
 }
 
 impl Store {
@@ -134,6 +136,17 @@ impl Store {
         channel: &str,
         version: &str,
     ) -> Result<(), StoreError> {
+        self.set_channel_by(name, channel, version, None).await
+    }
+
+    /// [`Store::set_channel`], recording `actor` (an API token's name) in the history.
+    pub async fn set_channel_by(
+        &self,
+        name: &str,
+        channel: &str,
+        version: &str,
+        actor: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let now = now_ms();
         sqlx::query(
@@ -147,12 +160,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO channel_history (name, channel, version, at_ms) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO channel_history (name, channel, version, at_ms, actor) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(name)
         .bind(channel)
         .bind(version)
         .bind(now)
+        .bind(actor)
         .execute(&mut *tx)
         .await?;
         commit_changed(tx).await?;
@@ -175,7 +189,7 @@ impl Store {
         channel: &str,
     ) -> Result<Vec<ChannelMove>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT version, at_ms FROM channel_history WHERE name = $1 AND channel = $2 ORDER BY id",
+            "SELECT version, at_ms, actor FROM channel_history WHERE name = $1 AND channel = $2 ORDER BY id",
         )
         .bind(name)
         .bind(channel)

@@ -22,12 +22,14 @@ mod event_reads;
 mod events;
 mod images;
 mod leases;
+mod machine_update;
 mod machines;
 mod pins;
 mod requirements;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
+mod tokens;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
@@ -38,6 +40,7 @@ pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
+pub use tokens::TokenRow;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]

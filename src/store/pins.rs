@@ -23,6 +23,8 @@ pub struct PinChange {
     pub at_ms: i64,
     #[sqlx(try_from = "String")]
     pub kind: PinChangeKind,
+    /// Who made the change: an API token's name; `None` for the local CLI.
+    pub actor: Option<String>,
 }
 
 /// How a pin change came about (the `kind` column: `set`, `rm`, `rollback`, the names
@@ -117,6 +119,17 @@ impl Store {
         reference: &str,
         needs: &[Requirement],
     ) -> Result<(), StoreError> {
+        self.set_pin_by(target, reference, needs, None).await
+    }
+
+    /// [`Store::set_pin`], recording `actor` (an API token's name) in the history.
+    pub async fn set_pin_by(
+        &self,
+        target: &str,
+        reference: &str,
+        needs: &[Requirement],
+        actor: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         if let Some(missing) = first_missing(&mut tx, needs).await? {
             return Err(StoreError::Missing(missing));
@@ -132,11 +145,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO pin_history (target, reference, at_ms, kind) VALUES ($1, $2, $3, 'set')",
+            "INSERT INTO pin_history (target, reference, at_ms, kind, actor) VALUES ($1, $2, $3, 'set', $4)",
         )
         .bind(target)
         .bind(reference)
         .bind(now)
+        .bind(actor)
         .execute(&mut *tx)
         .await?;
         commit_changed(tx).await?;
@@ -153,9 +167,19 @@ impl Store {
         target: &str,
         needs_of: impl FnOnce(&str) -> Option<Vec<Requirement>>,
     ) -> Result<Option<(Option<String>, String)>, StoreError> {
+        self.rollback_pin_by(target, needs_of, None).await
+    }
+
+    /// [`Store::rollback_pin`], recording `actor` in the history.
+    pub async fn rollback_pin_by(
+        &self,
+        target: &str,
+        needs_of: impl FnOnce(&str) -> Option<Vec<Requirement>>,
+        actor: Option<&str>,
+    ) -> Result<Option<(Option<String>, String)>, StoreError> {
         let mut tx = self.begin().await?;
         let history: Vec<PinChange> = sqlx::query_as(
-            "SELECT target, reference, at_ms, kind FROM pin_history WHERE target = $1 ORDER BY id",
+            "SELECT target, reference, at_ms, kind, actor FROM pin_history WHERE target = $1 ORDER BY id",
         )
         .bind(target)
         .fetch_all(&mut *tx)
@@ -188,11 +212,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO pin_history (target, reference, at_ms, kind) VALUES ($1, $2, $3, 'rollback')",
+            "INSERT INTO pin_history (target, reference, at_ms, kind, actor) VALUES ($1, $2, $3, 'rollback', $4)",
         )
         .bind(target)
         .bind(&to)
         .bind(now)
+        .bind(actor)
         .execute(&mut *tx)
         .await?;
         commit_changed(tx).await?;
@@ -201,6 +226,15 @@ impl Store {
 
     /// Removes a pin; returns whether it existed.
     pub async fn remove_pin(&self, target: &str) -> Result<bool, StoreError> {
+        self.remove_pin_by(target, None).await
+    }
+
+    /// [`Store::remove_pin`], recording `actor` in the history.
+    pub async fn remove_pin_by(
+        &self,
+        target: &str,
+        actor: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("DELETE FROM pins WHERE target = $1")
             .bind(target)
@@ -209,10 +243,11 @@ impl Store {
             .rows_affected();
         if n > 0 {
             sqlx::query(
-                "INSERT INTO pin_history (target, reference, at_ms, kind) VALUES ($1, NULL, $2, 'rm')",
+                "INSERT INTO pin_history (target, reference, at_ms, kind, actor) VALUES ($1, NULL, $2, 'rm', $3)",
             )
                 .bind(target)
                 .bind(now_ms())
+                .bind(actor)
                 .execute(&mut *tx)
                 .await?;
             bump(&mut tx).await?;
@@ -233,7 +268,7 @@ impl Store {
     /// The history of one target's pin, oldest first.
     pub async fn pin_history(&self, target: &str) -> Result<Vec<PinChange>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT target, reference, at_ms, kind FROM pin_history WHERE target = $1 ORDER BY id",
+            "SELECT target, reference, at_ms, kind, actor FROM pin_history WHERE target = $1 ORDER BY id",
         )
         .bind(target)
         .fetch_all(&self.pool)
@@ -253,6 +288,7 @@ mod tests {
                 reference: r.map(String::from),
                 at_ms: 0,
                 kind: PinChangeKind::try_from(kind.to_string()).unwrap(),
+                actor: None,
             })
             .collect()
     }

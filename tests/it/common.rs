@@ -75,6 +75,14 @@ impl Env {
         r.stdout
     }
 
+    /// Every stored event of `mac` (its last 100,000), oldest first, as JSON.
+    pub fn events(&self, mac: &str) -> Vec<serde_json::Value> {
+        self.ok(&["events", mac, "--json", "--last", "100000"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Runs and requires a one-line error and exit status 1; returns the error line.
     pub fn fails(&self, args: &[&str]) -> String {
         let r = self.run(args);
@@ -126,4 +134,24 @@ pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .find(|l| l.starts_with(key))
         .map(|l| l[key.len()..].trim())
+}
+
+/// The `stage` of each event.
+pub fn stages(ev: &[serde_json::Value]) -> Vec<String> {
+    ev.iter()
+        .map(|e| e["stage"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls `f` every 100 ms until it holds; fails naming `what` after `secs` seconds (a
+/// bound for a loaded machine, not a timing check).
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

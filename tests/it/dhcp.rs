@@ -4,11 +4,11 @@
 //! Needs root: fails (never skips) otherwise.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dhcproto::v4;
 
-use crate::common::Env;
+use crate::common::{Env, wait_for};
 use crate::netns::{
     Lab, collect, dora, encode, exchange, exchange_raw, in_ns, message, opt_str, sh, start_tabula,
     udp,
@@ -32,14 +32,6 @@ fn leases(env: &Env) -> Vec<(String, String, String)> {
             (s("address"), s("mac"), s("state"))
         })
         .collect()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 pub(crate) fn mac_of(lab: &Lab, ns: &str, iface: &str) -> String {

@@ -113,13 +113,6 @@ fn stage_seconds(words: &[String]) -> Vec<Option<f64>> {
         .collect()
 }
 
-fn events(env: &Env, mac: &str) -> Vec<serde_json::Value> {
-    env.ok(&["events", mac, "--json", "--last", "100000"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Whether a process runs (a zombie does not count).
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -181,7 +174,7 @@ fn tabula_lab_boots_bios_and_uefi_vms_then_reports_a_corrupt_root() {
         .unwrap_or_else(|| panic!("{explained}"))
         .to_string();
     assert!(
-        events(&env, MAC)
+        env.events(MAC)
             .iter()
             .any(|e| e["stage"] == "booted" && e["manifest"] == manifest.as_str()),
         "no booted event with {manifest}"
@@ -226,7 +219,8 @@ fn tabula_lab_boots_bios_and_uefi_vms_then_reports_a_corrupt_root() {
         "{text}"
     );
     // As stored: the initramfs's failed reports, the last one final, each with the reason.
-    let failed: Vec<serde_json::Value> = events(&env, MAC)
+    let failed: Vec<serde_json::Value> = env
+        .events(MAC)
         .into_iter()
         .filter(|e| e["stage"] == "failed")
         .collect();

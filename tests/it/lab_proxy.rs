@@ -32,14 +32,6 @@ fn udhcpd(env: &Env, lab: &mut Lab, ns: &str) {
     std::thread::sleep(std::time::Duration::from_millis(300));
 }
 
-/// Every stored event of `mac`.
-fn events(env: &Env, mac: &str) -> Vec<serde_json::Value> {
-    env.ok(&["events", mac, "--json", "--last", "1000"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn proxy_boot(fw: Fw, mac: &str, loader: &str) {
     let env = Env::new();
     let (mut lab, ns) = lab_network(&env, "demo@1");
@@ -63,7 +55,7 @@ fn proxy_boot(fw: Fw, mac: &str, loader: &str) {
         );
     }
     // tabula answered as a proxy: no address in any of its replies, no lease stored.
-    let evs = events(&env, mac);
+    let evs = env.events(mac);
     for e in evs
         .iter()
         .filter(|e| e["stage"] == "dhcp-offer" || e["stage"] == "dhcp-ack")

@@ -7,9 +7,8 @@
 //! full mode is in `cli_errors.rs`.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
 
-use crate::common::{Env, sha256_of};
+use crate::common::{Env, sha256_of, stages, wait_for};
 use crate::dhcp::{mac_of, udhcpc_script};
 use crate::netns::{Lab, sh, start_tabula};
 use crate::serve::callback_of;
@@ -30,27 +29,6 @@ fn curl_in(lab: &Lab, ns: &str, args: &[&str]) -> (u16, String) {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     let (body, code) = out.rsplit_once('\n').expect("status line");
     (code.trim().parse().expect("status"), body.to_string())
-}
-
-fn events(env: &Env, mac: &str) -> Vec<serde_json::Value> {
-    env.ok(&["events", mac, "--json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn stages(ev: &[serde_json::Value]) -> Vec<String> {
-    ev.iter()
-        .map(|e| e["stage"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -151,8 +129,8 @@ fn requests_for_a_mac_are_taken_only_from_its_leased_address() {
     let blob = format!("/blobs/sha256/{khex}/vmlinuz?mac={mac}&as=kernel");
     let (code, _) = get(&other, &blob);
     assert_eq!(code, 200);
-    wait_for("the unverified kernel event", || {
-        events(&env, &mac).len() == 2
+    wait_for("the unverified kernel event", 15, || {
+        env.events(&mac).len() == 2
     });
 
     // From the leased address the report is recorded and the download verified.
@@ -160,10 +138,10 @@ fn requests_for_a_mac_are_taken_only_from_its_leased_address() {
     assert_eq!((code, body.as_str()), (200, "recorded\n"));
     let (code, _) = get(&ip, &blob);
     assert_eq!(code, 200);
-    wait_for("the booted and verified kernel events", || {
-        events(&env, &mac).len() == 4
+    wait_for("the booted and verified kernel events", 15, || {
+        env.events(&mac).len() == 4
     });
-    let ev = events(&env, &mac);
+    let ev = env.events(&mac);
     assert_eq!(
         stages(&ev),
         ["script-sent", "kernel-sent", "booted", "kernel-sent"],

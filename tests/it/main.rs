@@ -5,6 +5,11 @@
 // Test helpers outside #[test] functions unwrap freely too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod api_auth;
+mod api_events;
+mod api_images;
+mod api_machines;
+mod api_session;
 mod build;
 mod build_debian;
 mod cli_errors;
@@ -15,6 +20,7 @@ mod dhcp;
 mod doctor;
 mod heads;
 mod hostile;
+mod lab_api;
 mod lab_cli;
 mod lab_direct;
 mod lab_direct_postgres;

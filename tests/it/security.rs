@@ -7,36 +7,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::common::Env;
+use crate::common::{Env, stages, wait_for};
 use crate::netns::{Lab, require_root, sh, start_tabula};
 use crate::serve::{callback_of, curl, start, start_with, status};
 
 const A: &str = "52-54-00-00-0a-01";
 const B: &str = "52-54-00-00-0a-02";
-
-/// Every event of `mac`, as JSON.
-fn events(env: &Env, mac: &str) -> Vec<serde_json::Value> {
-    env.ok(&["events", mac, "--json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn stages(ev: &[serde_json::Value]) -> Vec<String> {
-    ev.iter()
-        .map(|e| e["stage"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn post(url: &str) -> u16 {
     let (h, _) = curl(&["-X", "POST", "--data", "{}", url]);
@@ -117,18 +94,18 @@ fn forged_reports_record_nothing_and_the_real_one_is_recorded() {
 
     // B's real report is recorded; once it is in the store, A's forgeries would be too.
     assert_eq!(post(&format!("{base}{cb_b}/booted")), 200);
-    wait_for("B's booted event", || {
-        stages(&events(&env, B)).contains(&"booted".to_string())
+    wait_for("B's booted event", 15, || {
+        stages(&env.events(B)).contains(&"booted".to_string())
     });
-    let a = stages(&events(&env, A));
+    let a = stages(&env.events(A));
     assert_eq!(a, ["script-sent"], "nothing but the script for A: {a:?}");
 
     // And A's own, with its token, is.
     assert_eq!(post(&format!("{base}{cb_a}/booted")), 200);
-    wait_for("A's booted event", || {
-        stages(&events(&env, A)).contains(&"booted".to_string())
+    wait_for("A's booted event", 15, || {
+        stages(&env.events(A)).contains(&"booted".to_string())
     });
-    let ev = events(&env, A);
+    let ev = env.events(A);
     assert_eq!(stages(&ev), ["script-sent", "booted"]);
     assert_eq!(ev[1]["manifest"], format!("sha256:{m1}"));
 
@@ -138,16 +115,16 @@ fn forged_reports_record_nothing_and_the_real_one_is_recorded() {
         "{base}/blobs/sha256/{khex}/k?mac=52-54-00-00-0a-03&as=kernel"
     )]);
     assert_eq!(status(&h), 200);
-    wait_for("the unverified kernel event", || {
-        !events(&env, "52-54-00-00-0a-03").is_empty()
+    wait_for("the unverified kernel event", 15, || {
+        !env.events("52-54-00-00-0a-03").is_empty()
     });
-    let ev = events(&env, "52-54-00-00-0a-03");
+    let ev = env.events("52-54-00-00-0a-03");
     assert_eq!(ev[0]["detail"]["unverified"], true, "{ev:?}");
     // A's own kernel (demo@1, in the plan it was served) is verified.
     let k1hex = crate::common::sha256_of(&k1)[7..].to_string();
     curl(&[&format!("{base}/blobs/sha256/{k1hex}/k?mac={A}&as=kernel")]);
-    wait_for("A's kernel event", || events(&env, A).len() == 3);
-    assert_eq!(events(&env, A)[2]["detail"].get("unverified"), None);
+    wait_for("A's kernel event", 15, || env.events(A).len() == 3);
+    assert_eq!(env.events(A)[2]["detail"].get("unverified"), None);
 }
 
 /// A system user for one test, removed when dropped (also when the test panics).
@@ -260,8 +237,8 @@ fn serve_drops_to_server_user_with_three_capabilities() {
     let (_, body) = curl(&[&format!("{base}/boot.ipxe?mac={A}")]);
     let cb = callback_of(&String::from_utf8(body).unwrap());
     assert_eq!(post(&format!("{base}{cb}/booted")), 200);
-    wait_for("the booted event", || {
-        stages(&events(&env, A)).contains(&"booted".to_string())
+    wait_for("the booted event", 15, || {
+        stages(&env.events(A)).contains(&"booted".to_string())
     });
     // TFTP.
     let got = env.dir.path().join("got");

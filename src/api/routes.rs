@@ -1,0 +1,296 @@
+//! The `/api/v1` resources: one table ([`TABLE`]) of every route with its scope and what
+//! it does, which the OpenAPI document ([`super::openapi`]) is generated from, and the
+//! router that wires the same routes to their handlers behind the token check
+//! ([`super::auth::require`]). A unit test holds the two together: every route of the
+//! table is served, and its scope is the one [`super::auth::required`] enforces.
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post, put};
+
+use super::{
+    ApiState, auth, blobs, event_list, events, images, leases, machines, pins, timeline, tokens,
+};
+use crate::auth::Scope;
+
+/// One route, as documented.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Route {
+    pub method: &'static str,
+    /// The path, with `{name}` parameters as axum and OpenAPI both write them.
+    pub path: &'static str,
+    pub scope: Scope,
+    pub summary: &'static str,
+    /// Whether it takes a JSON body.
+    pub body: bool,
+}
+
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    scope: Scope,
+    summary: &'static str,
+    body: bool,
+) -> Route {
+    Route {
+        method,
+        path,
+        scope,
+        summary,
+        body,
+    }
+}
+
+use Scope::{Admin, Operate, Read};
+
+/// Every authenticated route.
+pub(crate) const TABLE: &[Route] = &[
+    r(
+        "get",
+        "/api/v1/machines",
+        Read,
+        "List machines (?selector=k=v,k2=a|b, ?limit, ?after)",
+        false,
+    ),
+    r(
+        "post",
+        "/api/v1/machines",
+        Operate,
+        "Create a machine",
+        true,
+    ),
+    r(
+        "get",
+        "/api/v1/machines/{name}",
+        Read,
+        "Get a machine",
+        false,
+    ),
+    r(
+        "patch",
+        "/api/v1/machines/{name}",
+        Operate,
+        "Patch labels, hostname, address, UUID or MACs (JSON merge patch)",
+        true,
+    ),
+    r(
+        "delete",
+        "/api/v1/machines/{name}",
+        Operate,
+        "Delete a machine (204 also when absent)",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/machines/{name}/explain",
+        Read,
+        "What the machine boots now and why (= tabula explain --json; ?mac, ?arch)",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/machines/{name}/timeline",
+        Read,
+        "The machine's boots, stage by stage, and its latest events (?limit)",
+        false,
+    ),
+    r("get", "/api/v1/pins", Read, "List pins", false),
+    r(
+        "get",
+        "/api/v1/pins/{target}",
+        Read,
+        "Get a target's pin",
+        false,
+    ),
+    r(
+        "put",
+        "/api/v1/pins/{target}",
+        Operate,
+        "Pin a target: {\"ref\": \"demo@2\"}",
+        true,
+    ),
+    r(
+        "delete",
+        "/api/v1/pins/{target}",
+        Operate,
+        "Remove a target's pin (204 also when absent)",
+        false,
+    ),
+    r(
+        "post",
+        "/api/v1/pins/{target}/rollback",
+        Operate,
+        "Move a pin back to the one before it",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/pins/{target}/history",
+        Read,
+        "Every change of a target's pin, with its actor",
+        false,
+    ),
+    r("get", "/api/v1/images", Read, "List images", false),
+    r(
+        "get",
+        "/api/v1/images/{name}/versions",
+        Read,
+        "List an image's versions",
+        false,
+    ),
+    r(
+        "post",
+        "/api/v1/images/{name}/versions",
+        Admin,
+        "Publish a version from uploaded blobs",
+        true,
+    ),
+    r(
+        "get",
+        "/api/v1/images/{name}/versions/{version}",
+        Read,
+        "A version's manifest",
+        false,
+    ),
+    r(
+        "delete",
+        "/api/v1/images/{name}/versions/{version}",
+        Admin,
+        "Remove a version (409 while in use)",
+        false,
+    ),
+    r(
+        "put",
+        "/api/v1/images/{name}/channels/{channel}",
+        Admin,
+        "Point a channel at a version: {\"version\": \"2\"}",
+        true,
+    ),
+    r(
+        "get",
+        "/api/v1/images/{name}/channels/{channel}/history",
+        Read,
+        "Every move of a channel, with its actor",
+        false,
+    ),
+    r(
+        "put",
+        "/api/v1/blobs/sha256/{hex}",
+        Admin,
+        "Upload a blob by digest (streamed, verified; 422 if it does not hash to {hex})",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/leases",
+        Read,
+        "List stored DHCP leases",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/events",
+        Read,
+        "List boot events (?mac, ?stage, ?after, ?limit)",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/events/stream",
+        Read,
+        "Boot events as Server-Sent Events, live, resumable by Last-Event-ID",
+        false,
+    ),
+    r(
+        "get",
+        "/api/v1/tokens",
+        Read,
+        "List API tokens (never their secrets)",
+        false,
+    ),
+    r(
+        "post",
+        "/api/v1/tokens",
+        Admin,
+        "Create a token (the answer holds it, once)",
+        true,
+    ),
+    r(
+        "delete",
+        "/api/v1/tokens/{name}",
+        Admin,
+        "Revoke a token",
+        false,
+    ),
+];
+
+/// The resources, behind the token check.
+pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/api/v1/machines",
+            get(machines::list).post(machines::create),
+        )
+        .route(
+            "/api/v1/machines/{name}",
+            get(machines::get)
+                .patch(machines::patch)
+                .delete(machines::delete),
+        )
+        .route("/api/v1/machines/{name}/explain", get(machines::explain))
+        .route("/api/v1/machines/{name}/timeline", get(timeline::get))
+        .route("/api/v1/pins", get(pins::list))
+        .route(
+            "/api/v1/pins/{target}",
+            get(pins::get).put(pins::put).delete(pins::delete),
+        )
+        .route("/api/v1/pins/{target}/rollback", post(pins::rollback))
+        .route("/api/v1/pins/{target}/history", get(pins::history))
+        .route("/api/v1/images", get(images::list))
+        .route(
+            "/api/v1/images/{name}/versions",
+            get(images::versions).post(images::publish),
+        )
+        .route(
+            "/api/v1/images/{name}/versions/{version}",
+            get(images::manifest).delete(images::delete_version),
+        )
+        .route(
+            "/api/v1/images/{name}/channels/{channel}",
+            put(images::put_channel),
+        )
+        .route(
+            "/api/v1/images/{name}/channels/{channel}/history",
+            get(images::channel_history),
+        )
+        .route("/api/v1/blobs/sha256/{hex}", put(blobs::put))
+        .route("/api/v1/leases", get(leases::list))
+        .route("/api/v1/events", get(event_list::list))
+        .route(events::PATH, get(events::stream))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route(
+            "/api/v1/tokens/{name}",
+            axum::routing::delete(tokens::revoke),
+        )
+        .route_layer(middleware::from_fn_with_state(st, auth::require))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_and_the_enforced_scopes_agree() {
+        for route in TABLE {
+            let method: axum::http::Method = route.method.to_uppercase().parse().unwrap();
+            let concrete = route.path.replace(['{', '}'], "");
+            assert_eq!(
+                auth::required(&method, &concrete),
+                route.scope,
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+}
