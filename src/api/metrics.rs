@@ -1,11 +1,10 @@
 //! `GET /metrics`: every metric family ([`crate::metrics`]) in Prometheus text format
 //! (0.0.4), encoded per scrape from the live counters.
 //!
-//! Open by default, like `/healthz`: a scraper needs no credentials. With
-//! `api.metrics_token_required = true` the route sits behind the same token check as
-//! the resources ([`super::auth::require`]): a `read` token (a GET), else 401 with
-//! `WWW-Authenticate: Bearer`. It is not a `/api/v1` resource, so it is not in
-//! [`super::routes::TABLE`] or the OpenAPI document.
+//! Open by default, like `/healthz`. With `api.metrics_token_required = true` the route
+//! sits behind the same bearer-token middleware as every `/api/v1` resource
+//! ([`super::auth::require`], scope `read`: 401 with `WWW-Authenticate: Bearer` without a
+//! valid token); [`router`] decides which.
 //!
 //! Must not: count anything itself. Encoding reads atomics and the registry (which only
 //! scrapes lock); the one data-plane lock a scrape takes is DHCP's lease table, once, to
@@ -32,6 +31,16 @@ pub(crate) struct Scrape {
     pub token_required: bool,
 }
 
+/// `GET /metrics`.
+pub(crate) async fn scrape(State(st): State<ApiState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+        st.metrics.metrics.encode(),
+    )
+        .into_response()
+}
+
 /// The `/metrics` route, behind the token check when `api.metrics_token_required`.
 pub(crate) fn router(st: &ApiState) -> Router<ApiState> {
     let r = Router::new().route(PATH, get(scrape));
@@ -43,14 +52,4 @@ pub(crate) fn router(st: &ApiState) -> Router<ApiState> {
     } else {
         r
     }
-}
-
-/// `GET /metrics`.
-async fn scrape(State(st): State<ApiState>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-        st.metrics.metrics.encode(),
-    )
-        .into_response()
 }

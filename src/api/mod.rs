@@ -100,8 +100,8 @@ pub(crate) fn router(st: ApiState) -> Router {
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
         .route(openapi::PATH, get(openapi::document))
-        .merge(resources)
         .merge(metrics::router(&st))
+        .merge(resources)
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())
