@@ -1,8 +1,8 @@
 //! `/metrics` on the API listener of a real `tabula serve`, scraped while curl drives the
 //! data plane: the counters of what was done move by exactly that much, the scrape
 //! passes `promtool check metrics`, `api.metrics_token_required` refuses an anonymous
-//! scrape (or a wrong token) with 401 and `WWW-Authenticate: Bearer` and lets a read
-//! token in, and `--log-format json` writes one JSON object per line.
+//! scrape with 401 and `WWW-Authenticate: Bearer`, and `--log-format json` writes one
+//! JSON object per line.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -205,7 +205,7 @@ fn counters_move_with_traffic_and_the_scrape_passes_promtool() {
 }
 
 #[test]
-fn a_required_token_refuses_anonymous_scrapes_and_json_logs_are_one_object_a_line() {
+fn a_required_token_gates_scrapes_and_json_logs_are_one_object_a_line() {
     use std::io::{BufRead as _, BufReader};
     let env = Env::new();
     let cfg = env.dir.path().join("locked.toml");
@@ -240,29 +240,40 @@ fn a_required_token_refuses_anonymous_scrapes_and_json_logs_are_one_object_a_lin
         }
     }
     let api = api.expect("an api listening line");
-    let (h, body) = curl(&[&format!("http://{api}/metrics")]);
-    assert_eq!(status(&h), 401, "{h}");
-    assert!(h.contains("www-authenticate: bearer"), "{h}");
-    assert!(h.contains("content-type: application/problem+json"), "{h}");
-    assert!(
-        String::from_utf8_lossy(&body).contains("no token"),
-        "{body:?}"
-    );
-    // A read token opens it; a made-up one is refused like no token.
-    let token = crate::api_session::create_token(&env, "scraper", "read", None);
-    let (h, body) = curl(&[
-        "-H",
-        &format!("Authorization: Bearer {token}"),
-        &format!("http://{api}/metrics"),
-    ]);
+    let url = format!("http://{api}/metrics");
+    // No token, a wrong one, a revoked one: 401 with the Bearer challenge.
+    let read = env.ok(&["token", "create", "scraper", "--scope", "read"]);
+    let read = read.trim();
+    let gone = env.ok(&["token", "create", "gone", "--scope", "admin"]);
+    env.ok(&["token", "revoke", "gone"]);
+    for auth in [
+        None,
+        Some("Bearer not-a-token".to_string()),
+        Some(format!("Bearer {}", gone.trim())),
+    ] {
+        let header = auth.clone().map(|a| format!("authorization: {a}"));
+        let mut args = vec![url.as_str()];
+        if let Some(h) = &header {
+            args.extend(["-H", h.as_str()]);
+        }
+        let (h, body) = curl(&args);
+        assert_eq!(status(&h), 401, "{auth:?}: {h}");
+        assert!(h.contains("www-authenticate: bearer"), "{h}");
+        assert!(h.contains("content-type: application/problem+json"), "{h}");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("tabula_"),
+            "metrics leaked"
+        );
+    }
+    // A read token (the smallest scope) scrapes.
+    let (h, body) = curl(&[&url, "-H", &format!("authorization: Bearer {read}")]);
     assert_eq!(status(&h), 200, "{h}");
-    assert!(String::from_utf8_lossy(&body).contains("tabula_dhcp_received_total"));
-    let (h, _) = curl(&[
-        "-H",
-        "Authorization: Bearer tabula.scraper.00",
-        &format!("http://{api}/metrics"),
-    ]);
-    assert_eq!(status(&h), 401, "{h}");
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("# TYPE tabula_boots_started_total counter"),
+        "{text}"
+    );
+    promtool_check(&text);
     // The rest of the API is not affected by the setting.
     let (h, _) = curl(&[&format!("http://{api}/healthz")]);
     assert_eq!(status(&h), 200, "{h}");
