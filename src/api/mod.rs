@@ -79,6 +79,7 @@ pub(crate) fn router(st: ApiState) -> Router {
         .route("/api/v1/", get(index))
         .route("/api/v1", get(index))
         .merge(resources)
+        .merge(crate::ui::router(st.clone()))
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())

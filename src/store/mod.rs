@@ -20,6 +20,7 @@
 
 mod event_reads;
 mod events;
+mod fleet_reads;
 mod images;
 mod leases;
 mod machines;
