@@ -28,6 +28,7 @@ APT_PACKAGES=(
   jq          # reads `tabula explain --json` for the VM boot
   adduser ipxe  # the package's Depends
   dpkg-dev    # dpkg-shlibdeps, for the package's $auto Depends
+  chromium chromium-driver  # the dashboard's browser test (tests/it/ui.rs, WebDriver)
 )
 
 missing=()

@@ -31,4 +31,5 @@ mod security;
 mod serve;
 mod storm;
 mod tftp_hostile;
+mod ui;
 mod upgrade;
