@@ -234,7 +234,8 @@ pub(crate) async fn page(
                 .map(|m| {
                     (
                         when(m.at_ms),
-                        m.version.unwrap_or_else(|| "(removed)".into()),
+                        m.version
+                            .map_or_else(|| "(removed)".into(), |v| format!("{}@{v}", c.name)),
                         m.actor.unwrap_or_else(|| "local CLI".into()),
                     )
                 })

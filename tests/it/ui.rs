@@ -286,7 +286,7 @@ fn the_dashboard_in_chromium() {
 
         // Live: an event shows up without a reload.
         c.goto(&format!("{base}/ui/live")).await.unwrap();
-        wait_text(&c, "#stream-status", "live").await;
+        wait_text(&c, "#stream-status", "connected").await;
         c.execute("window.__same_page = 42;", vec![]).await.unwrap();
         script(C);
         wait_text(&c, "#feed", C).await;
@@ -294,6 +294,38 @@ fn the_dashboard_in_chromium() {
         let same = c.execute("return window.__same_page;", vec![]).await.unwrap();
         assert_eq!(same, serde_json::json!(42), "the page was reloaded");
         shot(&c, "live").await;
+
+        // The browser's stream is the session's: without the cookie 401; with it and a
+        // Last-Event-ID, it resumes right after that id (what EventSource sends on reconnect).
+        let newest: i64 = c
+            .find(Locator::Css("#feed tr"))
+            .await
+            .unwrap()
+            .attr("data-id")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let stream_url = format!("{base}/ui/live/stream");
+        let (h, _) = curl(&[&stream_url]);
+        assert_eq!(status(&h), 401, "{h}");
+        let cookies = c.get_all_cookies().await.unwrap();
+        let jar = format!(
+            "tabula_session={}",
+            cookies.iter().find(|k| k.name() == "tabula_session").unwrap().value()
+        );
+        let out = Command::new("curl")
+            .args(["-sS", "-N", "--max-time", "3", "-H", &format!("Cookie: {jar}")])
+            .args(["-H", &format!("Last-Event-ID: {}", newest - 2), &stream_url])
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        let ids: Vec<i64> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: ").and_then(|v| v.trim().parse().ok()))
+            .collect();
+        assert_eq!(ids, [newest - 1, newest], "{body}");
 
         // Phone width.
         c.set_window_size(390, 844).await.unwrap();

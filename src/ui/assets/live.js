@@ -76,7 +76,7 @@
   }
   var es = new EventSource("/ui/live/stream?after=" + encodeURIComponent(root.dataset.after));
   root.dataset.stages.split(",").forEach(function (s) { es.addEventListener(s, onEvent); });
-  es.onopen = function () { status.textContent = "live"; };
+  es.onopen = function () { status.textContent = "● connected"; };
   es.onerror = function () {
     status.textContent = es.readyState === EventSource.CLOSED ? "disconnected (reload)" : "reconnecting…";
   };
