@@ -180,18 +180,10 @@ pub(crate) async fn page(
                 human_bytes(m.kernel.size),
             ));
             for i in &m.initrds {
-                blobs.push((
-                    "initrd".into(),
-                    i.digest.to_string(),
-                    human_bytes(i.size),
-                ));
+                blobs.push(("initrd".into(), i.digest.to_string(), human_bytes(i.size)));
             }
             if let Some(x) = &m.rootfs {
-                blobs.push((
-                    "rootfs".into(),
-                    x.digest.to_string(),
-                    human_bytes(x.size),
-                ));
+                blobs.push(("rootfs".into(), x.digest.to_string(), human_bytes(x.size)));
             }
         }
         let names = digest
@@ -243,8 +235,10 @@ pub(crate) async fn page(
         });
     }
     let ids: Vec<String> = versions.iter().map(|v| v.id.clone()).collect();
-    let a = dq.a.unwrap_or_else(|| ids.get(1).cloned().unwrap_or_default());
-    let b = dq.b.unwrap_or_else(|| ids.first().cloned().unwrap_or_default());
+    let a =
+        dq.a.unwrap_or_else(|| ids.get(1).cloned().unwrap_or_default());
+    let b =
+        dq.b.unwrap_or_else(|| ids.first().cloned().unwrap_or_default());
     let diff = if !a.is_empty() && !b.is_empty() {
         Some(diff_of(&ui, &snap, &a, &b).await)
     } else {

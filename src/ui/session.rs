@@ -107,8 +107,11 @@ fn random_hex() -> String {
 /// Equal in time that depends only on the lengths.
 pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && std::hint::black_box(a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)))
-            == 0
+        && std::hint::black_box(
+            a.bytes()
+                .zip(b.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y)),
+        ) == 0
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

@@ -73,10 +73,12 @@ impl State {
 fn is_final_failure(d: &EventDetail) -> bool {
     match d {
         EventDetail::Failed(r) => r.is_final(),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.get("final").cloned())
-            == Some(true.into()),
+        other => {
+            serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.get("final").cloned())
+                == Some(true.into())
+        }
     }
 }
 
@@ -121,7 +123,12 @@ mod tests {
     use super::*;
     use crate::boot::{BootEvent, Mac, Via};
 
-    fn row(stage: BootStage, manifest: Option<Digest>, at_ms: i64, d: serde_json::Value) -> EventRow {
+    fn row(
+        stage: BootStage,
+        manifest: Option<Digest>,
+        at_ms: i64,
+        d: serde_json::Value,
+    ) -> EventRow {
         EventRow {
             id: 1,
             event: BootEvent {

@@ -102,10 +102,7 @@ fn concludes(e: &BootEvent) -> bool {
 
 /// Bytes of a download or transfer event.
 fn bytes_of(e: &BootEvent) -> Option<u64> {
-    serde_json::to_value(&e.detail)
-        .ok()?
-        .get("bytes")?
-        .as_u64()
+    serde_json::to_value(&e.detail).ok()?.get("bytes")?.as_u64()
 }
 
 /// `events` (one MAC's, oldest first) cut into boots, newest first.
@@ -202,9 +199,7 @@ mod tests {
     fn boots_are_cut_at_conclusions_and_drawn_to_one_scale() {
         use BootStage::*;
         let j = serde_json::json!({});
-        let dl = |n: u64| {
-            serde_json::json!({"digest": Digest::of(b"k").to_string(), "bytes": n, "expected": n, "seconds": 0.1, "complete": true})
-        };
+        let dl = |n: u64| serde_json::json!({"digest": Digest::of(b"k").to_string(), "bytes": n, "expected": n, "seconds": 0.1, "complete": true});
         let events = vec![
             ev(0, DhcpAck, j.clone()),
             ev(1_000, ScriptSent, j.clone()),

@@ -49,7 +49,10 @@ fn driver() -> Driver {
         .expect("chromedriver (Debian package chromium-driver) must be installed");
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Driver {
@@ -133,7 +136,15 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
 }
 
 fn post(url: &str, body: &str, cookie: &str) -> u16 {
-    let (h, _) = curl(&["-X", "POST", "-H", &format!("Cookie: {cookie}"), "--data", body, url]);
+    let (h, _) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Cookie: {cookie}"),
+        "--data",
+        body,
+        url,
+    ]);
     status(&h)
 }
 
@@ -144,16 +155,37 @@ fn the_dashboard_in_chromium() {
     for (v, seed) in [("1", 1), ("2", 2)] {
         let k = env.file(&format!("k{v}"), seed, 300_000 * seed as usize);
         let i = env.file(&format!("i{v}"), seed + 10, 90_000);
-        env.ok(&["image", "add", "demo", "--version", v, "--kernel", &p(&k), "--initrd", &p(&i)]);
+        env.ok(&[
+            "image",
+            "add",
+            "demo",
+            "--version",
+            v,
+            "--kernel",
+            &p(&k),
+            "--initrd",
+            &p(&i),
+        ]);
     }
     env.ok(&["image", "tag", "demo@2", "stable"]);
-    for (name, mac, label) in [("n1", A, "role=web"), ("n2", B, "role=web"), ("n3", C, "role=db"), ("n4", D, "role=db")] {
+    for (name, mac, label) in [
+        ("n1", A, "role=web"),
+        ("n2", B, "role=web"),
+        ("n3", C, "role=db"),
+        ("n4", D, "role=db"),
+    ] {
         env.ok(&["machine", "add", name, "--mac", mac, "--label", label]);
     }
     env.ok(&["pin", "set", "default", "demo@1"]);
     env.ok(&["pin", "set", "n4", "local"]);
-    let operate = env.ok(&["token", "create", "ops", "--scope", "operate"]).trim().to_string();
-    let read = env.ok(&["token", "create", "viewer", "--scope", "read"]).trim().to_string();
+    let operate = env
+        .ok(&["token", "create", "ops", "--scope", "operate"])
+        .trim()
+        .to_string();
+    let read = env
+        .ok(&["token", "create", "viewer", "--scope", "read"])
+        .trim()
+        .to_string();
 
     let srv = start(&env, None);
     let data = format!("http://{}", srv.http);
@@ -165,7 +197,13 @@ fn the_dashboard_in_chromium() {
         String::from_utf8(b).unwrap()
     };
     let report = |s: &str, kind: &str, body: &str| {
-        let (h, _) = curl(&["-X", "POST", "--data", body, &format!("{data}{}/{kind}", callback_of(s))]);
+        let (h, _) = curl(&[
+            "-X",
+            "POST",
+            "--data",
+            body,
+            &format!("{data}{}/{kind}", callback_of(s)),
+        ]);
         assert_eq!(status(&h), 200);
     };
     let fetch_blobs = |s: &str| {
@@ -191,11 +229,20 @@ fn the_dashboard_in_chromium() {
     std::thread::sleep(Duration::from_millis(500));
     report(&s1, "booted", "{}");
     let s2 = script(B);
-    let (h, _) = curl(&["-X", "POST", "--data", failed, &format!("{data}{}/failed", callback_of(&s2))]);
+    let (h, _) = curl(&[
+        "-X",
+        "POST",
+        "--data",
+        failed,
+        &format!("{data}{}/failed", callback_of(&s2)),
+    ]);
     assert_eq!(status(&h), 200);
 
     let drv = driver();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let c = browser(&drv).await;
 
@@ -209,41 +256,89 @@ fn the_dashboard_in_chromium() {
 
         sign_in(&c, &base, &operate).await;
         assert_eq!(path(&c).await, "/ui/");
-        for (state, n) in [("booted", "1"), ("failed", "1"), ("never-seen", "1"), ("held", "1"), ("booting", "0"), ("drifted", "0")] {
+        for (state, n) in [
+            ("booted", "1"),
+            ("failed", "1"),
+            ("never-seen", "1"),
+            ("held", "1"),
+            ("booting", "0"),
+            ("drifted", "0"),
+        ] {
             assert_eq!(text(&c, &format!("#count-{state} .n")).await, n, "{state}");
         }
         assert!(text(&c, "#group-booted").await.contains("n1"));
         assert!(text(&c, "#group-failed").await.contains("n2"));
         shot(&c, "fleet").await;
         // The label selector filters server-side.
-        c.goto(&format!("{base}/ui/?selector=role%3Ddb")).await.unwrap();
+        c.goto(&format!("{base}/ui/?selector=role%3Ddb"))
+            .await
+            .unwrap();
         assert_eq!(text(&c, "#count-failed .n").await, "0");
         assert_eq!(text(&c, "#count-held .n").await, "1");
 
         // The machine: its boot drawn as stages, what it boots and why.
         c.goto(&format!("{base}/ui/")).await.unwrap();
-        c.find(Locator::LinkText("n1")).await.unwrap().click().await.unwrap();
+        c.find(Locator::LinkText("n1"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         assert_eq!(path(&c).await, "/ui/machines/n1");
         let tl = text(&c, "#timeline").await;
         assert!(tl.contains("booted"), "{tl}");
-        assert_eq!(c.find_all(Locator::Css("#timeline .boot")).await.unwrap().len(), 2, "{tl}");
-        assert!(tl.contains("failure: verify: root image sha256 mismatch"), "{tl}");
+        assert_eq!(
+            c.find_all(Locator::Css("#timeline .boot"))
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "{tl}"
+        );
+        assert!(
+            tl.contains("failure: verify: root image sha256 mismatch"),
+            "{tl}"
+        );
         assert!(tl.contains("kernel+initrd"), "{tl}");
-        assert!(!c.find_all(Locator::Css("#timeline .seg-booted")).await.unwrap().is_empty());
+        assert!(
+            !c.find_all(Locator::Css("#timeline .seg-booted"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(text(&c, "#explain .explain-image").await.contains("demo@1"));
         assert!(text(&c, "#explain").await.contains("default"));
         shot(&c, "machine").await;
-        c.find(Locator::Id("timeline")).await.unwrap().screenshot().await.map(|png| {
-            std::fs::write(shots().join("machine-timeline.png"), png).unwrap();
-        }).unwrap();
+        c.find(Locator::Id("timeline"))
+            .await
+            .unwrap()
+            .screenshot()
+            .await
+            .map(|png| {
+                std::fs::write(shots().join("machine-timeline.png"), png).unwrap();
+            })
+            .unwrap();
 
         // Pin through the form: explain changes, the history records the token's name.
-        c.find(Locator::Id("reference")).await.unwrap().select_by_value("demo@2").await.unwrap();
-        c.find(Locator::Id("pin-submit")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Id("reference"))
+            .await
+            .unwrap()
+            .select_by_value("demo@2")
+            .await
+            .unwrap();
+        c.find(Locator::Id("pin-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         wait_text(&c, ".notice.good", "pinned to demo@2").await;
         assert!(text(&c, "#explain .explain-image").await.contains("demo@2"));
         let rules = text(&c, "#explain").await;
-        assert!(rules.contains("machine:n1") && rules.contains("less specific"), "{rules}");
+        assert!(
+            rules.contains("machine:n1") && rules.contains("less specific"),
+            "{rules}"
+        );
         assert!(text(&c, "#pin-history").await.contains("ops"));
         shot(&c, "machine-pinned").await;
         c.set_window_size(1366, 2400).await.unwrap();
@@ -254,25 +349,50 @@ fn the_dashboard_in_chromium() {
 
         // A forged post (the session's cookie, no CSRF token or a wrong one) changes nothing.
         let cookies = c.get_all_cookies().await.unwrap();
-        let session = cookies.iter().find(|k| k.name() == "tabula_session").expect("session cookie");
+        let session = cookies
+            .iter()
+            .find(|k| k.name() == "tabula_session")
+            .expect("session cookie");
         assert_eq!(session.http_only(), Some(true));
         assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
         let jar = format!("tabula_session={}", session.value());
         let pin_url = format!("{base}/ui/machines/n1/pin");
         assert_eq!(post(&pin_url, "reference=demo%401", &jar), 403);
         assert_eq!(post(&pin_url, "reference=demo%401&csrf=00", &jar), 403);
-        assert_eq!(post(&format!("{base}/ui/machines/n1/rollback"), "", &jar), 403);
+        assert_eq!(
+            post(&format!("{base}/ui/machines/n1/rollback"), "", &jar),
+            403
+        );
         assert!(env.ok(&["explain", A]).contains("demo@2"));
         // Without a session a post goes to the login page, not through.
         let (h, _) = curl(&["-X", "POST", "--data", "reference=demo%401", &pin_url]);
         assert_eq!(status(&h), 303, "{h}");
 
         // Pin to a channel, then roll back through its button: demo@2 directly again.
-        c.find(Locator::Id("reference")).await.unwrap().select_by_value("demo:stable").await.unwrap();
-        c.find(Locator::Id("pin-submit")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Id("reference"))
+            .await
+            .unwrap()
+            .select_by_value("demo:stable")
+            .await
+            .unwrap();
+        c.find(Locator::Id("pin-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         wait_text(&c, ".notice.good", "pinned to demo:stable").await;
-        assert!(text(&c, "#explain .explain-image").await.contains("channel demo:stable"));
-        c.find(Locator::Id("rollback-submit")).await.unwrap().click().await.unwrap();
+        assert!(
+            text(&c, "#explain .explain-image")
+                .await
+                .contains("channel demo:stable")
+        );
+        c.find(Locator::Id("rollback-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         wait_text(&c, ".notice.good", "rolled back to demo@2").await;
         let img = text(&c, "#explain .explain-image").await;
         assert!(img.contains("demo@2") && !img.contains("channel"), "{img}");
@@ -291,7 +411,10 @@ fn the_dashboard_in_chromium() {
         script(C);
         wait_text(&c, "#feed", C).await;
         wait_text(&c, "#in-flight", C).await;
-        let same = c.execute("return window.__same_page;", vec![]).await.unwrap();
+        let same = c
+            .execute("return window.__same_page;", vec![])
+            .await
+            .unwrap();
         assert_eq!(same, serde_json::json!(42), "the page was reloaded");
         shot(&c, "live").await;
 
@@ -313,10 +436,21 @@ fn the_dashboard_in_chromium() {
         let cookies = c.get_all_cookies().await.unwrap();
         let jar = format!(
             "tabula_session={}",
-            cookies.iter().find(|k| k.name() == "tabula_session").unwrap().value()
+            cookies
+                .iter()
+                .find(|k| k.name() == "tabula_session")
+                .unwrap()
+                .value()
         );
         let out = Command::new("curl")
-            .args(["-sS", "-N", "--max-time", "3", "-H", &format!("Cookie: {jar}")])
+            .args([
+                "-sS",
+                "-N",
+                "--max-time",
+                "3",
+                "-H",
+                &format!("Cookie: {jar}"),
+            ])
             .args(["-H", &format!("Last-Event-ID: {}", newest - 2), &stream_url])
             .output()
             .unwrap();
@@ -336,13 +470,23 @@ fn the_dashboard_in_chromium() {
         c.set_window_size(1366, 768).await.unwrap();
 
         // Sign out; then a read token sees no write controls, and cannot post.
-        c.find(Locator::Css("form[action='/ui/logout'] button")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("form[action='/ui/logout'] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         assert_eq!(path(&c).await, "/ui/login");
         c.goto(&format!("{base}/ui/")).await.unwrap();
         assert_eq!(path(&c).await, "/ui/login");
         sign_in(&c, &base, &read).await;
         c.goto(&format!("{base}/ui/machines/n1")).await.unwrap();
-        assert!(c.find_all(Locator::Css("#pin-form, #rollback-form, select#reference")).await.unwrap().is_empty());
+        assert!(
+            c.find_all(Locator::Css("#pin-form, #rollback-form, select#reference"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(text(&c, "header").await.contains("read"));
         shot(&c, "machine-read").await;
         let csrf = c
@@ -356,9 +500,16 @@ fn the_dashboard_in_chromium() {
         let cookies = c.get_all_cookies().await.unwrap();
         let jar = format!(
             "tabula_session={}",
-            cookies.iter().find(|k| k.name() == "tabula_session").unwrap().value()
+            cookies
+                .iter()
+                .find(|k| k.name() == "tabula_session")
+                .unwrap()
+                .value()
         );
-        assert_eq!(post(&pin_url, &format!("reference=demo%401&csrf={csrf}"), &jar), 403);
+        assert_eq!(
+            post(&pin_url, &format!("reference=demo%401&csrf={csrf}"), &jar),
+            403
+        );
         assert!(env.ok(&["explain", A]).contains("demo@2"));
         // n1 booted demo@1 and is pinned to demo@2 now.
         c.goto(&format!("{base}/ui/")).await.unwrap();
