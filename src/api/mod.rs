@@ -10,6 +10,7 @@
 //! | `GET /readyz` | one line per front end: `serving`, `down` or `off` (503 if one is down) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
+//! | `/ui/…` | the web dashboard ([`crate::ui`]: session cookie, not a bearer token) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
 //! The REST resources, event streams and metrics land here, each in its own file; they

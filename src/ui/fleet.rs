@@ -22,7 +22,7 @@ use crate::store::{EventRow, now_ms};
 /// Rows per page.
 pub(crate) const PAGE: usize = 50;
 /// Events read per row for its last boot.
-const ROW_EVENTS: i64 = 64;
+const ROW_EVENTS: i64 = 40;
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct FleetQuery {

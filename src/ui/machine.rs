@@ -264,13 +264,13 @@ struct PinForm {
     reference: Option<String>,
 }
 
-/// Checks the CSRF token and the scope a machine action needs.
-fn allowed(signed: &Signed, csrf: Option<&str>) -> Result<(), Response> {
+/// The refusal of a machine action without its CSRF token or the scope it needs.
+fn refused(signed: &Signed, csrf: Option<&str>) -> Option<Response> {
     if !signed.csrf_ok(csrf) {
-        return Err(forged(signed));
+        return Some(forged(signed));
     }
     if !signed.principal.allows(Scope::Operate) {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             Some(signed.chrome("fleet")),
             &format!(
@@ -279,7 +279,7 @@ fn allowed(signed: &Signed, csrf: Option<&str>) -> Result<(), Response> {
             ),
         ));
     }
-    Ok(())
+    None
 }
 
 fn back(name: &str, done: &str) -> Response {
@@ -302,7 +302,7 @@ pub(crate) async fn pin(
         csrf: None,
         reference: None,
     });
-    if let Err(r) = allowed(&signed, form.csrf.as_deref()) {
+    if let Some(r) = refused(&signed, form.csrf.as_deref()) {
         return r;
     }
     let chrome = signed.chrome("fleet");
@@ -339,7 +339,7 @@ pub(crate) async fn rollback(
     body: String,
 ) -> Response {
     let form: CsrfOnly = serde_urlencoded::from_str(&body).unwrap_or(CsrfOnly { csrf: None });
-    if let Err(r) = allowed(&signed, form.csrf.as_deref()) {
+    if let Some(r) = refused(&signed, form.csrf.as_deref()) {
         return r;
     }
     let target = PinTarget::Machine(name.clone());

@@ -152,8 +152,8 @@ fn post(url: &str, body: &str, cookie: &str) -> u16 {
 fn the_dashboard_in_chromium() {
     let env = Env::new();
     let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
-    for (v, seed) in [("1", 1), ("2", 2)] {
-        let k = env.file(&format!("k{v}"), seed, 300_000 * seed as usize);
+    for (v, seed, len) in [("1", 1, 300_000), ("2", 2, 600_000)] {
+        let k = env.file(&format!("k{v}"), seed, len);
         let i = env.file(&format!("i{v}"), seed + 10, 90_000);
         env.ok(&[
             "image",
