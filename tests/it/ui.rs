@@ -102,6 +102,18 @@ async fn path(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_string()
 }
 
+/// Waits (bounded) until the browser is at `want` (a form post navigates asynchronously).
+async fn wait_path(c: &Client, want: &str) {
+    let t0 = Instant::now();
+    while path(c).await != want {
+        if t0.elapsed() > Duration::from_secs(20) {
+            shot(c, "failure").await;
+            panic!("never reached {want}: at {}", path(c).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits (bounded) until `css` is on the page and its text contains `want`.
 async fn wait_text(c: &Client, css: &str, want: &str) {
     let t0 = Instant::now();
@@ -248,14 +260,14 @@ fn the_dashboard_in_chromium() {
 
         // No session: every page sends you to the login page.
         c.goto(&format!("{base}/ui/machines/n1")).await.unwrap();
-        assert_eq!(path(&c).await, "/ui/login");
+        wait_path(&c, "/ui/login").await;
         shot(&c, "login").await;
         // A wrong token is refused on the form.
         sign_in(&c, &base, "tabula.ops.00").await;
         wait_text(&c, ".notice.bad", "not valid").await;
 
         sign_in(&c, &base, &operate).await;
-        assert_eq!(path(&c).await, "/ui/");
+        wait_path(&c, "/ui/").await;
         for (state, n) in [
             ("booted", "1"),
             ("failed", "1"),
@@ -284,7 +296,7 @@ fn the_dashboard_in_chromium() {
             .click()
             .await
             .unwrap();
-        assert_eq!(path(&c).await, "/ui/machines/n1");
+        wait_path(&c, "/ui/machines/n1").await;
         let tl = text(&c, "#timeline").await;
         assert!(tl.contains("booted"), "{tl}");
         assert_eq!(
@@ -476,9 +488,9 @@ fn the_dashboard_in_chromium() {
             .click()
             .await
             .unwrap();
-        assert_eq!(path(&c).await, "/ui/login");
+        wait_path(&c, "/ui/login").await;
         c.goto(&format!("{base}/ui/")).await.unwrap();
-        assert_eq!(path(&c).await, "/ui/login");
+        wait_path(&c, "/ui/login").await;
         sign_in(&c, &base, &read).await;
         c.goto(&format!("{base}/ui/machines/n1")).await.unwrap();
         assert!(
