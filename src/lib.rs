@@ -38,6 +38,7 @@ pub mod store;
 pub mod storm;
 pub mod tftp;
 pub(crate) mod throttle;
+pub(crate) mod ui;
 
 /// The version `tabula --version` prints: the package version and the commit it was built
 /// from (`build.rs`; "unknown" without git).

@@ -30,6 +30,7 @@ APT_PACKAGES=(
   tcpdump     # `tabula lab --capture`: the lab bridge on the wire (tests/it/lab_matrix.rs)
   adduser ipxe  # the package's Depends
   dpkg-dev    # dpkg-shlibdeps, for the package's $auto Depends
+  chromium chromium-driver  # the dashboard's browser test (tests/it/ui.rs, WebDriver)
 )
 
 missing=()

@@ -14,6 +14,7 @@
 //! | `GET /api/v1/servers` | (read) the servers sharing the store: alive, serves, roles, version ([`servers`]) |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | `GET /metrics` | Prometheus text format ([`metrics`]) |
+//! | `/ui/…` | the web dashboard ([`crate::ui`]: session cookie, not a bearer token) |
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
 //! Every resource needs a bearer token of the scope [`auth::required`] names (read for
@@ -107,6 +108,7 @@ pub(crate) fn router(st: ApiState) -> Router {
         .route(openapi::PATH, get(openapi::document))
         .merge(metrics::router(&st))
         .merge(resources)
+        .merge(crate::ui::router(st.clone()))
         .fallback(|uri: Uri| async move { Problem::not_found(uri.path()) })
         .method_not_allowed_fallback(|req: Request| async move {
             Problem::method_not_allowed(req.method(), req.uri().path())

@@ -24,6 +24,7 @@ use crate::inventory::{Inventory, InventoryError};
 use crate::store::{Requirement, Store, StoreError};
 
 pub(crate) use machines::LabelChange;
+pub(crate) use view::Boots;
 
 /// What a [`FleetError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -246,7 +246,7 @@ impl Store {
 }
 
 /// One row of `select!` as an event.
-fn event_row(r: &AnyRow) -> Result<EventRow, StoreError> {
+pub(super) fn event_row(r: &AnyRow) -> Result<EventRow, StoreError> {
     let corrupt = |what, value: String| StoreError::Corrupt { what, value };
     let mac: String = r.try_get("mac")?;
     let stage: String = r.try_get("stage")?;

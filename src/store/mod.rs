@@ -23,6 +23,7 @@
 
 mod event_reads;
 mod events;
+mod fleet_reads;
 mod images;
 mod leases;
 mod machine_update;

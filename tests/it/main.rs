@@ -43,4 +43,5 @@ mod security;
 mod serve;
 mod storm;
 mod tftp_hostile;
+mod ui;
 mod upgrade;
