@@ -9,6 +9,7 @@
 //! themselves and never call each other.
 
 pub(crate) mod api;
+pub mod attempt;
 pub mod boot;
 pub(crate) mod build;
 pub(crate) mod catalog;
@@ -27,6 +28,7 @@ pub mod lab;
 pub(crate) mod lease_view;
 pub mod loader_files;
 pub(crate) mod privilege;
+pub mod rollout;
 pub mod store;
 #[doc(hidden)]
 pub mod storm;

@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub http: HttpFile,
     pub events: EventsFile,
     pub api: ApiFile,
+    pub health: HealthFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,4 +145,13 @@ pub struct EventsFile {
     pub per_mac_per_minute: Option<u32>,
     pub per_peer_per_minute: Option<u32>,
     pub refusals_per_minute: Option<u32>,
+}
+
+/// `[health]`: boot attempts, their deadline and automatic rollback (issue 14).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthFile {
+    pub max_tries: Option<u32>,
+    pub boot_deadline: Option<String>,
+    pub quarantine: Option<super::Quarantine>,
 }

@@ -26,6 +26,8 @@ pub struct Inventory {
     blobs: BlobStore,
     settings: Settings,
     max_age: Duration,
+    /// `health.quarantine = "ignore"`.
+    quarantine_ignore: bool,
     /// The last snapshot and when its revision was last confirmed.
     cached: std::sync::Mutex<Option<(Arc<Snapshot>, Instant)>>,
     /// Serializes reloads.
@@ -40,6 +42,7 @@ impl Inventory {
             blobs,
             settings,
             max_age: Duration::ZERO,
+            quarantine_ignore: false,
             cached: std::sync::Mutex::new(None),
             current: Mutex::new(()),
         }
@@ -49,6 +52,13 @@ impl Inventory {
     /// then show within that time instead of at once.
     pub fn with_max_age(mut self, max_age: Duration) -> Inventory {
         self.max_age = max_age;
+        self
+    }
+
+    /// Quarantined machines get no answer (`health.quarantine = "ignore"`) instead of
+    /// local boot.
+    pub fn with_quarantine_ignore(mut self, ignore: bool) -> Inventory {
+        self.quarantine_ignore = ignore;
         self
     }
 
@@ -138,6 +148,7 @@ impl Inventory {
             .collect();
         // Note: the revision read before loading may be older than what was loaded; the
         // next call then reloads once more, which is harmless.
+        let fleet = super::fleet_load::load(&self.store, self.quarantine_ignore).await?;
         Ok(Snapshot::new(
             revision,
             self.settings.clone(),
@@ -145,6 +156,7 @@ impl Inventory {
             pins,
             versions,
             channels,
-        ))
+        )
+        .with_fleet(fleet))
     }
 }

@@ -5,6 +5,7 @@
 //! and blob stores and reloads them when the store's revision moves, so a running daemon
 //! sees `pin set` or `image tag` from the CLI without a restart.
 
+mod fleet_load;
 pub mod live;
 pub mod pin;
 pub mod select;
@@ -13,9 +14,10 @@ pub mod snapshot;
 pub use live::Inventory;
 pub use pin::{PinRef, PinTarget, Selector};
 pub use select::{
-    Candidate, CandidateOutcome, Decision, Facts, Resolved, Selection, select, select_for_boot,
+    Candidate, CandidateOutcome, Decision, Facts, Resolved, Selection, Source, select,
+    select_for_boot,
 };
-pub use snapshot::{Pin, Settings, Snapshot, Version};
+pub use snapshot::{Admission, BootOnce, FleetState, Hold, Pin, Settings, Snapshot, Version};
 
 /// Inventory errors.
 #[derive(Debug, thiserror::Error)]

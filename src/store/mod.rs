@@ -18,6 +18,7 @@
 //! `rollback_pin`) hold on PostgreSQL too: see [`Dialect`]. Not yet for several servers
 //! sharing one database (conditional lease writes, a leader row): a later issue.
 
+mod attempts;
 mod event_reads;
 mod events;
 mod images;
@@ -25,6 +26,7 @@ mod leases;
 mod machines;
 mod pins;
 mod requirements;
+mod rollouts;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
@@ -33,11 +35,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+pub use attempts::{BootRow, FleetEventRow, HoldRow, NewBoot};
 pub use events::EventRow;
 pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
+pub use rollouts::{AdmissionRow, BootOnceRow, MemberRow, RolloutRow};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
