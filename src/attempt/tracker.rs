@@ -34,11 +34,14 @@ pub struct Tracker {
     current: Mutex<HashMap<Mac, (BootId, AttemptState)>>,
     tx: mpsc::Sender<Note>,
     dropped: Throttle,
+    /// `health.boot_deadline`, in ms.
+    deadline_ms: i64,
 }
 
 impl Tracker {
-    /// A tracker and the queue its recorder reads.
-    pub fn new() -> (Tracker, mpsc::Receiver<Note>) {
+    /// A tracker whose attempts end `deadline` after their script, and the queue its
+    /// recorder reads.
+    pub fn new(deadline: Duration) -> (Tracker, mpsc::Receiver<Note>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         (
             Tracker {
@@ -48,6 +51,7 @@ impl Tracker {
                     "boot attempt queue full: attempt changes dropped",
                     Duration::from_secs(10),
                 ),
+                deadline_ms: i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 2),
             },
             rx,
         )
@@ -71,8 +75,9 @@ impl Tracker {
         served
     }
 
-    /// Sends the opening of a new attempt to the recorder.
-    pub fn open(&self, boot: NewBoot) {
+    /// Sends the opening of a new attempt to the recorder (its deadline set here).
+    pub fn open(&self, mut boot: NewBoot) {
+        boot.deadline_after_ms = self.deadline_ms;
         self.send(Note::Open(boot));
     }
 

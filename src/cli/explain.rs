@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::Ctx;
 use crate::boot::{Firmware, Mac};
-use crate::inventory::{Decision, Facts, Selection, select};
+use crate::inventory::{Decision, Facts, Selection, Source, select};
 
 #[derive(Debug, Args)]
 pub(super) struct ExplainArgs {
@@ -23,6 +23,19 @@ pub(super) struct ExplainArgs {
 
 /// One line: what the selection boots.
 pub(super) fn summary(sel: &Selection) -> String {
+    if matches!(
+        sel.source,
+        Source::Hold { .. } | Source::Rollout { .. } | Source::BootOnce { .. }
+    ) {
+        return match &sel.decision {
+            Decision::Boot { plan } => format!(
+                "{}@{} ({}): {}",
+                plan.image, plan.version, plan.manifest, sel.source
+            ),
+            Decision::Local => format!("local disk: {}", sel.source),
+            Decision::Ignore { reason } => format!("nothing: {reason}"),
+        };
+    }
     match &sel.decision {
         Decision::Boot { plan } => format!(
             "{}@{} ({}) via {}",
@@ -73,6 +86,9 @@ pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
     }
     for c in &sel.candidates {
         println!("  {:<28} -> {:<24} {}", c.target, c.reference, c.outcome);
+    }
+    if sel.source != Source::None {
+        println!("source     {}", sel.source);
     }
     if let Some(r) = &sel.resolved {
         match &r.channel {

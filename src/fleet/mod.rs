@@ -10,9 +10,11 @@
 //! Must not: print, read configuration, or decide boots ([`crate::inventory::select`]
 //! does that; the read models only call it).
 
+pub(crate) mod control;
 mod images;
 mod machines;
 mod pins;
+mod rollouts;
 mod view;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::inventory::{Inventory, InventoryError};
 use crate::store::{Requirement, Store, StoreError};
 
 pub(crate) use machines::LabelChange;
+pub(crate) use rollouts::{RolloutSpec, RolloutView};
 
 /// What a [`FleetError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -34,6 +37,8 @@ pub enum Kind {
     Version,
     Channel,
     Blob,
+    Rollout,
+    Hold,
 }
 
 impl Kind {
@@ -46,6 +51,8 @@ impl Kind {
             Kind::Version => "version",
             Kind::Channel => "channel",
             Kind::Blob => "blob",
+            Kind::Rollout => "rollout",
+            Kind::Hold => "hold",
         }
     }
 }

@@ -288,6 +288,51 @@ impl Store {
         Ok(())
     }
 
+    /// Sets a pin in a transaction (a `set` in its history): what a completed rollout
+    /// leaves behind.
+    pub(crate) async fn set_pin_in(
+        &self,
+        tx: &mut Tx,
+        target: &str,
+        reference: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pins (target, reference, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (target) DO UPDATE SET reference = excluded.reference, updated_ms = excluded.updated_ms",
+        )
+        .bind(target)
+        .bind(reference)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO pin_history (target, reference, at_ms, kind) VALUES ($1, $2, $3, 'set')",
+        )
+        .bind(target)
+        .bind(reference)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Resets a rollout's failed members to waiting (a retry); how many.
+    pub(crate) async fn retry_members_in(
+        &self,
+        tx: &mut Tx,
+        rollout: &str,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE rollout_members SET state = 'waiting', reason = NULL, admitted_ms = NULL, done_ms = NULL \
+             WHERE rollout = $1 AND state = 'failed'",
+        )
+        .bind(rollout)
+        .execute(&mut **tx)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Pending boot-once requests.
     pub async fn pending_boot_once(&self) -> Result<Vec<BootOnceRow>, StoreError> {
         Ok(sqlx::query_as(

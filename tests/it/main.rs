@@ -13,6 +13,7 @@ mod crash;
 mod descriptors;
 mod dhcp;
 mod doctor;
+mod fleet;
 mod heads;
 mod hostile;
 mod lab_cli;
