@@ -250,6 +250,7 @@ pub(crate) async fn run(
         shutdown.clone(),
     ));
     tasks.spawn(crate::fleet::control::run(store.clone(), shutdown.clone()));
+    tasks.spawn(crate::notify::deliver::run(store.clone(), shutdown.clone()));
     tasks.spawn(events::retention::run(
         store.clone(),
         config.events.retention,

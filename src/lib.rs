@@ -27,6 +27,7 @@ pub mod inventory;
 pub mod lab;
 pub(crate) mod lease_view;
 pub mod loader_files;
+pub mod notify;
 pub(crate) mod privilege;
 pub mod rollout;
 pub mod store;

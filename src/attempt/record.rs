@@ -60,15 +60,20 @@ impl Recorder {
     /// and deadline. Returns the attempt number.
     pub async fn open(&self, b: &NewBoot) -> Result<i64, StoreError> {
         let mut tx = self.store.begin().await?;
-        let mut held = false;
+        let mut changed = false;
         for prev in self.store.open_boots_of(&mut tx, &b.machine, &b.id).await? {
-            held |= matches!(
-                self.apply_in(&mut tx, &prev, Input::Replaced, None).await?,
-                Applied::Held(..)
-            );
+            changed |= self
+                .apply_in(&mut tx, &prev, Input::Replaced, None)
+                .await?
+                .1;
         }
         let n = self.store.insert_boot(&mut tx, b).await?;
-        finish(tx, held).await?;
+        if let Some(once) = b.source.strip_prefix("boot-once:") {
+            self.store
+                .boot_once_booting_in(&mut tx, once, &b.id)
+                .await?;
+        }
+        finish(tx, changed).await?;
         Ok(n)
     }
 
@@ -83,8 +88,8 @@ impl Recorder {
         let Some(row) = self.store.boot_in(&mut tx, id).await? else {
             return Ok(Applied::Nothing);
         };
-        let applied = self.apply_in(&mut tx, &row, input, reason).await?;
-        finish(tx, matches!(applied, Applied::Held(..))).await?;
+        let (applied, changed) = self.apply_in(&mut tx, &row, input, reason).await?;
+        finish(tx, changed).await?;
         Ok(applied)
     }
 
@@ -101,6 +106,10 @@ impl Recorder {
                 n += 1;
             }
         }
+        let expired = self.store.expire_boot_once().await?;
+        if !expired.is_empty() {
+            tracing::info!(expired = expired.len(), "boot-once requests past their TTL");
+        }
         Ok(n)
     }
 
@@ -110,20 +119,20 @@ impl Recorder {
         row: &BootRow,
         input: Input,
         reason: Option<&str>,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<(Applied, bool), StoreError> {
         let state: AttemptState = row.state.parse().map_err(|_| StoreError::Corrupt {
             what: "boot attempt state",
             value: row.state.clone(),
         })?;
         let to = match step(state, input) {
             Step::Move(to) => to,
-            Step::Stay | Step::Ignore => return Ok(Applied::Nothing),
+            Step::Stay | Step::Ignore => return Ok((Applied::Nothing, false)),
         };
         self.store
             .set_boot_state(tx, &row.id, to.as_str(), to.is_terminal(), reason)
             .await?;
         if !to.is_terminal() {
-            return Ok(Applied::Moved(to));
+            return Ok((Applied::Moved(to), false));
         }
         let now = crate::store::now_ms();
         let data = serde_json::json!({
@@ -140,13 +149,54 @@ impl Recorder {
                 &data.to_string(),
             )
             .await?;
+        let once_ended = match row.source.strip_prefix("boot-once:") {
+            Some(once) => self.end_boot_once(tx, once, to, now).await?,
+            None => false,
+        };
         if !counts_as_try(to, row.loaded_ms.is_some()) {
-            return Ok(Applied::Moved(to));
+            return Ok((Applied::Moved(to), once_ended));
         }
         match self.hold_if_spent(tx, row, now).await? {
-            Some(h) => Ok(Applied::Held(to, h.manifest)),
-            None => Ok(Applied::Moved(to)),
+            Some(h) => Ok((Applied::Held(to, h.manifest), true)),
+            None => Ok((Applied::Moved(to), once_ended)),
         }
+    }
+
+    /// Ends a boot-once whose attempt ended (booted, or failed for any other ending):
+    /// the machine goes back to its pin, or, with `then = local`, is pinned to local boot.
+    async fn end_boot_once(
+        &self,
+        tx: &mut crate::store::Tx,
+        id: &str,
+        to: AttemptState,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let state = if to == AttemptState::Booted {
+            "booted"
+        } else {
+            "failed"
+        };
+        let Some(o) = self.store.end_boot_once_in(tx, id, state, now).await? else {
+            return Ok(false);
+        };
+        if o.then_do == "local" {
+            let target = crate::inventory::PinTarget::Machine(o.machine.clone()).key();
+            self.store.set_pin_in(tx, &target, "local", now).await?;
+        }
+        let data = serde_json::json!({
+            "id": o.id, "machine": o.machine, "reference": o.reference, "state": state,
+            "boot": o.boot_id, "then": o.then_do,
+        });
+        self.store
+            .fleet_event(
+                tx,
+                now,
+                &format!("boot_once.{state}"),
+                &o.machine,
+                &data.to_string(),
+            )
+            .await?;
+        Ok(true)
     }
 
     /// Holds `row`'s machine when its tries on `row`'s manifest reach `max_tries`: on the

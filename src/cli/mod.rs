@@ -16,6 +16,7 @@ mod machine;
 mod pin;
 mod rollout;
 mod serve;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,6 +66,9 @@ enum Command {
     /// Roll a new image version out to machines in steps, gated by their boots
     #[command(subcommand)]
     Rollout(rollout::RolloutCmd),
+    /// Send fleet events (boots, rollbacks, rollouts, boot-once) to HTTP receivers
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCmd),
     /// Show what a machine would boot right now, and why
     Explain(explain::ExplainArgs),
     /// Show boot events (every stage of every boot), optionally for one MAC
@@ -203,6 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Machine(cmd) => machine::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Pin(cmd) => pin::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Rollout(cmd) => rollout::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Webhook(cmd) => webhook::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Explain(args) => explain::run(&Ctx::open(&cli).await?, args).await,
         Command::Events(args) => events::run(&Ctx::open(&cli).await?, args).await,
         Command::Lease(cmd) => lease::run(&Ctx::open(&cli).await?, cmd).await,

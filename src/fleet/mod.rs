@@ -10,12 +10,14 @@
 //! Must not: print, read configuration, or decide boots ([`crate::inventory::select`]
 //! does that; the read models only call it).
 
+mod boot_once;
 pub(crate) mod control;
 mod images;
 mod machines;
 mod pins;
 mod rollouts;
 mod view;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use crate::images::{BlobStore, ImageError};
 use crate::inventory::{Inventory, InventoryError};
 use crate::store::{Requirement, Store, StoreError};
 
+pub(crate) use boot_once::Then;
 pub(crate) use machines::LabelChange;
 pub(crate) use rollouts::{RolloutSpec, RolloutView};
 
@@ -39,6 +42,8 @@ pub enum Kind {
     Blob,
     Rollout,
     Hold,
+    BootOnce,
+    Webhook,
 }
 
 impl Kind {
@@ -53,6 +58,8 @@ impl Kind {
             Kind::Blob => "blob",
             Kind::Rollout => "rollout",
             Kind::Hold => "hold",
+            Kind::BootOnce => "boot_once",
+            Kind::Webhook => "webhook",
         }
     }
 }

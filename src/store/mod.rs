@@ -30,6 +30,7 @@ mod rollouts;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
+mod webhooks;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
@@ -42,6 +43,7 @@ pub use leases::{LeaseRow, LeaseWrite};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
 pub use rollouts::{AdmissionRow, BootOnceRow, MemberRow, RolloutRow};
+pub use webhooks::{DeliveryRow, DueRow, WebhookRow};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,7 @@ pub struct BootOnceRow {
 const ROLLOUT: &str = "SELECT name, selector, image, version, manifest, steps, step, state, paused, \
      max_in_flight, budget, bake_ms, deadline_ms, on_budget, reboot, step_done_ms, created_ms, updated_ms \
      FROM rollouts";
+const ONCE: &str = "SELECT id, machine, reference, then_do, state, boot_id, expires_ms, created_ms, ended_ms FROM boot_once";
 const MEMBER: &str =
     "SELECT rollout, machine, rank, step, state, reason, admitted_ms, done_ms FROM rollout_members";
 
@@ -333,13 +334,128 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Pending boot-once requests.
+    /// Boot-once requests still to be used or in use (pending or booting), oldest first.
     pub async fn pending_boot_once(&self) -> Result<Vec<BootOnceRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, machine, reference, then_do, state, boot_id, expires_ms, created_ms, ended_ms \
-             FROM boot_once WHERE state = 'pending' ORDER BY created_ms",
-        )
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "{ONCE} WHERE state IN ('pending', 'booting') ORDER BY created_ms"
+        )))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// A boot-once request by id.
+    pub async fn boot_once(&self, id: &str) -> Result<Option<BootOnceRow>, StoreError> {
+        Ok(
+            sqlx::query_as(AssertSqlSafe(format!("{ONCE} WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Creates a boot-once request (ending any other open one of the machine, as
+    /// `cancelled`) with its fleet event; the revision moves.
+    pub async fn insert_boot_once(&self, o: &BootOnceRow, event: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE boot_once SET state = 'cancelled', ended_ms = $2 WHERE machine = $1 AND state IN ('pending', 'booting')",
+        )
+        .bind(&o.machine)
+        .bind(o.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO boot_once (id, machine, reference, then_do, state, expires_ms, created_ms) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+        )
+        .bind(&o.id)
+        .bind(&o.machine)
+        .bind(&o.reference)
+        .bind(&o.then_do)
+        .bind(o.expires_ms)
+        .bind(o.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        self.fleet_event(
+            &mut tx,
+            o.created_ms,
+            "boot_once.created",
+            &o.machine,
+            event,
+        )
+        .await?;
+        super::commit_changed(tx).await
+    }
+
+    /// Marks boot-once `id` as booting attempt `boot` (once).
+    pub(crate) async fn boot_once_booting_in(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        boot: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE boot_once SET state = 'booting', boot_id = $2 WHERE id = $1 AND state = 'pending'")
+            .bind(id)
+            .bind(boot)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends boot-once `id` as `state` (booted, failed) if it is still open; the row if it ended.
+    pub(crate) async fn end_boot_once_in(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<Option<BootOnceRow>, StoreError> {
+        let r = sqlx::query(
+            "UPDATE boot_once SET state = $2, ended_ms = $3 WHERE id = $1 AND state IN ('pending', 'booting')",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(
+            sqlx::query_as(AssertSqlSafe(format!("{ONCE} WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?,
+        )
+    }
+
+    /// Pending boot-once requests whose TTL passed (store clock) become `expired`; their ids.
+    pub(crate) async fn expire_boot_once(&self) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT id FROM boot_once WHERE state = 'pending' AND expires_ms <= {}",
+            super::attempts::store_now(self.dialect)
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let now = super::now_ms();
+        for id in &ids {
+            if let Some(o) = self.end_boot_once_in(&mut tx, id, "expired", now).await? {
+                let data = serde_json::json!({"id": o.id, "machine": o.machine, "reference": o.reference, "state": "expired"});
+                self.fleet_event(
+                    &mut tx,
+                    now,
+                    "boot_once.expired",
+                    &o.machine,
+                    &data.to_string(),
+                )
+                .await?;
+            }
+        }
+        super::commit_changed(tx).await?;
+        Ok(ids)
     }
 }

@@ -22,6 +22,8 @@ use crate::serve::{Server, curl, start_with, status};
 
 const N: usize = 20;
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
+/// Longer than the server's snapshot age (`daemon::SNAPSHOT_MAX_AGE`).
+const SNAPSHOT_AGE: Duration = Duration::from_millis(400);
 
 fn mac(i: usize) -> Mac {
     Mac([0x02, 0x7a, 0, 0, 0, u8::try_from(i).unwrap()])
@@ -373,4 +375,236 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     );
     assert!(t.elapsed() < Duration::from_secs(120));
     drop(srv);
+}
+
+/// A fleet of `n` machines under role=web pinned to demo@1, `tabula serve` started.
+fn small_fleet(n: usize, extra: &str) -> (Fleet, Server) {
+    let env = Env::new();
+    publish(&env, "1", 10);
+    publish(&env, "2", 20);
+    for i in 0..n {
+        env.ok(&[
+            "machine",
+            "add",
+            &name(i),
+            "--mac",
+            &mac(i).to_string(),
+            "--label",
+            "role=web",
+        ]);
+    }
+    env.ok(&["pin", "set", "label:role=web", "demo@1"]);
+    let port = free_port();
+    let cfg = env.dir.path().join("fleet.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+             public_url = \"http://127.0.0.1:{port}\"\n[api]\nlisten = \"127.0.0.1:0\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    env.use_config(cfg.clone());
+    let fleet = Fleet {
+        env,
+        cfg,
+        port,
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    };
+    let srv = fleet.serve();
+    (fleet, srv)
+}
+
+#[test]
+fn boot_once_boots_the_reference_once_then_the_pin_again() {
+    let (fleet, _srv) = small_fleet(2, "");
+    let env = &fleet.env;
+    let out = env.ok(&["pin", "set", "m00", "demo@2", "--once", "--ttl", "1h"]);
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    let status = |id: &str| -> Value {
+        serde_json::from_str(&env.ok(&["pin", "once-status", id, "--json"])).unwrap()
+    };
+    assert_eq!(status(&id)["state"], "pending");
+    let explain = env.ok(&["explain", &mac(0).to_string()]);
+    assert!(
+        explain.contains(&format!("source     boot-once {id}")),
+        "{explain}"
+    );
+    // A running server sees store changes within its snapshot's age (250 ms).
+    std::thread::sleep(SNAPSHOT_AGE);
+    let b = fleet.boot(&[0, 1]);
+    assert_eq!(b[&0].image.as_deref(), Some("demo@2"));
+    assert_eq!(
+        b[&1].image.as_deref(),
+        Some("demo@1"),
+        "only the machine named"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&id)["state"], "booted");
+    let b = fleet.boot(&[0]);
+    assert_eq!(b[&0].image.as_deref(), Some("demo@1"), "back on its pin");
+    let boots = fleet.boots(0);
+    assert_eq!(boots[1]["source"], format!("boot-once:{id}"));
+    // Unused until its TTL: expired, and the machine never boots it.
+    let out = env.ok(&["pin", "set", "m01", "demo@2", "--once", "--ttl", "1s"]);
+    let late = out.split_whitespace().nth(1).unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(status(&late)["state"], "expired");
+    assert_eq!(fleet.boot(&[1])[&1].image.as_deref(), Some("demo@1"));
+    // --then local: after its boot the machine is pinned to local boot.
+    let out = env.ok(&["pin", "set", "m01", "demo@2", "--once", "--then", "local"]);
+    let local = out.split_whitespace().nth(1).unwrap().to_string();
+    std::thread::sleep(SNAPSHOT_AGE);
+    assert_eq!(fleet.boot(&[1])[&1].image.as_deref(), Some("demo@2"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&local)["state"], "booted");
+    let explain = env.ok(&["explain", &mac(1).to_string()]);
+    assert!(explain.contains("decision   local"), "{explain}");
+    assert!(
+        env.fails(&["pin", "set", "label:role=web", "demo@2", "--once"])
+            .contains("one machine or one MAC")
+    );
+}
+
+/// A webhook receiver on loopback: answers 500 to its first request and 200 after,
+/// handing every request (headers lowercased, body) to the test.
+fn receiver() -> (
+    u16,
+    std::sync::mpsc::Receiver<(BTreeMap<String, String>, String)>,
+) {
+    use std::io::{BufRead, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, s) in l.incoming().enumerate() {
+            let Ok(mut s) = s else { return };
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+            let mut headers = BTreeMap::new();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                let Some((k, v)) = line.trim_end().split_once(": ") else {
+                    break;
+                };
+                headers.insert(k.to_ascii_lowercase(), v.to_string());
+            }
+            let len: usize = headers["content-length"].parse().unwrap();
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let code = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if tx
+                .send((headers, String::from_utf8(body).unwrap()))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn webhooks_arrive_signed_at_least_once_and_rollouts_ask_for_reboots() {
+    let (fleet, _srv) = small_fleet(1, "");
+    let env = &fleet.env;
+    let (port, rx) = receiver();
+    let secret = tabula::notify::sign::secret_of(&[42; 24]);
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let out = env.ok(&[
+        "webhook",
+        "add",
+        &url,
+        "--events",
+        "booted,boot_once.*,rollout.*",
+        "--secret",
+        &secret,
+    ]);
+    let id = out.split_whitespace().nth(2).unwrap().to_string();
+    let out = env.ok(&["pin", "set", "m00", "demo@2", "--once"]);
+    let once = out.split_whitespace().nth(1).unwrap().to_string();
+    std::thread::sleep(SNAPSHOT_AGE);
+    assert_eq!(fleet.boot(&[0])[&0].image.as_deref(), Some("demo@2"));
+    let key = tabula::notify::sign::key(&secret).unwrap();
+    let mut got: Vec<(String, Value)> = Vec::new();
+    let t = Instant::now();
+    let done = |got: &[(String, Value)]| {
+        got.iter().any(|(_, p)| p["type"] == "boot_once.booted")
+            && got.iter().filter(|(i, _)| *i == got[0].0).count() >= 2
+    };
+    while !done(&got) {
+        let (h, body) = rx.recv_timeout(Duration::from_secs(20)).expect("webhook");
+        let sig = tabula::notify::sign::signature(
+            &key,
+            &h["webhook-id"],
+            h["webhook-timestamp"].parse().unwrap(),
+            body.as_bytes(),
+        );
+        assert_eq!(
+            h["webhook-signature"], sig,
+            "signed the Standard Webhooks way"
+        );
+        let p: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(p["version"], 1);
+        assert_eq!(p["id"], h["webhook-id"].as_str());
+        got.push((h["webhook-id"].clone(), p));
+        assert!(t.elapsed() < Duration::from_secs(30));
+    }
+    let types: Vec<&str> = got
+        .iter()
+        .map(|(_, p)| p["type"].as_str().unwrap())
+        .collect();
+    // The first delivery was answered 500 and sent again with the same id.
+    assert_eq!(types[0], "boot_once.created", "{types:?}");
+    assert!(
+        got.iter().filter(|(i, _)| *i == got[0].0).count() >= 2,
+        "retried: {types:?}"
+    );
+    assert!(types.contains(&"boot.booted"), "{types:?}");
+    let booted = got
+        .iter()
+        .find(|(_, p)| p["type"] == "boot_once.booted")
+        .unwrap();
+    assert_eq!(booted.1["data"]["id"], once.as_str());
+    assert_eq!(booted.1["data"]["state"], "booted");
+    let log: Vec<Value> =
+        serde_json::from_str(&env.ok(&["webhook", "deliveries", &id, "--json"])).unwrap();
+    assert!(
+        log.iter()
+            .any(|d| d["attempts"].as_i64() >= Some(2) && d["state"] == "delivered"),
+        "{log:?}"
+    );
+
+    // --reboot webhook: each admitted machine's reboot is asked for.
+    env.ok(&[
+        "rollout", "create", "r", "--target", "role=web", "--to", "demo@2", "--steps", "100%",
+        "--reboot", "webhook",
+    ]);
+    env.ok(&["rollout", "start", "r"]);
+    let t = Instant::now();
+    loop {
+        let (_, body) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("reboot webhook");
+        let p: Value = serde_json::from_str(&body).unwrap();
+        if p["type"] == "rollout.reboot_requested" {
+            assert_eq!(p["data"]["machine"], "m00");
+            assert_eq!(p["data"]["rollout"], "r");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30));
+    }
 }
