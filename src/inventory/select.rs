@@ -273,19 +273,19 @@ fn decide(snap: &Snapshot, facts: &Facts, seal: Option<&BootSeal<'_>>) -> Select
             .map(|(i, _)| i.clone())
             .unwrap_or_default();
         Some((PinRef::Digest { image, digest: d }, source))
-    } else if let Some(a) = fleet.rollouts.get(&key).filter(|_| !explicit) {
-        Some((
-            PinRef::Version {
-                image: a.image.clone(),
-                version: a.version.clone(),
-            },
-            Source::Rollout {
-                rollout: a.rollout.clone(),
-                step: a.step,
-            },
-        ))
     } else {
-        None
+        fleet.rollouts.get(&key).filter(|_| !explicit).map(|a| {
+            (
+                PinRef::Version {
+                    image: a.image.clone(),
+                    version: a.version.clone(),
+                },
+                Source::Rollout {
+                    rollout: a.rollout.clone(),
+                    step: a.step,
+                },
+            )
+        })
     };
     let chosen = fleet_choice.map(|(r, source)| (PinTarget::Machine(key.clone()), r, source));
     let owned;
@@ -307,7 +307,7 @@ fn decide(snap: &Snapshot, facts: &Facts, seal: Option<&BootSeal<'_>>) -> Select
                 sel.decision = ignore(IgnoreReason::UnknownMachine);
                 return sel;
             }
-            *pin
+            pin
         }
     };
 

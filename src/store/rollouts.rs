@@ -264,7 +264,8 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Sets a rollout's state, pause reasons, step and bake start (only the fields given).
+    /// Sets a rollout's state, pause reasons, step and bake start.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn update_rollout_in(
         &self,
         tx: &mut Tx,

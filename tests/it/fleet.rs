@@ -471,10 +471,10 @@ fn boot_once_boots_the_reference_once_then_the_pin_again() {
 
 /// A webhook receiver on loopback: answers 500 to its first request and 200 after,
 /// handing every request (headers lowercased, body) to the test.
-fn receiver() -> (
-    u16,
-    std::sync::mpsc::Receiver<(BTreeMap<String, String>, String)>,
-) {
+/// One request a receiver got: its headers (names lowercased) and body.
+type Received = (BTreeMap<String, String>, String);
+
+fn receiver() -> (u16, std::sync::mpsc::Receiver<Received>) {
     use std::io::{BufRead, Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
