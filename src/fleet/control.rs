@@ -229,3 +229,102 @@ async fn complete(
     .to_string();
     store.set_pin_in(tx, &target, &reference, now).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemberRow;
+    use crate::store::tests::{Fixture, on_both_backends};
+
+    on_both_backends!(a_step_admits_the_canary_once_then_the_next_step_on_its_boot);
+
+    async fn a_step_admits_the_canary_once_then_the_next_step_on_its_boot(f: Fixture) {
+        let s = f.store;
+        let row = RolloutRow {
+            name: "r".into(),
+            selector: "role=web".into(),
+            image: "demo".into(),
+            version: "2".into(),
+            manifest: "m2".into(),
+            steps: "1,100%".into(),
+            step: 0,
+            state: "running".into(),
+            paused: String::new(),
+            max_in_flight: 5,
+            budget: "0".into(),
+            bake_ms: 0,
+            deadline_ms: 60_000,
+            on_budget: "pause".into(),
+            reboot: "passive".into(),
+            step_done_ms: None,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let member = |m: &str, rank: &str, step| MemberRow {
+            rollout: "r".into(),
+            machine: m.into(),
+            rank: rank.into(),
+            step,
+            state: "waiting".into(),
+            reason: None,
+            admitted_ms: None,
+            done_ms: None,
+        };
+        s.insert_rollout(&row, &[member("a", "01", 0), member("b", "02", 1)])
+            .await
+            .unwrap();
+        assert!(
+            s.insert_rollout(&row, &[]).await.is_err(),
+            "names are unique"
+        );
+        assert_eq!(step(&s, "r").await.unwrap(), [Action::Admit("a".into())]);
+        assert_eq!(step(&s, "r").await.unwrap(), [], "replayed: nothing more");
+        let adm = s.rollout_admissions().await.unwrap();
+        assert_eq!((adm.len(), adm[0].machine.as_str()), (1, "a"));
+        // The canary boots the new manifest.
+        let rec = crate::attempt::record::Recorder {
+            store: s.clone(),
+            max_tries: 3,
+        };
+        let b = crate::store::NewBoot {
+            id: "x1".into(),
+            machine: "a".into(),
+            mac: "52:54:00:00:00:01".into(),
+            manifest: "m2".into(),
+            image: "demo".into(),
+            version: "2".into(),
+            source: "rollout:r/0".into(),
+            token_sha256: "t".into(),
+            deadline_after_ms: 60_000,
+        };
+        rec.open(&b).await.unwrap();
+        rec.input("x1", crate::attempt::Input::Booted, None)
+            .await
+            .unwrap();
+        let mut all = Vec::new();
+        for _ in 0..6 {
+            all.extend(step(&s, "r").await.unwrap());
+        }
+        assert_eq!(
+            all[..4],
+            [
+                Action::Succeed("a".into()),
+                Action::StepDone(
+                    all.iter()
+                        .find_map(|a| match a {
+                            Action::StepDone(t) => Some(*t),
+                            _ => None,
+                        })
+                        .unwrap()
+                ),
+                Action::Advance(1),
+                Action::Admit("b".into()),
+            ]
+        );
+        let r = s.rollout("r").await.unwrap().unwrap();
+        assert_eq!((r.state.as_str(), r.step), ("running", 1));
+        let members = s.rollout_members("r").await.unwrap();
+        let states: Vec<&str> = members.iter().map(|m| m.state.as_str()).collect();
+        assert_eq!(states, ["succeeded", "admitted"]);
+    }
+}
