@@ -226,7 +226,8 @@ pub(crate) async fn run(
                 base_url: config.http.public_url.clone(),
             },
         )
-        .with_max_age(SNAPSHOT_MAX_AGE),
+        .with_max_age(SNAPSHOT_MAX_AGE)
+        .with_quarantine_ignore(config.health.quarantine == crate::config::Quarantine::Ignore),
     );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
@@ -255,6 +256,21 @@ pub(crate) async fn run(
         &shutdown,
     )
     .await;
+    // Boot attempts (issue 14): HTTP tracks each MAC's attempt, one recorder stores them,
+    // and the fleet controller (rollouts, boot-once, webhooks) runs beside it.
+    let (tracker, notes) = crate::attempt::tracker::Tracker::new(config.health.boot_deadline);
+    let tracker = Arc::new(tracker);
+    let recorder = crate::attempt::record::Recorder {
+        store: store.clone(),
+        max_tries: config.health.max_tries,
+    };
+    let attempts_done = tokio::spawn(crate::attempt::record::run(
+        recorder,
+        notes,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::fleet::control::run(store.clone(), shutdown.clone()));
+    tasks.spawn(crate::notify::deliver::run(store.clone(), shutdown.clone()));
     tasks.spawn(events::retention::run(
         store.clone(),
         config.events.retention,
@@ -308,6 +324,7 @@ pub(crate) async fn run(
                 .http
                 .require_lease_match
                 .then(|| Arc::new(http::lease_match::LeaseMatch::new(leases.clone()))),
+            attempts: Some(tracker.clone()),
         };
         metrics::expose_http(&metrics, &state);
         let stop = shutdown.clone();
@@ -426,6 +443,8 @@ pub(crate) async fn run(
     }
     // Every sink is gone with its front end; the writer drains and ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    drop(tracker);
+    let _ = tokio::time::timeout(Duration::from_secs(5), attempts_done).await;
     store.close().await;
     Ok(())
 }

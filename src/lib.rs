@@ -9,6 +9,7 @@
 //! themselves and never call each other.
 
 pub(crate) mod api;
+pub mod attempt;
 pub(crate) mod auth;
 pub mod boot;
 pub(crate) mod build;
@@ -32,7 +33,9 @@ pub mod loader_files;
 pub mod metrics;
 #[cfg(test)]
 mod mutate;
+pub mod notify;
 pub(crate) mod privilege;
+pub mod rollout;
 pub mod store;
 #[doc(hidden)]
 pub mod storm;

@@ -55,6 +55,9 @@ pub enum IgnoreReason {
         version: String,
         error: String,
     },
+    /// The machine spent its tries and has no known good image (`health.quarantine =
+    /// "ignore"`); `why` is the hold's sentence.
+    Quarantined { why: String },
 }
 
 impl IgnoreReason {
@@ -70,6 +73,7 @@ impl IgnoreReason {
             IgnoreReason::ManifestUnusable { .. } => "manifest-unusable",
             IgnoreReason::WrongArch { .. } => "wrong-arch",
             IgnoreReason::Render { .. } => "render",
+            IgnoreReason::Quarantined { .. } => "quarantined",
         }
     }
 }
@@ -133,6 +137,7 @@ impl fmt::Display for IgnoreReason {
                 f,
                 "cannot render {image}@{version} for this machine: {error}"
             ),
+            IgnoreReason::Quarantined { why } => f.write_str(why),
         }
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use super::Ctx;
 use crate::boot::{Firmware, Mac};
 use crate::inventory::explanation::DecisionText;
-use crate::inventory::{Explanation, Facts, select};
+use crate::inventory::{Explanation, Facts, Source, select};
 
 #[derive(Debug, Args)]
 pub(super) struct ExplainArgs {
@@ -58,6 +58,9 @@ pub(super) fn print(sel: &Explanation) {
     }
     for c in &sel.candidates {
         println!("  {:<28} -> {:<24} {}", c.target, c.reference, c.outcome);
+    }
+    if sel.source != Source::None {
+        println!("source     {}", sel.source);
     }
     if let Some(r) = &sel.resolved {
         match &r.channel {

@@ -46,6 +46,8 @@ impl Shown {
         }
     }
 }
+/// How many of a machine's latest boot attempts `machine boots` prints.
+const SHOW_BOOTS: i64 = 50;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MachineCmd {
@@ -74,6 +76,17 @@ pub(super) enum MachineCmd {
     List,
     /// Show a machine, its pin decision and its recent boot events
     Show { name: String },
+    /// List a machine's boot attempts, newest first (state, image, source, attempt number)
+    Boots {
+        name: String,
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a machine held by automatic rollback (or quarantined)
+    Release { name: String },
+    /// List the machines held by automatic rollback
+    Holds,
     /// Set labels (KEY=VALUE) or remove them (KEY-)
     Label {
         name: String,
@@ -241,6 +254,60 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
                 recent: view.recent,
                 last_boot: view.last_boot,
             });
+        }
+        MachineCmd::Boots { name, json } => {
+            let boots = ctx.fleet.machine_boots(name, SHOW_BOOTS).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&boots)?);
+                return Ok(());
+            }
+            let mut rows = Vec::new();
+            for b in boots {
+                let end = b.ended_ms.unwrap_or(b.deadline_ms);
+                let events = ctx
+                    .store()
+                    .event_count_between(&b.mac, b.started_ms, end)
+                    .await?;
+                rows.push(vec![
+                    b.id,
+                    time(b.started_ms),
+                    b.state,
+                    format!("{}@{}", b.image, b.version),
+                    b.attempt.to_string(),
+                    b.source,
+                    events.to_string(),
+                    b.reason.unwrap_or_default(),
+                ]);
+            }
+            table(
+                &[
+                    "BOOT", "STARTED", "STATE", "IMAGE", "TRY", "SOURCE", "EVENTS", "REASON",
+                ],
+                &rows,
+            );
+        }
+        MachineCmd::Release { name } => {
+            let h = ctx.fleet.release_hold(name).await?;
+            println!(
+                "released {name} (was {})",
+                crate::attempt::record::hold_sentence(&h)
+            );
+        }
+        MachineCmd::Holds => {
+            let rows: Vec<Vec<String>> = ctx
+                .fleet
+                .holds()
+                .await?
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.machine.clone(),
+                        time(h.since_ms),
+                        crate::attempt::record::hold_sentence(h),
+                    ]
+                })
+                .collect();
+            table(&["MACHINE", "SINCE", "HOLD"], &rows);
         }
         MachineCmd::Label { name, changes } => {
             let parsed = parse_labels(changes)?;

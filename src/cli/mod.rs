@@ -18,9 +18,11 @@ mod machine;
 mod pin;
 mod remote;
 mod remote_image;
+mod rollout;
 mod serve;
 mod server;
 mod token;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,6 +89,12 @@ enum Command {
     /// Pin targets (MAC, machine, label selector, default) to image versions
     #[command(subcommand)]
     Pin(pin::PinCmd),
+    /// Roll a new image version out to machines in steps, gated by their boots
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCmd),
+    /// Send fleet events (boots, rollbacks, rollouts, boot-once) to HTTP receivers
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCmd),
     /// Show what a machine would boot right now, and why
     Explain(explain::ExplainArgs),
     /// Show boot events (every stage of every boot), optionally for one MAC
@@ -247,6 +255,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(cmd) => image::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Machine(cmd) => machine::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Pin(cmd) => pin::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Rollout(cmd) => rollout::run(&Ctx::open(&cli).await?, cmd).await,
+        Command::Webhook(cmd) => webhook::run(&Ctx::open(&cli).await?, cmd).await,
         Command::Explain(args) => explain::run(&Ctx::open(&cli).await?, args).await,
         Command::Events(args) => events::run(&Ctx::open(&cli).await?, args).await,
         Command::Lease(cmd) => lease::run(&Ctx::open(&cli).await?, cmd).await,
@@ -288,7 +298,10 @@ impl Ctx {
             base_url: config.http.public_url.clone(),
         };
         Ok(Ctx {
-            fleet: Fleet::new(std::sync::Arc::new(Inventory::new(store, blobs, settings))),
+            fleet: Fleet::new(std::sync::Arc::new(
+                Inventory::new(store, blobs, settings)
+                    .with_quarantine_ignore(config.health.quarantine == config::Quarantine::Ignore),
+            )),
             data_dir: config.data_dir.clone(),
         })
     }

@@ -4,6 +4,7 @@
 use clap::Subcommand;
 
 use super::{Ctx, table, time};
+use crate::fleet::Then;
 use crate::inventory::{PinRef, PinTarget};
 use crate::store::{PinChange, PinRow};
 
@@ -11,7 +12,25 @@ use crate::store::{PinChange, PinRow};
 pub(super) enum PinCmd {
     /// Pin TARGET (a MAC, a machine name, label:k=v[,k2=v2|v3], or default) to REF
     /// (IMAGE@VERSION, IMAGE@sha256:DIGEST, IMAGE:CHANNEL, local, none)
-    Set { target: String, reference: String },
+    Set {
+        target: String,
+        reference: String,
+        /// Only the next boot: then the machine goes back (see --then); prints the request's id
+        #[arg(long)]
+        once: bool,
+        /// With --once: how long the request waits for that boot
+        #[arg(long, default_value = "2h", requires = "once")]
+        ttl: String,
+        /// With --once: after that boot, revert (to the pin it had) or local (pin it to local boot)
+        #[arg(long, default_value = "revert", requires = "once")]
+        then: String,
+    },
+    /// Show a boot-once request and its result: pending, booting, booted, failed, expired
+    OnceStatus {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove TARGET's pin
     Rm { target: String },
     /// List pins
@@ -60,11 +79,43 @@ pub(super) fn print_rollback(t: &PinTarget, from: Option<&str>, to: &str) {
 
 pub(super) async fn run(ctx: &Ctx, cmd: &PinCmd) -> anyhow::Result<()> {
     match cmd {
-        PinCmd::Set { target, reference } => {
+        PinCmd::Set {
+            target,
+            reference,
+            once,
+            ttl,
+            then,
+        } => {
             let t = PinTarget::parse_cli(target)?;
             let r: PinRef = reference.parse()?;
-            ctx.fleet.set_pin(&t, &r).await?;
-            println!("{t} -> {r}");
+            if *once {
+                let ttl = humantime::parse_duration(ttl)
+                    .map_err(|e| anyhow::anyhow!("--ttl {ttl:?}: {e}"))?;
+                let then = match then.as_str() {
+                    "revert" => Then::Revert,
+                    "local" => Then::Local,
+                    other => anyhow::bail!("--then {other:?}: revert or local"),
+                };
+                let o = ctx.fleet.create_boot_once(&t, &r, ttl, then).await?;
+                println!(
+                    "boot-once {} : {} boots {r} once (until {}), then {}",
+                    o.id,
+                    o.machine,
+                    time(o.expires_ms),
+                    o.then_do
+                );
+            } else {
+                ctx.fleet.set_pin(&t, &r).await?;
+                println!("{t} -> {r}");
+            }
+        }
+        PinCmd::OnceStatus { id, json } => {
+            let o = ctx.fleet.boot_once(id).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&o)?);
+            } else {
+                println!("{} {} {} {}", o.id, o.machine, o.reference, o.state);
+            }
         }
         PinCmd::Rm { target } => {
             let t = PinTarget::parse_cli(target)?;

@@ -92,6 +92,20 @@ pub(super) async fn run(
                 "it re-hashes the server's blob store",
             ));
         }
+        Command::Machine(
+            MachineCmd::Boots { .. } | MachineCmd::Release { .. } | MachineCmd::Holds,
+        ) => {
+            return Err(local_only(
+                "machine boots|release|holds",
+                "the API has no boot-attempt or hold routes yet",
+            ));
+        }
+        Command::Pin(PinCmd::Set { once: true, .. } | PinCmd::OnceStatus { .. }) => {
+            return Err(local_only(
+                "pin set --once, pin once-status",
+                "the API has no boot-once route yet",
+            ));
+        }
         Command::Token(_) => {
             return Err(local_only(
                 "token",
@@ -178,13 +192,18 @@ async fn machines(c: &Client, cmd: &MachineCmd) -> anyhow::Result<()> {
                 .await?;
             println!("labels of {name} updated");
         }
+        MachineCmd::Boots { .. } | MachineCmd::Release { .. } | MachineCmd::Holds => {
+            unreachable!("refused in run")
+        }
     }
     Ok(())
 }
 
 async fn pins(c: &Client, cmd: &PinCmd) -> anyhow::Result<()> {
     match cmd {
-        PinCmd::Set { target, reference } => {
+        PinCmd::Set {
+            target, reference, ..
+        } => {
             let t = PinTarget::parse_cli(target)?;
             let r: PinRef = reference.parse()?;
             c.set_pin(&t.key(), &r.to_string()).await?;
@@ -198,6 +217,7 @@ async fn pins(c: &Client, cmd: &PinCmd) -> anyhow::Result<()> {
             println!("removed pin of {t}");
         }
         PinCmd::List => pin::print_list(c.pins().await?),
+        PinCmd::OnceStatus { .. } => unreachable!("refused in run"),
         PinCmd::History { target } => {
             let t = PinTarget::parse_cli(target)?;
             let changes = match c.pin_history(&t.key()).await {

@@ -21,6 +21,7 @@ pub struct FileConfig {
     pub events: EventsFile,
     pub api: ApiFile,
     pub ha: HaFile,
+    pub health: HealthFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,4 +156,13 @@ pub struct EventsFile {
 pub struct HaFile {
     pub heartbeat: Option<String>,
     pub leader_ttl: Option<String>,
+}
+
+/// `[health]`: boot attempts, their deadline and automatic rollback (issue 14).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthFile {
+    pub max_tries: Option<u32>,
+    pub boot_deadline: Option<String>,
+    pub quarantine: Option<super::Quarantine>,
 }

@@ -239,6 +239,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `server.id` and `[ha]`: this server's name in the fleet and its timings.
     pub ha: HaConfig,
+    /// `[health]`: boot attempts and automatic rollback.
+    pub health: BootHealthConfig,
 }
 
 /// The boot history.
@@ -258,6 +260,27 @@ pub struct EventsConfig {
     pub per_peer_per_minute: u32,
     /// DHCP refusal (`ignored`) events recorded per minute, all clients together.
     pub refusals_per_minute: u32,
+}
+
+/// What a machine with no known good manifest gets once it has spent its tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quarantine {
+    /// Its script says "boot from the local disk".
+    Local,
+    /// It gets no answer at all.
+    Ignore,
+}
+
+/// `[health]`: how boots are judged.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct BootHealthConfig {
+    /// Failed tries of one manifest before the machine is held on its last known good.
+    pub max_tries: u32,
+    /// An attempt still unreported this long after its script was served has timed out.
+    pub boot_deadline: Duration,
+    /// What a machine gets when no known good exists.
+    pub quarantine: Quarantine,
 }
 
 /// The user `tabula serve` runs as by default once its sockets are bound.

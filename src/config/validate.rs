@@ -370,6 +370,18 @@ pub(super) fn validate(
         },
         api,
         ha,
+        health: crate::config::BootHealthConfig {
+            max_tries: match f.health.max_tries {
+                Some(0) => return Err(bad("health.max_tries", "must be at least 1".into())),
+                Some(n) => n,
+                None => 3,
+            },
+            boot_deadline: positive(&f.health.boot_deadline, "30m", "health.boot_deadline", file)?,
+            quarantine: f
+                .health
+                .quarantine
+                .unwrap_or(crate::config::Quarantine::Local),
+        },
     })
 }
 

@@ -10,11 +10,15 @@
 //! Must not: print, read configuration, or decide boots ([`crate::inventory::select`]
 //! does that; the read models only call it).
 
+mod boot_once;
+pub(crate) mod control;
 mod edit;
 mod images;
 mod machines;
 mod pins;
+mod rollouts;
 mod view;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -23,7 +27,9 @@ use crate::images::{BlobStore, ImageError};
 use crate::inventory::{Inventory, InventoryError};
 use crate::store::{Requirement, Store, StoreError};
 
+pub(crate) use boot_once::Then;
 pub(crate) use machines::LabelChange;
+pub(crate) use rollouts::{RolloutSpec, RolloutView};
 pub(crate) use view::Boots;
 
 /// What a [`FleetError`] is about.
@@ -36,6 +42,10 @@ pub enum Kind {
     Version,
     Channel,
     Blob,
+    Rollout,
+    Hold,
+    BootOnce,
+    Webhook,
 }
 
 impl Kind {
@@ -48,6 +58,10 @@ impl Kind {
             Kind::Version => "version",
             Kind::Channel => "channel",
             Kind::Blob => "blob",
+            Kind::Rollout => "rollout",
+            Kind::Hold => "hold",
+            Kind::BootOnce => "boot_once",
+            Kind::Webhook => "webhook",
         }
     }
 }

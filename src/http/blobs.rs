@@ -200,6 +200,11 @@ fn record(
                 .boots
                 .belongs(mac, target.digest, std::time::Instant::now()),
     };
+    if !sent.unverified
+        && let Some(t) = &st.attempts
+    {
+        t.fetched(mac);
+    }
     // Rate-gated per MAC and per client: a loop of downloads is not a row each.
     st.events.record_from(
         BootEvent {

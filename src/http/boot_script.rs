@@ -35,12 +35,15 @@ use tokio::net::TcpStream;
 use super::route::Refusal;
 use super::wire::HeadWriter;
 use super::{HttpState, script};
+use crate::attempt::Served;
+use crate::boot::BootId;
 use crate::boot::urls::{self, ScriptRequest, UrlError};
 use crate::boot::{
     BootSeal, BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, Report, ReportKey,
     ScriptSent, Via,
 };
 use crate::inventory::{Decision, Facts, Snapshot, select_for_boot};
+use crate::store::NewBoot;
 
 /// Most answers kept; past that the cache starts over.
 const MAX_ANSWERS: usize = 16 * 1024;
@@ -106,6 +109,8 @@ struct Answer {
     event: EventTemplate,
     /// The blobs of the plan booted, when it boots one.
     blobs: Option<Arc<[Digest]>>,
+    /// The boot attempt this answer opens, when it boots a plan.
+    attempt: Option<(BootId, NewBoot)>,
 }
 
 type Key = (Mac, Firmware, Option<String>);
@@ -184,19 +189,34 @@ pub async fn answer(
         }
     };
     let key = (mac, firmware, req.uuid.clone());
-    let answer = match st.scripts.get(&snap, &key) {
+    let facts = Facts {
+        mac,
+        uuid: key.2.clone(),
+        firmware,
+    };
+    let mut answer = match st.scripts.get(&snap, &key) {
         Some(a) => a,
         None => {
-            let facts = Facts {
-                mac,
-                uuid: key.2.clone(),
-                firmware,
-            };
             let a = Arc::new(compute(&snap, &facts, &st.base_url, &st.report_key));
-            st.scripts.put(&snap, key, a.clone());
+            st.scripts.put(&snap, key.clone(), a.clone());
             a
         }
     };
+    if let (Some(tracker), Some((boot, _))) = (&st.attempts, &answer.attempt) {
+        let mut served = tracker.script(mac, *boot);
+        if served == Served::Renew {
+            // The machine rebooted: a fresh boot (new id, new token) replaces the cached one.
+            answer = Arc::new(compute(&snap, &facts, &st.base_url, &st.report_key));
+            st.scripts.put(&snap, key, answer.clone());
+            served = match &answer.attempt {
+                Some((boot, _)) => tracker.script(mac, *boot),
+                None => Served::Reuse,
+            };
+        }
+        if let (Served::Open, Some((_, new))) = (served, &answer.attempt) {
+            tracker.open(new.clone());
+        }
+    }
     if let Some(blobs) = &answer.blobs {
         st.boots
             .served(mac, blobs.clone(), std::time::Instant::now());
@@ -228,6 +248,27 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str, key: &ReportKey) -> A
     let sel = select_for_boot(snap, facts, &seal);
     let blobs = match &sel.decision {
         Decision::Boot { plan } => Some(super::attribution::plan_digests(plan)),
+        _ => None,
+    };
+    let attempt = match &sel.decision {
+        Decision::Boot { plan } => {
+            let machine = sel.machine.clone().unwrap_or_else(|| facts.mac.to_string());
+            let token = seal.token(facts.mac, plan.manifest).to_string();
+            Some((
+                seal.boot,
+                NewBoot {
+                    id: crate::attempt::id_text(seal.boot),
+                    source: sel.source.key(&machine),
+                    machine,
+                    mac: facts.mac.to_string(),
+                    manifest: plan.manifest.to_string(),
+                    image: plan.image.clone(),
+                    version: plan.version.clone(),
+                    token_sha256: Digest::of(token.as_bytes()).hex(),
+                    deadline_after_ms: 0,
+                },
+            ))
+        }
         _ => None,
     };
     let rule = sel.candidates.first().map(|c| c.target.clone());
@@ -267,6 +308,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str, key: &ReportKey) -> A
             },
             event: EventTemplate::new(manifest, &detail),
             blobs,
+            attempt,
         },
         Err(e) => Answer {
             reply: Reply::plain(
@@ -281,6 +323,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str, key: &ReportKey) -> A
                 &EventDetail::Failed(Report::reason(e.to_string())),
             ),
             blobs: None,
+            attempt: None,
         },
     }
 }

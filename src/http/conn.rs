@@ -457,7 +457,13 @@ async fn answer(
         }
         Route::Loader { name } => loaders::send(stream, st, &name, head_only, keep_alive).await,
         Route::Report(req) => match report::answer(st, &req, r.body, r.peer.ip()) {
-            Ok(()) => text(stream, limits, report::RECORDED, head_only, keep_alive).await,
+            Ok(()) => {
+                // The attempt moves only for a report whose token verified (above).
+                if let Some(t) = &st.attempts {
+                    report::track(t, &req, r.body).await;
+                }
+                text(stream, limits, report::RECORDED, head_only, keep_alive).await
+            }
             Err(refusal) => refuse(stream, limits, &refusal, head_only, keep_alive).await,
         },
         Route::Health | Route::Ready => {

@@ -83,6 +83,9 @@ pub struct HttpState {
     /// `http.require_lease_match`: requests for a MAC only from its leased address
     /// ([`lease_match`]); `None` when off.
     pub lease_match: Option<Arc<lease_match::LeaseMatch>>,
+    /// Each MAC's current boot attempt, and the queue to the attempt recorder
+    /// (`crate::attempt`); `None`: attempts are not recorded.
+    pub attempts: Option<Arc<crate::attempt::tracker::Tracker>>,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops

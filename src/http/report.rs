@@ -164,6 +164,32 @@ pub fn answer(st: &HttpState, req: &Request, body: &[u8], peer: IpAddr) -> Resul
     }
 }
 
+/// Moves the attempt of a recorded report (its token's boot id), waiting until the
+/// move is stored. Call only after [`answer`] accepted the report.
+pub async fn track(tracker: &crate::attempt::tracker::Tracker, req: &Request, body: &[u8]) {
+    let Some((cb, kind, query)) = req.parsed() else {
+        return;
+    };
+    let Some(token) = cb.token else {
+        return;
+    };
+    let input = match kind {
+        ReportKind::Booted => crate::attempt::Input::Booted,
+        ReportKind::Failed => crate::attempt::Input::Failed,
+        ReportKind::Progress => crate::attempt::Input::Progress,
+    };
+    let reason = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_string))
+        .or_else(|| query.get("reason").cloned())
+        .or_else(|| {
+            let t = String::from_utf8_lossy(body).trim().to_string();
+            (!t.is_empty() && !t.starts_with('{')).then_some(t)
+        })
+        .map(|r| r.chars().take(512).collect());
+    tracker.report(cb.mac, token.boot, input, reason).await;
+}
+
 /// Refuses (and counts) a callback whose token is missing or not the one `key` makes
 /// for its MAC and manifest.
 fn check_token(

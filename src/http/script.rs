@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::boot::{BlobRole, BootPlan, Urls};
-use crate::inventory::{Decision, Selection};
+use crate::inventory::{Decision, Selection, Source};
 
 /// Why a script could not be rendered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,11 +42,18 @@ pub fn echo_text(s: &str) -> String {
 /// The script for a decision.
 pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
     let mut s = String::from("#!ipxe\n");
-    let winner = sel
-        .candidates
-        .first()
-        .map(|c| format!("{} -> {}", c.target, c.reference))
-        .unwrap_or_else(|| "no pin".into());
+    let winner = match &sel.source {
+        // The fleet's decision (a hold, a rollout, a boot-once) names itself, not the pin
+        // it overrides.
+        Source::Hold { .. } | Source::Rollout { .. } | Source::BootOnce { .. } => {
+            sel.source.to_string()
+        }
+        _ => sel
+            .candidates
+            .first()
+            .map(|c| format!("{} -> {}", c.target, c.reference))
+            .unwrap_or_else(|| "no pin".into()),
+    };
     match &sel.decision {
         Decision::Boot { plan } => boot(&mut s, sel, plan, base, &winner)?,
         Decision::Local => {

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Selection;
+use super::{Selection, Source};
 use crate::boot::{BootPlan, Digest, Firmware, Mac};
 
 /// A decision with everything that explains it, as its JSON.
@@ -21,6 +21,9 @@ pub struct Explanation {
     pub candidates: Vec<CandidateText>,
     pub resolved: Option<ResolvedText>,
     pub decision: DecisionText,
+    /// Where the decision comes from (pin, channel, rollout step, hold, boot-once).
+    #[serde(default)]
+    pub source: Source,
     pub revision: i64,
 }
 
@@ -61,8 +64,22 @@ impl Explanation {
         Ok(serde_json::from_value(serde_json::to_value(sel)?)?)
     }
 
-    /// One line: what it boots (`demo@1 (sha256:…) via machine:n1`).
+    /// One line: what it boots (`demo@1 (sha256:…) via machine:n1`, or with the rollout,
+    /// hold or boot-once that decided it).
     pub fn summary(&self) -> String {
+        if matches!(
+            self.source,
+            Source::Hold { .. } | Source::Rollout { .. } | Source::BootOnce { .. }
+        ) {
+            return match &self.decision {
+                DecisionText::Boot { plan } => format!(
+                    "{}@{} ({}): {}",
+                    plan.image, plan.version, plan.manifest, self.source
+                ),
+                DecisionText::Local => format!("local disk: {}", self.source),
+                DecisionText::Ignore { reason } => format!("nothing: {reason}"),
+            };
+        }
         let via = self
             .candidates
             .first()
@@ -120,6 +137,9 @@ mod tests {
                 manifest: Digest::of(b"m"),
             }),
             decision,
+            source: Source::Pin {
+                target: "label:a=1".into(),
+            },
             revision: 42,
         }
     }

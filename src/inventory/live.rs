@@ -30,6 +30,8 @@ pub struct Inventory {
     blobs: BlobStore,
     settings: Settings,
     max_age: Duration,
+    /// `health.quarantine = "ignore"`.
+    quarantine_ignore: bool,
     /// The last snapshot and when its revision was last confirmed.
     cached: std::sync::Mutex<Option<(Arc<Snapshot>, Instant)>>,
     /// Serializes reloads.
@@ -48,6 +50,7 @@ impl Inventory {
             blobs,
             settings,
             max_age: Duration::ZERO,
+            quarantine_ignore: false,
             cached: std::sync::Mutex::new(None),
             current: Mutex::new(()),
             stale: std::sync::atomic::AtomicBool::new(false),
@@ -66,6 +69,13 @@ impl Inventory {
     /// server announced a change), whatever the maximum age.
     pub fn mark_stale(&self) {
         self.stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Quarantined machines get no answer (`health.quarantine = "ignore"`) instead of
+    /// local boot.
+    pub fn with_quarantine_ignore(mut self, ignore: bool) -> Inventory {
+        self.quarantine_ignore = ignore;
+        self
     }
 
     fn fresh_cached(&self, max_age: Duration) -> Option<Arc<Snapshot>> {
@@ -185,6 +195,7 @@ impl Inventory {
             .collect();
         // Note: the revision read before loading may be older than what was loaded; the
         // next call then reloads once more, which is harmless.
+        let fleet = super::fleet_load::load(&self.store, self.quarantine_ignore).await?;
         Ok(Snapshot::new(
             revision,
             self.settings.clone(),
@@ -192,7 +203,8 @@ impl Inventory {
             pins,
             versions,
             channels,
-        ))
+        )
+        .with_fleet(fleet))
     }
 }
 

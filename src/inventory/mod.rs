@@ -6,6 +6,7 @@
 //! sees `pin set` or `image tag` from the CLI without a restart.
 
 pub mod explanation;
+mod fleet_load;
 pub mod live;
 pub mod pin;
 pub mod select;
@@ -15,9 +16,10 @@ pub use explanation::Explanation;
 pub use live::Inventory;
 pub use pin::{PinRef, PinTarget, Selector};
 pub use select::{
-    Candidate, CandidateOutcome, Decision, Facts, Resolved, Selection, select, select_for_boot,
+    Candidate, CandidateOutcome, Decision, Facts, Resolved, Selection, Source, select,
+    select_for_boot,
 };
-pub use snapshot::{Pin, Settings, Snapshot, Version};
+pub use snapshot::{Admission, BootOnce, FleetState, Hold, Pin, Settings, Snapshot, Version};
 
 /// Inventory errors.
 #[derive(Debug, thiserror::Error)]

@@ -107,6 +107,68 @@ pub struct Selection {
     pub decision: Decision,
     /// Store revision the decision was made against.
     pub revision: i64,
+    /// Where the image came from: a pin, a channel, a rollout, a hold, a boot-once.
+    pub source: Source,
+}
+
+/// Why a machine boots what it boots: the source of the decision, recorded with every
+/// boot attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// Nothing booted (no pin, or the pin says local or none).
+    #[default]
+    None,
+    /// A pin named the version (or digest).
+    Pin { target: String },
+    /// A pin named a channel, which named the version.
+    Channel {
+        target: String,
+        image: String,
+        channel: String,
+    },
+    /// A rollout admitted the machine at step `step` (from 0).
+    Rollout { rollout: String, step: u32 },
+    /// Automatic rollback holds the machine; `sentence` says on what and why.
+    Hold { sentence: String },
+    /// A boot-once request.
+    BootOnce { id: String },
+}
+
+impl Source {
+    /// The stored form (`boots.source`): `pin:<target>`, `channel:<image>:<ch>`,
+    /// `rollout:<name>/<step>`, `hold:<machine>`, `boot-once:<id>`.
+    pub fn key(&self, machine: &str) -> String {
+        match self {
+            Source::None => "none".into(),
+            Source::Pin { target } => format!("pin:{target}"),
+            Source::Channel { image, channel, .. } => format!("channel:{image}:{channel}"),
+            Source::Rollout { rollout, step } => format!("rollout:{rollout}/{step}"),
+            Source::Hold { .. } => format!("hold:{machine}"),
+            Source::BootOnce { id } => format!("boot-once:{id}"),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::None => f.write_str("no image"),
+            Source::Pin { target } => write!(f, "pinned by {target}"),
+            Source::Channel {
+                target,
+                image,
+                channel,
+            } => {
+                write!(f, "channel {image}:{channel}, pinned by {target}")
+            }
+            Source::Rollout { rollout, step } => {
+                write!(f, "from rollout {rollout} (step {})", step + 1)
+            }
+            Source::Hold { sentence } => f.write_str(sentence),
+            Source::BootOnce { id } => write!(f, "boot-once {id}"),
+        }
+    }
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -177,15 +239,68 @@ fn decide(snap: &Snapshot, facts: &Facts, seal: Option<&BootSeal<'_>>) -> Select
         resolved: None,
         decision: Decision::Local,
         revision: snap.revision,
+        source: Source::None,
     };
+    let key = machine.map_or_else(|| facts.mac.to_string(), |m| m.name.clone());
+    let fleet = &snap.fleet;
     let ignore = |reason: IgnoreReason| Decision::Ignore { reason };
 
-    let winner = match ranked.first() {
-        None => {
+    // The fleet's decisions first: a boot-once, then a hold; a rollout's admission
+    // yields only to a pin on the MAC or the machine (reported as skipped by the rollout).
+    let explicit = matches!(ranked.first(), Some((Rank::Mac | Rank::Machine, _)));
+    let fleet_choice: Option<(PinRef, Source)> = if let Some(o) = fleet
+        .boot_once
+        .get(&key)
+        .filter(|o| o.expires_ms > fleet.now_ms)
+    {
+        Some((o.reference.clone(), Source::BootOnce { id: o.id.clone() }))
+    } else if let Some(h) = fleet.holds.get(&key) {
+        let source = Source::Hold {
+            sentence: h.sentence.clone(),
+        };
+        let Some(d) = h.manifest else {
+            sel.source = source;
+            sel.decision = if fleet.quarantine_ignore {
+                ignore(IgnoreReason::Quarantined {
+                    why: h.sentence.clone(),
+                })
+            } else {
+                Decision::Local
+            };
+            return sel;
+        };
+        let image = snap
+            .version_of_digest(&d)
+            .map(|(i, _)| i.clone())
+            .unwrap_or_default();
+        Some((PinRef::Digest { image, digest: d }, source))
+    } else {
+        fleet.rollouts.get(&key).filter(|_| !explicit).map(|a| {
+            (
+                PinRef::Version {
+                    image: a.image.clone(),
+                    version: a.version.clone(),
+                },
+                Source::Rollout {
+                    rollout: a.rollout.clone(),
+                    step: a.step,
+                },
+            )
+        })
+    };
+    let chosen = fleet_choice.map(|(r, source)| (PinTarget::Machine(key.clone()), r, source));
+    let owned;
+    let winner: &super::Pin = match (ranked.first(), chosen) {
+        (_, Some((target, reference, source))) => {
+            sel.source = source;
+            owned = super::Pin { target, reference };
+            &owned
+        }
+        (None, None) => {
             sel.decision = ignore(IgnoreReason::NoPin);
             return sel;
         }
-        Some((rank, pin)) => {
+        (Some((rank, pin)), None) => {
             if machine.is_none()
                 && *rank == Rank::Default
                 && snap.settings.unknown_machines == UnknownMachines::Ignore
@@ -193,7 +308,7 @@ fn decide(snap: &Snapshot, facts: &Facts, seal: Option<&BootSeal<'_>>) -> Select
                 sel.decision = ignore(IgnoreReason::UnknownMachine);
                 return sel;
             }
-            *pin
+            pin
         }
     };
 
@@ -242,6 +357,18 @@ fn decide(snap: &Snapshot, facts: &Facts, seal: Option<&BootSeal<'_>>) -> Select
         });
         return sel;
     };
+    if sel.source == Source::None {
+        sel.source = match &channel {
+            Some(c) => Source::Channel {
+                target: winner.target.key(),
+                image: image.clone(),
+                channel: c.clone(),
+            },
+            None => Source::Pin {
+                target: winner.target.key(),
+            },
+        };
+    }
     sel.resolved = Some(super::select::Resolved {
         image: image.clone(),
         version: version.clone(),

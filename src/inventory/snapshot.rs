@@ -49,6 +49,50 @@ pub struct Snapshot {
     by_mac: HashMap<Mac, usize>,
     by_uuid: HashMap<String, usize>,
     by_digest: HashMap<Digest, (String, String)>,
+    /// Holds, rollout admissions and boot-once requests: what the fleet decided
+    /// besides the pins (empty unless [`Snapshot::with_fleet`]).
+    pub fleet: FleetState,
+}
+
+/// The fleet's decisions a boot decision reads, keyed by machine (its inventory name,
+/// or the MAC's text for a machine not in the inventory). Inputs, never lookups.
+#[derive(Clone, Debug, Default)]
+pub struct FleetState {
+    /// Machines held by automatic rollback.
+    pub holds: HashMap<String, Hold>,
+    /// Machines admitted by a running or paused rollout.
+    pub rollouts: HashMap<String, Admission>,
+    /// Pending boot-once requests.
+    pub boot_once: HashMap<String, BootOnce>,
+    /// `health.quarantine = "ignore"`: a quarantined machine gets no answer (else local).
+    pub quarantine_ignore: bool,
+    /// The time the decision is made at (Unix ms; boot-once expiry).
+    pub now_ms: i64,
+}
+
+/// A hold: boot `manifest` (`None`: quarantined), with the sentence that explains it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub manifest: Option<Digest>,
+    pub sentence: String,
+}
+
+/// A rollout's admission of one machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admission {
+    pub rollout: String,
+    /// The step that admitted it, from 0.
+    pub step: u32,
+    pub image: String,
+    pub version: String,
+}
+
+/// A boot-once request: the next boot uses `reference`, until `expires_ms`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootOnce {
+    pub id: String,
+    pub reference: PinRef,
+    pub expires_ms: i64,
 }
 
 impl Snapshot {
@@ -85,7 +129,14 @@ impl Snapshot {
             by_mac,
             by_uuid,
             by_digest,
+            fleet: FleetState::default(),
         }
+    }
+
+    /// This snapshot with the fleet's decisions.
+    pub fn with_fleet(mut self, fleet: FleetState) -> Snapshot {
+        self.fleet = fleet;
+        self
     }
 
     /// The machine owning a MAC, or else the one with this SMBIOS UUID.

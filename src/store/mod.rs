@@ -21,6 +21,7 @@
 //! by the database's clock (`members.rs`), and on PostgreSQL every revision change is
 //! announced on a channel ([`RevisionFeed`]).
 
+mod attempts;
 mod event_reads;
 mod events;
 mod fleet_reads;
@@ -32,15 +33,18 @@ mod members;
 mod pins;
 mod requirements;
 mod revision_feed;
+mod rollouts;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
 mod tokens;
+mod webhooks;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+pub use attempts::{BootRow, FleetEventRow, HoldRow, NewBoot};
 pub use events::EventRow;
 pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite, Written};
@@ -48,7 +52,9 @@ pub use members::{LeaderRow, MemberRow};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
 pub use requirements::Requirement;
 pub use revision_feed::RevisionFeed;
+pub use rollouts::{AdmissionRow, BootOnceRow, MemberRow as RolloutMemberRow, RolloutRow};
 pub use tokens::TokenRow;
+pub use webhooks::{DeliveryRow, DueRow, WebhookRow};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@
 pub mod dhcp;
 pub mod http;
 mod machine;
+pub mod netboot;
 pub mod script;
 pub mod tftp;
 

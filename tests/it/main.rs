@@ -18,6 +18,7 @@ mod crash;
 mod descriptors;
 mod dhcp;
 mod doctor;
+mod fleet;
 mod ha;
 mod heads;
 mod hostile;

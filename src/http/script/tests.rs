@@ -26,6 +26,7 @@ fn selection(decision: Decision) -> Selection {
         resolved: None,
         decision,
         revision: 1,
+        source: crate::inventory::Source::None,
     }
 }
 
