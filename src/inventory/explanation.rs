@@ -21,10 +21,11 @@ pub struct Explanation {
     pub candidates: Vec<CandidateText>,
     pub resolved: Option<ResolvedText>,
     pub decision: DecisionText,
-    /// Where the decision comes from (pin, channel, rollout step, hold, boot-once).
+    pub revision: i64,
+    /// Where the decision comes from (pin, channel, rollout step, hold, boot-once); in
+    /// [`Selection`]'s field order, so both serialise to the same JSON.
     #[serde(default)]
     pub source: Source,
-    pub revision: i64,
 }
 
 /// A pin that applied, and how it fared (`won`, or why it lost).
@@ -156,10 +157,11 @@ mod tests {
         ] {
             let sel = selection(d);
             let ex = Explanation::of(&sel).unwrap();
-            // The same JSON, so `explain --json` prints the same from either.
+            // The same JSON, field order included, so `explain --json` prints the same
+            // text from either.
             assert_eq!(
-                serde_json::to_value(&ex).unwrap(),
-                serde_json::to_value(&sel).unwrap()
+                serde_json::to_string_pretty(&ex).unwrap(),
+                serde_json::to_string_pretty(&sel).unwrap()
             );
             assert_eq!(
                 ex.candidates[1].outcome,
