@@ -427,6 +427,17 @@ fn a_forced_split_brain_never_binds_an_address_to_two_macs() {
     let first = perfdhcp(&f, "02:0c:01:00:00:00", 100, 300, 4)
         .wait_with_output()
         .unwrap();
+    // Then B alone, with a table that never saw A's bindings: had both stayed on the
+    // wire, A's offers could win every race and B would never answer (a flaky split).
+    sh(&[
+        "ip",
+        "-n",
+        &f.servers[0],
+        "link",
+        "set",
+        &f.server_ifs[0],
+        "down",
+    ]);
     sh(&[
         "ip",
         "-n",

@@ -248,16 +248,20 @@ fn clients_that_never_read_are_cut_at_the_send_timeout() {
         fds_stalled >= fds0 + 20,
         "{fds0} → {fds_stalled} descriptors"
     );
+    // Slack of 4: the server's own background work (heartbeat, attempt recorder,
+    // rollout controller) can open one more SQLite connection meanwhile (database, WAL
+    // and shm: 3 descriptors); 20 stalled sockets not cut would be far above it.
+    const SLACK: usize = 4;
     let freed = loop {
         let n = open_fds(pid);
-        if n <= fds0 + 1 || start.elapsed() > Duration::from_secs(8) {
+        if n <= fds0 + SLACK || start.elapsed() > Duration::from_secs(8) {
             break n;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     let took = start.elapsed();
     assert!(
-        freed <= fds0 + 1,
+        freed <= fds0 + SLACK,
         "still {freed} descriptors (from {fds0}) after {took:?}"
     );
     assert!(
