@@ -8,10 +8,10 @@
 //!   bound lease in the store.
 //! * Split brain: both servers configured with one `server.id`, so both hold the `dhcp`
 //!   row and both allocate from the same pool. B is cut off for a first perfdhcp run
-//!   (so A binds addresses B's table does not know), then both answer: B offers and
-//!   tries to bind A's addresses, the store refuses those bindings (logged), B sends no
-//!   ACK for them, and still no address is ACKed to two MACs and the store agrees with
-//!   the wire; the duplicate id is named in the logs.
+//!   (so A binds addresses B's table does not know), then A is cut off and B answers a
+//!   second run: B offers and tries to bind A's addresses, the store refuses those
+//!   bindings (logged), B sends no ACK for them, and still no address is ACKed to two
+//!   MACs and the store agrees with the wire; the duplicate id is named in the logs.
 //!
 //! Needs root: fails (never skips) otherwise.
 
