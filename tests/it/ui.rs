@@ -147,6 +147,19 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .unwrap();
 }
 
+/// Waits (bounded) until an accepted sign-in's post has left the sign-in page (its
+/// session cookie set), before the caller navigates on.
+async fn signed_in(c: &Client) {
+    let t0 = Instant::now();
+    while path(c).await == "/ui/login" {
+        if t0.elapsed() > Duration::from_secs(20) {
+            shot(c, "failure").await;
+            panic!("sign-in never left /ui/login");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn post(url: &str, body: &str, cookie: &str) -> u16 {
     let (h, _) = curl(&[
         "-X",
@@ -492,14 +505,16 @@ fn the_dashboard_in_chromium() {
         c.goto(&format!("{base}/ui/")).await.unwrap();
         wait_path(&c, "/ui/login").await;
         sign_in(&c, &base, &read).await;
+        signed_in(&c).await;
         c.goto(&format!("{base}/ui/machines/n1")).await.unwrap();
+        wait_path(&c, "/ui/machines/n1").await;
+        wait_text(&c, "header", "read").await;
         assert!(
             c.find_all(Locator::Css("#pin-form, #rollback-form, select#reference"))
                 .await
                 .unwrap()
                 .is_empty()
         );
-        assert!(text(&c, "header").await.contains("read"));
         shot(&c, "machine-read").await;
         let csrf = c
             .find(Locator::Css("form[action='/ui/logout'] input[name=csrf]"))
