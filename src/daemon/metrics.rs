@@ -44,6 +44,32 @@ pub(super) fn expose_http(m: &Metrics, st: &HttpState) {
         "",
         Box::new(move || a.stats().waited_total),
     );
+    for (name, help, pick) in [
+        (
+            "tabula_http_admission_queued",
+            "Machines waiting at the admission gate for a root-image slot now",
+            (|s| s.queued) as fn(&crate::http::admission::AdmissionStats) -> u64,
+        ),
+        (
+            "tabula_http_admission_active",
+            "Root-image streams admitted and being sent now",
+            |s| s.active,
+        ),
+        (
+            "tabula_http_admission_wait_max_milliseconds",
+            "Longest single wait at the admission gate since start, in milliseconds",
+            |s| s.wait_ms_max,
+        ),
+    ] {
+        let a = st.admission.clone();
+        m.observe_gauge(name, help, Box::new(move || pick(&a.stats())));
+    }
+    let a = st.admission.clone();
+    m.observe(
+        Observed::AdmissionWaitMs,
+        "",
+        Box::new(move || a.stats().wait_ms_total),
+    );
     let r = st.report_refusals.clone();
     m.observe(
         Observed::ReportsRejected,

@@ -84,6 +84,12 @@ impl Metrics {
         self.0.readers.counter(family, label, read);
     }
 
+    /// Exposes a value kept elsewhere as the single-series gauge `name` (read at scrape
+    /// time; register each name once).
+    pub fn observe_gauge(&self, name: &'static str, help: &'static str, read: ReadCounter) {
+        self.0.readers.gauge(name, help, read);
+    }
+
     /// Exposes address-pool sizes and use (read at scrape time).
     pub fn observe_pools(&self, read: ReadPools) {
         self.0.readers.pools(read);

@@ -29,6 +29,7 @@ pub type ReadPools = Box<dyn Fn() -> Vec<PoolUsage> + Send + Sync>;
 #[derive(Default)]
 struct Sources {
     counters: Vec<(Observed, &'static str, ReadCounter)>,
+    gauges: Vec<(&'static str, &'static str, ReadCounter)>,
     pools: Vec<ReadPools>,
 }
 
@@ -46,6 +47,11 @@ impl Readers {
     pub(super) fn counter(&self, family: Observed, label: &'static str, read: ReadCounter) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         s.counters.push((family, label, read));
+    }
+
+    pub(super) fn gauge(&self, name: &'static str, help: &'static str, read: ReadCounter) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.gauges.push((name, help, read));
     }
 
     pub(super) fn pools(&self, read: ReadPools) {
@@ -80,6 +86,10 @@ impl Collector for Readers {
                 let pair = [(key, label)];
                 ConstCounter::new(v).encode(m.encode_family(&pair)?)?;
             }
+        }
+        for (name, help, read) in &s.gauges {
+            let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(read()).unwrap_or(i64::MAX)).encode(m)?;
         }
         let pools: Vec<PoolUsage> = s.pools.iter().flat_map(|read| read()).collect();
         for (name, help, pick) in [
