@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::events::EventSink;
 use crate::http::HttpState;
-use crate::metrics::{Metrics, Observed};
+use crate::metrics::{Metrics, Observed, Single};
 use crate::tftp;
 
 /// The data plane's limit, admission, report and lease-match counters.
@@ -44,32 +44,37 @@ pub(super) fn expose_http(m: &Metrics, st: &HttpState) {
         "",
         Box::new(move || a.stats().waited_total),
     );
-    for (name, help, pick) in [
+    type Pick = fn(&crate::http::admission::AdmissionStats) -> f64;
+    let singles: [(&'static str, &'static str, Single, Pick); 4] = [
         (
             "tabula_http_admission_queued",
             "Machines waiting at the admission gate for a root-image slot now",
-            (|s| s.queued) as fn(&crate::http::admission::AdmissionStats) -> u64,
+            Single::Gauge,
+            |s| s.queued as f64,
         ),
         (
             "tabula_http_admission_active",
             "Root-image streams admitted and being sent now",
-            |s| s.active,
+            Single::Gauge,
+            |s| s.active as f64,
         ),
         (
-            "tabula_http_admission_wait_max_milliseconds",
-            "Longest single wait at the admission gate since start, in milliseconds",
-            |s| s.wait_ms_max,
+            "tabula_http_admission_wait_seconds_total",
+            "Seconds root-image streams spent waiting at the admission gate, summed",
+            Single::Counter,
+            |s| s.wait_ms_total as f64 / 1000.0,
         ),
-    ] {
+        (
+            "tabula_http_admission_wait_max_seconds",
+            "Longest single wait at the admission gate since start",
+            Single::Gauge,
+            |s| s.wait_ms_max as f64 / 1000.0,
+        ),
+    ];
+    for (name, help, kind, pick) in singles {
         let a = st.admission.clone();
-        m.observe_gauge(name, help, Box::new(move || pick(&a.stats())));
+        m.observe_single(name, help, kind, Box::new(move || pick(&a.stats())));
     }
-    let a = st.admission.clone();
-    m.observe(
-        Observed::AdmissionWaitMs,
-        "",
-        Box::new(move || a.stats().wait_ms_total),
-    );
     let r = st.report_refusals.clone();
     m.observe(
         Observed::ReportsRejected,

@@ -166,19 +166,16 @@ pub enum Observed {
     ReportsRejected,
     /// Root-image streams that waited at the admission gate.
     AdmissionWaits,
-    /// Milliseconds those streams spent waiting, summed.
-    AdmissionWaitMs,
 }
 
 impl Observed {
-    pub const ALL: [Observed; 7] = [
+    pub const ALL: [Observed; 6] = [
         Observed::LimitHits,
         Observed::EventsQueued,
         Observed::EventsWritten,
         Observed::EventsDropped,
         Observed::ReportsRejected,
         Observed::AdmissionWaits,
-        Observed::AdmissionWaitMs,
     ];
 
     /// The family name (counters get `_total` when encoded).
@@ -190,7 +187,6 @@ impl Observed {
             Observed::EventsDropped => "tabula_events_dropped",
             Observed::ReportsRejected => "tabula_reports_rejected",
             Observed::AdmissionWaits => "tabula_http_admission_waits",
-            Observed::AdmissionWaitMs => "tabula_http_admission_wait_milliseconds",
         }
     }
 
@@ -206,9 +202,6 @@ impl Observed {
             Observed::AdmissionWaits => {
                 "Root-image streams that waited at the admission gate before being served"
             }
-            Observed::AdmissionWaitMs => {
-                "Milliseconds root-image streams spent waiting at the admission gate, summed"
-            }
         }
     }
 
@@ -217,10 +210,7 @@ impl Observed {
         match self {
             Observed::LimitHits => Some("limit"),
             Observed::EventsDropped | Observed::ReportsRejected => Some("reason"),
-            Observed::EventsQueued
-            | Observed::EventsWritten
-            | Observed::AdmissionWaits
-            | Observed::AdmissionWaitMs => None,
+            Observed::EventsQueued | Observed::EventsWritten | Observed::AdmissionWaits => None,
         }
     }
 }

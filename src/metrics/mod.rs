@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::registry::Registry;
 
 pub use families::{BootMetrics, DhcpMetrics, HttpMetrics, Observed, TftpMetrics};
-pub use observed::{PoolUsage, ReadCounter, ReadPools};
+pub use observed::{PoolUsage, ReadCounter, ReadPools, ReadValue, Single};
 
 /// The `Content-Type` of a scrape.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -84,10 +84,16 @@ impl Metrics {
         self.0.readers.counter(family, label, read);
     }
 
-    /// Exposes a value kept elsewhere as the single-series gauge `name` (read at scrape
-    /// time; register each name once).
-    pub fn observe_gauge(&self, name: &'static str, help: &'static str, read: ReadCounter) {
-        self.0.readers.gauge(name, help, read);
+    /// Exposes a value kept elsewhere as the single series `name` of type `kind` (read at
+    /// scrape time; register each name once; a counter's name ends in `_total`).
+    pub fn observe_single(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: Single,
+        read: ReadValue,
+    ) {
+        self.0.readers.single(name, help, kind, read);
     }
 
     /// Exposes address-pool sizes and use (read at scrape time).

@@ -21,6 +21,16 @@ use super::families::Observed;
 /// Reads a counter's total.
 pub type ReadCounter = Box<dyn Fn() -> u64 + Send + Sync>;
 
+/// Reads a single series' value (seconds, counts).
+pub type ReadValue = Box<dyn Fn() -> f64 + Send + Sync>;
+
+/// The type of a single-series value kept elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Single {
+    Gauge,
+    Counter,
+}
+
 /// One pool's size and use: (subnet, addresses in its pools, addresses in use).
 pub type PoolUsage = (String, u64, u64);
 /// Reads every subnet's pool usage.
@@ -29,7 +39,7 @@ pub type ReadPools = Box<dyn Fn() -> Vec<PoolUsage> + Send + Sync>;
 #[derive(Default)]
 struct Sources {
     counters: Vec<(Observed, &'static str, ReadCounter)>,
-    gauges: Vec<(&'static str, &'static str, ReadCounter)>,
+    singles: Vec<(&'static str, &'static str, Single, ReadValue)>,
     pools: Vec<ReadPools>,
 }
 
@@ -49,9 +59,15 @@ impl Readers {
         s.counters.push((family, label, read));
     }
 
-    pub(super) fn gauge(&self, name: &'static str, help: &'static str, read: ReadCounter) {
+    pub(super) fn single(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: Single,
+        read: ReadValue,
+    ) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        s.gauges.push((name, help, read));
+        s.singles.push((name, help, kind, read));
     }
 
     pub(super) fn pools(&self, read: ReadPools) {
@@ -87,9 +103,17 @@ impl Collector for Readers {
                 ConstCounter::new(v).encode(m.encode_family(&pair)?)?;
             }
         }
-        for (name, help, read) in &s.gauges {
-            let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            ConstGauge::new(i64::try_from(read()).unwrap_or(i64::MAX)).encode(m)?;
+        for (name, help, kind, read) in &s.singles {
+            match kind {
+                Single::Gauge => {
+                    let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                    ConstGauge::new(read()).encode(m)?;
+                }
+                Single::Counter => {
+                    let m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                    ConstCounter::new(read()).encode(m)?;
+                }
+            }
         }
         let pools: Vec<PoolUsage> = s.pools.iter().flat_map(|read| read()).collect();
         for (name, help, pick) in [

@@ -112,6 +112,16 @@ fn observed_counters_are_read_at_scrape_and_added_per_label() {
     let text = m.encode();
     assert_eq!(value(&text, series), Some(12.0));
     assert_eq!(value(&text, "tabula_events_queued_total"), Some(9.0));
+    let q = a.clone();
+    m.observe_single(
+        "tabula_http_admission_queued",
+        "Machines waiting",
+        Single::Gauge,
+        Box::new(move || q.load(Ordering::Relaxed) as f64),
+    );
+    let text = m.encode();
+    assert_eq!(value(&text, "tabula_http_admission_queued"), Some(10.0));
+    assert!(text.contains("# TYPE tabula_http_admission_queued gauge"));
     assert_eq!(
         value(&text, r#"tabula_dhcp_pool_addresses{subnet="10.0.0.0/24"}"#),
         Some(100.0)
@@ -227,6 +237,13 @@ fn promtool_accepts_a_scrape() {
     m.observe(Observed::LimitHits, "http.max_connections", Box::new(|| 1));
     m.observe(Observed::EventsWritten, "", Box::new(|| 1));
     m.observe_pools(Box::new(|| vec![("10.0.0.0/24".into(), 10, 1)]));
+    m.observe_single("tabula_q", "Queued", Single::Gauge, Box::new(|| 3.0));
+    m.observe_single(
+        "tabula_wait_seconds_total",
+        "Waited",
+        Single::Counter,
+        Box::new(|| 1.5),
+    );
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
