@@ -59,7 +59,7 @@ pub(super) fn expose_http(m: &Metrics, st: &HttpState) {
             |s| s.active as f64,
         ),
         (
-            "tabula_http_admission_wait_seconds_total",
+            "tabula_http_admission_wait_seconds",
             "Seconds root-image streams spent waiting at the admission gate, summed",
             Single::Counter,
             |s| s.wait_ms_total as f64 / 1000.0,

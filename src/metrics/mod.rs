@@ -85,7 +85,8 @@ impl Metrics {
     }
 
     /// Exposes a value kept elsewhere as the single series `name` of type `kind` (read at
-    /// scrape time; register each name once; a counter's name ends in `_total`).
+    /// scrape time; register each name once). A counter's `name` has no `_total`: the
+    /// encoder adds it, as for every other counter family.
     pub fn observe_single(
         &self,
         name: &'static str,

@@ -122,6 +122,18 @@ fn observed_counters_are_read_at_scrape_and_added_per_label() {
     let text = m.encode();
     assert_eq!(value(&text, "tabula_http_admission_queued"), Some(10.0));
     assert!(text.contains("# TYPE tabula_http_admission_queued gauge"));
+    m.observe_single(
+        "tabula_http_admission_wait_seconds",
+        "Waited",
+        Single::Counter,
+        Box::new(|| 1.5),
+    );
+    let text = m.encode();
+    assert_eq!(
+        value(&text, "tabula_http_admission_wait_seconds_total"),
+        Some(1.5)
+    );
+    assert!(!text.contains("_total_total"), "{text}");
     assert_eq!(
         value(&text, r#"tabula_dhcp_pool_addresses{subnet="10.0.0.0/24"}"#),
         Some(100.0)
@@ -239,7 +251,7 @@ fn promtool_accepts_a_scrape() {
     m.observe_pools(Box::new(|| vec![("10.0.0.0/24".into(), 10, 1)]));
     m.observe_single("tabula_q", "Queued", Single::Gauge, Box::new(|| 3.0));
     m.observe_single(
-        "tabula_wait_seconds_total",
+        "tabula_wait_seconds",
         "Waited",
         Single::Counter,
         Box::new(|| 1.5),

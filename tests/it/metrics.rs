@@ -202,6 +202,15 @@ fn counters_move_with_traffic_and_the_scrape_passes_promtool() {
         );
     }
     assert!(value(&after, "tabula_events_written_total").is_some());
+    // The admission gate's gauges and its wait counter, by the names the README lists.
+    for series in [
+        "tabula_http_admission_queued",
+        "tabula_http_admission_active",
+        "tabula_http_admission_wait_seconds_total",
+        "tabula_http_admission_wait_max_seconds",
+    ] {
+        assert_eq!(value(&after, series), Some(0.0), "{series}");
+    }
 }
 
 #[test]
