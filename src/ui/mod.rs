@@ -7,6 +7,7 @@
 //! | `GET /ui/login`, `POST /ui/login`, `POST /ui/logout` | sign in with an API token, sign out ([`session`]) |
 //! | `GET /ui/` | the fleet, grouped by state ([`fleet`]) |
 //! | `GET /ui/machines/{name}`, `POST …/pin`, `POST …/rollback` | one machine ([`machine`]) |
+//! | `GET /ui/rollouts`, `GET /ui/rollouts/{name}`, `POST …/{command}` | rollouts: steps, budget, versions over time, members; pause, resume, promote, abort ([`rollouts`]) |
 //! | `GET /ui/images` | versions, channels, who runs what, a diff ([`images`]) |
 //! | `GET /ui/live`, `GET /ui/live/stream` | the live feed and storm view ([`live`]) |
 //! | `GET /ui/assets/{file}` | the stylesheet and the live page's script |
@@ -23,6 +24,8 @@ mod fleet;
 mod images;
 mod live;
 mod machine;
+mod rollout_view;
+mod rollouts;
 mod session;
 mod state;
 mod timeline;
@@ -64,6 +67,9 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(api: ApiState) -> Router<
         .route("/ui/machines/{name}", get(machine::page))
         .route("/ui/machines/{name}/pin", post(machine::pin))
         .route("/ui/machines/{name}/rollback", post(machine::rollback))
+        .route("/ui/rollouts", get(rollouts::list))
+        .route("/ui/rollouts/{name}", get(rollouts::page))
+        .route("/ui/rollouts/{name}/{command}", post(rollouts::command))
         .route("/ui/images", get(images::page))
         .route("/ui/live", get(live::page))
         .route("/ui/live/stream", get(live::stream))
