@@ -267,10 +267,20 @@ pub(crate) async fn run(
     let attempts_done = tokio::spawn(crate::attempt::record::run(
         recorder,
         notes,
+        fleet.jobs.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(crate::fleet::control::run(store.clone(), shutdown.clone()));
-    tasks.spawn(crate::notify::deliver::run(store.clone(), shutdown.clone()));
+    // Singleton jobs: every server runs the tasks, only the `jobs` holder acts.
+    tasks.spawn(crate::fleet::control::run(
+        store.clone(),
+        fleet.jobs.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::notify::deliver::run(
+        store.clone(),
+        fleet.jobs.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(events::retention::run(
         store.clone(),
         config.events.retention,
@@ -366,6 +376,10 @@ pub(crate) async fn run(
     // "Loader delivered" per MAC, marked by DHCP when it hands a loader out and by TFTP
     // when one is fully transferred; DHCP reads it to break chainload loops.
     let ledger = Arc::new(LoaderLedger::new());
+    // On a store several servers may share, the marks are shared through it too, so a
+    // client whose loader came from another server is not handed it again here.
+    let fleet_ledger = (store.dialect() == crate::store::Dialect::Postgres)
+        .then(|| dhcp::FleetLedger::start(store.clone(), shutdown.clone()));
     if let Some(socket) = bound.tftp {
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let cfg = tftp::TftpServerConfig {
@@ -385,6 +399,7 @@ pub(crate) async fn run(
             rx,
             sink.clone(),
             ledger.clone(),
+            fleet_ledger.clone(),
             metrics.clone(),
         ));
     }
@@ -408,6 +423,7 @@ pub(crate) async fn run(
         );
         let shared = dhcp::server::Shared {
             ledger: ledger.clone(),
+            fleet_ledger: fleet_ledger.clone(),
             leases: leases.clone(),
             restored: restored_tx,
             metrics: metrics.clone(),
@@ -517,20 +533,36 @@ async fn resolve_loaders(config: &Config) -> LoaderFiles {
 /// The bridge from TFTP to the ledger and the event sink: a loader fully delivered to a
 /// MAC that a DHCP reply named a loader confirms it in the ledger ([`LoaderLedger::confirm`]);
 /// each transfer's boot event ([`TransferEvent::boot_event`]) is recorded, a delivery
-/// the ledger did not confirm as `unverified`.
+/// the ledger did not confirm as `unverified`. With a fleet ledger, a transfer this
+/// server's ledger cannot confirm is confirmed by another server's mark in the store.
 async fn loader_events(
     mut rx: tokio::sync::mpsc::Receiver<TransferEvent>,
     sink: events::EventSink,
     ledger: Arc<LoaderLedger>,
+    fleet: Option<Arc<dhcp::FleetLedger>>,
     metrics: crate::metrics::Metrics,
 ) {
     while let Some(ev) = rx.recv().await {
         let (outcome, bytes) = ev.metric();
         metrics.tftp().transfers.inc(outcome);
         metrics.tftp().sent_bytes.inc_by(bytes);
-        let confirmed = ev
-            .delivered_to()
-            .map(|mac| ledger.confirm(mac, std::time::Instant::now()));
+        let confirmed = match ev.delivered_to() {
+            None => None,
+            Some(mac) => {
+                let now = std::time::Instant::now();
+                let mut ok = ledger.confirm(mac, now);
+                if let Some(fleet) = &fleet {
+                    // Named by this server: share the window; else another may have named it.
+                    if ok {
+                        fleet.started(mac, events::now_ms());
+                    } else if fleet.confirm(mac, events::now_ms()).await {
+                        ledger.adopt(mac, now);
+                        ok = true;
+                    }
+                }
+                Some(ok)
+            }
+        };
         if let Some(mut e) = ev.boot_event(events::now_ms()) {
             if let (EventDetail::LoaderSent(l), Some(ok)) = (&mut e.detail, confirmed) {
                 l.unverified = !ok;

@@ -292,7 +292,12 @@ async fn finish(tx: crate::store::Tx, changed: bool) -> Result<(), StoreError> {
 /// Applies notes in order until every sender is gone or `shutdown`, sweeping deadlines
 /// meanwhile. A note that cannot be stored is logged (its sender is still told, so no
 /// report waits forever).
-pub async fn run(rec: Recorder, mut rx: mpsc::Receiver<Note>, shutdown: CancellationToken) {
+pub async fn run(
+    rec: Recorder,
+    mut rx: mpsc::Receiver<Note>,
+    held: crate::ha::Leadership,
+    shutdown: CancellationToken,
+) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -301,7 +306,9 @@ pub async fn run(rec: Recorder, mut rx: mpsc::Receiver<Note>, shutdown: Cancella
                 let Some(note) = note else { return };
                 apply_note(&rec, note).await;
             }
-            _ = sweep.tick() => {
+            // Deadlines are swept by one server for the fleet (the `jobs` holder); notes
+            // are applied by every server for its own machines.
+            _ = sweep.tick(), if *held.borrow() => {
                 match rec.sweep().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(timed_out = n, "boot attempts past their deadline"),

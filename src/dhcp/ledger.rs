@@ -18,7 +18,9 @@
 //! The ledger only stores timestamps
 //! that the caller passes in: it reads no clock, opens no socket and touches no store
 //! (state is in memory; after a restart a machine may get the loader once more, which is
-//! one extra chainload, not a loop). Shared behind a `Mutex`: each call is O(1).
+//! one extra chainload, not a loop). Shared behind a `Mutex`: each call is O(1). With
+//! several servers on one store, [`super::FleetLedger`] shares the marks through the
+//! store, so a client moving between servers does not loop either.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -88,6 +90,18 @@ impl LoaderLedger {
         if since.is_some() {
             m.since = since;
         }
+    }
+
+    /// Records that another server opened `mac`'s window at `since` (read from the
+    /// store by [`super::FleetLedger`]); a later window of its own is kept.
+    pub fn adopt(&self, mac: Mac, since: Instant) {
+        let mut map = self.lock();
+        let m = map.entry(mac).or_insert(Mark {
+            named: since,
+            since: None,
+        });
+        m.named = m.named.max(since);
+        m.since = Some(m.since.map_or(since, |t| t.max(since)));
     }
 
     /// A TFTP transfer of `<mac>/<loader>` finished at `now`: (re)starts `mac`'s window

@@ -12,6 +12,7 @@
 mod authority;
 mod commit;
 mod destination;
+mod fleet_ledger;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lease;
@@ -26,6 +27,7 @@ pub mod socket;
 mod wire;
 
 pub use destination::{CLIENT_PORT, Destination, SERVER_PORT, reply_destination};
+pub use fleet_ledger::FleetLedger;
 pub use lease::{
     Grant, Lease, LeaseChange, LeaseError, LeaseState, LeaseTable, LeaseTimers, NakReason, SubnetId,
 };

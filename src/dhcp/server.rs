@@ -61,6 +61,8 @@ pub type Bound = (DhcpSocket, Port);
 pub struct Shared {
     /// Loaders delivered per MAC: marked here and by TFTP, read here.
     pub ledger: Arc<LoaderLedger>,
+    /// The same marks in the store, for the other servers on it (`None`: a sole server).
+    pub fleet_ledger: Option<Arc<super::FleetLedger>>,
     /// The bound leases, written here after each durable commit, read by HTTP.
     pub leases: Arc<LeaseView>,
     /// Told once the stored leases are in `leases` (so HTTP, bound to them, does not
@@ -83,6 +85,7 @@ struct Service {
     config: Config,
     leases: Option<Mutex<LeaseTable>>,
     ledger: Arc<LoaderLedger>,
+    fleet_ledger: Option<Arc<super::FleetLedger>>,
     snapshot: RwLock<Arc<Snapshot>>,
     neighbours: Neighbours,
     events: EventSink,
@@ -137,6 +140,7 @@ pub async fn run(
         config,
         leases,
         ledger: shared.ledger,
+        fleet_ledger: shared.fleet_ledger,
         snapshot: RwLock::new(snap),
         neighbours: Neighbours::open(),
         events,
@@ -340,7 +344,21 @@ impl Service {
             source: rx.source,
         };
         let now = Instant::now();
-        let recent = self.ledger.recently_delivered(req.mac, now);
+        let mut recent = self.ledger.recently_delivered(req.mac, now);
+        // Only an iPXE client can be handed a loader it already runs: ask the other
+        // servers' marks (the store) before handing it one.
+        if !recent
+            && req.kind.ipxe
+            && !degraded
+            && self.config.dhcp.chainload == crate::config::Chainload::LoaderFirst
+            && let Some(fleet) = &self.fleet_ledger
+            && let Some(age) = fleet.open_window(req.mac, now_ms()).await
+        {
+            if let Some(since) = now.checked_sub(age) {
+                self.ledger.adopt(req.mac, since);
+            }
+            recent = true;
+        }
         let outcome = {
             let mut table = self
                 .leases
@@ -368,6 +386,11 @@ impl Service {
         } else if outcome.boot == Some(BootFileKind::TftpLoader) {
             // Named without marking (an OFFER): the TFTP transfer may confirm it.
             self.ledger.named(req.mac, now);
+        }
+        if let Some(fleet) = &self.fleet_ledger
+            && (outcome.loader_handed || outcome.boot == Some(BootFileKind::TftpLoader))
+        {
+            fleet.record(req.mac, now_ms(), outcome.loader_handed);
         }
         let reply = match outcome.action {
             Action::Reply(spec, dest) => {

@@ -20,14 +20,19 @@ use crate::store::{RolloutRow, Store, StoreError};
 /// How often the controller looks at the active rollouts.
 pub(crate) const TICK: Duration = Duration::from_millis(500);
 
-/// Runs until `shutdown`.
-pub(crate) async fn run(store: Store, shutdown: CancellationToken) {
+/// Runs until `shutdown`, stepping only while this server holds the fleet's `jobs`
+/// role (`held`): one controller moves the rollouts for every server, and the server
+/// that takes the role over continues from the store at the same step.
+pub(crate) async fn run(store: Store, held: crate::ha::Leadership, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
+        }
+        if !*held.borrow() {
+            continue;
         }
         let names = match store.active_rollouts().await {
             Ok(n) => n,

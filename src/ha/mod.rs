@@ -18,7 +18,8 @@ pub enum Role {
     /// Allocation of dynamic DHCP addresses (reserved addresses and proxy replies are
     /// answered by every server).
     Dhcp,
-    /// Background jobs that must run once across the fleet (boot-event retention).
+    /// Background jobs that must run once across the fleet: the rollout controller, the
+    /// boot-attempt deadline sweeper, webhook delivery and boot-event retention.
     Jobs,
 }
 

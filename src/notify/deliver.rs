@@ -28,14 +28,21 @@ pub fn backoff_ms(attempts: i64) -> i64 {
     (1000i64 << exp).min(600_000)
 }
 
-/// Runs until `shutdown`.
-pub async fn run(store: Store, shutdown: CancellationToken) {
+/// Runs until `shutdown`, dispatching only while this server holds the fleet's `jobs`
+/// role (`held`), so one server sends each delivery (at least once: a holder killed
+/// between a send and its record leaves the delivery due, and the next holder sends it
+/// again with the same `webhook-id`).
+pub async fn run(store: Store, held: crate::ha::Leadership, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
+        }
+        // One dispatcher for the fleet: the holder of the `jobs` role.
+        if !*held.borrow() {
+            continue;
         }
         if let Err(e) = once(&store).await {
             tracing::error!(error = %e, "webhook dispatcher");

@@ -54,8 +54,23 @@ pub fn start_with(env: &Env, cfg: &std::path::Path, tftp: bool) -> Server {
 
 /// [`start_with`] with the server's log (stderr) going to `stderr`.
 pub fn start_with_stderr(env: &Env, cfg: &std::path::Path, tftp: bool, stderr: Stdio) -> Server {
+    start_in(env, cfg, &env.data(), tftp, "warn", stderr)
+}
+
+/// [`start_with_stderr`] with its own data directory `data` (one of several servers
+/// sharing a store: each serves from its own disk) and log level `log`.
+pub fn start_in(
+    env: &Env,
+    cfg: &std::path::Path,
+    data: &std::path::Path,
+    tftp: bool,
+    log: &str,
+    stderr: Stdio,
+) -> Server {
     let mut child = env
         .command()
+        .env("TABULA_DATA_DIR", data)
+        .env("TABULA_LOG", log)
         .args(["--config", cfg.to_str().unwrap(), "serve"])
         .stdout(Stdio::piped())
         .stderr(stderr)
