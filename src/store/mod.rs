@@ -51,7 +51,7 @@ pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite, Written};
 pub use members::{LeaderRow, MemberRow};
 pub use pins::{PinChange, PinChangeKind, PinRow, UnknownPinChange};
-pub use replicas::{Holder, ReplicaRow};
+pub use replicas::{Holder, ReplicaRow, SOURCE_ALIVE_MS};
 pub use requirements::Requirement;
 pub use revision_feed::RevisionFeed;
 pub use rollouts::{AdmissionRow, BootOnceRow, MemberRow as RolloutMemberRow, RolloutRow};

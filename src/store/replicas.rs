@@ -7,7 +7,11 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
+
+/// A blob server whose source row (renewed every second by its replicator) is younger
+/// than this is alive: it can be fetched from, and a rollout waits for it.
+pub const SOURCE_ALIVE_MS: i64 = 5_000;
 
 /// One server's state of one blob.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -35,15 +39,16 @@ pub struct Holder {
 }
 
 impl Store {
-    /// Records `server`'s data-plane URL.
+    /// Records `server`'s data-plane URL, stamped with the database's clock: a server
+    /// whose row is younger than [`SOURCE_ALIVE_MS`] is a live blob server.
     pub async fn set_blob_source(&self, server: &str, url: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO blob_sources (server, url, updated_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (server) DO UPDATE SET url = excluded.url, updated_ms = excluded.updated_ms",
-        )
+        let now = self.dialect.now_ms_sql();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO blob_sources (server, url, updated_ms) VALUES ($1, $2, {now}) \
+             ON CONFLICT (server) DO UPDATE SET url = excluded.url, updated_ms = excluded.updated_ms"
+        )))
         .bind(server)
         .bind(url.trim_end_matches('/'))
-        .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -103,25 +108,18 @@ impl Store {
             .collect()
     }
 
-    /// The servers other than `except` whose last heartbeat is younger than
-    /// `alive_ms` (database clock), that hold `digest` and published a data-plane URL.
-    pub async fn holders(
-        &self,
-        digest: &str,
-        except: &str,
-        alive_ms: i64,
-    ) -> Result<Vec<Holder>, StoreError> {
+    /// The live blob servers other than `except` (their source row younger than
+    /// [`SOURCE_ALIVE_MS`], database clock) that hold `digest`.
+    pub async fn holders(&self, digest: &str, except: &str) -> Result<Vec<Holder>, StoreError> {
         let now = self.dialect.now_ms_sql();
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT r.server, s.url FROM blob_replicas r \
              JOIN blob_sources s ON s.server = r.server \
-             JOIN servers m ON m.id = r.server \
              WHERE r.digest = $1 AND r.state = 'present' AND r.server <> $2 \
-             AND m.heartbeat_ms > {now} - $3 ORDER BY r.server"
+             AND s.updated_ms > {now} - {SOURCE_ALIVE_MS} ORDER BY r.server"
         )))
         .bind(digest)
         .bind(except)
-        .bind(alive_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -134,15 +132,24 @@ impl Store {
             .collect()
     }
 
-    /// The ids of the servers whose last heartbeat is younger than `alive_ms`.
-    pub async fn live_servers(&self, alive_ms: i64) -> Result<Vec<String>, StoreError> {
+    /// The ids of the live blob servers (source row younger than [`SOURCE_ALIVE_MS`]).
+    pub async fn live_blob_servers(&self) -> Result<Vec<String>, StoreError> {
         let now = self.dialect.now_ms_sql();
         Ok(sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT id FROM servers WHERE heartbeat_ms > {now} - $1 ORDER BY id"
+            "SELECT server FROM blob_sources WHERE updated_ms > {now} - {SOURCE_ALIVE_MS} \
+             ORDER BY server"
         )))
-        .bind(alive_ms)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Forgets `server`'s source row (it stopped cleanly: no longer a holder).
+    pub async fn forget_blob_source(&self, server: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM blob_sources WHERE server = $1")
+            .bind(server)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The fleet secret `name`: the stored one, or `value` stored now if there is none
@@ -167,8 +174,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemberRow;
-
     crate::store::tests::on_both_backends!(
         holders_are_live_present_and_have_a_url,
         secrets_are_first_writer_wins
@@ -188,19 +193,6 @@ mod tests {
 
     async fn holders_are_live_present_and_have_a_url(f: crate::store::tests::Fixture) {
         let s = f.store;
-        for id in ["a", "b", "c"] {
-            s.heartbeat(&MemberRow {
-                id: id.into(),
-                instance: "1".into(),
-                version: "0".into(),
-                serves: "http".into(),
-                api_url: None,
-                started_ms: 0,
-                heartbeat_ms: 0,
-            })
-            .await
-            .unwrap();
-        }
         s.set_blob_source("a", "http://10.0.0.1:8080/")
             .await
             .unwrap();
@@ -213,11 +205,11 @@ mod tests {
         s.set_replica(&row("b", "sha256:aa", "fetching"))
             .await
             .unwrap();
-        // c holds it but has no URL: not a source.
+        // c holds it but serves no blobs (no source row): not a holder.
         s.set_replica(&row("c", "sha256:aa", "present"))
             .await
             .unwrap();
-        let h = s.holders("sha256:aa", "b", 60_000).await.unwrap();
+        let h = s.holders("sha256:aa", "b").await.unwrap();
         assert_eq!(
             h,
             vec![Holder {
@@ -225,22 +217,17 @@ mod tests {
                 url: "http://10.0.0.1:8080".into()
             }]
         );
-        assert!(
-            s.holders("sha256:aa", "a", 60_000)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(s.holders("sha256:aa", "a").await.unwrap().is_empty());
         s.set_replica(&row("b", "sha256:aa", "present"))
             .await
             .unwrap();
-        assert_eq!(s.holders("sha256:aa", "a", 60_000).await.unwrap().len(), 1);
+        assert_eq!(s.holders("sha256:aa", "a").await.unwrap().len(), 1);
         assert_eq!(s.replicas().await.unwrap().len(), 3);
         s.forget_replica("c", "sha256:aa").await.unwrap();
         assert_eq!(s.replicas().await.unwrap().len(), 2);
-        assert_eq!(s.live_servers(60_000).await.unwrap(), ["a", "b", "c"]);
-        // Nobody beat within the last -1 ms: nobody is alive.
-        assert!(s.holders("sha256:aa", "b", -1).await.unwrap().is_empty());
+        assert_eq!(s.live_blob_servers().await.unwrap(), ["a", "b"]);
+        s.forget_blob_source("a").await.unwrap();
+        assert!(s.holders("sha256:aa", "b").await.unwrap().is_empty());
     }
 
     async fn secrets_are_first_writer_wins(f: crate::store::tests::Fixture) {
