@@ -348,8 +348,7 @@ async fn fetched_elsewhere(store: &Store) -> Result<BTreeSet<Digest>, CatalogErr
         .await?
         .into_iter()
         .filter(|r| {
-            matches!(r.state.as_str(), "fetching" | "failed")
-                && now - r.updated_ms < FETCH_FRESH_MS
+            matches!(r.state.as_str(), "fetching" | "failed") && now - r.updated_ms < FETCH_FRESH_MS
         })
         .filter_map(|r| r.digest.parse().ok())
         .collect())

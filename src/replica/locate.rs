@@ -41,7 +41,7 @@ pub(crate) struct Gate {
 impl Default for Gate {
     fn default() -> Self {
         Gate {
-            settle: Duration::from_secs(5),
+            settle: Duration::from_secs(3),
         }
     }
 }

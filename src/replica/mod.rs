@@ -21,8 +21,8 @@ mod fetch;
 mod locate;
 pub(crate) mod wanted;
 
-pub use locate::Locator;
 pub(crate) use locate::Gate;
+pub use locate::Locator;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
