@@ -231,7 +231,7 @@ pub(crate) async fn run(
     );
     // Load once now so a broken store shows at start-up, not at the first boot.
     inventory.snapshot().await?;
-    let report_key = Arc::new(http::report_key::load_or_create(&config.data_dir)?);
+    let report_key = Arc::new(http::report_key::shared(&store, &config.data_dir).await?);
     let health = Health::default();
     let (sink, queue) = events::channel_with(events::SinkLimits::of(&config.events));
     let hub = events::Hub::default();
@@ -312,6 +312,28 @@ pub(crate) async fn run(
     let http_up = bound.http.as_ref().map(|_| health.serving(Component::Http));
     let tftp_up = bound.tftp.as_ref().map(|_| health.serving(Component::Tftp));
     let dhcp_up = (!bound.dhcp.is_empty()).then(|| health.serving(Component::Dhcp));
+    // The blob files this process verified: the blob route serves only those, the
+    // replicator marks what it fetched and verifies what was here before.
+    let trusted = crate::images::Trusted::default();
+    let api_inventory = Arc::new(Inventory::new(
+        store.clone(),
+        blobs.clone(),
+        inventory.settings().clone(),
+    ));
+    if bound.http.is_some() {
+        // Images replicated by digest from the peers (`crate::replica`).
+        tasks.spawn(crate::replica::run(
+            crate::replica::Replicator {
+                store: store.clone(),
+                blobs: blobs.clone(),
+                trusted: trusted.clone(),
+                me: config.ha.server_id.clone(),
+                url: config.http.public_url.clone(),
+                inventories: vec![inventory.clone(), api_inventory.clone()],
+            },
+            shutdown.clone(),
+        ));
+    }
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),
@@ -335,6 +357,11 @@ pub(crate) async fn run(
                 .require_lease_match
                 .then(|| Arc::new(http::lease_match::LeaseMatch::new(leases.clone()))),
             attempts: Some(tracker.clone()),
+            trusted: trusted.clone(),
+            locator: Some(crate::replica::Locator {
+                store: store.clone(),
+                me: config.ha.server_id.clone(),
+            }),
         };
         metrics::expose_http(&metrics, &state);
         let stop = shutdown.clone();
@@ -354,11 +381,7 @@ pub(crate) async fn run(
             store: store.clone(),
             // Its own inventory, never older than the store's revision: an API write is
             // in the API's next explain (the data plane's may lag SNAPSHOT_MAX_AGE).
-            fleet: crate::fleet::Fleet::new(Arc::new(Inventory::new(
-                store.clone(),
-                blobs.clone(),
-                inventory.settings().clone(),
-            ))),
+            fleet: crate::fleet::Fleet::new(api_inventory.clone()),
             hub: hub.clone(),
             shutdown: shutdown.clone(),
             metrics: crate::api::metrics::Scrape {

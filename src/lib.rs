@@ -35,6 +35,7 @@ pub mod metrics;
 mod mutate;
 pub mod notify;
 pub(crate) mod privilege;
+pub mod replica;
 pub mod rollout;
 pub mod store;
 #[doc(hidden)]

@@ -335,8 +335,28 @@ pub(crate) struct GcReport {
     pub tmp_files: usize,
 }
 
-/// Removes blobs no published version references, and stale temporary files. Refuses
-/// to run while any manifest is unreadable (it could not tell what that version needs).
+/// How recent a peer's `fetching` row must be for `gc` to keep the blob it fetches.
+const FETCH_FRESH_MS: i64 = 120_000;
+
+/// Blobs some server is fetching now (a replica row `fetching` or `failed` written
+/// within [`FETCH_FRESH_MS`]): a peer may be fetching them from this server, so `gc`
+/// keeps them even when no version references them any more.
+async fn fetched_elsewhere(store: &Store) -> Result<BTreeSet<Digest>, CatalogError> {
+    let now = crate::store::now_ms();
+    Ok(store
+        .replicas()
+        .await?
+        .into_iter()
+        .filter(|r| {
+            matches!(r.state.as_str(), "fetching" | "failed") && now - r.updated_ms < FETCH_FRESH_MS
+        })
+        .filter_map(|r| r.digest.parse().ok())
+        .collect())
+}
+
+/// Removes blobs no published version references, and stale temporary files; keeps
+/// blobs another server is fetching ([`fetched_elsewhere`]). Refuses to run while any
+/// manifest is unreadable (it could not tell what that version needs).
 pub(crate) async fn gc(blobs: &BlobStore, store: &Store) -> Result<GcReport, CatalogError> {
     let b = blobs.clone();
     let _guard = blocking(move || b.lock(true)).await?;
@@ -348,12 +368,13 @@ pub(crate) async fn gc(blobs: &BlobStore, store: &Store) -> Result<GcReport, Cat
             p.used_by.join(", ")
         )));
     }
+    let fetching = fetched_elsewhere(store).await?;
     let mut report = GcReport {
         tmp_files: blobs.clean_tmp()?,
         ..GcReport::default()
     };
     for d in blobs.list()? {
-        if !used.contains_key(&d) {
+        if !used.contains_key(&d) && !fetching.contains(&d) {
             report.bytes += blobs.size(&d).unwrap_or(0);
             blobs.remove(&d)?;
             report.removed.push(d);

@@ -174,6 +174,9 @@ impl Fleet {
         cmd: Command,
     ) -> Result<RolloutState, FleetError> {
         let store = self.store();
+        if cmd == Command::Start {
+            self.replicated_everywhere(name).await?;
+        }
         let mut tx = store.begin().await?;
         let r = store
             .rollout_in(&mut tx, name)
@@ -240,6 +243,51 @@ impl Fleet {
             .await?;
         crate::store::commit_changed(tx).await?;
         Ok(to)
+    }
+
+    /// The rollout gate: `name`'s target version must be on every live blob server
+    /// (`crate::replica`), else its start is a conflict naming who lacks what.
+    async fn replicated_everywhere(&self, name: &str) -> Result<(), FleetError> {
+        let Some(r) = self.store().rollout(name).await? else {
+            return Err(not_found(name));
+        };
+        let snap = self.inventory().snapshot().await?;
+        let Some(v) = snap.versions.get(&(r.image.clone(), r.version.clone())) else {
+            return Err(super::missing(&crate::store::Requirement::Version {
+                image: r.image.clone(),
+                version: r.version.clone(),
+            }));
+        };
+        // Without the manifest here, only the manifest itself can be asked for.
+        let mut digests = vec![v.manifest_digest];
+        if let Ok(m) = &v.manifest {
+            digests.extend(m.blobs().map(|b| b.digest));
+        }
+        let missing = crate::replica::Gate::default()
+            .check(self.store(), &digests)
+            .await
+            .map_err(|e| match e {
+                crate::replica::ReplicaError::Store(e) => FleetError::Store(e),
+                e => FleetError::Store(crate::store::StoreError::Conflict(e.to_string())),
+            })?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let who: Vec<String> = missing
+            .iter()
+            .map(|(s, n)| format!("{s} lacks {n} of its {} blobs", digests.len()))
+            .collect();
+        Err(FleetError::Conflict {
+            kind: Kind::Rollout,
+            name: name.to_string(),
+            message: format!(
+                "{}@{} is not yet on every live server ({}): a rollout starts only once every \
+                 server can serve it; see `tabula image list` and start again once it has replicated",
+                r.image,
+                r.version,
+                who.join(", ")
+            ),
+        })
     }
 
     /// A rollout with its members.

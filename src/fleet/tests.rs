@@ -328,3 +328,118 @@ async fn the_machine_view_reads_a_bounded_history() {
             .is_empty()
     );
 }
+
+fn replica(server: &str, digest: &str, state: &str) -> crate::store::ReplicaRow {
+    crate::store::ReplicaRow {
+        server: server.into(),
+        digest: digest.into(),
+        state: state.into(),
+        bytes: 0,
+        size: 0,
+        error: None,
+        updated_ms: crate::store::now_ms(),
+    }
+}
+
+#[tokio::test]
+async fn a_rollout_starts_only_once_every_live_server_holds_its_version() {
+    let e = env().await;
+    e.publish("1").await;
+    let spec = super::rollouts::RolloutSpec {
+        name: "r1".into(),
+        selector: "rack=a".parse().unwrap(),
+        image: "demo".into(),
+        version: "1".into(),
+        steps: "100%".parse().unwrap(),
+        max_in_flight: 1,
+        budget: "1".parse().unwrap(),
+        bake: Duration::from_secs(1),
+        deadline: Duration::from_secs(60),
+        on_budget: "pause".into(),
+        reboot: "passive".into(),
+    };
+    e.fleet.create_rollout(&spec, false).await.unwrap();
+    let store = e.fleet.store().clone();
+    let manifest = store.versions().await.unwrap()[0].manifest.clone();
+    let kernel = crate::boot::Digest::of(b"kernel").to_string();
+    // Two live blob servers: a holds all of it, b only the manifest.
+    store
+        .set_blob_source("a", "http://10.0.0.1:8080")
+        .await
+        .unwrap();
+    store
+        .set_blob_source("b", "http://10.0.0.2:8080")
+        .await
+        .unwrap();
+    for d in [&manifest, &kernel] {
+        store
+            .set_replica(&replica("a", d, "present"))
+            .await
+            .unwrap();
+    }
+    store
+        .set_replica(&replica("b", &manifest, "present"))
+        .await
+        .unwrap();
+    store
+        .set_replica(&replica("b", &kernel, "fetching"))
+        .await
+        .unwrap();
+    let err = e
+        .fleet
+        .rollout_command("r1", crate::rollout::Command::Start)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            FleetError::Conflict {
+                kind: Kind::Rollout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("demo@1 is not yet on every live server (b lacks 1 of its 2 blobs"),
+        "{text}"
+    );
+    assert_eq!(store.rollout("r1").await.unwrap().unwrap().state, "draft");
+    // Once b has it, the start goes through.
+    store
+        .set_replica(&replica("b", &kernel, "present"))
+        .await
+        .unwrap();
+    let to = e
+        .fleet
+        .rollout_command("r1", crate::rollout::Command::Start)
+        .await
+        .unwrap();
+    assert_eq!(to, crate::rollout::RolloutState::Running);
+}
+
+#[tokio::test]
+async fn gc_keeps_a_blob_a_peer_is_fetching() {
+    let e = env().await;
+    let blobs = e.fleet.blobs().clone();
+    let store = e.fleet.store().clone();
+    // Two blobs no version references: one a peer is fetching, one nobody wants.
+    let fetched = blobs.put_bytes(b"being fetched by b").unwrap();
+    let garbage = blobs.put_bytes(b"nobody wants me").unwrap();
+    store
+        .set_replica(&replica("b", &fetched.to_string(), "fetching"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (report, _) = e.fleet.gc(dir.path()).await.unwrap();
+    assert_eq!(report.removed, vec![garbage]);
+    assert!(blobs.contains(&fetched));
+    // Once b is done (present there, or its row is gone), the blob is collected.
+    store
+        .set_replica(&replica("b", &fetched.to_string(), "present"))
+        .await
+        .unwrap();
+    let (report, _) = e.fleet.gc(dir.path()).await.unwrap();
+    assert_eq!(report.removed, vec![fetched]);
+}

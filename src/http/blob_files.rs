@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::boot::Digest;
-use crate::images::BlobStore;
+use crate::images::{BlobStore, FileStamp};
 
 /// How long an opened blob is reused.
 pub(super) const TTL: Duration = Duration::from_secs(1);
@@ -27,6 +27,8 @@ pub struct OpenBlob {
     pub size: u64,
     /// `"sha256:<hex>"`, quoted, for the `ETag` header.
     pub etag: String,
+    /// The file's stamp when opened (what [`crate::images::Trusted`] compares).
+    pub stamp: FileStamp,
     opened: Instant,
 }
 
@@ -50,10 +52,12 @@ impl BlobFiles {
             }
         }
         let file = File::open(store.path(digest)).ok()?;
-        let size = file.metadata().ok().filter(|m| m.is_file())?.len();
+        let meta = file.metadata().ok().filter(|m| m.is_file())?;
+        let (size, stamp) = (meta.len(), FileStamp::of(&meta));
         let blob = Arc::new(OpenBlob {
             file,
             size,
+            stamp,
             etag: super::blob_head::etag_of(digest),
             opened: now,
         });
@@ -66,6 +70,14 @@ impl BlobFiles {
         }
         map.insert(*digest, blob.clone());
         Some(blob)
+    }
+}
+
+impl BlobFiles {
+    /// Drops `digest`'s open file (it was found corrupt or replaced).
+    pub fn forget(&self, digest: &Digest) {
+        let mut map = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(digest);
     }
 }
 

@@ -28,12 +28,15 @@ use tokio::net::TcpStream;
 
 use super::HttpState;
 use super::admission::Admitted;
+use super::blob_files::OpenBlob;
 use super::blob_head::decide;
 use super::conn::write_all;
 use super::limits::Limits;
 use super::route::Refusal;
+use super::wire::HeadWriter;
 use crate::boot::urls::{self, Attribution, BlobRole, BlobTarget};
-use crate::boot::{BlobSent, BootEvent, EventDetail, Via};
+use crate::boot::{BlobSent, BootEvent, Digest, EventDetail, Via};
+use crate::images::{FileStamp, Trust};
 
 /// Largest single `sendfile` call.
 const CHUNK: usize = 8 << 20;
@@ -55,14 +58,24 @@ pub(super) async fn send(
     keep_alive: bool,
 ) -> io::Result<()> {
     let parsed = urls::parse_blob(target).ok();
-    let opened = parsed
-        .as_ref()
-        .and_then(|t| Some((t, st.files.get(&st.blobs, &t.digest)?)));
+    let opened = match &parsed {
+        Some(t) => trusted_blob(st, &t.digest).await,
+        None => None,
+    };
     let mut out = Vec::with_capacity(320);
-    let Some((parsed, blob)) = opened else {
+    let (Some(parsed), Some(blob)) = (parsed, opened) else {
+        // Not here (or not servable): a live peer that holds it, else 404.
+        if let Some(d) = urls::parse_blob(target).ok().map(|t| t.digest)
+            && let Some(l) = &st.locator
+            && let Some(base) = l.holder(&d).await
+        {
+            redirect(&mut out, &base, target, keep_alive);
+            return write_all(stream, &out, &st.limits).await;
+        }
         Refusal::NotFound("no such blob\n").write(&mut out, head_only, keep_alive);
         return write_all(stream, &out, &st.limits).await;
     };
+    let parsed = &parsed;
     let size = blob.size;
     let decided = decide(headers, &blob.etag, size);
     // Root images wait for a slot (in arrival order) before their head goes out.
@@ -89,6 +102,54 @@ pub(super) async fn send(
         record(st, parsed, bytes, size, started.elapsed(), peer);
     }
     sent.map(|_| ())
+}
+
+/// The open blob `d` if its file, as it is now, hashed to `d` in this process (hashed
+/// now, off the connection's thread, if not yet): a file that does not is quarantined
+/// ([`crate::images::Trusted::check`]) and never served.
+async fn trusted_blob(st: &HttpState, d: &Digest) -> Option<std::sync::Arc<OpenBlob>> {
+    let blob = st.files.get(&st.blobs, d)?;
+    // One fstat per request: a blob written to after it was opened (same inode, so
+    // `sendfile` would send the new bytes) is hashed again before anything is sent.
+    let now = blob.file.metadata().ok().map(|m| FileStamp::of(&m));
+    if now == Some(blob.stamp) && st.trusted.is_trusted(d, &blob.stamp) {
+        return Some(blob);
+    }
+    if now != Some(blob.stamp) {
+        st.files.forget(d);
+    }
+    let (b, t, digest) = (st.blobs.clone(), st.trusted.clone(), *d);
+    let trust = tokio::task::spawn_blocking(move || t.check(&b, &digest)).await;
+    match trust {
+        Ok(Ok(Trust::Good)) if st.trusted.is_trusted(d, &blob.stamp) => Some(blob),
+        // Replaced between the open and the check: open what was checked.
+        Ok(Ok(Trust::Good)) => {
+            st.files.forget(d);
+            st.files
+                .get(&st.blobs, d)
+                .filter(|b| st.trusted.is_trusted(d, &b.stamp))
+        }
+        Ok(Ok(_)) => {
+            st.files.forget(d);
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(blob = %d, error = %e, "cannot verify a blob before serving it");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// A `307` to the same target on the peer at `base` (its query kept, so the peer
+/// attributes the download to the machine's boot).
+fn redirect(out: &mut Vec<u8>, base: &str, target: &str, keep_alive: bool) {
+    let mut h = HeadWriter::new(out, StatusCode::TEMPORARY_REDIRECT);
+    let location = format!("{}{target}", base.trim_end_matches('/'));
+    h.header("location", location.as_bytes());
+    h.header("cache-control", b"no-store");
+    h.number("content-length", 0);
+    h.finish(keep_alive);
 }
 
 /// Whether a request is a machine's root image (`as=rootfs`), the stream admission bounds.

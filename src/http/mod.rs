@@ -86,6 +86,10 @@ pub struct HttpState {
     /// Each MAC's current boot attempt, and the queue to the attempt recorder
     /// (`crate::attempt`); `None`: attempts are not recorded.
     pub attempts: Option<Arc<crate::attempt::tracker::Tracker>>,
+    /// The blob files this process verified: nothing else is served.
+    pub trusted: crate::images::Trusted,
+    /// Finds a live peer holding a blob this server lacks (a 307 there); `None`: 404.
+    pub locator: Option<crate::replica::Locator>,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops

@@ -1,12 +1,14 @@
 //! The report key's file: `<data_dir>/report.key`, 32 random bytes, mode 0600, made on
 //! the first start and read on every later one (so tokens handed out before a restart
-//! still verify after it). Deleting the file rotates the key: every token handed out
-//! before is then refused.
+//! still verify after it). `tabula serve` shares it through the state store
+//! ([`shared`]): the first server of a store writes its key there and every server then
+//! uses the stored key, so a report is accepted by any server of the fleet. The stored
+//! key wins over the file (which is rewritten to it).
 //!
 //! Created atomically: the bytes go to a private temporary file, are synced, and are
 //! hard-linked into place, which fails if another process made the key first (then that
-//! key is read). The key is never logged (its `Debug` is redacted) and never leaves
-//! this process.
+//! key is read). The key is never logged (its `Debug` is redacted) and leaves this
+//! process only for the store.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
@@ -27,10 +29,54 @@ pub enum KeyError {
     Size { path: PathBuf },
     #[error("no randomness for the report key: {0}")]
     Random(String),
+    #[error("cannot share the report key through the state store: {0}")]
+    Store(String),
 }
 
 /// The key in `dir`, made first if there is none.
 pub fn load_or_create(dir: &Path) -> Result<ReportKey, KeyError> {
+    load_or_create_bytes(dir).map(ReportKey::from_bytes)
+}
+
+/// The fleet's key: the one in `store` (every server of one store must accept every
+/// boot's report, wherever it was served), written there first from `dir`'s key if the
+/// store has none (the first server of a fleet, or the upgrade of a single server: its
+/// tokens stay valid). `dir`'s file is rewritten to the store's key when they differ,
+/// so the file always holds the key in use.
+pub async fn shared(store: &crate::store::Store, dir: &Path) -> Result<ReportKey, KeyError> {
+    let local = load_or_create_bytes(dir)?;
+    let stored = store
+        .fleet_secret(STORE_NAME, &hex::encode(local))
+        .await
+        .map_err(|e| KeyError::Store(e.to_string()))?;
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(stored.trim(), &mut bytes)
+        .map_err(|_| KeyError::Store("the stored report key is not 32 bytes of hex".into()))?;
+    if bytes != local {
+        let path = dir.join(FILE);
+        let tmp = dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let _ = fs::remove_file(&tmp);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        let _ = fs::remove_file(&tmp);
+        written.map_err(|source| KeyError::Io { path, source })?;
+        tracing::info!("report key taken from the store (shared by every server)");
+    }
+    Ok(ReportKey::from_bytes(bytes))
+}
+
+/// The key's name in the store's `fleet_secrets`.
+const STORE_NAME: &str = "report_key";
+
+fn load_or_create_bytes(dir: &Path) -> Result<[u8; 32], KeyError> {
     let path = dir.join(FILE);
     let io = |source| KeyError::Io {
         path: path.clone(),
@@ -62,7 +108,7 @@ pub fn load_or_create(dir: &Path) -> Result<ReportKey, KeyError> {
                 let _ = d.sync_all();
             }
             tracing::info!(path = %path.display(), "made a new report key");
-            Ok(ReportKey::from_bytes(bytes))
+            Ok(bytes)
         }
         // Another process made it between our read and our link: use theirs.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read(&path),
@@ -70,7 +116,7 @@ pub fn load_or_create(dir: &Path) -> Result<ReportKey, KeyError> {
     }
 }
 
-fn read(path: &Path) -> Result<ReportKey, KeyError> {
+fn read(path: &Path) -> Result<[u8; 32], KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
         source,
@@ -89,7 +135,7 @@ fn read(path: &Path) -> Result<ReportKey, KeyError> {
     }
     let mut bytes = [0u8; 32];
     f.read_exact(&mut bytes).map_err(io)?;
-    Ok(ReportKey::from_bytes(bytes))
+    Ok(bytes)
 }
 
 /// A fresh boot id, for one rendered plan.

@@ -24,7 +24,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A directory of content-addressed blobs.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
-    root: PathBuf,
+    pub(super) root: PathBuf,
 }
 
 /// The result of re-hashing one blob.
@@ -163,7 +163,7 @@ impl BlobStore {
         result
     }
 
-    fn write_tmp(
+    pub(super) fn write_tmp(
         &self,
         r: &mut impl Read,
         tmp: &Path,
@@ -194,7 +194,7 @@ impl BlobStore {
         Ok((digest, size))
     }
 
-    fn link_into_place(&self, tmp: &Path, digest: &Digest) -> Result<(), ImageError> {
+    pub(super) fn link_into_place(&self, tmp: &Path, digest: &Digest) -> Result<(), ImageError> {
         let dst = self.path(digest);
         match fs::hard_link(tmp, &dst) {
             Ok(()) => {}
@@ -293,7 +293,10 @@ impl BlobStore {
 type ChunkSink<'a> = &'a mut dyn FnMut(&[u8]);
 
 /// Hashes everything `r` yields in 1 MiB chunks, handing each chunk to `sink`.
-fn hash_reader(r: &mut impl Read, mut sink: Option<ChunkSink<'_>>) -> io::Result<(Digest, u64)> {
+pub(super) fn hash_reader(
+    r: &mut impl Read,
+    mut sink: Option<ChunkSink<'_>>,
+) -> io::Result<(Digest, u64)> {
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;

@@ -10,9 +10,12 @@ pub mod cmdline;
 pub mod diff;
 mod manifest;
 pub mod names;
+mod partial;
+mod trusted;
 
 pub use blobs::{BlobStore, Verified};
 pub use manifest::{MANIFEST_SCHEMA, Manifest};
+pub use trusted::{FileStamp, Trust, Trusted};
 
 use crate::boot::Digest;
 

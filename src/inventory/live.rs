@@ -40,6 +40,9 @@ pub struct Inventory {
     stale: std::sync::atomic::AtomicBool,
     /// Set while the store cannot be read: snapshots are the last one loaded.
     unreachable: std::sync::atomic::AtomicBool,
+    /// Set when blobs arrived on this server's disk (replication): the next snapshot
+    /// re-reads the manifests even if the revision did not change.
+    reread: std::sync::atomic::AtomicBool,
 }
 
 impl Inventory {
@@ -55,7 +58,16 @@ impl Inventory {
             current: Mutex::new(()),
             stale: std::sync::atomic::AtomicBool::new(false),
             unreachable: std::sync::atomic::AtomicBool::new(false),
+            reread: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Blobs arrived on this server's disk (a replicated manifest): the next
+    /// [`Inventory::snapshot`] loads the versions again, whatever the revision.
+    pub fn blobs_arrived(&self) {
+        self.reread
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.mark_stale();
     }
 
     /// Lets [`Inventory::snapshot`] reuse a snapshot confirmed within `max_age`: changes
@@ -143,8 +155,9 @@ impl Inventory {
             }
             (Err(e), None) => return Err(e.into()),
         };
+        let reread = self.reread.swap(false, std::sync::atomic::Ordering::AcqRel);
         let snap = match previous {
-            Some(s) if s.revision == rev => s,
+            Some(s) if s.revision == rev && !reread => s,
             _ => Arc::new(self.load(rev).await?),
         };
         *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
