@@ -41,6 +41,12 @@ pub(super) struct LabArgs {
     /// [default: config/lab.toml's snponly.efi]
     #[arg(long, value_name = "FILE")]
     uefi_loader: Option<String>,
+    /// Show issue 14's fleet loop on three VMs: a rollout of a broken image stops at the
+    /// canary, which comes back on its known good by itself; a good one reaches all three,
+    /// each reboot asked by webhook and done by QMP; then boot-once (--timeout bounds each
+    /// wait; --image is not used)
+    #[arg(long)]
+    rollout: bool,
     /// Capture the lab bridge with tcpdump into FILE (read it with `tcpdump -r FILE`)
     #[arg(long, value_name = "FILE")]
     capture: Option<PathBuf>,
@@ -78,6 +84,9 @@ pub(super) async fn run(a: &LabArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     };
     let stop = tokio_util::sync::CancellationToken::new();
     crate::daemon::cancel_on_signals(stop.clone());
+    if a.rollout {
+        return Ok(lab::rollout::run(&opts, &stop).await?);
+    }
     let report = lab::run(&opts, &stop).await?;
     for m in &report.machines {
         println!("{}", m.summary());

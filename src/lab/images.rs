@@ -36,6 +36,9 @@ pub struct Recipes<'a> {
     pub config: &'a Path,
     /// Build output (kernel, initramfs, squashfs images).
     pub out: &'a Path,
+    /// The images' kernel command line template (`TABULA_LAB_CMDLINE`), when not the
+    /// recipes' default.
+    pub cmdline: Option<&'a str>,
 }
 
 /// Whether `reference` names a version the store has (channels and digests are checked
@@ -101,7 +104,11 @@ pub async fn ensure(
         r.data_dir.display(),
         script.display()
     );
-    let mut child = Command::new("bash")
+    let mut cmd = Command::new("bash");
+    if let Some(c) = r.cmdline {
+        cmd.env("TABULA_LAB_CMDLINE", c);
+    }
+    let mut child = cmd
         .arg(&script)
         .env("TABULA", r.exe)
         .env("TABULA_DATA_DIR", r.data_dir)

@@ -16,10 +16,15 @@
 pub mod capture;
 pub mod images;
 pub mod network;
+pub mod operator;
 pub mod prereq;
 pub mod qemu;
+pub mod qmp;
+pub mod receiver;
+pub mod rollout;
 pub mod serve;
 pub mod session;
+mod stages;
 pub mod summary;
 
 use std::fmt;
@@ -63,6 +68,13 @@ pub enum LabError {
     /// `tabula serve` did not come up.
     #[error("tabula serve in the lab namespace: {0}")]
     Serve(String),
+    /// A stage of `tabula lab --rollout` did not come out as it must.
+    #[error("{vm} ({stage}): {detail}")]
+    Stage {
+        vm: String,
+        stage: &'static str,
+        detail: String,
+    },
     /// Ctrl-C or SIGTERM.
     #[error("interrupted")]
     Interrupted,

@@ -12,6 +12,23 @@ use super::LabError;
 pub const BRIDGE: &str = "tabr0";
 pub const SERVER_CIDR: &str = "10.77.0.1/24";
 
+/// A TCP listener bound to `addr` inside namespace `ns` (a socket stays in the namespace
+/// it was made in): made on a thread of its own that enters the namespace, so no other
+/// thread of the caller changes namespace. Non-blocking, for tokio.
+pub fn bind_in(ns: &str, addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path)?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
+}
+
 /// A namespace owned by this lab run; removed on drop.
 #[derive(Debug)]
 pub struct LabNetwork {

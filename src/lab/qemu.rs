@@ -16,8 +16,28 @@ use super::{LabError, UefiRom, VmFirmware, VmSpec};
 /// The fw_cfg file that makes SeaBIOS copy its text console to COM1 (0x3f8).
 const SERCON: &str = "sercon-port.bin";
 
+/// How the lab controls a VM beyond booting it once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// A QMP socket at this path (`-qmp unix:…,server=on,wait=off`), for resets.
+    pub qmp: Option<PathBuf>,
+    /// A reboot (the guest's, or a failed boot's) restarts the VM instead of ending QEMU
+    /// (no `-no-reboot`): a machine that reboots stays in the lab.
+    pub reboots: bool,
+}
+
+/// The QMP socket of `vm` under `work`.
+pub fn qmp_path(vm: &VmSpec, work: &Path) -> PathBuf {
+    work.join(format!("{}.qmp", vm.name))
+}
+
 /// QEMU's arguments for `vm`, with per-VM files under `work`.
 pub fn args(vm: &VmSpec, work: &Path) -> Vec<String> {
+    args_with(vm, work, &Control::default())
+}
+
+/// [`args`] with the lab's `control` of the VM.
+pub fn args_with(vm: &VmSpec, work: &Path, control: &Control) -> Vec<String> {
     let mut a: Vec<String> = [
         "-name",
         &format!("tabula-lab-{}", vm.name),
@@ -48,6 +68,13 @@ pub fn args(vm: &VmSpec, work: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if control.reboots {
+        a.retain(|x| x != "-no-reboot");
+    }
+    if let Some(q) = &control.qmp {
+        a.push("-qmp".into());
+        a.push(format!("unix:{},server=on,wait=off", q.display()));
+    }
     match vm.firmware {
         VmFirmware::Bios => {
             a.extend(["-machine".into(), "pc".into(), "-device".into()]);
@@ -120,10 +147,23 @@ impl Vm {
     /// Starts `vm` inside namespace `ns` (`ip netns exec` execs, so the child is QEMU)
     /// and streams its console.
     pub fn start(vm: &VmSpec, ns: &str, work: &Path) -> Result<Vm, LabError> {
+        Vm::start_with(vm, ns, work, &Control::default())
+    }
+
+    /// [`Vm::start`] with the lab's `control` of the VM.
+    pub fn start_with(
+        vm: &VmSpec,
+        ns: &str,
+        work: &Path,
+        control: &Control,
+    ) -> Result<Vm, LabError> {
         prepare(vm, work)?;
+        if let Some(q) = &control.qmp {
+            let _ = std::fs::remove_file(q);
+        }
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, "qemu-system-x86_64"])
-            .args(args(vm, work))
+            .args(args_with(vm, work, control))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -238,6 +278,27 @@ mod tests {
         assert!(
             uefi.contains("-uuid 00000000-7777-4000-8000-525400770201"),
             "{uefi}"
+        );
+    }
+
+    #[test]
+    fn a_controlled_vm_has_a_qmp_socket_and_reboots() {
+        let vms = plan_vms(FirmwareChoice::Bios, 1);
+        let work = Path::new("/w");
+        let plain = args(&vms[0], work).join(" ");
+        assert!(
+            plain.contains("-no-reboot") && !plain.contains("-qmp"),
+            "{plain}"
+        );
+        let c = Control {
+            qmp: Some(qmp_path(&vms[0], work)),
+            reboots: true,
+        };
+        let a = args_with(&vms[0], work, &c).join(" ");
+        assert!(!a.contains("-no-reboot"), "{a}");
+        assert!(
+            a.contains("-qmp unix:/w/bios-1.qmp,server=on,wait=off"),
+            "{a}"
         );
     }
 

@@ -155,6 +155,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
         data_dir: &opts.data_dir,
         config: &config_path,
         out: &work.join("images"),
+        cmdline: None,
     };
     images::ensure(&store, &opts.image, &recipes, stop).await?;
 

@@ -1,4 +1,5 @@
-//! Standard Webhooks signing, pure: `webhook-signature: v1,<base64 HMAC-SHA256 over
+//! Standard Webhooks signing and verification ([`verify`], what a receiver such as `tabula lab`
+//! runs), pure: `webhook-signature: v1,<base64 HMAC-SHA256 over
 //! "<webhook-id>.<webhook-timestamp>.<body>">`, the key being the base64 after the
 //! secret's `whsec_` prefix. The payload of a fleet event, version 1.
 
@@ -41,6 +42,59 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(h.finalize().into_bytes()))
 }
 
+/// Why a received webhook was refused by [`verify`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    /// `webhook-timestamp` is not Unix seconds.
+    #[error("webhook-timestamp {0:?} is not a Unix time in seconds")]
+    BadTimestamp(String),
+    /// Too far from the receiver's clock (a replay, or a clock that is off).
+    #[error("webhook-timestamp is {0} s away from now (at most {1} s allowed)")]
+    Stale(i64, i64),
+    /// No `v1,` signature in `webhook-signature` matches.
+    #[error("no v1 signature in webhook-signature matches the body")]
+    Mismatch,
+}
+
+/// Checks a received message the Standard Webhooks way: the timestamp within
+/// `tolerance_s` of `now_s`, and one of the space-separated `v1,<base64>` signatures
+/// equal to [`signature`] over id, timestamp and body (compared in constant time).
+pub fn verify(
+    key: &[u8],
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now_s: i64,
+    tolerance_s: i64,
+) -> Result<(), VerifyError> {
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp(timestamp.to_string()))?;
+    let skew = now_s.saturating_sub(ts).saturating_abs();
+    if skew > tolerance_s {
+        return Err(VerifyError::Stale(skew, tolerance_s));
+    }
+    let mut h = <HmacSha256 as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    h.update(id.as_bytes());
+    h.update(b".");
+    h.update(ts.to_string().as_bytes());
+    h.update(b".");
+    h.update(body);
+    let ok = signatures.split_whitespace().any(|s| {
+        s.strip_prefix("v1,")
+            .and_then(|b| STANDARD.decode(b).ok())
+            .is_some_and(|sig| h.clone().verify_slice(&sig).is_ok())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
+}
+
 /// The message id of fleet event `seq` (the same on every retry).
 pub fn message_id(seq: i64) -> String {
     format!("msg_{seq}")
@@ -72,6 +126,64 @@ mod tests {
         assert_eq!(
             signature(&k, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn what_is_signed_verifies_and_nothing_else() {
+        let k = key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let sig = signature(&k, id, 1614265330, body);
+        let at = 1614265330;
+        assert_eq!(
+            verify(&k, id, "1614265330", &sig, body, at + 10, 300),
+            Ok(())
+        );
+        // Several signatures (key rotation): one match is enough.
+        let two = format!("v1,AAAA {sig}");
+        assert_eq!(verify(&k, id, "1614265330", &two, body, at, 300), Ok(()));
+        type Case<'a> = (&'a str, &'a str, &'a str, &'a [u8], i64, VerifyError);
+        let table: [Case; 6] = [
+            (id, "1614265330", &sig, b"{}", at, VerifyError::Mismatch),
+            (
+                "msg_other",
+                "1614265330",
+                &sig,
+                body,
+                at,
+                VerifyError::Mismatch,
+            ),
+            (id, "1614265331", &sig, body, at, VerifyError::Mismatch),
+            (id, "1614265330", "v2,abc", body, at, VerifyError::Mismatch),
+            (
+                id,
+                "soon",
+                &sig,
+                body,
+                at,
+                VerifyError::BadTimestamp("soon".into()),
+            ),
+            (
+                id,
+                "1614265330",
+                &sig,
+                body,
+                at + 301,
+                VerifyError::Stale(301, 300),
+            ),
+        ];
+        for (id, ts, sig, body, now, want) in table {
+            assert_eq!(
+                verify(&k, id, ts, sig, body, now, 300),
+                Err(want),
+                "{id} {ts} {sig}"
+            );
+        }
+        let other = key(&secret_of(&[9; 24])).unwrap();
+        assert_eq!(
+            verify(&other, id, "1614265330", &sig, body, at, 300),
+            Err(VerifyError::Mismatch)
         );
     }
 
