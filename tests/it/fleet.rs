@@ -141,18 +141,6 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     publish(&env, "1", 10);
     let (_, bad_root) = publish(&env, "2", 20);
     publish(&env, "3", 30);
-    // demo@2's root image no longer matches its digest: every machine that boots it
-    // fails verification, as a broken image would.
-    let digest = sha256_of(&bad_root);
-    let blob = env
-        .data()
-        .join("blobs/sha256")
-        .join(digest.strip_prefix("sha256:").unwrap());
-    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&blob, perms).unwrap();
-    std::fs::write(&blob, crate::common::bytes(99, 256 << 10)).unwrap();
 
     for i in 0..N {
         env.ok(&[
@@ -214,6 +202,21 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     ]);
     assert!(created.contains("members per step: 1, 4, 15"), "{created}");
     env.ok(&["rollout", "start", "bad"]);
+    // Once the rollout has started (its gate saw demo@2 whole on this server), demo@2's
+    // root image stops matching its digest: every machine that boots it fails, whether
+    // the server serves the bytes it already trusted (the machine's check fails) or
+    // finds them corrupt on first serve (quarantined, nothing served), as a broken image
+    // would.
+    let digest = sha256_of(&bad_root);
+    let blob = env
+        .data()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(&blob, crate::common::bytes(99, 256 << 10)).unwrap();
     std::thread::sleep(Duration::from_millis(1200));
     let v = fleet.rollout("bad");
     assert_eq!(count(&v, "admitted"), 1, "{v}");
