@@ -127,16 +127,17 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<(), LabErro
     getrandom::fill(&mut secret).map_err(|e| LabError::Options(format!("no randomness: {e}")))?;
     let secret = crate::notify::sign::secret_of(&secret);
     let url = format!("http://{RECEIVER}{}", receiver::PATH);
-    op.show(&[
-        "webhook",
-        "add",
-        &url,
-        "--events",
-        "rollout.*,machine.*,boot_once.*,booted,failed",
-        "--secret",
-        &secret,
-    ])
-    .await?;
+    let events = "rollout.*,machine.*,boot_once.*,booted,failed";
+    let added = op
+        .run(&[
+            "webhook", "add", &url, "--events", events, "--secret", &secret,
+        ])
+        .await?;
+    // The secret is the receiver's: not printed.
+    println!("$ tabula webhook add {url} --events {events} --secret whsec_…");
+    for l in added.lines() {
+        println!("  {l}");
+    }
 
     let taps: Vec<String> = specs.iter().map(|v| v.tap.clone()).collect();
     let network = LabNetwork::create(&taps)?;
