@@ -35,7 +35,7 @@ use super::qemu::{Control, Vm, qmp_path};
 use super::receiver::{self, Receiver};
 use super::serve::Server;
 use super::session::{Options, lab_config};
-use super::{LabError, VmSpec, plan_vms, prereq};
+use super::{FirmwareChoice, LabError, VmSpec, plan_vms, prereq};
 use crate::config::Config;
 use crate::inventory::PinRef;
 use crate::store::Store;
@@ -73,7 +73,13 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<(), LabErro
     opts.hardware
         .check(opts.firmware)
         .map_err(LabError::Options)?;
-    let mut specs = plan_vms(opts.firmware, 3);
+    // Three VMs: of the one firmware, or two BIOS and one UEFI for `--firmware both`.
+    let per = if opts.firmware == FirmwareChoice::Both {
+        2
+    } else {
+        3
+    };
+    let mut specs = plan_vms(opts.firmware, per);
     specs.truncate(3);
     for vm in &mut specs {
         vm.hardware = opts.hardware;
@@ -127,16 +133,17 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<(), LabErro
     getrandom::fill(&mut secret).map_err(|e| LabError::Options(format!("no randomness: {e}")))?;
     let secret = crate::notify::sign::secret_of(&secret);
     let url = format!("http://{RECEIVER}{}", receiver::PATH);
-    op.show(&[
-        "webhook",
-        "add",
-        &url,
-        "--events",
-        "rollout.*,machine.*,boot_once.*,booted,failed",
-        "--secret",
-        &secret,
-    ])
-    .await?;
+    let events = "rollout.*,machine.*,boot_once.*,booted,failed";
+    let added = op
+        .run(&[
+            "webhook", "add", &url, "--events", events, "--secret", &secret,
+        ])
+        .await?;
+    // The secret is the receiver's: not printed.
+    println!("$ tabula webhook add {url} --events {events} --secret whsec_…");
+    for l in added.lines() {
+        println!("  {l}");
+    }
 
     let taps: Vec<String> = specs.iter().map(|v| v.tap.clone()).collect();
     let network = LabNetwork::create(&taps)?;

@@ -16,6 +16,9 @@ pub(super) async fn scenario(lab: &mut Lab<'_>) -> Result<(), LabError> {
         first.push(newest_is(lab, n, "first boot on demo@1", "1", None).await?);
     }
     println!("lab: {} booted demo@1 (their known good)", names.join(", "));
+    // Boot events are written in batches, just after the attempt's report: let the last
+    // ones land before counting.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let mut before = HashMap::new();
     for v in &lab.vms {
         let boots = lab.op.boots(&v.spec.name).await?.len();

@@ -34,6 +34,7 @@ mod lab_matrix;
 mod lab_metrics;
 mod lab_proxy;
 mod lab_pxe;
+mod lab_rollout;
 mod lab_server_gone;
 mod lease_match;
 mod loaders;
