@@ -45,4 +45,5 @@ mod serve;
 mod storm;
 mod tftp_hostile;
 mod ui;
+mod ui_rollout;
 mod upgrade;
