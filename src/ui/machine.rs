@@ -42,6 +42,8 @@ pub(crate) struct Explain {
     pub image: Option<String>,
     pub manifest: Option<String>,
     pub decision: String,
+    /// Where the decision came from: a pin, a rollout step, a hold, a boot-once.
+    pub source: String,
     /// (what, digest, name, size)
     pub blobs: Vec<(String, String, String, String)>,
     pub cmdline: Option<String>,
@@ -129,6 +131,7 @@ fn explain(b: &crate::fleet::Boots) -> Explain {
         }),
         manifest: sel.resolved.as_ref().map(|r| r.manifest.to_string()),
         decision,
+        source: sel.source.to_string(),
         blobs,
         cmdline,
     }

@@ -300,6 +300,14 @@ fn the_rollout_and_hold_pages_in_chromium() {
         shot(&c, "rollout-phone").await;
         c.set_window_size(1366, 1500).await.unwrap();
         shot(&c, "rollout-full").await;
+        let png = c
+            .find(Locator::Id("progress"))
+            .await
+            .unwrap()
+            .screenshot()
+            .await
+            .unwrap();
+        std::fs::write(crate::ui::shots().join("rollout-progress.png"), png).unwrap();
         c.set_window_size(1366, 768).await.unwrap();
 
         // The held machine: its banner, last known good and attempts; release clears it.
@@ -337,11 +345,22 @@ fn the_rollout_and_hold_pages_in_chromium() {
         wait_text(&c, ".notice.good", "boot once demo@2 requested").await;
         wait_text(&c, "#boot-once .once-state", "pending").await;
         let once_url = c.current_url().await.unwrap().to_string();
+        // The server sees the request within its snapshot's maximum age.
+        tokio::time::sleep(Duration::from_millis(800)).await;
         let s = script_for(&data, &mac(21));
-        assert!(s.contains("demo"), "{s}");
-        c.goto(&once_url).await.unwrap();
-        wait_text(&c, "#boot-once .once-state", "booting").await;
+        assert!(s.contains("tabula.image=demo@2"), "the boot-once's version: {s}");
+        // The attempt is recorded as the script is served: reload until the page shows it.
+        let t0 = Instant::now();
+        loop {
+            c.goto(&once_url).await.unwrap();
+            if text(&c, "#boot-once .once-state").await.contains("booting") {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "never booting");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         assert!(text(&c, "#attempts").await.contains("boot-once:"));
+        assert!(text(&c, "#explain .explain-source").await.contains("boot-once"));
         shot(&c, "machine-boot-once").await;
         c.set_window_size(1366, 1700).await.unwrap();
         shot(&c, "machine-boot-once-full").await;
