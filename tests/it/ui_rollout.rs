@@ -348,7 +348,10 @@ fn the_rollout_and_hold_pages_in_chromium() {
         // The server sees the request within its snapshot's maximum age.
         tokio::time::sleep(Duration::from_millis(800)).await;
         let s = script_for(&data, &mac(21));
-        assert!(s.contains("tabula.image=demo@2"), "the boot-once's version: {s}");
+        assert!(
+            s.contains("tabula.image=demo@2"),
+            "the boot-once's version: {s}"
+        );
         // The attempt is recorded as the script is served: reload until the page shows it.
         let t0 = Instant::now();
         loop {
@@ -360,7 +363,11 @@ fn the_rollout_and_hold_pages_in_chromium() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         assert!(text(&c, "#attempts").await.contains("boot-once:"));
-        assert!(text(&c, "#explain .explain-source").await.contains("boot-once"));
+        assert!(
+            text(&c, "#explain .explain-source")
+                .await
+                .contains("boot-once")
+        );
         shot(&c, "machine-boot-once").await;
         c.set_window_size(1366, 1700).await.unwrap();
         shot(&c, "machine-boot-once-full").await;
