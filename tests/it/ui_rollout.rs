@@ -298,6 +298,11 @@ fn the_rollout_and_hold_pages_in_chromium() {
         c.set_window_size(390, 844).await.unwrap();
         c.goto(&format!("{base}/ui/rollouts/r1")).await.unwrap();
         shot(&c, "rollout-phone").await;
+        c.goto(&format!("{base}/ui/rollouts")).await.unwrap();
+        shot(&c, "rollouts-phone").await;
+        c.goto(&format!("{base}/ui/")).await.unwrap();
+        shot(&c, "fleet-held-phone").await;
+        c.goto(&format!("{base}/ui/rollouts/r1")).await.unwrap();
         c.set_window_size(1366, 1500).await.unwrap();
         shot(&c, "rollout-full").await;
         let png = c
