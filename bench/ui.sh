@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Dashboard benchmark: server time of /ui pages with 5,000 machines in the store (SQLite),
 # each with a boot history (~7 events a machine: most booted, some failed, some booting,
-# some never seen). Server time is the `Server-Timing: app;dur=` every /ui answer carries
+# some never seen), and two rollouts made with `tabula rollout create`: `big` over the
+# ~4,000 role=web machines, part-way through its third step (members succeeded, failed,
+# in flight and waiting, with admission and result times), and `small` (draft, role=db).
+# Server time is the `Server-Timing: app;dur=` every /ui answer carries
 # (from the request entering the dashboard's router to the response head: the store
 # reads, decisions and template rendering). Prints a table (median and max of RUNS
 # requests per page, after one warm-up). Loopback only; the server is killed by PID.
@@ -70,6 +73,37 @@ c.commit()
 print(f"store: {n} machines, {len(events)} boot events")
 PY
 
+"$TABULA" rollout create big --target role=web --to demo@2 --steps 1,10%,50%,100% \
+  --failure-budget 5% --max-in-flight 20 >/dev/null
+"$TABULA" rollout create small --target role=db --to demo@1 --steps 1,100% >/dev/null
+python3 - "$TABULA_DATA_DIR/tabula.db" <<'PY'
+import random, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1])
+now = int(time.time() * 1000)
+rnd = random.Random(16)
+t0 = now - 3_000_000
+rows = c.execute("SELECT machine, step FROM rollout_members WHERE rollout = 'big' ORDER BY rank").fetchall()
+upd, in_flight = [], 0
+for i, (machine, step) in enumerate(rows):
+    adm = t0 + step * 600_000 + rnd.randint(0, 500_000)
+    if step < 2:
+        upd.append(("failed" if rnd.random() < 0.01 else "succeeded", adm, adm + rnd.randint(30_000, 90_000), machine))
+    elif step == 2:
+        f = rnd.random()
+        if f < 0.6:
+            upd.append(("succeeded", adm, adm + rnd.randint(30_000, 90_000), machine))
+        elif f < 0.62:
+            upd.append(("failed", adm, adm + 60_000, machine))
+        elif in_flight < 20:
+            in_flight += 1
+            upd.append(("admitted", now - 30_000, None, machine))
+c.executemany("UPDATE rollout_members SET state = ?, admitted_ms = ?, done_ms = ? WHERE rollout = 'big' AND machine = ?", upd)
+c.execute("UPDATE rollouts SET state = 'running', step = 2, created_ms = ? WHERE name = 'big'", (t0 - 60_000,))
+c.execute("UPDATE revision SET value = value + 1")
+c.commit()
+print(f"rollout big: {len(rows)} members, {len(upd)} admitted so far")
+PY
+
 cat >"$W/serve.toml" <<CFG
 [dhcp]
 mode = "off"
@@ -92,7 +126,8 @@ curl -sS -b "$JAR" -c "$JAR" -o /dev/null --data-urlencode "token=$TOKEN" --data
 
 printf '%-44s %8s %8s %8s %9s\n' page "median" "max" "client" "bytes"
 printf '%-44s %8s %8s %8s %9s\n' "" "ms" "ms" "ms" ""
-for page in "/ui/" "/ui/?page=50" "/ui/?state=failed" "/ui/?selector=role%3Ddb,rack%3Dr5" "/ui/?q=m0424" "/ui/machines/m04242" "/ui/images" "/ui/live"; do
+for page in "/ui/" "/ui/?page=50" "/ui/?state=failed" "/ui/?selector=role%3Ddb,rack%3Dr5" "/ui/?q=m0424" "/ui/machines/m04242" "/ui/images" "/ui/live" \
+  "/ui/rollouts" "/ui/rollouts/big" "/ui/rollouts/big?state=succeeded&page=20"; do
   curl -sS -b "$JAR" -o /dev/null "$BASE$page"
   for _ in $(seq "$RUNS"); do
     curl -sS -b "$JAR" -o /dev/null -D - -w 'client %{time_total} %{size_download}\n' "$BASE$page"

@@ -1,8 +1,9 @@
 //! `GET /ui/`: the fleet. Every machine's state ([`super::state`]) from one read of the
 //! newest event per MAC and one inventory snapshot; counts on top; filters (a label
 //! selector as pins write them, free text over name, MACs, hostname, labels and image,
-//! a state); one page of rows at a time (server-side), each with its image, the rule the
-//! decision came from, and its last boot's start and length.
+//! a state); one page of rows at a time (server-side), each with its image, where the
+//! decision came from (a pin, a rollout step, a hold, a boot-once), and its last boot's
+//! start and length. The held group is the store's holds (from the snapshot).
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use super::state::{self, State as MState};
 use super::{Chrome, Ui, error, render, when};
 use crate::boot::{Firmware, Mac, Machine};
 use crate::events::timeline;
-use crate::inventory::{Decision, Facts, Selection, Selector, select};
+use crate::inventory::{Decision, Facts, Selection, Selector, Source, select};
 use crate::store::{EventRow, now_ms};
 
 /// Rows per page.
@@ -71,12 +72,19 @@ struct FleetPage {
     states: Vec<MState>,
 }
 
-/// What the rows say about a decision: (image, source of the decision).
+/// What the rows say about a decision: (image, source of the decision: the pin, the
+/// rollout step, the hold or the boot-once request it came from).
 pub(crate) fn decision_text(sel: &Selection) -> (String, String) {
-    let source = sel
-        .candidates
-        .first()
-        .map_or("no pin".to_string(), |c| c.target.clone());
+    let source = match &sel.source {
+        Source::None => sel.candidates.first().map_or("no pin".to_string(), |c| {
+            format!("pin {} ({})", c.target, c.reference)
+        }),
+        Source::Pin { target } => format!("pin {target}"),
+        Source::Channel { target, .. } => format!("pin {target}"),
+        Source::Rollout { rollout, step } => format!("rollout {rollout} step {}", step + 1),
+        Source::Hold { .. } => "hold".to_string(),
+        Source::BootOnce { id } => format!("boot-once {}", id.get(..8).unwrap_or(id)),
+    };
     let image = match &sel.decision {
         Decision::Boot { plan } => match sel.resolved.as_ref().and_then(|r| r.channel.as_ref()) {
             Some(ch) => format!("{}@{} ({}:{ch})", plan.image, plan.version, plan.image),
@@ -168,7 +176,12 @@ pub(crate) async fn page(
             .max_by_key(|r| r.id);
         let st = match &sel {
             None => MState::NeverSeen,
-            Some(s) => state::classify(state::pinned_manifest(s), newest, now),
+            Some(s) => state::classify(
+                snap.fleet.holds.contains_key(&m.name),
+                state::pinned_manifest(s),
+                newest,
+                now,
+            ),
         };
         entries.push(Entry {
             machine: m,

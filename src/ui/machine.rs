@@ -4,12 +4,15 @@
 //! leases, its pin history and latest events. With an `operate` token: pin it to a
 //! version or channel (`POST …/pin`), roll the pin back (`POST …/rollback`), both
 //! through [`crate::fleet::Fleet`] on behalf of the token, both with the CSRF token.
+//! Its hold, last known good, boot-once requests and boot attempts, with the release
+//! and boot-once forms, are [`super::machine_fleet`]'s.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::machine_fleet::{self, MachineFleet};
 use super::session::{Signed, forged, urlencode};
 use super::state::{self, State as MState};
 use super::timeline::{BootRow, boots, human_bytes};
@@ -39,6 +42,8 @@ pub(crate) struct Explain {
     pub image: Option<String>,
     pub manifest: Option<String>,
     pub decision: String,
+    /// Where the decision came from: a pin, a rollout step, a hold, a boot-once.
+    pub source: String,
     /// (what, digest, name, size)
     pub blobs: Vec<(String, String, String, String)>,
     pub cmdline: Option<String>,
@@ -66,11 +71,14 @@ struct MachinePage {
     choices: Vec<String>,
     current: String,
     done: Option<String>,
+    fleet: MachineFleet,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct Done {
     done: Option<String>,
+    /// A boot-once request to show the status of.
+    once: Option<String>,
 }
 
 fn explain(b: &crate::fleet::Boots) -> Explain {
@@ -123,12 +131,13 @@ fn explain(b: &crate::fleet::Boots) -> Explain {
         }),
         manifest: sel.resolved.as_ref().map(|r| r.manifest.to_string()),
         decision,
+        source: sel.source.to_string(),
         blobs,
         cmdline,
     }
 }
 
-fn fleet_error(chrome: Chrome, e: &FleetError) -> Response {
+pub(super) fn fleet_error(chrome: Chrome, e: &FleetError) -> Response {
     let status = match e {
         FleetError::NotFound { .. } => StatusCode::NOT_FOUND,
         FleetError::Conflict { .. } => StatusCode::CONFLICT,
@@ -175,11 +184,6 @@ pub(crate) async fn page(
         .boots
         .first()
         .and_then(|b| state::pinned_manifest(&b.selection));
-    let st = if m.macs.is_empty() {
-        MState::NeverSeen
-    } else {
-        state::classify(pinned, view.recent.last(), now_ms())
-    };
     let events: Vec<_> = view.recent.iter().map(|r| r.event.clone()).collect();
     let mut drawn = boots(&events);
     drawn.truncate(BOOTS);
@@ -221,6 +225,10 @@ pub(crate) async fn page(
         choices.extend(snap.versions.keys().map(|(i, v)| format!("{i}@{v}")));
         choices.extend(snap.channels.keys().map(|(i, c)| format!("{i}:{c}")));
     }
+    let pending = snap
+        .as_ref()
+        .ok()
+        .and_then(|s| s.fleet.boot_once.get(&name).map(|o| o.id.clone()));
     let current = snap
         .ok()
         .and_then(|s| {
@@ -242,6 +250,18 @@ pub(crate) async fn page(
             detail: r.event.detail.to_string(),
         })
         .collect();
+    let fleet_part =
+        machine_fleet::load(&ui, &name, done.once.as_deref(), pending.as_deref()).await;
+    let st = if m.macs.is_empty() {
+        MState::NeverSeen
+    } else {
+        state::classify(
+            fleet_part.hold.is_some(),
+            pinned,
+            view.recent.last(),
+            now_ms(),
+        )
+    };
     render(&MachinePage {
         chrome: Some(chrome),
         name: name.clone(),
@@ -255,6 +275,7 @@ pub(crate) async fn page(
         choices,
         current,
         done: done.done,
+        fleet: fleet_part,
     })
 }
 
@@ -265,7 +286,7 @@ struct PinForm {
 }
 
 /// The refusal of a machine action without its CSRF token or the scope it needs.
-fn refused(signed: &Signed, csrf: Option<&str>) -> Option<Response> {
+pub(super) fn refused(signed: &Signed, csrf: Option<&str>) -> Option<Response> {
     if !signed.csrf_ok(csrf) {
         return Some(forged(signed));
     }
@@ -274,7 +295,7 @@ fn refused(signed: &Signed, csrf: Option<&str>) -> Option<Response> {
             StatusCode::FORBIDDEN,
             Some(signed.chrome("fleet")),
             &format!(
-                "token {:?} has scope {}; changing a pin needs operate",
+                "token {:?} has scope {}; changing a machine needs operate",
                 signed.principal.name, signed.principal.scope
             ),
         ));
@@ -282,7 +303,7 @@ fn refused(signed: &Signed, csrf: Option<&str>) -> Option<Response> {
     None
 }
 
-fn back(name: &str, done: &str) -> Response {
+pub(super) fn back(name: &str, done: &str) -> Response {
     Redirect::to(&format!(
         "/ui/machines/{}?done={}",
         urlencode(name),

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /ui/login`, `POST /ui/login`, `POST /ui/logout` | sign in with an API token, sign out ([`session`]) |
 //! | `GET /ui/` | the fleet, grouped by state ([`fleet`]) |
-//! | `GET /ui/machines/{name}`, `POST …/pin`, `POST …/rollback` | one machine ([`machine`]) |
+//! | `GET /ui/machines/{name}`, `POST …/pin`, `…/rollback`, `…/release`, `…/boot-once` | one machine ([`machine`], [`machine_fleet`]) |
 //! | `GET /ui/rollouts`, `GET /ui/rollouts/{name}`, `POST …/{command}` | rollouts: steps, budget, versions over time, members; pause, resume, promote, abort ([`rollouts`]) |
 //! | `GET /ui/images` | versions, channels, who runs what, a diff ([`images`]) |
 //! | `GET /ui/live`, `GET /ui/live/stream` | the live feed and storm view ([`live`]) |
@@ -24,6 +24,7 @@ mod fleet;
 mod images;
 mod live;
 mod machine;
+mod machine_fleet;
 mod rollout_view;
 mod rollouts;
 mod session;
@@ -67,6 +68,11 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(api: ApiState) -> Router<
         .route("/ui/machines/{name}", get(machine::page))
         .route("/ui/machines/{name}/pin", post(machine::pin))
         .route("/ui/machines/{name}/rollback", post(machine::rollback))
+        .route("/ui/machines/{name}/release", post(machine_fleet::release))
+        .route(
+            "/ui/machines/{name}/boot-once",
+            post(machine_fleet::boot_once),
+        )
         .route("/ui/rollouts", get(rollouts::list))
         .route("/ui/rollouts/{name}", get(rollouts::page))
         .route("/ui/rollouts/{name}/{command}", post(rollouts::command))

@@ -1,7 +1,10 @@
 //! What state a machine is in, at a glance (pure): from what it would boot now and its
 //! newest boot event. The fleet page groups by it; the machine page shows it.
 //!
-//! - `held`: its pins say not to boot an image (`local`, `none`, or nothing resolves);
+//! - `held`: the store holds it (automatic rollback on its last known good, or a
+//!   quarantine), whatever it booted since;
+//! - `local`: it is not held and its decision boots no image (a `local` pin, or no pin
+//!   answers it);
 //! - `never seen`: no boot event for any of its MACs;
 //! - `booted`: its newest event is a `booted` report with the manifest it is pinned to;
 //! - `drifted`: booted, but another manifest than the pin names now (re-pinned since: it
@@ -26,17 +29,19 @@ pub(crate) enum State {
     Drifted,
     Booted,
     Held,
+    Local,
     NeverSeen,
 }
 
 impl State {
     /// Every state, in the order the fleet page shows them (what needs a look first).
-    pub(crate) const ALL: [State; 6] = [
+    pub(crate) const ALL: [State; 7] = [
         State::Failed,
         State::Booting,
         State::Drifted,
         State::Booted,
         State::Held,
+        State::Local,
         State::NeverSeen,
     ];
 
@@ -48,6 +53,7 @@ impl State {
             State::Drifted => "drifted",
             State::Booted => "booted",
             State::Held => "held",
+            State::Local => "local",
             State::NeverSeen => "never-seen",
         }
     }
@@ -59,7 +65,8 @@ impl State {
             State::Booting => "booting",
             State::Drifted => "booted, not on its pin",
             State::Booted => "booted on pinned image",
-            State::Held => "held (not booting an image)",
+            State::Held => "held (rollback or quarantine)",
+            State::Local => "local boot (no image)",
             State::NeverSeen => "never seen",
         }
     }
@@ -100,11 +107,19 @@ pub(crate) fn in_flight(latest: &EventRow, now_ms: i64) -> bool {
     }
 }
 
-/// The state of a machine that would boot `pinned` now (`None`: no image) and whose
-/// newest event is `latest`, at `now_ms`.
-pub(crate) fn classify(pinned: Option<Digest>, latest: Option<&EventRow>, now_ms: i64) -> State {
-    if pinned.is_none() {
+/// The state of a machine that the store holds (`held`) or not, that would boot
+/// `pinned` now (`None`: no image) and whose newest event is `latest`, at `now_ms`.
+pub(crate) fn classify(
+    held: bool,
+    pinned: Option<Digest>,
+    latest: Option<&EventRow>,
+    now_ms: i64,
+) -> State {
+    if held {
         return State::Held;
+    }
+    if pinned.is_none() {
+        return State::Local;
     }
     let Some(latest) = latest else {
         return State::NeverSeen;
@@ -147,29 +162,30 @@ mod tests {
         let j = serde_json::json!({});
         let m = Digest::of(b"m");
         let s = Some(m);
-        assert_eq!(classify(None, None, 0), State::Held);
-        assert_eq!(classify(s, None, 0), State::NeverSeen);
+        assert_eq!(classify(false, None, None, 0), State::Local);
+        assert_eq!(classify(true, None, None, 0), State::Held);
+        assert_eq!(classify(false, s, None, 0), State::NeverSeen);
         let booted = row(BootStage::Booted, Some(m), 0, j.clone());
-        assert_eq!(classify(s, Some(&booted), 10), State::Booted);
+        assert_eq!(classify(false, s, Some(&booted), 10), State::Booted);
         let other = row(BootStage::Booted, Some(Digest::of(b"x")), 0, j.clone());
-        assert_eq!(classify(s, Some(&other), 10), State::Drifted);
+        assert_eq!(classify(false, s, Some(&other), 10), State::Drifted);
         let dl = row(BootStage::KernelSent, Some(m), 0, j.clone());
-        assert_eq!(classify(s, Some(&dl), 10), State::Booting);
-        assert_eq!(classify(s, Some(&dl), STALL_MS + 1), State::Failed);
+        assert_eq!(classify(false, s, Some(&dl), 10), State::Booting);
+        assert_eq!(classify(false, s, Some(&dl), STALL_MS + 1), State::Failed);
         let retry = row(
             BootStage::Failed,
             Some(m),
             0,
             serde_json::json!({"reason": "x", "final": false}),
         );
-        assert_eq!(classify(s, Some(&retry), 10), State::Booting);
+        assert_eq!(classify(false, s, Some(&retry), 10), State::Booting);
         let gave_up = row(
             BootStage::Failed,
             Some(m),
             0,
             serde_json::json!({"reason": "x", "final": true}),
         );
-        assert_eq!(classify(s, Some(&gave_up), 10), State::Failed);
+        assert_eq!(classify(false, s, Some(&gave_up), 10), State::Failed);
         for st in State::ALL {
             assert_eq!(State::from_key(st.key()), Some(st));
         }

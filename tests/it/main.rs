@@ -49,4 +49,5 @@ mod serve;
 mod storm;
 mod tftp_hostile;
 mod ui;
+mod ui_rollout;
 mod upgrade;
