@@ -10,6 +10,7 @@ mod api_events;
 mod api_images;
 mod api_machines;
 mod api_session;
+mod api_tls;
 mod build;
 mod build_debian;
 mod cli_errors;

@@ -67,6 +67,7 @@ pub fn start_with_stderr(env: &Env, cfg: &std::path::Path, tftp: bool, stderr: S
         out.read_line(&mut line).unwrap();
         line.trim()
             .strip_prefix(&format!("listening: {service} "))
+            .map(|a| a.trim_end_matches(" (TLS)"))
             .unwrap_or_else(|| panic!("expected the {service} address, got {line:?}"))
             .parse()
             .unwrap()
