@@ -165,6 +165,9 @@ async fn machines(c: &Client, cmd: &MachineCmd) -> anyhow::Result<()> {
             println!("removed machine {name}");
         }
         MachineCmd::List => machine::print_list(c.machines().await?),
+        MachineCmd::History { name, json } => {
+            machine::print_history(&c.machine_history(name).await?, *json)?;
+        }
         MachineCmd::Show { name } => {
             let m = c.machine(name).await?;
             let mut boots = Vec::new();
