@@ -62,6 +62,9 @@ pub(crate) enum DaemonError {
     DhcpSocket(#[from] SocketError),
     #[error(transparent)]
     ReportKey(#[from] http::report_key::KeyError),
+    /// `api.tls_cert` / `api.tls_key` cannot be used.
+    #[error(transparent)]
+    ApiTls(#[from] crate::api::tls::TlsError),
 }
 
 fn bind_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
@@ -81,6 +84,9 @@ pub(crate) struct Bound {
     pub http: Option<TcpListener>,
     /// The API listener (the control plane, `src/api/`).
     pub api: Option<TcpListener>,
+    /// Its TLS configuration (`api.tls_cert`/`tls_key`), read when binding: before the
+    /// privilege drop, so a key only root may read can be used.
+    pub api_tls: Option<Arc<rustls::ServerConfig>>,
     pub tftp: Option<UdpSocket>,
     /// DHCP sockets: per interface the server port, plus the boot-server port in proxy mode.
     pub dhcp: Vec<(DhcpSocket, Port)>,
@@ -115,6 +121,9 @@ impl Bound {
                         source,
                     })?,
             );
+            if let Some(t) = &config.api.tls {
+                b.api_tls = Some(crate::api::tls::load(&t.cert, &t.key)?);
+            }
         }
         if config.tftp.enabled {
             let addr = config.tftp.listen;
@@ -148,6 +157,7 @@ impl Bound {
         Ok(Detached {
             http: self.http.map(TcpListener::into_std).transpose()?,
             api: self.api.map(TcpListener::into_std).transpose()?,
+            api_tls: self.api_tls,
             tftp: self.tftp.map(UdpSocket::into_std).transpose()?,
             dhcp: self
                 .dhcp
@@ -167,7 +177,8 @@ impl Bound {
             out.push(format!("tftp {a}"));
         }
         if let Some(Ok(a)) = self.api.as_ref().map(|l| l.local_addr()) {
-            out.push(format!("api {a}"));
+            let tls = if self.api_tls.is_some() { " (TLS)" } else { "" };
+            out.push(format!("api {a}{tls}"));
         }
         for (s, _) in &self.dhcp {
             out.push(format!(
@@ -186,6 +197,7 @@ impl Bound {
 pub(crate) struct Detached {
     http: Option<std::net::TcpListener>,
     api: Option<std::net::TcpListener>,
+    api_tls: Option<Arc<rustls::ServerConfig>>,
     tftp: Option<std::net::UdpSocket>,
     dhcp: Vec<(dhcp::socket::Detached, Port)>,
 }
@@ -196,6 +208,7 @@ impl Detached {
         Ok(Bound {
             http: self.http.map(TcpListener::from_std).transpose()?,
             api: self.api.map(TcpListener::from_std).transpose()?,
+            api_tls: self.api_tls,
             tftp: self.tftp.map(UdpSocket::from_std).transpose()?,
             dhcp: self
                 .dhcp
@@ -376,6 +389,7 @@ pub(crate) async fn run(
         });
     }
     if let Some(listener) = bound.api {
+        let tls = bound.api_tls.clone();
         let st = crate::api::ApiState {
             health: health.clone(),
             store: store.clone(),
@@ -391,7 +405,7 @@ pub(crate) async fn run(
             heartbeat: config.ha.heartbeat,
         };
         tasks.spawn(async move {
-            if let Err(e) = crate::api::run(listener, st).await {
+            if let Err(e) = crate::api::run(listener, st, tls).await {
                 tracing::error!(error = %e, "API server failed");
             }
         });

@@ -132,13 +132,14 @@ pub(crate) async fn manifest(
 pub(crate) async fn publish(
     State(st): State<ApiState>,
     uri: Uri,
+    actor: Actor,
     Path(name): Path<String>,
     Body(u): Body<Upload>,
 ) -> Result<Response, Problem> {
     let path = uri.path();
     let version = u.version.clone();
     let location = format!("/api/v1/images/{name}/versions/{version}");
-    let (status, manifest) = match st.fleet.publish_uploaded(&name, u).await {
+    let (status, manifest) = match st.fleet.publish_uploaded(&name, u, Some(&actor.name)).await {
         Ok(Published::New { manifest }) => (StatusCode::CREATED, manifest),
         Ok(Published::Unchanged { manifest }) => (StatusCode::OK, manifest),
         Err(e) => return Err(Problem::fleet(path, Kind::Image, e)),
@@ -152,9 +153,14 @@ pub(crate) async fn publish(
 pub(crate) async fn delete_version(
     State(st): State<ApiState>,
     uri: Uri,
+    actor: Actor,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    match st.fleet.remove_version(&name, &version).await {
+    match st
+        .fleet
+        .remove_version_by(&name, &version, Some(&actor.name))
+        .await
+    {
         Ok(()) | Err(FleetError::NotFound { .. }) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(Problem::fleet(uri.path(), Kind::Version, e)),
     }
@@ -182,6 +188,30 @@ pub(crate) async fn put_channel(
     Ok(Json(
         json!({"name": name, "channel": channel, "version": b.version}),
     ))
+}
+
+/// `GET /api/v1/images/{name}/history`: every publication and removal of its versions,
+/// oldest first, with its actor (`null`: the local CLI).
+pub(crate) async fn history(
+    State(st): State<ApiState>,
+    uri: Uri,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let path = uri.path();
+    let h = st
+        .store
+        .version_history(&name)
+        .await
+        .map_err(|e| Problem::store(path, &e))?;
+    if h.is_empty() {
+        return Err(Problem::missing(
+            path,
+            "image",
+            &name,
+            format!("no version of {name} was ever published"),
+        ));
+    }
+    Ok(Json(json!({"items": h, "next": null})))
 }
 
 /// `GET /api/v1/images/{name}/channels/{channel}/history`: every move, with its actor.

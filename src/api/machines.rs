@@ -12,6 +12,7 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::auth::Actor;
 use super::extract::{Body, Params};
 use super::page::{PageQuery, page};
 use super::{ApiState, Problem};
@@ -128,6 +129,7 @@ pub(crate) async fn list(
 pub(crate) async fn create(
     State(st): State<ApiState>,
     uri: Uri,
+    actor: Actor,
     Body(b): Body<NewMachine>,
 ) -> Result<Response, Problem> {
     let path = uri.path();
@@ -140,7 +142,7 @@ pub(crate) async fn create(
         labels: b.labels,
     };
     st.fleet
-        .add_machine(&m)
+        .add_machine_by(&m, Some(&actor.name))
         .await
         .map_err(|e| Problem::fleet(path, Kind::Machine, e))?;
     let location = format!("/api/v1/machines/{}", m.name);
@@ -164,6 +166,7 @@ pub(crate) async fn get(
 pub(crate) async fn patch(
     State(st): State<ApiState>,
     uri: Uri,
+    actor: Actor,
     Path(name): Path<String>,
     Body(p): Body<MachinePatch>,
 ) -> Result<Json<Machine>, Problem> {
@@ -188,7 +191,10 @@ pub(crate) async fn patch(
             None => m.labels.remove(&k),
         };
     }
-    st.fleet.update_machine(&m).await.map_err(fail)?;
+    st.fleet
+        .update_machine_by(&m, Some(&actor.name))
+        .await
+        .map_err(fail)?;
     Ok(Json(m))
 }
 
@@ -196,12 +202,28 @@ pub(crate) async fn patch(
 pub(crate) async fn delete(
     State(st): State<ApiState>,
     uri: Uri,
+    actor: Actor,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    match st.fleet.remove_machine(&name).await {
+    match st.fleet.remove_machine_by(&name, Some(&actor.name)).await {
         Ok(()) | Err(crate::fleet::FleetError::NotFound { .. }) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(Problem::fleet(uri.path(), Kind::Machine, e)),
     }
+}
+
+/// `GET /api/v1/machines/{name}/history`: every change of the machine, oldest first,
+/// with its actor (`null`: the local CLI); kept after its removal.
+pub(crate) async fn history(
+    State(st): State<ApiState>,
+    uri: Uri,
+    Path(name): Path<String>,
+) -> Result<Json<super::page::Page<crate::store::MachineChange>>, Problem> {
+    let items = st
+        .fleet
+        .machine_history(&name)
+        .await
+        .map_err(|e| Problem::fleet(uri.path(), Kind::Machine, e))?;
+    Ok(Json(super::page::Page { items, next: None }))
 }
 
 /// `GET /api/v1/machines/{name}/explain`: the JSON of `tabula explain MAC --json` for

@@ -44,6 +44,7 @@ pub(crate) mod problem;
 pub(crate) mod routes;
 pub(crate) mod servers;
 mod timeline;
+pub(crate) mod tls;
 mod tokens;
 
 use std::io;
@@ -118,10 +119,18 @@ pub(crate) fn router(st: ApiState) -> Router {
 }
 
 /// Serves [`router`] on an already-bound listener until `shutdown` is cancelled, then
-/// lets open requests finish (the daemon bounds that wait).
-pub(crate) async fn run(listener: TcpListener, st: ApiState) -> io::Result<()> {
+/// lets open requests finish (the daemon bounds that wait); over TLS ([`tls`]) when the
+/// daemon has its configuration.
+pub(crate) async fn run(
+    listener: TcpListener,
+    st: ApiState,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> io::Result<()> {
     let shutdown = st.shutdown.clone();
-    serve(listener, router(st), shutdown).await
+    match tls {
+        Some(t) => tls::serve(listener, router(st), t, shutdown).await,
+        None => serve(listener, router(st), shutdown).await,
+    }
 }
 
 /// 200 with the text when every configured front end serves, else 503.

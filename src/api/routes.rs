@@ -105,6 +105,13 @@ pub(crate) const TABLE: &[Route] = &[
     ),
     r(
         "get",
+        "/api/v1/machines/{name}/history",
+        Read,
+        "Every change of a machine (add, update, label, rm), with its actor",
+        None,
+    ),
+    r(
+        "get",
         "/api/v1/machines/{name}/explain",
         Read,
         "What the machine boots now and why (= tabula explain --json; ?mac, ?arch)",
@@ -211,6 +218,13 @@ pub(crate) const TABLE: &[Route] = &[
     ),
     r(
         "get",
+        "/api/v1/images/{name}/history",
+        Read,
+        "Every publication and removal of an image's versions, with its actor",
+        None,
+    ),
+    r(
+        "get",
         "/api/v1/images/{name}/channels/{channel}/history",
         Read,
         "Every move of a channel, with its actor",
@@ -308,6 +322,7 @@ pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
                 .delete(machines::delete),
         )
         .route("/api/v1/machines/{name}/explain", get(machines::explain))
+        .route("/api/v1/machines/{name}/history", get(machines::history))
         .route("/api/v1/machines/{name}/timeline", get(timeline::get))
         .route("/api/v1/explain/{mac}", get(explain::get))
         .route("/api/v1/pins", get(pins::list))
@@ -330,6 +345,7 @@ pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
             "/api/v1/images/{name}/channels/{channel}",
             put(images::put_channel),
         )
+        .route("/api/v1/images/{name}/history", get(images::history))
         .route(
             "/api/v1/images/{name}/channels/{channel}/history",
             get(images::channel_history),

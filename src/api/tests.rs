@@ -220,7 +220,7 @@ async fn the_event_stream_replays_follows_live_resumes_filters_and_ends_at_shutd
         .unwrap()
         .token;
     let auth = format!("authorization: Bearer {token}\r\n");
-    let server = tokio::spawn(run(listener, st));
+    let server = tokio::spawn(run(listener, st, None));
 
     // Without a token: 401 and the Bearer challenge.
     let mut n = TcpStream::connect(addr).await.unwrap();
@@ -376,7 +376,7 @@ async fn a_cursor_older_than_retention_gets_a_reset_then_the_oldest_kept() {
         .await
         .unwrap()
         .token;
-    let server = tokio::spawn(run(listener, st));
+    let server = tokio::spawn(run(listener, st, None));
     let ask_from = |last: u32| {
         format!(
             "GET /api/v1/events/stream HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nlast-event-id: {last}\r\n\r\n"

@@ -115,7 +115,7 @@ pub(crate) async fn publish(
     })
     .await?;
 
-    record(blobs, store, manifest).await
+    record(blobs, store, manifest, None).await
 }
 
 /// The name a file published from `path` is served under: its file name when that is
@@ -134,11 +134,13 @@ pub(crate) fn blob_name(path: &std::path::Path, fallback: &str) -> String {
 }
 
 /// Records a validated manifest whose blobs are all stored: its manifest blob, then its
-/// version row (the same content again is [`Published::Unchanged`]).
+/// version row with its history entry on behalf of `actor` (the same content again is
+/// [`Published::Unchanged`]).
 pub(crate) async fn record(
     blobs: &BlobStore,
     store: &Store,
     manifest: Manifest,
+    actor: Option<&str>,
 ) -> Result<Published, CatalogError> {
     let req = (manifest.name.clone(), manifest.version.clone());
     // Same content already published? Decide before writing the manifest blob.
@@ -158,7 +160,7 @@ pub(crate) async fn record(
     let b = blobs.clone();
     let digest = blocking(move || b.put_bytes(&bytes)).await?;
     match store
-        .insert_version(&req.0, &req.1, &digest.to_string())
+        .insert_version_by(&req.0, &req.1, &digest.to_string(), actor)
         .await?
     {
         None => Ok(Published::New { manifest: digest }),
@@ -244,8 +246,14 @@ pub(crate) async fn tag(
     Ok(())
 }
 
-/// Removes a version unless a pin or channel uses it. Its blobs stay until `gc`.
-pub(crate) async fn remove(store: &Store, name: &str, version: &str) -> Result<(), CatalogError> {
+/// Removes a version unless a pin or channel uses it, on behalf of `actor` (kept in the
+/// version history). Its blobs stay until `gc`.
+pub(crate) async fn remove(
+    store: &Store,
+    name: &str,
+    version: &str,
+    actor: Option<&str>,
+) -> Result<(), CatalogError> {
     let Some(row) = version_row(store, name, version).await? else {
         return Err(CatalogError::NotFound(format!(
             "{name}@{version} is not published"
@@ -255,7 +263,7 @@ pub(crate) async fn remove(store: &Store, name: &str, version: &str) -> Result<(
         format!("{name}@{version}"),
         format!("{name}@{}", row.manifest),
     ];
-    store.remove_version(name, version, &refs).await?;
+    store.remove_version_by(name, version, &refs, actor).await?;
     Ok(())
 }
 

@@ -43,12 +43,13 @@ fn default_arches() -> Vec<Arch> {
 }
 
 /// Publishes `name@upload.version` from blobs the store holds; a missing blob is
-/// [`crate::images::ImageError::Missing`], with nothing written.
+/// [`crate::images::ImageError::Missing`], with nothing written; on behalf of `actor`.
 pub(crate) async fn publish_uploaded(
     blobs: &BlobStore,
     store: &Store,
     name: &str,
     upload: Upload,
+    actor: Option<&str>,
 ) -> Result<Published, CatalogError> {
     crate::images::names::check_image(name)?;
     crate::images::names::check_version(&upload.version)?;
@@ -81,5 +82,5 @@ pub(crate) async fn publish_uploaded(
         Ok(m)
     })
     .await?;
-    record(blobs, store, manifest).await
+    record(blobs, store, manifest, actor).await
 }

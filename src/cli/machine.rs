@@ -1,4 +1,4 @@
-//! `tabula machine …`: add, rm, list, show, label. Parses and prints only: every
+//! `tabula machine …`: add, rm, list, show, history, label. Parses and prints only: every
 //! check and write is the fleet facade's ([`crate::fleet`]). The parsing ([`new_machine`])
 //! and the printing ([`print_list`], [`print_show`]) are shared with the remote path
 //! (`--server`, [`super::remote`]).
@@ -14,7 +14,7 @@ use crate::boot::{Firmware, Mac};
 use crate::events::timeline::{self, Timeline};
 use crate::fleet::LabelChange;
 use crate::inventory::Explanation;
-use crate::store::EventRow;
+use crate::store::{EventRow, MachineChange};
 
 /// How many of a machine's latest events `machine show` prints.
 pub(super) const SHOW_EVENTS: i64 = 20;
@@ -76,6 +76,14 @@ pub(super) enum MachineCmd {
     List,
     /// Show a machine, its pin decision and its recent boot events
     Show { name: String },
+    /// Every change of a machine (add, update, label, rm) with who made it: an API
+    /// token's name, or `local` for this CLI
+    History {
+        name: String,
+        /// Print them as JSON, one object per line
+        #[arg(long)]
+        json: bool,
+    },
     /// List a machine's boot attempts, newest first (state, image, source, attempt number)
     Boots {
         name: String,
@@ -165,6 +173,29 @@ pub(super) fn print_list(machines: Vec<Machine>) {
     table(&["NAME", "MACS", "ADDRESS", "LABELS"], &rows);
 }
 
+/// Prints `machine history` (the local CLI's changes have no actor: `local`).
+pub(super) fn print_history(changes: &[MachineChange], json: bool) -> anyhow::Result<()> {
+    if json {
+        for c in changes {
+            println!("{}", serde_json::to_string(c)?);
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = changes
+        .iter()
+        .map(|c| {
+            vec![
+                time(c.at_ms),
+                c.kind.clone(),
+                c.actor.clone().unwrap_or_else(|| "local".into()),
+                c.detail.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["AT", "CHANGE", "ACTOR", "DETAIL"], &rows);
+    Ok(())
+}
+
 /// Prints `machine show`.
 pub(super) fn print_show(view: &Shown) {
     let m = &view.machine;
@@ -242,6 +273,9 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
             println!("removed machine {name}");
         }
         MachineCmd::List => print_list(ctx.store().machines().await?),
+        MachineCmd::History { name, json } => {
+            print_history(&ctx.fleet.machine_history(name).await?, *json)?;
+        }
         MachineCmd::Show { name } => {
             let view = ctx.fleet.machine_view(name, SHOW_EVENTS).await?;
             let mut boots = Vec::new();

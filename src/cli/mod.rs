@@ -52,7 +52,7 @@ pub struct Cli {
     /// Log line format: `text` for a person, `json` for a collector (one object per line)
     #[arg(long, global = true, env = "TABULA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Talk to this tabula's API (http://HOST:PORT) instead of opening the local store;
+    /// Talk to this tabula's API (http://HOST:PORT or https://HOST:PORT) instead of opening the local store;
     /// the token comes from TABULA_TOKEN or --token-file (machine, pin, image, explain,
     /// events, lease)
     #[arg(long, global = true, env = "TABULA_SERVER", value_name = "URL")]
@@ -60,6 +60,9 @@ pub struct Cli {
     /// File holding the API token for --server (instead of TABULA_TOKEN)
     #[arg(long, global = true, env = "TABULA_TOKEN_FILE", value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// An extra root CA (PEM) to trust for an https:// --server, besides the system's
+    #[arg(long, global = true, env = "TABULA_CA_FILE", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -203,7 +206,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(server) = cli.server.as_deref().filter(|s| !s.is_empty())
         && remote::applies(&cli.command)
     {
-        return remote::run(&cli.command, server, cli.token_file.as_deref()).await;
+        return remote::run(
+            &cli.command,
+            server,
+            cli.token_file.as_deref(),
+            cli.ca_file.as_deref(),
+        )
+        .await;
     }
     match &cli.command {
         Command::Config(ConfigCmd::Check { path, json }) => {

@@ -69,6 +69,7 @@ pub(super) async fn run(
     command: &Command,
     server: &str,
     token_file: Option<&Path>,
+    ca_file: Option<&Path>,
 ) -> anyhow::Result<()> {
     let local_only = |what: &str, why: &str| {
         anyhow::anyhow!(
@@ -121,7 +122,7 @@ pub(super) async fn run(
         _ => return Err(local_only("this command", "it needs the server's host")),
     }
     // (`applies` keeps the host commands away from here.)
-    let client = Client::new(server, &token(server, token_file)?)?;
+    let client = Client::new(server, &token(server, token_file)?, ca_file)?;
     match command {
         Command::Machine(cmd) => machines(&client, cmd).await,
         Command::Pin(cmd) => pins(&client, cmd).await,
@@ -164,6 +165,9 @@ async fn machines(c: &Client, cmd: &MachineCmd) -> anyhow::Result<()> {
             println!("removed machine {name}");
         }
         MachineCmd::List => machine::print_list(c.machines().await?),
+        MachineCmd::History { name, json } => {
+            machine::print_history(&c.machine_history(name).await?, *json)?;
+        }
         MachineCmd::Show { name } => {
             let m = c.machine(name).await?;
             let mut boots = Vec::new();

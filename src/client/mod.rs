@@ -5,13 +5,18 @@
 //! every refusal becomes a [`ClientError`] from the problem+json document: its `detail`
 //! is the sentence the local CLI would print, 401 and 403 say what to do about the token.
 //!
-//! HTTP/1.1 over plain TCP with hyper's client connection (no pool: a command makes a
-//! few sequential requests). Must not: print, read configuration or open the store.
+//! HTTP/1.1 over plain TCP, or TLS for `https://` servers ([`tls`]: the system's roots
+//! plus `--ca-file`, the host name verified), with hyper's client connection (no pool: a
+//! command makes a few sequential requests). Must not: print, read configuration or
+//! open the store.
 
 pub(crate) mod routes;
 pub(crate) mod sse;
+pub(crate) mod tls;
 pub(crate) mod wire;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,6 +45,9 @@ pub(crate) enum ClientError {
     /// `--server` is not a URL this client can use.
     #[error("--server {url:?}: {why}")]
     BadServer { url: String, why: String },
+    /// `--ca-file` cannot be used.
+    #[error(transparent)]
+    Ca(#[from] tls::CaError),
     /// No token was given.
     #[error(
         "no token for {server}: set TABULA_TOKEN or --token-file PATH (make one on the server with `tabula token create NAME --scope read|operate|admin`)"
@@ -105,11 +113,30 @@ struct ProblemDoc {
     detail: String,
 }
 
+/// What a connection runs on: TCP, or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// TLS to an `https://` server: its configuration and the name its certificate must carry.
+#[derive(Clone)]
+struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("name", &self.name).finish()
+    }
+}
+
 /// A connection-less handle on one server, with one token.
 #[derive(Clone, Debug)]
 pub(crate) struct Client {
     /// `host:port` to connect to.
     authority: String,
+    /// For `https://`.
+    tls: Option<Tls>,
     /// The path prefix before `/api/v1` (empty, or `/prefix` without a trailing slash).
     prefix: String,
     /// The URL as given, for messages.
@@ -118,24 +145,33 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client of `server` (`http://HOST:PORT[/PREFIX]`) with `token`.
-    pub(crate) fn new(server: &str, token: &str) -> Result<Client, ClientError> {
+    /// A client of `server` (`http://HOST:PORT[/PREFIX]`, or `https://…` trusting the
+    /// system's roots and `ca_file`'s) with `token`.
+    pub(crate) fn new(
+        server: &str,
+        token: &str,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, ClientError> {
         let bad = |why: &str| ClientError::BadServer {
             url: server.to_string(),
             why: why.to_string(),
         };
         let uri: Uri = server.trim().parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "https is not supported by this client yet: reach the API over http (loopback, an SSH tunnel or a management network)",
-                ));
-            }
-            _ => return Err(bad("expected http://HOST:PORT")),
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("expected http://HOST:PORT or https://HOST:PORT")),
+        };
         let host = uri.host().ok_or_else(|| bad("no host"))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = match https {
+            false => None,
+            true => Some(Tls {
+                config: tls::config(ca_file)?,
+                name: tls::server_name(host)
+                    .ok_or_else(|| bad("the host is not a name a certificate can carry"))?,
+            }),
+        };
         let authority = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {
@@ -155,6 +191,7 @@ impl Client {
         }
         Ok(Client {
             authority,
+            tls,
             prefix: uri.path().trim_end_matches('/').to_string(),
             server: server.trim().trim_end_matches('/').to_string(),
             token: token.to_string(),
@@ -181,7 +218,23 @@ impl Client {
         .await
         .map_err(|_| transport(format!("connecting timed out after {CONNECT_TIMEOUT:?}")))?
         .map_err(|e| transport(e.to_string()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let io: Box<dyn Io> = match &self.tls {
+            None => Box::new(tcp),
+            Some(t) => {
+                let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+                let tls =
+                    tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(t.name.clone(), tcp))
+                        .await
+                        .map_err(|_| {
+                            transport(format!(
+                                "the TLS handshake timed out after {CONNECT_TIMEOUT:?}"
+                            ))
+                        })?
+                        .map_err(|e| transport(tls::handshake_error(&e)))?;
+                Box::new(tls)
+            }
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| transport(e.to_string()))?;
         tokio::spawn(async move {
@@ -355,27 +408,34 @@ mod tests {
 
     #[test]
     fn servers_are_http_urls_with_a_token() {
-        let c = Client::new("http://127.0.0.1:9090/", "t").unwrap();
+        let c = Client::new("http://127.0.0.1:9090/", "t", None).unwrap();
         assert_eq!(c.authority, "127.0.0.1:9090");
         assert_eq!(c.prefix, "");
         assert_eq!(c.server, "http://127.0.0.1:9090");
-        let c = Client::new("http://api.example/tabula", "t").unwrap();
+        let c = Client::new("http://api.example/tabula", "t", None).unwrap();
         assert_eq!(
             (c.authority.as_str(), c.prefix.as_str()),
             ("api.example:80", "/tabula")
         );
-        let c = Client::new("http://[::1]:9090", "t").unwrap();
+        let c = Client::new("http://[::1]:9090", "t", None).unwrap();
         assert_eq!(c.authority, "[::1]:9090");
+        let c = Client::new("https://api.example", "t", None).unwrap();
+        assert_eq!(c.authority, "api.example:443");
+        assert!(c.tls.is_some());
         assert!(matches!(
-            Client::new("https://h:1", "t"),
+            Client::new("https://h:1", "t", Some(Path::new("/nonexistent/ca.pem"))),
+            Err(ClientError::Ca(tls::CaError::Read { .. }))
+        ));
+        assert!(matches!(
+            Client::new("ftp://h:1", "t", None),
             Err(ClientError::BadServer { .. })
         ));
         assert!(matches!(
-            Client::new("h:1", "t"),
+            Client::new("h:1", "t", None),
             Err(ClientError::BadServer { .. })
         ));
         assert!(matches!(
-            Client::new("http://h:1", " \n"),
+            Client::new("http://h:1", " \n", None),
             Err(ClientError::NoToken { .. })
         ));
     }

@@ -19,7 +19,7 @@ use super::{Client, ClientError, segment, wire};
 use crate::boot::{Digest, Machine};
 use crate::images::Manifest;
 use crate::inventory::Explanation;
-use crate::store::{EventRow, LeaseRow, PinChange, PinRow, VersionRow};
+use crate::store::{EventRow, LeaseRow, MachineChange, PinChange, PinRow, VersionRow};
 
 /// One page of a list.
 #[derive(Debug, Deserialize)]
@@ -111,6 +111,15 @@ impl Client {
     pub(crate) async fn machine(&self, name: &str) -> Result<Machine, ClientError> {
         let path = format!("/api/v1/machines/{}", segment(name));
         self.call(Method::GET, &path, None).await
+    }
+
+    /// `GET /api/v1/machines/{name}/history`, every page, oldest first.
+    pub(crate) async fn machine_history(
+        &self,
+        name: &str,
+    ) -> Result<Vec<MachineChange>, ClientError> {
+        self.all(&format!("/api/v1/machines/{}/history", segment(name)))
+            .await
     }
 
     /// `POST /api/v1/machines`.

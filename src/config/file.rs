@@ -136,6 +136,8 @@ pub struct ApiFile {
     pub enabled: Option<bool>,
     pub listen: Option<SocketAddr>,
     pub metrics_token_required: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -206,6 +206,16 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// `GET /metrics` needs a `read` token (default: open, like `/healthz`).
     pub metrics_token_required: bool,
+    /// `api.tls_cert` and `api.tls_key`: serve the API over TLS (both or neither).
+    pub tls: Option<ApiTls>,
+}
+
+/// The PEM files of the API's TLS: its certificate chain (server first) and private
+/// key. Read when `tabula serve` binds, before it drops privileges.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ApiTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Where the API listens by default: loopback only, until it has authentication.

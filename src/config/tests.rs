@@ -70,6 +70,35 @@ fn api_listener_must_not_share_the_http_port() {
     );
 }
 
+#[test]
+fn api_tls_needs_both_files() {
+    let c = Config::parse(
+        "[api]\ntls_cert = \"/etc/tabula/api.crt\"\ntls_key = \"/etc/tabula/api.key\"\n",
+        "t.toml",
+        None,
+    )
+    .unwrap();
+    let tls = c.api.tls.unwrap();
+    assert_eq!(tls.cert, Path::new("/etc/tabula/api.crt"));
+    assert_eq!(tls.key, Path::new("/etc/tabula/api.key"));
+    assert!(Config::defaults(None).api.tls.is_none());
+    for (text, key, says) in [
+        ("tls_cert = \"/c.pem\"", "api.tls_cert", "needs api.tls_key"),
+        ("tls_key = \"/k.pem\"", "api.tls_key", "needs api.tls_cert"),
+        (
+            "tls_cert = \"\"\ntls_key = \"/k.pem\"",
+            "api.tls_cert",
+            "empty path",
+        ),
+    ] {
+        let e = Config::parse(&format!("[api]\n{text}\n"), "t.toml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("t.toml: key `{key}`: ")), "{e}");
+        assert!(e.contains(says), "{e}");
+    }
+}
+
 /// Collects the dotted paths of every table in a document, including each element of an
 /// array of tables.
 fn table_paths(t: &toml::Table, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {

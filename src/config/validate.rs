@@ -265,6 +265,29 @@ pub(super) fn validate(
         enabled: f.api.enabled.unwrap_or(true),
         listen: f.api.listen.unwrap_or(DEFAULT_API_LISTEN),
         metrics_token_required: f.api.metrics_token_required.unwrap_or(false),
+        tls: match (f.api.tls_cert, f.api.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                for (k, p) in [("api.tls_cert", &cert), ("api.tls_key", &key)] {
+                    if p.as_os_str().is_empty() {
+                        return Err(bad(k, "an empty path (a PEM file is expected)".into()));
+                    }
+                }
+                Some(super::ApiTls { cert, key })
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "api.tls_cert",
+                    "needs api.tls_key too (the certificate's private key, PEM)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "api.tls_key",
+                    "needs api.tls_cert too (the certificate chain, PEM)".into(),
+                ));
+            }
+        },
     };
     if api.enabled && http_enabled && same_port(api.listen, http_listen) {
         return Err(bad(

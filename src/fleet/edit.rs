@@ -10,8 +10,13 @@ use crate::store::StoreError;
 
 impl Fleet {
     /// Replaces machine `m.name`'s MACs, UUID, hostname, address and labels, checked
-    /// as [`Fleet::add_machine`] checks a new one.
-    pub(crate) async fn update_machine(&self, m: &Machine) -> Result<(), FleetError> {
+    /// as [`Fleet::add_machine`] checks a new one, on behalf of `actor` (kept in the
+    /// machine's history).
+    pub(crate) async fn update_machine_by(
+        &self,
+        m: &Machine,
+        actor: Option<&str>,
+    ) -> Result<(), FleetError> {
         if m.macs.is_empty() && m.uuid.is_none() {
             return Err(FleetError::invalid(
                 "macs",
@@ -27,7 +32,7 @@ impl Fleet {
             crate::images::cmdline::check_value("hostname", h)
                 .map_err(|e| FleetError::invalid("hostname", h, e))?;
         }
-        match self.store().update_machine(m).await {
+        match self.store().update_machine_by(m, actor).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(no_machine(&m.name)),
             Err(StoreError::Conflict(message)) => Err(FleetError::Conflict {
@@ -45,8 +50,9 @@ impl Fleet {
         &self,
         name: &str,
         upload: Upload,
+        actor: Option<&str>,
     ) -> Result<Published, FleetError> {
-        match catalog::publish_uploaded(self.blobs(), self.store(), name, upload).await {
+        match catalog::publish_uploaded(self.blobs(), self.store(), name, upload, actor).await {
             Err(CatalogError::Image(ImageError::Missing(d))) => Err(FleetError::NotFound {
                 kind: Kind::Blob,
                 name: d.to_string(),

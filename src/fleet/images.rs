@@ -53,7 +53,17 @@ impl Fleet {
         image: &str,
         version: &str,
     ) -> Result<(), FleetError> {
-        catalog::remove(self.store(), image, version)
+        self.remove_version_by(image, version, None).await
+    }
+
+    /// [`Fleet::remove_version`] on behalf of `actor` (kept in the version history).
+    pub(crate) async fn remove_version_by(
+        &self,
+        image: &str,
+        version: &str,
+        actor: Option<&str>,
+    ) -> Result<(), FleetError> {
+        catalog::remove(self.store(), image, version, actor)
             .await
             .map_err(|e| in_use(e, image, version))
     }

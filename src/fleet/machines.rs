@@ -50,6 +50,16 @@ impl LabelChange {
 impl Fleet {
     /// Adds a machine after checking its name, labels and hostname.
     pub(crate) async fn add_machine(&self, m: &Machine) -> Result<(), FleetError> {
+        self.add_machine_by(m, None).await
+    }
+
+    /// [`Fleet::add_machine`] on behalf of `actor` (an API token's name, kept in the
+    /// machine's history).
+    pub(crate) async fn add_machine_by(
+        &self,
+        m: &Machine,
+        actor: Option<&str>,
+    ) -> Result<(), FleetError> {
         pin::check_machine_name(&m.name).map_err(|e| FleetError::invalid("name", &m.name, e))?;
         if m.macs.is_empty() && m.uuid.is_none() {
             return Err(FleetError::invalid(
@@ -69,7 +79,7 @@ impl Fleet {
             crate::images::cmdline::check_value("hostname", h)
                 .map_err(|e| FleetError::invalid("hostname", h, e))?;
         }
-        match self.store().add_machine(m).await {
+        match self.store().add_machine_by(m, actor).await {
             Err(StoreError::Conflict(message)) => Err(FleetError::Conflict {
                 kind: Kind::Machine,
                 name: m.name.clone(),
@@ -81,7 +91,16 @@ impl Fleet {
 
     /// Removes a machine (its pin, if any, stays: it names the machine, not its MACs).
     pub(crate) async fn remove_machine(&self, name: &str) -> Result<(), FleetError> {
-        if self.store().remove_machine(name).await? {
+        self.remove_machine_by(name, None).await
+    }
+
+    /// [`Fleet::remove_machine`] on behalf of `actor`.
+    pub(crate) async fn remove_machine_by(
+        &self,
+        name: &str,
+        actor: Option<&str>,
+    ) -> Result<(), FleetError> {
+        if self.store().remove_machine_by(name, actor).await? {
             Ok(())
         } else {
             Err(no_machine(name))
@@ -104,11 +123,24 @@ impl Fleet {
                 LabelChange::Remove { key } => (key.clone(), None),
             })
             .collect();
-        if self.store().label_machine(name, &rows).await? {
+        if self.store().label_machine_by(name, &rows, None).await? {
             Ok(())
         } else {
             Err(no_machine(name))
         }
+    }
+
+    /// Every change of machine `name`, oldest first, with its actor (also after its
+    /// removal); a name that never had one is not found.
+    pub(crate) async fn machine_history(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crate::store::MachineChange>, FleetError> {
+        let h = self.store().machine_history(name).await?;
+        if h.is_empty() {
+            return Err(no_machine(name));
+        }
+        Ok(h)
     }
 
     /// A machine by name.

@@ -40,6 +40,17 @@ impl Store {
         version: &str,
         manifest: &str,
     ) -> Result<Option<String>, StoreError> {
+        self.insert_version_by(name, version, manifest, None).await
+    }
+
+    /// [`Store::insert_version`], recording `actor` in the version history.
+    pub async fn insert_version_by(
+        &self,
+        name: &str,
+        version: &str,
+        manifest: &str,
+        actor: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let mut tx = self.begin().await?;
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT manifest FROM image_versions WHERE name = $1 AND version = $2",
@@ -68,6 +79,8 @@ impl Store {
             }
             return Err(e.into());
         }
+        super::history::record_version(&mut tx, name, version, "publish", Some(manifest), actor)
+            .await?;
         commit_changed(tx).await?;
         Ok(None)
     }
@@ -89,6 +102,17 @@ impl Store {
         name: &str,
         version: &str,
         pin_refs: &[String],
+    ) -> Result<bool, StoreError> {
+        self.remove_version_by(name, version, pin_refs, None).await
+    }
+
+    /// [`Store::remove_version`], recording `actor` in the version history.
+    pub async fn remove_version_by(
+        &self,
+        name: &str,
+        version: &str,
+        pin_refs: &[String],
+        actor: Option<&str>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let chans: Vec<String> = sqlx::query_scalar(
@@ -119,12 +143,23 @@ impl Store {
                 pinned.join(", ")
             )));
         }
+        let manifest: Option<String> = sqlx::query_scalar(
+            "SELECT manifest FROM image_versions WHERE name = $1 AND version = $2",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await?;
         let n = sqlx::query("DELETE FROM image_versions WHERE name = $1 AND version = $2")
             .bind(name)
             .bind(version)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if n > 0 {
+            let m = manifest.as_deref();
+            super::history::record_version(&mut tx, name, version, "rm", m, actor).await?;
+        }
         commit_changed(tx).await?;
         Ok(n > 0)
     }

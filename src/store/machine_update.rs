@@ -10,9 +10,20 @@ impl Store {
     /// machine. A MAC, UUID or address of another machine is [`StoreError::Conflict`],
     /// with nothing written.
     pub async fn update_machine(&self, m: &Machine) -> Result<bool, StoreError> {
+        self.update_machine_by(m, None).await
+    }
+
+    /// [`Store::update_machine`], recording `actor` (an API token's name) in its history.
+    pub async fn update_machine_by(
+        &self,
+        m: &Machine,
+        actor: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         match write(&mut tx, m).await {
             Ok(true) => {
+                let detail = serde_json::to_string(m).ok();
+                super::history::record_machine(&mut tx, &m.name, "update", actor, detail).await?;
                 commit_changed(tx).await?;
                 Ok(true)
             }

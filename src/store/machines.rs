@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
+use super::history::record_machine;
 use super::{Store, StoreError, commit_changed, is_unique_violation, now_ms};
 use crate::boot::Machine;
 
@@ -12,6 +13,11 @@ impl Store {
     /// Adds a machine. Fails with [`StoreError::Conflict`] naming the clash if the name,
     /// a MAC, the UUID or the address already belongs to another machine.
     pub async fn add_machine(&self, m: &Machine) -> Result<(), StoreError> {
+        self.add_machine_by(m, None).await
+    }
+
+    /// [`Store::add_machine`], recording `actor` (an API token's name) in its history.
+    pub async fn add_machine_by(&self, m: &Machine, actor: Option<&str>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let conflict = |what: String| StoreError::Conflict(what);
         if let Err(e) = sqlx::query(
@@ -75,18 +81,32 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let detail = serde_json::to_string(m).ok();
+        record_machine(&mut tx, &m.name, "add", actor, detail).await?;
         commit_changed(tx).await?;
         Ok(())
     }
 
     /// Removes a machine; returns whether it existed.
     pub async fn remove_machine(&self, name: &str) -> Result<bool, StoreError> {
+        self.remove_machine_by(name, None).await
+    }
+
+    /// [`Store::remove_machine`], recording `actor` in its history.
+    pub async fn remove_machine_by(
+        &self,
+        name: &str,
+        actor: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let n = sqlx::query("DELETE FROM machines WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if n > 0 {
+            record_machine(&mut tx, name, "rm", actor, None).await?;
+        }
         commit_changed(tx).await?;
         Ok(n > 0)
     }
@@ -96,6 +116,16 @@ impl Store {
         &self,
         name: &str,
         changes: &[(String, Option<String>)],
+    ) -> Result<bool, StoreError> {
+        self.label_machine_by(name, changes, None).await
+    }
+
+    /// [`Store::label_machine`], recording `actor` in its history.
+    pub async fn label_machine_by(
+        &self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+        actor: Option<&str>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let exists: Option<String> =
@@ -128,6 +158,12 @@ impl Store {
                 }
             }
         }
+        let detail: std::collections::BTreeMap<&str, Option<&str>> = changes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
+        let detail = serde_json::json!({ "labels": detail }).to_string();
+        record_machine(&mut tx, name, "label", actor, Some(detail)).await?;
         commit_changed(tx).await?;
         Ok(true)
     }

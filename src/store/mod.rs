@@ -25,6 +25,7 @@ mod attempts;
 mod event_reads;
 mod events;
 mod fleet_reads;
+mod history;
 mod images;
 mod leases;
 mod loader_marks;
@@ -48,6 +49,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use attempts::{BootRow, FleetEventRow, HoldRow, NewBoot};
 pub use events::EventRow;
+pub use history::{MachineChange, VersionChange};
 pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite, Written};
 pub use loader_marks::LoaderMark;

@@ -30,6 +30,7 @@ fn routes(blob_hex: &str) -> Vec<(&'static str, String, Option<String>, &'static
         ),
         ("GET", s("/api/v1/machines/n1/explain"), None, "read", 200),
         ("GET", s("/api/v1/machines/n1/timeline"), None, "read", 200),
+        ("GET", s("/api/v1/machines/n1/history"), None, "read", 200),
         ("GET", s("/api/v1/pins"), None, "read", 200),
         (
             "PUT",
@@ -58,6 +59,7 @@ fn routes(blob_hex: &str) -> Vec<(&'static str, String, Option<String>, &'static
             "admin",
             200,
         ),
+        ("GET", s("/api/v1/images/demo/history"), None, "read", 200),
         (
             "GET",
             s("/api/v1/images/demo/channels/beta/history"),
@@ -117,7 +119,7 @@ fn every_route_wants_a_token_of_its_scope() {
     let hex = sha256_of(&blob)[7..].to_string();
 
     let table = routes(&hex);
-    assert_eq!(table.len(), 26, "every route but the stream (below)");
+    assert_eq!(table.len(), 28, "every route but the stream (below)");
     for (method, path, body, scope, want) in &table {
         let body = body.as_deref();
         let what = format!("{method} {path}");

@@ -7,9 +7,11 @@
 
 mod api_auth;
 mod api_events;
+mod api_history;
 mod api_images;
 mod api_machines;
 mod api_session;
+mod api_tls;
 mod build;
 mod build_debian;
 mod cli_errors;

@@ -82,6 +82,7 @@ pub fn start_in(
         out.read_line(&mut line).unwrap();
         line.trim()
             .strip_prefix(&format!("listening: {service} "))
+            .map(|a| a.trim_end_matches(" (TLS)"))
             .unwrap_or_else(|| panic!("expected the {service} address, got {line:?}"))
             .parse()
             .unwrap()
