@@ -21,6 +21,7 @@ mod doctor;
 mod fleet;
 mod ha;
 mod ha_fabric;
+mod ha_lab;
 mod ha_ledger;
 mod ha_rollout;
 mod heads;
