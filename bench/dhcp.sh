@@ -13,7 +13,11 @@
 # option 93, and the default pin boots an image, so every OFFER and ACK also writes a
 # boot event, through the same store as the leases), `tabula-pg` and `tabula-pg-pxe`
 # (the same on PostgreSQL: a throw-away cluster started here, on a Unix socket only),
-# `kea` and `kea-pxe` (Kea with the same two kinds of client), `dnsmasq`.
+# `kea` and `kea-pxe` (Kea with the same two kinds of client), `kea-pg` (Kea with its
+# PostgreSQL lease backend, `lease-database type = postgresql`, schema by `kea-admin
+# db-init` in the same throw-away cluster), `tabula-pg2` (two tabula servers on one
+# PostgreSQL database, on the same link: the DHCP authority allocates, the standby sees
+# every broadcast and stays silent, as in an HA deployment), `dnsmasq`.
 #
 # Usage (root; packages kea-admin kea-dhcp4-server dnsmasq-base postgresql; a release build):
 #   cargo build --release && sudo bash bench/dhcp.sh
@@ -40,7 +44,7 @@ TABULA_RATES=${TABULA_RATES:-"4000 6000 8000 10000 12000 14000"}
 KEA_RATES=${KEA_RATES:-"3000 4000 5000 6000"}
 DNSMASQ_RATES=${DNSMASQ_RATES:-"100 200 400"}
 STORMS=${STORMS:-"1000 5000"}
-SERVERS=${SERVERS:-"tabula tabula-pxe tabula-pg tabula-pg-pxe kea kea-pxe dnsmasq"}
+SERVERS=${SERVERS:-"tabula tabula-pxe tabula-pg tabula-pg2 tabula-pg-pxe kea kea-pg kea-pxe dnsmasq"}
 TABULA=${TABULA:-${CARGO_TARGET_DIR:-target}/release/tabula}
 SRV=tbb-srv CLI=tbb-cli SIF=tbs0 CIF=tbc0
 
@@ -73,8 +77,10 @@ start_pg() {
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
     -o "-c listen_addresses='' -c unix_socket_directories='$PGDIR' -c fsync=on -c synchronous_commit=on" start >/dev/null
 }
+SPID2=""
 stop_server() {
   if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=""; fi
+  if [ -n "$SPID2" ]; then kill "$SPID2" 2>/dev/null || true; wait "$SPID2" 2>/dev/null || true; SPID2=""; fi
 }
 RMEM=${RMEM:-4194304}
 RMEM_OLD=$(sysctl -n net.core.rmem_default)
@@ -98,15 +104,19 @@ ip -n "$CLI" addr add 10.77.0.2/16 dev "$CIF"
 for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
 ip -n "$SRV" link set "$SIF" up; ip -n "$CLI" link set "$CIF" up
 
-# start_tabula [pg] [pxe]: SQLite or a fresh PostgreSQL database; `default local`, or
-# (pxe) a published image so PXE clients get a loader and boot events are written.
+# start_tabula [pg] [pxe] [DB ID ADDR]: SQLite or a fresh PostgreSQL database (or DB,
+# for a second server ID advertising ADDR); `default local`, or (pxe) a published image
+# so PXE clients get a loader and boot events are written.
 start_tabula() {
-  local d="$WORK/tabula.$RANDOM" store="" db
+  local d="$WORK/tabula.$RANDOM" store="" db="${3:-}" id="${4:-bench-a}" addr="${5:-10.77.0.1}"
   mkdir -p "$d"
   if [ "${1:-}" = pg ]; then
     start_pg
-    db="t$RANDOM"
-    runuser -u postgres -- "$PGBIN/createdb" -h "$PGDIR" "$db"
+    if [ -z "$db" ]; then
+      db="t$RANDOM"
+      runuser -u postgres -- "$PGBIN/createdb" -h "$PGDIR" "$db"
+    fi
+    CUR_DB=$db
     store="[store]
 url = \"postgres://postgres@localhost/$db?host=$PGDIR\""
   fi
@@ -114,6 +124,8 @@ url = \"postgres://postgres@localhost/$db?host=$PGDIR\""
   cat >"$d/t.toml" <<EOF
 [server]
 data_dir = "$d/data"
+id = "$id"
+advertise = "$addr"
 $store
 [dhcp]
 mode = "full"
@@ -125,11 +137,13 @@ lease_time = "2h"
 [tftp]
 enabled = false
 [http]
-listen = "10.77.0.1:8080"
+listen = "$addr:8080"
 [api]
 enabled = false
 EOF
-  if [ "${2:-}" = pxe ]; then
+  if [ -n "${3:-}" ]; then
+    : # a second server on an existing database: its pins and images are there already
+  elif [ "${2:-}" = pxe ]; then
     head -c 65536 /dev/urandom >"$d/vmlinuz"
     TABULA_LOG=error "$TABULA" --config "$d/t.toml" image add demo --version 1 --kernel "$d/vmlinuz" >/dev/null
     TABULA_LOG=error "$TABULA" --config "$d/t.toml" pin set default demo@1 >/dev/null
@@ -149,6 +163,19 @@ events_stored() {
     sed -n 's/.*"id":\([0-9]*\).*/\1/p' | grep . || echo 0
 }
 
+CUR_DB=""
+# Two servers on one database, both on the server's link (the second advertises
+# 10.77.0.3): the first holds the DHCP authority, the second is its standby.
+start_tabula-pg2() {
+  start_tabula pg
+  local first=$SPID conf=$CUR_CONF
+  ip -n "$SRV" addr add 10.77.0.3/16 dev "$SIF" 2>/dev/null || true
+  sleep 1
+  SPID=""
+  start_tabula pg plain "$CUR_DB" bench-b 10.77.0.3
+  SPID2=$SPID SPID=$first CUR_CONF=$conf
+  sleep 1
+}
 start_tabula-pxe() { start_tabula sqlite pxe; }
 start_tabula-pg() { start_tabula pg; }
 start_tabula-pg-pxe() { start_tabula pg pxe; }
@@ -166,6 +193,31 @@ start_kea() {
 { "Dhcp4": {
   "interfaces-config": { "interfaces": ["$SIF"], "dhcp-socket-type": "raw" },
   "lease-database": { "type": "memfile", "persist": true, "name": "$d/leases.csv", "lfc-interval": 3600 },
+  "multi-threading": { "enable-multi-threading": false },
+  "valid-lifetime": 7200,
+  "subnet4": [ { "subnet": "10.77.0.0/16", "pools": [ { "pool": "10.77.1.0 - 10.77.254.254" } ],
+                 "next-server": "10.77.0.1", "boot-file-name": "ipxe.efi" } ],
+  "loggers": [ { "name": "kea-dhcp4", "severity": "ERROR", "output_options": [ { "output": "$d/kea.log" } ] } ]
+} }
+EOF
+  KEA_LOCKFILE_DIR=$d KEA_PIDFILE_DIR=$d ip netns exec "$SRV" taskset -c 0 kea-dhcp4 -c "$d/kea.json" >"$d/out" 2>&1 &
+  SPID=$!
+  sleep 1.5
+}
+
+# Kea with its PostgreSQL lease backend, in a fresh database of the same cluster
+# (schema made by kea-admin db-init).
+start_kea-pg() {
+  local d="$WORK/kea.$RANDOM" db="k$RANDOM"; mkdir -p "$d"
+  CUR_CONF=""
+  start_pg
+  runuser -u postgres -- "$PGBIN/createdb" -h "$PGDIR" "$db"
+  kea-admin db-init pgsql -u postgres -n "$db" -h "$PGDIR" >"$d/db-init.log" 2>&1 ||
+    { echo "kea-admin db-init failed: $(cat "$d/db-init.log")" >&2; exit 1; }
+  cat >"$d/kea.json" <<EOF
+{ "Dhcp4": {
+  "interfaces-config": { "interfaces": ["$SIF"], "dhcp-socket-type": "raw" },
+  "lease-database": { "type": "postgresql", "name": "$db", "user": "postgres", "host": "$PGDIR" },
   "multi-threading": { "enable-multi-threading": false },
   "valid-lifetime": 7200,
   "subnet4": [ { "subnet": "10.77.0.0/16", "pools": [ { "pool": "10.77.1.0 - 10.77.254.254" } ],

@@ -248,7 +248,13 @@ pub(crate) async fn run(
     let health = Health::default();
     let (sink, queue) = events::channel_with(events::SinkLimits::of(&config.events));
     let hub = events::Hub::default();
-    let writer = tokio::spawn(events::write_events(store.clone(), queue, hub.clone()));
+    // While the store is unreachable, events go to a bounded spool on this server's disk.
+    let writer = tokio::spawn(events::write_events_spooled(
+        store.clone(),
+        queue,
+        hub.clone(),
+        Some(config.data_dir.join("events.spool")),
+    ));
     // Every family at zero; each front end gets the handle, `/metrics` encodes it.
     let metrics = crate::metrics::Metrics::new();
     metrics::expose_events(&metrics, &sink);

@@ -94,7 +94,10 @@ pub(crate) fn router(st: ApiState) -> Router {
     let ready = st.health.clone();
     // Every resource needs a token ([`auth`]); health, the index and the document
     // describing the API do not.
-    let resources = routes::resources(st.clone());
+    let resources = routes::resources(st.clone()).layer(middleware::from_fn_with_state(
+        st.health.clone(),
+        refuse_writes_when_degraded,
+    ));
     Router::new()
         .route(
             "/healthz",
@@ -116,6 +119,21 @@ pub(crate) fn router(st: ApiState) -> Router {
         })
         .layer(middleware::from_fn(span))
         .with_state(st)
+}
+
+/// While the store is unreachable (degraded mode) every write to a resource is answered
+/// 503 `store-unavailable` at once, instead of waiting for the store's error; reads go on.
+async fn refuse_writes_when_degraded(
+    axum::extract::State(health): axum::extract::State<Health>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::http::Method;
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if write && health.store_unreachable() {
+        return Problem::store_unavailable(req.uri().path()).into_response();
+    }
+    next.run(req).await
 }
 
 /// Serves [`router`] on an already-bound listener until `shutdown` is cancelled, then

@@ -72,6 +72,10 @@ pub(crate) mod types {
         "urn:tabula:problem:internal",
         "The server failed; the log says why",
     );
+    pub(crate) const STORE_UNAVAILABLE: (&str, &str) = (
+        "urn:tabula:problem:store-unavailable",
+        "The state store is unreachable: writes are refused until it is back",
+    );
     pub(crate) const DIGEST_MISMATCH: (&str, &str) = (
         "urn:tabula:problem:digest-mismatch",
         "The uploaded bytes do not hash to the digest named",
@@ -140,6 +144,19 @@ impl Problem {
             StatusCode::SERVICE_UNAVAILABLE,
             "the state store did not answer; try again".to_string(),
             Some(path.to_string()),
+        )
+    }
+
+    /// 503 `store-unavailable`: a write while this server runs degraded (its membership
+    /// heartbeat cannot reach the store), refused before it reaches the resource.
+    pub(crate) fn store_unavailable(path: &str) -> Problem {
+        Problem::typed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            types::STORE_UNAVAILABLE,
+            path,
+            "this server cannot reach the state store (degraded mode, see /readyz); \
+             machines with a known plan keep booting, writes wait until the store is back"
+                .to_string(),
         )
     }
 

@@ -169,6 +169,45 @@ async fn routes_problems_streaming_and_shutdown() {
     TcpListener::bind(addr).await.expect("port free again");
 }
 
+#[tokio::test]
+async fn writes_are_refused_with_503_store_unavailable_while_degraded() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let (_dir, st) = state(stop.clone()).await;
+    let health = st.health.clone();
+    let server = tokio::spawn(serve(listener, router(st), stop.clone()));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    let post = "POST /api/v1/machines HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    // Reachable: the request reaches the resource (no token: 401).
+    ask(&mut s, post).await;
+    let (h, _) = response(&mut s, &mut buf).await;
+    assert!(h.starts_with("http/1.1 401"), "{h}");
+    health.store_reachable(false);
+    ask(&mut s, post).await;
+    let (h, body) = response(&mut s, &mut buf).await;
+    assert!(h.starts_with("http/1.1 503"), "{h}");
+    assert!(h.contains("content-type: application/problem+json"), "{h}");
+    let p: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(p["type"], "urn:tabula:problem:store-unavailable");
+    assert_eq!(p["instance"], "/api/v1/machines");
+    // Reads are not refused (no token: 401, as before).
+    ask(&mut s, "GET /api/v1/machines HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let (h, _) = response(&mut s, &mut buf).await;
+    assert!(h.starts_with("http/1.1 401"), "{h}");
+    ask(&mut s, "GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let (h, body) = response(&mut s, &mut buf).await;
+    assert!(h.starts_with("http/1.1 503"), "{h}");
+    assert!(body.contains("store unreachable: degraded"), "{body}");
+    health.store_reachable(true);
+    ask(&mut s, post).await;
+    let (h, _) = response(&mut s, &mut buf).await;
+    assert!(h.starts_with("http/1.1 401"), "back: {h}");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+}
+
 /// Reads from `s` into `buf` until it holds `needle` (10 s at most); returns what it read.
 async fn read_until(s: &mut TcpStream, buf: &mut String, needle: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

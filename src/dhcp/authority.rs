@@ -102,6 +102,14 @@ impl Authority {
         }
     }
 
+    /// No longer vouches for its table's dynamic leases (it lost the role with the store
+    /// reachable: another server may allocate).
+    pub(super) fn distrust(&self) {
+        if !self.allocating() {
+            self.trusted.store(false, Ordering::Release);
+        }
+    }
+
     pub(super) fn allocating(&self) -> bool {
         self.allocating.load(Ordering::Acquire)
     }

@@ -488,12 +488,26 @@ impl Service {
         view: Arc<LeaseView>,
         stop: CancellationToken,
     ) {
+        // When the role was lost: the table stays trusted for degraded renewals until the
+        // store has been seen reachable for a few heartbeats after that. The elector may
+        // step down (renewals failing) before the heartbeat has marked the store
+        // unreachable, so the loss alone cannot tell an outage from a takeover.
+        let grace = self.config.ha.heartbeat * 3;
+        let mut lost_at: Option<std::time::Instant> = None;
         loop {
             let held = *leadership.borrow_and_update();
             if !held && self.authority.allocating() {
-                self.authority
-                    .set_allocating(false, self.store.store_unreachable());
+                self.authority.set_allocating(false, true);
+                lost_at = Some(std::time::Instant::now());
                 tracing::warn!("DHCP standby: dynamic clients are left to the authority");
+            }
+            if let Some(t) = lost_at {
+                if self.store.store_unreachable() {
+                    lost_at = Some(std::time::Instant::now());
+                } else if t.elapsed() >= grace {
+                    self.authority.distrust();
+                    lost_at = None;
+                }
             }
             if held && !self.authority.allocating() {
                 let snap = self
@@ -535,6 +549,7 @@ impl Service {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 r = leadership.changed() => if r.is_err() { return },
+                () = tokio::time::sleep(self.config.ha.heartbeat), if lost_at.is_some() => {}
             }
         }
     }

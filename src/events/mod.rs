@@ -13,13 +13,18 @@ mod hub;
 mod rate;
 pub(crate) mod retention;
 mod sink;
+pub(crate) mod spool;
+#[cfg(test)]
+mod spool_writer_tests;
 pub(crate) mod timeline;
 mod writer;
 
 pub(crate) use follow::{Filter, Follower};
 pub(crate) use hub::Hub;
 pub(crate) use sink::{EventSink, SinkLimits, SinkStats, channel_with};
+#[cfg(test)]
 pub(crate) use writer::write_events;
+pub(crate) use writer::write_events_spooled;
 #[cfg(test)]
 use {
     sink::channel,

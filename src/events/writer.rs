@@ -2,16 +2,20 @@
 //! its ids, to the [`Hub`].
 //!
 //! One writer per process. A batch that cannot be stored (the store unreachable) is
-//! kept in memory, up to [`MAX_HELD`] events, and retried every [`RETRY`] before newer
-//! events, so an outage of the store loses no event that this process still holds
-//! (front ends never wait for the store); past that bound the oldest are dropped and
-//! counted. Not a file: events held are lost if the process dies during the outage. The
-//! hub sees only what was committed.
+//! spooled to `<data_dir>/events.spool` ([`super::spool`]) with every event after it, and
+//! replayed in order every [`RETRY`] until the store takes it, so an outage loses no
+//! event, even if the process dies during it (the next start replays the file), and each
+//! is stored once (the replay's progress is committed with each batch). Front ends never
+//! wait for the store. Past the spool's bound (64 MiB) new events are dropped and
+//! counted; without a spool (or when it cannot be written) events are held in memory up
+//! to [`MAX_HELD`], oldest dropped past that. The hub sees only what was committed.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::hub::{Hub, Stored};
 use super::sink::EventQueue;
+use super::spool::{MAX_BYTES, Spool};
 use crate::store::Store;
 
 /// How long the writer lets events gather after the first one of a batch.
@@ -31,18 +35,54 @@ pub(super) const MAX_BATCH: usize = 4096;
 pub(super) const MAX_HELD: usize = 32_768;
 /// How often held events are retried while no new event arrives.
 pub(super) const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Spooled batches replayed before the writer looks at new events again.
+const REPLAY_BATCHES: usize = 8;
 
 /// Writes queued events to the store in batches until every sink is gone, publishing
-/// each commit to `hub`.
-pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) {
+/// each commit to `hub`; held in memory while the store cannot be written.
+#[cfg(test)]
+pub(crate) async fn write_events(store: Store, queue: EventQueue, hub: Hub) {
+    write_events_spooled(store, queue, hub, None).await;
+}
+
+/// [`write_events`] that, with `spool` (`<data_dir>/events.spool`), spools events to that
+/// file while the store cannot be written and replays them in order once it can (a
+/// spool a previous run left is replayed first). Without a spool, or when the file
+/// cannot be written, events are held in memory up to [`MAX_HELD`].
+pub(crate) async fn write_events_spooled(
+    store: Store,
+    mut queue: EventQueue,
+    hub: Hub,
+    spool: Option<PathBuf>,
+) {
     let mut held: std::collections::VecDeque<crate::boot::EventText> = Default::default();
+    let mut spooled = match spool.as_deref().map(|p| Spool::open(p, MAX_BYTES, true)) {
+        Some(Ok(Some(s))) => {
+            tracing::warn!(
+                events = s.unread,
+                "boot events spooled by an earlier run: replaying"
+            );
+            Some(s)
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "event spool unreadable: left as it is");
+            None
+        }
+        _ => None,
+    };
+    // Read from the spool, not yet stored: retried before reading more.
+    let mut pending: Vec<crate::boot::EventText> = Vec::new();
     let mut open = true;
     let mut failing = false;
-    while open || !held.is_empty() {
-        // With events held, wait for a new one at most RETRY before retrying.
+    let mut hurry = false;
+    loop {
+        let busy = !held.is_empty() || spooled.is_some();
+        // With events held or spooled, wait for a new one at most RETRY before retrying.
         let first = if !open {
             None
-        } else if held.is_empty() {
+        } else if hurry {
+            queue.try_recv()
+        } else if !busy {
             let e = queue.recv().await;
             open = e.is_some();
             e
@@ -57,11 +97,11 @@ pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) 
         };
         match first {
             Some(e) => held.push_back(e),
-            None if held.is_empty() => break,
+            None if !open && held.is_empty() && spooled.is_none() => return,
             None => {}
         }
         // Not waiting on the queue meanwhile also spares each `record` a wake-up.
-        if open {
+        if open && !hurry {
             tokio::time::sleep(COLLECT).await;
         }
         while held.len() < MAX_HELD {
@@ -70,41 +110,65 @@ pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) 
                 None => break,
             }
         }
-        // Oldest first, at most MAX_BATCH per transaction.
-        while !held.is_empty() {
-            let n = held.len().min(MAX_BATCH);
-            let batch: Vec<_> = held.range(..n).cloned().collect();
-            match store.append_texts(&batch).await {
-                Ok(ids) => {
-                    queue.count_stored(ids.len(), false);
-                    if failing {
-                        failing = false;
-                        tracing::info!(replayed = n, "boot events stored again");
+        if let Some(s) = spooled.as_mut() {
+            // A spool in use: new events go behind it, so the store sees them in order.
+            to_spool(s, &mut held, &queue);
+        } else if let Err(e) = store_held(&store, &mut held, &queue, &hub, &mut failing).await {
+            if !failing {
+                failing = true;
+                tracing::error!(error = %e, held = held.len(), "cannot store boot events: spooled and retried");
+            }
+            if let Some(p) = spool.as_deref() {
+                match Spool::create(p, MAX_BYTES) {
+                    Ok(mut s) => {
+                        to_spool(&mut s, &mut held, &queue);
+                        spooled = Some(s);
                     }
-                    held.drain(..n);
-                    let stored: Arc<[Stored]> = ids
-                        .into_iter()
-                        .zip(batch)
-                        .map(|(id, event)| Stored { id, event })
-                        .collect();
-                    hub.publish(stored);
-                }
-                Err(e) => {
-                    if !failing {
-                        failing = true;
-                        tracing::error!(error = %e, held = held.len(), "cannot store boot events: held in memory and retried");
+                    Err(e) => {
+                        tracing::error!(error = %e, path = %p.display(), "cannot spool boot events: held in memory");
                     }
-                    if !open {
-                        tracing::error!(
-                            lost = held.len(),
-                            "shutting down with boot events not stored"
-                        );
-                        queue.count_stored(held.len(), true);
-                        return;
-                    }
-                    break;
                 }
             }
+        }
+        hurry = false;
+        if let Some(s) = spooled.as_mut() {
+            match replay(&store, s, &mut pending, &queue, &hub).await {
+                Replay::Done => {
+                    let id = s.id.clone();
+                    let total = s.read;
+                    if let Some(s) = spooled.take() {
+                        match s.remove() {
+                            // Removed first: the store's count is only forgotten once no file
+                            // can be replayed against it.
+                            Ok(()) => {
+                                let _ = store.forget_spool(&id).await;
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "event spool replayed but not removed")
+                            }
+                        }
+                    }
+                    failing = false;
+                    tracing::info!(replayed = total, "spooled boot events stored again");
+                }
+                Replay::More => hurry = true,
+                Replay::Failed => {}
+            }
+        }
+        if !open {
+            if let Some(s) = &spooled {
+                tracing::warn!(
+                    events = s.unread + u64::try_from(pending.len()).unwrap_or(0),
+                    "shutting down with boot events spooled: replayed at the next start"
+                );
+            } else if !held.is_empty() {
+                tracing::error!(
+                    lost = held.len(),
+                    "shutting down with boot events not stored"
+                );
+                queue.count_stored(held.len(), true);
+            }
+            return;
         }
         if held.len() > MAX_HELD {
             let lost = held.len() - MAX_HELD;
@@ -113,6 +177,120 @@ pub(crate) async fn write_events(store: Store, mut queue: EventQueue, hub: Hub) 
             tracing::error!(lost, "boot events held past the bound: the oldest dropped");
         }
     }
+}
+
+/// Stores `held`, oldest first, at most MAX_BATCH per transaction; what could not be
+/// stored stays in `held`.
+async fn store_held(
+    store: &Store,
+    held: &mut std::collections::VecDeque<crate::boot::EventText>,
+    queue: &EventQueue,
+    hub: &Hub,
+    failing: &mut bool,
+) -> Result<(), crate::store::StoreError> {
+    while !held.is_empty() {
+        let n = held.len().min(MAX_BATCH);
+        let batch: Vec<_> = held.range(..n).cloned().collect();
+        let ids = store.append_texts(&batch).await?;
+        queue.count_stored(ids.len(), false);
+        if *failing {
+            *failing = false;
+            tracing::info!(replayed = n, "boot events stored again");
+        }
+        held.drain(..n);
+        publish(hub, ids, batch);
+    }
+    Ok(())
+}
+
+fn publish(hub: &Hub, ids: Vec<i64>, batch: Vec<crate::boot::EventText>) {
+    let stored: Arc<[Stored]> = ids
+        .into_iter()
+        .zip(batch)
+        .map(|(id, event)| Stored { id, event })
+        .collect();
+    hub.publish(stored);
+}
+
+fn to_spool(
+    s: &mut Spool,
+    held: &mut std::collections::VecDeque<crate::boot::EventText>,
+    queue: &EventQueue,
+) {
+    if held.is_empty() {
+        return;
+    }
+    let events: Vec<_> = held.iter().cloned().collect();
+    match s.append(&events) {
+        Ok(0) => held.clear(),
+        Ok(dropped) => {
+            held.clear();
+            queue.count_stored(dropped, true);
+            tracing::error!(dropped, "event spool full: newest boot events dropped");
+        }
+        // Kept in memory (bounded there) and appended at the next try.
+        Err(e) => tracing::error!(error = %e, "cannot append to the event spool"),
+    }
+}
+
+enum Replay {
+    /// Every spooled event is stored.
+    Done,
+    /// A batch was stored and more are spooled.
+    More,
+    /// The store failed: retried later.
+    Failed,
+}
+
+/// Replays up to REPLAY_BATCHES batches from the spool.
+async fn replay(
+    store: &Store,
+    s: &mut Spool,
+    pending: &mut Vec<crate::boot::EventText>,
+    queue: &EventQueue,
+    hub: &Hub,
+) -> Replay {
+    if !s.resumed {
+        match store.spool_replayed(&s.id).await {
+            Ok(n) => {
+                if let Err(e) = s.skip(u64::try_from(n).unwrap_or(0)) {
+                    tracing::error!(error = %e, "event spool unreadable");
+                    return Replay::Failed;
+                }
+                s.resumed = true;
+            }
+            Err(_) => return Replay::Failed,
+        }
+    }
+    for _ in 0..REPLAY_BATCHES {
+        if pending.is_empty() {
+            match s.read(MAX_BATCH) {
+                Ok((events, bad)) => {
+                    if bad > 0 {
+                        tracing::warn!(lines = bad, "event spool: unreadable lines skipped");
+                        queue.count_stored(usize::try_from(bad).unwrap_or(0), true);
+                    }
+                    *pending = events;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event spool unreadable");
+                    return Replay::Failed;
+                }
+            }
+            if pending.is_empty() {
+                return Replay::Done;
+            }
+        }
+        let upto = i64::try_from(s.read).unwrap_or(i64::MAX);
+        match store.append_spooled(pending, &s.id, upto).await {
+            Ok(ids) => {
+                queue.count_stored(ids.len(), false);
+                publish(hub, ids, std::mem::take(pending));
+            }
+            Err(_) => return Replay::Failed,
+        }
+    }
+    Replay::More
 }
 
 #[cfg(test)]

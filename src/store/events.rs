@@ -82,7 +82,38 @@ impl Store {
     /// fixed texts are prepared once and then reused from the connection's statement
     /// cache instead of being parsed for every batch.
     pub async fn append_texts(&self, events: &[EventText]) -> Result<Vec<i64>, StoreError> {
-        self.insert_texts(events, Duration::ZERO).await
+        self.insert_texts(events, Duration::ZERO, None).await
+    }
+
+    /// [`Store::append_texts`] of events read from spool `spool`, recording in the same
+    /// transaction that its first `replayed` events are now stored.
+    pub async fn append_spooled(
+        &self,
+        events: &[EventText],
+        spool: &str,
+        replayed: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.insert_texts(events, Duration::ZERO, Some((spool, replayed)))
+            .await
+    }
+
+    /// How many of spool `spool`'s events are stored (0 for a spool never replayed).
+    pub async fn spool_replayed(&self, spool: &str) -> Result<i64, StoreError> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT replayed FROM event_spools WHERE spool = $1")
+                .bind(spool)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Forgets a spool that was replayed whole and removed.
+    pub async fn forget_spool(&self, spool: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM event_spools WHERE spool = $1")
+            .bind(spool)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// [`Store::append_texts`] that waits `pause` after inserting, before committing: a
@@ -93,13 +124,14 @@ impl Store {
         events: &[EventText],
         pause: Duration,
     ) -> Result<Vec<i64>, StoreError> {
-        self.insert_texts(events, pause).await
+        self.insert_texts(events, pause, None).await
     }
 
     async fn insert_texts(
         &self,
         events: &[EventText],
         pause: Duration,
+        spooled: Option<(&str, i64)>,
     ) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(events.len());
         if events.is_empty() {
@@ -140,6 +172,16 @@ impl Store {
             got.sort_unstable();
             ids.extend(got);
             rest = after;
+        }
+        if let Some((spool, replayed)) = spooled {
+            sqlx::query(
+                "INSERT INTO event_spools (spool, replayed) VALUES ($1, $2) \
+                 ON CONFLICT (spool) DO UPDATE SET replayed = excluded.replayed",
+            )
+            .bind(spool)
+            .bind(replayed)
+            .execute(&mut *tx)
+            .await?;
         }
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;

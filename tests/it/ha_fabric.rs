@@ -30,6 +30,9 @@ pub struct Ack {
 /// A bridge in its own namespace, two server namespaces and a client namespace on it.
 pub struct Fabric {
     _lab: Lab,
+    /// The namespace of the bridge, and the bridge (VMs' taps go there).
+    pub switch: String,
+    pub bridge: String,
     pub servers: [String; 2],
     pub server_ifs: [String; 2],
     pub client: String,
@@ -74,6 +77,8 @@ pub fn fabric() -> Fabric {
     sh(&["ip", "-n", &c, "addr", "add", "10.99.60.9/22", "dev", &ic]);
     Fabric {
         _lab: lab,
+        switch: sw,
+        bridge: br,
         servers: [a, b],
         server_ifs: [ia, ib],
         client: c,
@@ -321,4 +326,14 @@ pub fn setup_with(ids: [&str; 2], dhcp: &str) -> (PgCluster, Env, Fabric, [PathB
     env.use_config(cfgs[0].clone());
     env.ok(&["pin", "set", "default", "local"]);
     (pg, env, f, cfgs)
+}
+
+impl Fabric {
+    /// A tap named `name` on the bridge, for a VM run in [`Fabric::switch`].
+    pub fn tap(&self, name: &str) {
+        let sw = &self.switch;
+        sh(&["ip", "-n", sw, "tuntap", "add", "dev", name, "mode", "tap"]);
+        sh(&["ip", "-n", sw, "link", "set", name, "master", &self.bridge]);
+        sh(&["ip", "-n", sw, "link", "set", name, "up"]);
+    }
 }

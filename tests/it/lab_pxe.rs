@@ -68,6 +68,21 @@ pub(crate) fn boot_vm_within(
     run: usize,
     limit: Duration,
 ) -> String {
+    boot_vm_on(env, ns, "tap0", fw, extra, marker, run, limit)
+}
+
+/// [`boot_vm_within`] on the tap `tap` of `ns` (several VMs at once, each on its own).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn boot_vm_on(
+    env: &Env,
+    ns: &str,
+    tap: &str,
+    fw: Fw,
+    extra: &[&str],
+    marker: &str,
+    run: usize,
+    limit: Duration,
+) -> String {
     let log = env.dir.path().join(format!("console-{run}.log"));
     let (firmware, mac) = match fw {
         Fw::Bios => (VmFirmware::Bios, BIOS_MAC),
@@ -77,7 +92,7 @@ pub(crate) fn boot_vm_within(
         name: format!("pxe-{run}"),
         firmware,
         mac: mac.parse().unwrap(),
-        tap: "tap0".into(),
+        tap: tap.into(),
         uuid: format!("00000000-7777-4000-8000-{}", mac.replace(':', "")),
         hardware: Default::default(),
     };

@@ -23,6 +23,7 @@ mod doctor;
 mod fleet;
 mod ha;
 mod ha_fabric;
+mod ha_lab;
 mod ha_ledger;
 mod ha_rollout;
 mod heads;

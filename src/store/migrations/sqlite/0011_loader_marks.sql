@@ -10,3 +10,10 @@ CREATE TABLE loader_marks (
     since_ms BIGINT
 );
 CREATE INDEX loader_marks_named ON loader_marks (named_ms);
+-- Boot events spooled to a server's local disk while the store was unreachable are
+-- replayed in batches; each batch's transaction also records here how many of the spool's
+-- events are stored, so a replay cut short (kill -9) resumes after them: none doubled.
+CREATE TABLE event_spools (
+    spool    TEXT PRIMARY KEY,
+    replayed BIGINT NOT NULL
+);
