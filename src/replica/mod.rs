@@ -19,6 +19,7 @@
 
 mod fetch;
 mod locate;
+pub mod view;
 pub(crate) mod wanted;
 
 pub(crate) use locate::Gate;

@@ -143,6 +143,15 @@ impl Store {
         .await?)
     }
 
+    /// Every server that has a source row (live or not), by id.
+    pub async fn blob_servers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT server FROM blob_sources ORDER BY server")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Forgets `server`'s source row (it stopped cleanly: no longer a holder).
     pub async fn forget_blob_source(&self, server: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM blob_sources WHERE server = $1")
