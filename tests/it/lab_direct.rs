@@ -133,8 +133,8 @@ impl Console {
 /// of the script the server at `http` serves MAC (the same, plus the report token).
 pub(crate) struct Plan {
     pub manifest: String,
-    kernel: PathBuf,
-    initrd: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
     pub rootfs_hex: String,
     pub cmdline: String,
 }
@@ -200,9 +200,18 @@ fn served_cmdline(env: &Env, http: std::net::SocketAddr, explained: &str) -> Str
     }
 }
 
-/// The QEMU command line of one direct boot (the report quotes it).
-fn qemu_command(plan: &Plan, memory_mib: u32) -> Command {
-    let mut c = Command::new("qemu-system-x86_64");
+/// The QEMU command line of one direct boot (the report quotes it), run inside the
+/// network namespace `ns` when given (its user network then reaches that namespace's
+/// neighbours).
+fn qemu_command(plan: &Plan, memory_mib: u32, ns: Option<&str>) -> Command {
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "qemu-system-x86_64"]);
+            c
+        }
+        None => Command::new("qemu-system-x86_64"),
+    };
     c.args([
         "-name",
         "tabula-lab-direct",
@@ -253,9 +262,21 @@ pub(crate) fn boot_with(
     limit: Duration,
     done: impl Fn(&str) -> bool,
 ) -> Console {
+    boot_in(None, plan, log_path, memory_mib, limit, done)
+}
+
+/// [`boot_with`], QEMU running in the network namespace `ns` when given.
+pub(crate) fn boot_in(
+    ns: Option<&str>,
+    plan: &Plan,
+    log_path: &Path,
+    memory_mib: u32,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> Console {
     let started = Instant::now();
     let mut vm = Vm {
-        child: qemu_command(plan, memory_mib)
+        child: qemu_command(plan, memory_mib, ns)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

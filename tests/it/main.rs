@@ -20,6 +20,7 @@ mod dhcp;
 mod doctor;
 mod fleet;
 mod ha;
+mod ha_replica;
 mod heads;
 mod hostile;
 mod lab_api;
