@@ -208,7 +208,11 @@ impl Setup {
     fn digests(&self, reference: &str) -> Vec<String> {
         let v: serde_json::Value =
             serde_json::from_str(&self.env.ok(&["image", "show", reference, "--json"])).unwrap();
-        let mut out = vec![v["manifest"].as_str().unwrap().to_string()];
+        let (name, version) = reference.split_once('@').unwrap();
+        let line = self.replicas(name, version);
+        let manifest = line.split_whitespace().nth(2).unwrap().to_string();
+        assert!(manifest.starts_with("sha256:"), "{line}");
+        let mut out = vec![manifest];
         out.push(v["kernel"]["digest"].as_str().unwrap().to_string());
         for i in v["initrds"].as_array().unwrap() {
             out.push(i["digest"].as_str().unwrap().to_string());
