@@ -23,7 +23,7 @@ pub mod view;
 pub(crate) mod wanted;
 
 pub(crate) use locate::Gate;
-pub use locate::Locator;
+pub use locate::{Locator, Peers};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -75,6 +75,8 @@ pub struct Replicator {
     pub url: String,
     /// Told to re-read versions when a manifest arrives.
     pub inventories: Vec<Arc<Inventory>>,
+    /// Set to the live peers' URLs every pass.
+    pub peers: Peers,
 }
 
 /// One wanted blob's state as last written by this server.
@@ -146,6 +148,14 @@ async fn tick(
     fetches: &mut JoinSet<(Digest, u64, Result<(), ReplicaError>)>,
 ) -> Result<(), ReplicaError> {
     r.store.set_blob_source(&r.me, &r.url).await?;
+    let peers = r.store.live_sources().await?;
+    r.peers.set(
+        peers
+            .into_iter()
+            .filter(|(s, _)| *s != r.me)
+            .map(|(_, u)| u)
+            .collect(),
+    );
     let wanted = wanted::scan(&r.store, &r.blobs, manifests).await?;
     for (d, need) in &wanted.blobs {
         if in_flight

@@ -143,6 +143,20 @@ impl Store {
         .await?)
     }
 
+    /// The live blob servers with their data-plane URLs, by id.
+    pub async fn live_sources(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let now = self.dialect.now_ms_sql();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT server, url FROM blob_sources WHERE updated_ms > {now} - {SOURCE_ALIVE_MS} \
+             ORDER BY server"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("server")?, r.try_get("url")?)))
+            .collect()
+    }
+
     /// Every server that has a source row (live or not), by id.
     pub async fn blob_servers(&self) -> Result<Vec<String>, StoreError> {
         Ok(
