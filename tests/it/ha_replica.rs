@@ -5,8 +5,11 @@
 //! * A version published on A (the lab images) is fetched by B and every blob hashes,
 //!   by coreutils, to its name on B's disk; a QEMU guest (TCG, direct kernel, user
 //!   network from the client namespace) boots it from B: B's iPXE command line, B's
-//!   root image, the report to B; then A is killed with SIGKILL and the guest boots the
-//!   other version from B alone.
+//!   root image, the report to B. Then A hands out a script for the other version
+//!   (naming B after itself, `tabula.servers=`) and is killed with SIGKILL: the guest
+//!   booting A's command line finds A gone, fetches the root image from B and reports to
+//!   B (boot-time failover; B accepts a report of a boot A served). Last, B alone boots
+//!   a version from its own script.
 //! * Resume and corruption: A's link is slowed with `tc` while B fetches a 24 MiB root
 //!   image; meanwhile B answers a request for it with a 307 to A. B is killed half way;
 //!   once restarted it resumes from its partial file with a `Range` request (its log
@@ -224,11 +227,12 @@ impl Setup {
     }
 }
 
-/// The plan B's iPXE script gives MAC: kernel and initrd from B's disk, B's command line.
-fn plan_from_b(s: &Setup) -> crate::lab_direct::Plan {
+/// The plan server `i`'s iPXE script gives MAC: kernel and initrd from B's disk (where
+/// they were replicated to), the command line of server `i`'s first kernel line.
+fn plan_from(s: &Setup, i: usize, with_peer: bool) -> crate::lab_direct::Plan {
     let url = format!(
         "http://{}:8080/boot.ipxe?mac={}",
-        ADDR[1],
+        ADDR[i],
         MAC.replace(':', "-")
     );
     let (h, body) = s.curl(&[&url]);
@@ -256,14 +260,30 @@ fn plan_from_b(s: &Setup) -> crate::lab_direct::Plan {
             .unwrap_or_else(|| panic!("no {k} in {cmdline}"))
             .to_string()
     };
-    assert!(
-        arg("tabula.root=").starts_with(&format!("http://{}:8080/", ADDR[1])),
-        "the root image comes from B: {cmdline}"
+    let (me, peer) = (
+        format!("http://{}:8080", ADDR[i]),
+        format!("http://{}:8080", ADDR[1 - i]),
     );
     assert!(
-        arg("tabula.callback=").starts_with(&format!("http://{}:8080/", ADDR[1])),
-        "the report goes to B: {cmdline}"
+        arg("tabula.root=").starts_with(&format!("{me}/")),
+        "the root image comes from the server of the script: {cmdline}"
     );
+    assert!(
+        arg("tabula.callback=").starts_with(&format!("{me}/")),
+        "the report goes to the server of the script: {cmdline}"
+    );
+    if with_peer {
+        assert_eq!(arg("tabula.servers="), format!("{me},{peer}"), "{script}");
+        assert!(
+            script.contains(&format!(" || kernel {peer}/blobs/")),
+            "{script}"
+        );
+    } else {
+        assert!(
+            !script.contains("tabula.servers="),
+            "no live peer: {script}"
+        );
+    }
     let manifest = arg("tabula.manifest=");
     crate::lab_direct::Plan {
         manifest,
@@ -274,10 +294,14 @@ fn plan_from_b(s: &Setup) -> crate::lab_direct::Plan {
     }
 }
 
-/// Boots MAC's plan from B in the client namespace; the console shows `marker`, the
-/// store a `booted` event of the plan's manifest.
-fn boot_from_b(s: &Setup, n: usize, version: &str) {
-    let plan = plan_from_b(s);
+/// Boots `plan` in the client namespace; the console shows the marker of `version`, the
+/// store a `booted` event of the plan's manifest. The console, for more checks.
+fn boot(
+    s: &Setup,
+    plan: &crate::lab_direct::Plan,
+    n: usize,
+    version: &str,
+) -> crate::lab_direct::Console {
     let before = s
         .env
         .events(MAC)
@@ -288,7 +312,7 @@ fn boot_from_b(s: &Setup, n: usize, version: &str) {
     let t = Instant::now();
     let console = crate::lab_direct::boot_in(
         Some(&s.f.client),
-        &plan,
+        plan,
         &log,
         512,
         Duration::from_secs(150),
@@ -301,7 +325,7 @@ fn boot_from_b(s: &Setup, n: usize, version: &str) {
         console.text()
     );
     eprintln!(
-        "ha_replica: boot {n} (demo@{version}) from pxe-b in {:.1}s",
+        "ha_replica: boot {n} (demo@{version}) in {:.1}s",
         t.elapsed().as_secs_f64()
     );
     wait_for("the booted event", 20, || {
@@ -311,6 +335,7 @@ fn boot_from_b(s: &Setup, n: usize, version: &str) {
                 && e["manifest"] == plan.manifest.as_str()
         })
     });
+    console
 }
 
 #[test]
@@ -341,13 +366,33 @@ fn a_version_published_on_a_boots_a_vm_from_b_also_after_a_is_killed() {
         }
     }
     s.env.ok(&["pin", "set", MAC, "demo@1"]);
-    boot_from_b(&s, 1, "1");
+    std::thread::sleep(Duration::from_secs(1));
+    boot(&s, &plan_from(&s, 1, true), 1, "1");
 
-    // A dies; B alone still serves every version it replicated.
-    a.kill_9();
+    // A hands out a script for demo@2, then dies (kill -9): the machine booting it
+    // finds A gone, fetches its root image from B and reports to B.
     s.env.ok(&["pin", "set", MAC, "demo@2"]);
     std::thread::sleep(Duration::from_secs(1));
-    boot_from_b(&s, 2, "2");
+    let from_a = plan_from(&s, 0, true);
+    a.kill_9();
+    let console = boot(&s, &from_a, 2, "2");
+    let b_url = format!("http://{}:8080", ADDR[1]);
+    assert!(
+        console
+            .at(&format!("did not answer; trying {b_url}/blobs/"))
+            .is_some()
+            && console
+                .at(&format!("reporting to {b_url} from now on"))
+                .is_some(),
+        "no failover to B on the console:\n{}",
+        console.text()
+    );
+
+    // And B alone, with its own script, still boots every version it replicated.
+    // (A died more than the 5 s a source row stays live ago: B names no peer now.)
+    s.env.ok(&["pin", "set", MAC, "demo@1"]);
+    std::thread::sleep(Duration::from_secs(1));
+    boot(&s, &plan_from(&s, 1, false), 3, "1");
 }
 
 #[test]
