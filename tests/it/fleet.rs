@@ -3,7 +3,8 @@
 //! URLs, check the root image's sha256 and report with their per-boot token), all under
 //! one label, pinned to demo@1.
 //!
-//! A rollout 1 → 25% → 100% of demo@2, whose root image fails verification: the canary
+//! A rollout 1 → 25% → 100% of demo@2, whose root image is corrupted on the server's disk
+//! once the rollout started (the server then never serves it): the canary
 //! fails, the rollout pauses on its budget, the canary is held on demo@1 after its tries,
 //! and no other machine ever boots demo@2; a forged report moves nothing. Then a rollout
 //! of demo@3 (good): `tabula serve` is SIGKILLed mid-rollout and restarted, and the
@@ -141,19 +142,6 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     publish(&env, "1", 10);
     let (_, bad_root) = publish(&env, "2", 20);
     publish(&env, "3", 30);
-    // demo@2's root image no longer matches its digest: every machine that boots it
-    // fails verification, as a broken image would.
-    let digest = sha256_of(&bad_root);
-    let blob = env
-        .data()
-        .join("blobs/sha256")
-        .join(digest.strip_prefix("sha256:").unwrap());
-    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&blob, perms).unwrap();
-    std::fs::write(&blob, crate::common::bytes(99, 256 << 10)).unwrap();
-
     for i in 0..N {
         env.ok(&[
             "machine",
@@ -214,6 +202,20 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     ]);
     assert!(created.contains("members per step: 1, 4, 15"), "{created}");
     env.ok(&["rollout", "start", "bad"]);
+    // Once the rollout started (the server holds demo@2, verified), demo@2's root image
+    // no longer matches its digest: the server never sends it (it is quarantined), so
+    // every machine that boots demo@2 fails, as a broken image would.
+    let digest = sha256_of(&bad_root);
+    let blob = env
+        .data()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(&blob, crate::common::bytes(99, 256 << 10)).unwrap();
+
     std::thread::sleep(Duration::from_millis(1200));
     let v = fleet.rollout("bad");
     assert_eq!(count(&v, "admitted"), 1, "{v}");

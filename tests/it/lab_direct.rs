@@ -8,7 +8,8 @@
 //!
 //! Asserted: the console marker of the pinned version and the `booted` event carrying
 //! the pinned manifest, for demo@1, then demo@2 (upgrade), then demo@1 (rollback); a root
-//! image corrupted on disk ends in `failed` events with the digest mismatch as reason.
+//! image corrupted on tabula's disk is never sent (tabula quarantines it): the guest's
+//! download fails and it ends in `failed` events naming the refused download.
 //! Also: building the images twice gives the same digests.
 //!
 //! Needs root and the lab packages (`images/setup-packages.sh`); without them it fails,
@@ -489,12 +490,15 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
         console.exited
     );
     let text = console.text();
+    // tabula never sends a blob that does not hash to its name (it is quarantined), so
+    // the guest's download fails, on every attempt, and it gives up.
     assert!(
         console
-            .at("FAILED stage=verify attempt=1/2: root image sha256 mismatch")
+            .at("FAILED stage=fetch attempt=1/2: download of ")
             .is_some()
+            && console.at("404").is_some()
             && console.at("giving up after 2 attempt(s)").is_some(),
-        "boot 4 (broken@1): no mismatch and give-up lines:\n{text}"
+        "boot 4 (broken@1): no refused download and give-up lines:\n{text}"
     );
     assert!(
         console.at("TABULA-DEMO-BOOTED").is_none(),
@@ -507,17 +511,23 @@ fn images_boot_under_qemu_with_upgrade_rollback_and_a_corrupt_root() {
     assert_eq!(failed.len(), 2, "{new:#?}");
     for (i, f) in failed.iter().enumerate() {
         assert_eq!(f["manifest"], plan.manifest.as_str(), "{f:#}");
-        assert_eq!(f["detail"]["stage"], "verify", "{f:#}");
+        assert_eq!(f["detail"]["stage"], "fetch", "{f:#}");
         assert_eq!(f["detail"]["attempt"], i + 1, "{f:#}");
         assert_eq!(f["detail"]["final"], i == 1, "{f:#}");
         let reason = f["detail"]["reason"].as_str().unwrap();
         assert!(
-            reason.starts_with("root image sha256 mismatch: got ")
-                && reason.contains(&format!("want {}", plan.rootfs_hex)),
+            reason.starts_with("download of ") && reason.contains("404"),
             "{reason}"
         );
     }
     assert!(new.iter().all(|e| e["stage"] != "booted"), "{new:#?}");
+    assert!(
+        env.data()
+            .join("blobs/quarantine")
+            .join(&plan.rootfs_hex)
+            .exists(),
+        "the corrupt root image is quarantined"
+    );
     // tabula's own check sees the same corruption.
     let verify = env.run(&["image", "verify"]);
     assert_eq!(verify.code, 1, "{}{}", verify.stdout, verify.stderr);
