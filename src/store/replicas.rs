@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError};
 
-/// A blob server whose source row (renewed every second by its replicator) is younger
+/// A blob server whose source row (renewed every 2 s by its replicator) is younger
 /// than this is alive: it can be fetched from, and a rollout waits for it.
 pub const SOURCE_ALIVE_MS: i64 = 5_000;
 
