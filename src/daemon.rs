@@ -334,6 +334,7 @@ pub(crate) async fn run(
     // The blob files this process verified: the blob route serves only those, the
     // replicator marks what it fetched and verifies what was here before.
     let trusted = crate::images::Trusted::default();
+    let peers = crate::replica::Peers::default();
     let api_inventory = Arc::new(Inventory::new(
         store.clone(),
         blobs.clone(),
@@ -349,6 +350,7 @@ pub(crate) async fn run(
                 me: config.ha.server_id.clone(),
                 url: config.http.public_url.clone(),
                 inventories: vec![inventory.clone(), api_inventory.clone()],
+                peers: peers.clone(),
             },
             shutdown.clone(),
         ));
@@ -381,6 +383,7 @@ pub(crate) async fn run(
                 store: store.clone(),
                 me: config.ha.server_id.clone(),
             }),
+            peers: peers.clone(),
         };
         metrics::expose_http(&metrics, &state);
         let stop = shutdown.clone();

@@ -19,6 +19,7 @@ use super::page::{PageQuery, page};
 use super::{ApiState, Problem};
 use crate::catalog::{Published, Upload};
 use crate::fleet::{FleetError, Kind};
+use crate::replica::view::ServerState;
 use crate::store::{ChannelRow, VersionRow};
 
 /// The body of `PUT …/channels/{channel}`.
@@ -42,14 +43,14 @@ async fn rows(st: &ApiState, path: &str) -> Result<(Vec<VersionRow>, Vec<Channel
     Ok((v, c))
 }
 
-fn version_json(v: &VersionRow, channels: &[ChannelRow]) -> Value {
+fn version_json(v: &VersionRow, channels: &[ChannelRow], replicas: &[ServerState]) -> Value {
     let chans: Vec<&str> = channels
         .iter()
         .filter(|c| c.name == v.name && c.version == v.version)
         .map(|c| c.channel.as_str())
         .collect();
     json!({"name": v.name, "version": v.version, "manifest": v.manifest,
-           "created_ms": v.created_ms, "channels": chans})
+           "created_ms": v.created_ms, "channels": chans, "replicas": replicas})
 }
 
 /// `GET /api/v1/images`: each image with its version count and channels, by name.
@@ -100,7 +101,19 @@ pub(crate) async fn versions(
         ));
     }
     mine.sort_by(|a, b| a.version.cmp(&b.version));
-    let all: Vec<Value> = mine.iter().map(|v| version_json(v, &channels)).collect();
+    let owned: Vec<VersionRow> = mine.iter().map(|v| (*v).clone()).collect();
+    let replicas = crate::replica::view::by_version(&st.store, st.fleet.blobs(), &owned)
+        .await
+        .map_err(|e| Problem::store(path, &e))?;
+    let all: Vec<Value> = mine
+        .iter()
+        .map(|v| {
+            let r = replicas
+                .get(&(v.name.clone(), v.version.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            version_json(v, &channels, r)
+        })
+        .collect();
     let key = |v: &Value| v["version"].as_str().unwrap_or_default().to_string();
     Ok(Json(page(all, key, q.after.as_deref(), limit)))
 }

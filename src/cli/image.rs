@@ -133,21 +133,31 @@ pub(super) fn print_removed(name: &str, version: &str) {
 }
 
 /// Prints `image list`: versions in the store's order, each with its channels.
-pub(super) fn print_list(versions: Vec<(VersionRow, Vec<String>)>) {
+/// Prints `image list`: each version with its channels and its state on each blob
+/// server (`crate::replica::view::summary`).
+pub(super) fn print_list(versions: Vec<(VersionRow, Vec<String>, String)>) {
     let rows: Vec<Vec<String>> = versions
         .into_iter()
-        .map(|(v, chans)| {
+        .map(|(v, chans, replicas)| {
             vec![
                 v.name,
                 v.version,
                 v.manifest,
                 time(v.created_ms),
                 chans.join(","),
+                replicas,
             ]
         })
         .collect();
     table(
-        &["IMAGE", "VERSION", "MANIFEST", "PUBLISHED", "CHANNELS"],
+        &[
+            "IMAGE",
+            "VERSION",
+            "MANIFEST",
+            "PUBLISHED",
+            "CHANNELS",
+            "REPLICAS",
+        ],
         &rows,
     );
 }
@@ -204,10 +214,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
         ImageCmd::Diff { a, b, json } => super::build::diff(ctx, a, b, *json).await?,
         ImageCmd::List => {
             let channels = ctx.store().channels().await?;
-            let rows = ctx
-                .store()
-                .versions()
-                .await?
+            let versions = ctx.store().versions().await?;
+            let replicas =
+                crate::replica::view::by_version(ctx.store(), ctx.fleet.blobs(), &versions).await?;
+            let rows = versions
                 .into_iter()
                 .map(|v| {
                     let chans: Vec<String> = channels
@@ -215,7 +225,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: &ImageCmd) -> anyhow::Result<()> {
                         .filter(|c| c.name == v.name && c.version == v.version)
                         .map(|c| c.channel.clone())
                         .collect();
-                    (v, chans)
+                    let states = replicas
+                        .get(&(v.name.clone(), v.version.clone()))
+                        .map_or_else(Vec::new, Clone::clone);
+                    (v, chans, crate::replica::view::summary(&states))
                 })
                 .collect();
             print_list(rows);

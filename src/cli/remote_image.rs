@@ -71,10 +71,13 @@ pub(super) async fn run(c: &Client, cmd: &ImageCmd) -> anyhow::Result<()> {
                     Err(e) if e.status() == Some(404) => continue,
                     other => other?,
                 };
-                rows.extend(versions.into_iter().map(|v| (v.row, v.channels)));
+                rows.extend(versions.into_iter().map(|v| {
+                    let replicas = crate::replica::view::summary(&v.replicas);
+                    (v.row, v.channels, replicas)
+                }));
             }
             // The store's order, as the local list prints it.
-            rows.sort_by(|(a, _), (b, _)| {
+            rows.sort_by(|(a, _, _), (b, _, _)| {
                 (&a.name, a.created_ms, &a.version).cmp(&(&b.name, b.created_ms, &b.version))
             });
             image::print_list(rows);

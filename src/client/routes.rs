@@ -47,6 +47,9 @@ pub(crate) struct VersionItem {
     #[serde(flatten)]
     pub row: VersionRow,
     pub channels: Vec<String>,
+    /// Its state on each blob server (older servers send none).
+    #[serde(default)]
+    pub replicas: Vec<crate::replica::view::ServerState>,
 }
 
 /// The answer of a rollback.

@@ -197,7 +197,13 @@ pub async fn answer(
     let mut answer = match st.scripts.get(&snap, &key) {
         Some(a) => a,
         None => {
-            let a = Arc::new(compute(&snap, &facts, &st.base_url, &st.report_key));
+            let a = Arc::new(compute(
+                &snap,
+                &facts,
+                &st.base_url,
+                &st.peers.get(),
+                &st.report_key,
+            ));
             st.scripts.put(&snap, key.clone(), a.clone());
             a
         }
@@ -206,7 +212,13 @@ pub async fn answer(
         let mut served = tracker.script(mac, *boot);
         if served == Served::Renew {
             // The machine rebooted: a fresh boot (new id, new token) replaces the cached one.
-            answer = Arc::new(compute(&snap, &facts, &st.base_url, &st.report_key));
+            answer = Arc::new(compute(
+                &snap,
+                &facts,
+                &st.base_url,
+                &st.peers.get(),
+                &st.report_key,
+            ));
             st.scripts.put(&snap, key, answer.clone());
             served = match &answer.attempt {
                 Some((boot, _)) => tracker.script(mac, *boot),
@@ -240,7 +252,13 @@ pub async fn answer(
 }
 
 /// Decides and renders one boot (a fresh boot id), without recording anything.
-fn compute(snap: &Snapshot, facts: &Facts, base_url: &str, key: &ReportKey) -> Answer {
+fn compute(
+    snap: &Snapshot,
+    facts: &Facts,
+    base_url: &str,
+    peers: &[String],
+    key: &ReportKey,
+) -> Answer {
     let seal = BootSeal {
         key,
         boot: super::report_key::boot_id(),
@@ -299,7 +317,7 @@ fn compute(snap: &Snapshot, facts: &Facts, base_url: &str, key: &ReportKey) -> A
             }),
         ),
     };
-    match script::render(&sel, base_url) {
+    match script::render_with_peers(&sel, base_url, peers) {
         Ok(text) => Answer {
             reply: Reply {
                 status: StatusCode::OK,

@@ -90,6 +90,8 @@ pub struct HttpState {
     pub trusted: crate::images::Trusted,
     /// Finds a live peer holding a blob this server lacks (a 307 there); `None`: 404.
     pub locator: Option<crate::replica::Locator>,
+    /// The live peers' data-plane URLs, named after this server's in boot scripts.
+    pub peers: crate::replica::Peers,
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled, then stops

@@ -41,6 +41,19 @@ pub fn echo_text(s: &str) -> String {
 
 /// The script for a decision.
 pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
+    render_with_peers(sel, base, &[])
+}
+
+/// The script for a decision on a server whose live peers serve at `peers` (their
+/// data-plane base URLs): each download names this server, then each peer (`kernel A ||
+/// kernel B || goto failed`), the kernel command line lists them all
+/// (`tabula.servers=`, this server first, for the initramfs), and the retry after a
+/// failure asks each server in turn for a new script.
+pub fn render_with_peers(
+    sel: &Selection,
+    base: &str,
+    peers: &[String],
+) -> Result<String, ScriptError> {
     let mut s = String::from("#!ipxe\n");
     let winner = match &sel.source {
         // The fleet's decision (a hold, a rollout, a boot-once) names itself, not the pin
@@ -55,7 +68,7 @@ pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
             .unwrap_or_else(|| "no pin".into()),
     };
     match &sel.decision {
-        Decision::Boot { plan } => boot(&mut s, sel, plan, base, &winner)?,
+        Decision::Boot { plan } => boot(&mut s, sel, plan, base, peers, &winner)?,
         Decision::Local => {
             let _ = writeln!(
                 s,
@@ -86,11 +99,34 @@ fn boot(
     sel: &Selection,
     plan: &BootPlan,
     base: &str,
+    peers: &[String],
     winner: &str,
 ) -> Result<(), ScriptError> {
     let base = safe("base URL", base, false)?;
-    let urls = Urls::new(base);
-    let cmdline = safe("kernel command line", &plan.cmdline, true)?;
+    let mut servers = vec![Urls::new(base)];
+    for p in peers {
+        let p = safe("peer URL", p, false)?;
+        if p != base && !p.contains(',') {
+            servers.push(Urls::new(p));
+        }
+    }
+    let mut cmdline = safe("kernel command line", &plan.cmdline, true)?.to_string();
+    if servers.len() > 1 {
+        let list: Vec<&str> = std::iter::once(base)
+            .chain(peers.iter().map(String::as_str))
+            .filter(|p| !p.contains(','))
+            .collect();
+        let _ = write!(cmdline, " tabula.servers={}", list.join(","));
+    }
+    // `kernel A … || kernel B … || goto failed`: the next server when one fails.
+    let each = |verb: &str, f: &dyn Fn(&Urls) -> String| -> String {
+        let mut line = String::new();
+        for u in &servers {
+            let _ = write!(line, "{verb} {} || ", f(u));
+        }
+        line.push_str("goto failed");
+        line
+    };
     for b in std::iter::once(&plan.kernel).chain(&plan.initrds) {
         safe("file name", &b.name, false)?;
     }
@@ -108,17 +144,18 @@ fn boot(
         "echo tabula: {} boots {}@{}",
         sel.mac, plan.image, plan.version
     );
-    let _ = writeln!(
-        s,
-        "kernel {} {cmdline} || goto failed",
-        urls.blob(&plan.kernel, sel.mac, BlobRole::Kernel)
-    );
+    let kernel = each("kernel", &|u| {
+        format!(
+            "{} {cmdline}",
+            u.blob(&plan.kernel, sel.mac, BlobRole::Kernel)
+        )
+    });
+    let _ = writeln!(s, "{kernel}");
     for i in &plan.initrds {
-        let _ = writeln!(
-            s,
-            "initrd {} || goto failed",
-            urls.blob(i, sel.mac, BlobRole::Initrd)
-        );
+        let initrd = each("initrd", &|u| {
+            u.blob(i, sel.mac, BlobRole::Initrd).to_string()
+        });
+        let _ = writeln!(s, "{initrd}");
     }
     s.push_str("boot || goto failed\n");
     s.push_str(":failed\n");
@@ -128,7 +165,11 @@ fn boot(
         plan.image, plan.version
     );
     s.push_str("sleep 10\n");
-    let _ = writeln!(s, "chain --replace {}", urls.script(sel.mac, sel.firmware));
+    let chains: Vec<String> = servers
+        .iter()
+        .map(|u| format!("chain --replace {}", u.script(sel.mac, sel.firmware)))
+        .collect();
+    let _ = writeln!(s, "{}", chains.join(" || "));
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! ([`Locator`]), and the rollout gate ([`Gate`]): a version is rolled out only once every
 //! live blob server holds all of it.
 
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::ReplicaError;
@@ -26,6 +27,25 @@ impl Locator {
                 tracing::warn!(blob = %d, error = %e, "cannot look up a holder");
                 None
             }
+        }
+    }
+}
+
+/// The data-plane URLs of the live peers (other blob servers), as the replicator last
+/// read them: boot scripts name them after this server's own. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Peers(Arc<RwLock<Arc<[String]>>>);
+
+impl Peers {
+    /// The peers now (possibly none).
+    pub fn get(&self) -> Arc<[String]> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, urls: Vec<String>) {
+        let mut w = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if **w != *urls {
+            *w = urls.into();
         }
     }
 }

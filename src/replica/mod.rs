@@ -1,8 +1,8 @@
 //! Images replicated by digest between the servers of one store (issue 16, `docs/ha.md`).
 //!
-//! Every server that serves HTTP runs one [`run`] loop. Each second it renews its
+//! Every server that serves HTTP runs one [`run`] loop. Every other second it renews its
 //! source row (its data-plane URL: peers fetch from it, and a row younger than
-//! [`SOURCE_ALIVE_MS`] is what "a live blob server" means), reads what the published
+//! [`SOURCE_ALIVE_MS`] is what "a live blob server" means); each second it reads what the published
 //! versions need ([`wanted::scan`]), and:
 //! - reports each wanted blob it holds as `present`, after hashing it once in this
 //!   process (a file that does not hash to its name is quarantined, reported `corrupt`,
@@ -19,10 +19,11 @@
 
 mod fetch;
 mod locate;
+pub mod view;
 pub(crate) mod wanted;
 
 pub(crate) use locate::Gate;
-pub use locate::Locator;
+pub use locate::{Locator, Peers};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,9 @@ use crate::store::{ReplicaRow, SOURCE_ALIVE_MS, Store, StoreError, now_ms};
 
 /// How often the loop looks for work.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How often the source row is renewed (a write: kept to every other pass, well within
+/// [`SOURCE_ALIVE_MS`], so a busy SQLite store is not written every second for it).
+const RENEW: Duration = Duration::from_secs(2);
 /// Most blobs fetched at once.
 pub const PARALLEL: usize = 2;
 /// First and longest wait after a failed attempt.
@@ -74,6 +78,8 @@ pub struct Replicator {
     pub url: String,
     /// Told to re-read versions when a manifest arrives.
     pub inventories: Vec<Arc<Inventory>>,
+    /// Set to the live peers' URLs every pass.
+    pub peers: Peers,
 }
 
 /// One wanted blob's state as last written by this server.
@@ -98,6 +104,7 @@ pub async fn run(r: Replicator, stop: CancellationToken) {
     let in_flight: Arc<Mutex<HashSet<Digest>>> = Arc::default();
     let mut fetches: JoinSet<(Digest, u64, Result<(), ReplicaError>)> = JoinSet::new();
     let mut warned = false;
+    let mut renewed: Option<Instant> = None;
     loop {
         while let Some(done) = fetches.try_join_next() {
             let Ok((d, size, result)) = done else {
@@ -108,6 +115,12 @@ pub async fn run(r: Replicator, stop: CancellationToken) {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&d);
             finished(&r, &mut reported, &mut retry, d, size, result).await;
+        }
+        if renewed.is_none_or(|t| t.elapsed() >= RENEW) {
+            match r.store.set_blob_source(&r.me, &r.url).await {
+                Ok(()) => renewed = Some(Instant::now()),
+                Err(e) => tracing::debug!(error = %e, "source row not renewed"),
+            }
         }
         match tick(
             &r,
@@ -144,7 +157,14 @@ async fn tick(
     in_flight: &Arc<Mutex<HashSet<Digest>>>,
     fetches: &mut JoinSet<(Digest, u64, Result<(), ReplicaError>)>,
 ) -> Result<(), ReplicaError> {
-    r.store.set_blob_source(&r.me, &r.url).await?;
+    let peers = r.store.live_sources().await?;
+    r.peers.set(
+        peers
+            .into_iter()
+            .filter(|(s, _)| *s != r.me)
+            .map(|(_, u)| u)
+            .collect(),
+    );
     let wanted = wanted::scan(&r.store, &r.blobs, manifests).await?;
     for (d, need) in &wanted.blobs {
         if in_flight

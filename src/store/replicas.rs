@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError};
 
-/// A blob server whose source row (renewed every second by its replicator) is younger
+/// A blob server whose source row (renewed every 2 s by its replicator) is younger
 /// than this is alive: it can be fetched from, and a rollout waits for it.
 pub const SOURCE_ALIVE_MS: i64 = 5_000;
 
@@ -141,6 +141,29 @@ impl Store {
         )))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The live blob servers with their data-plane URLs, by id.
+    pub async fn live_sources(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let now = self.dialect.now_ms_sql();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT server, url FROM blob_sources WHERE updated_ms > {now} - {SOURCE_ALIVE_MS} \
+             ORDER BY server"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("server")?, r.try_get("url")?)))
+            .collect()
+    }
+
+    /// Every server that has a source row (live or not), by id.
+    pub async fn blob_servers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT server FROM blob_sources ORDER BY server")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Forgets `server`'s source row (it stopped cleanly: no longer a holder).

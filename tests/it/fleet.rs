@@ -3,7 +3,8 @@
 //! URLs, check the root image's sha256 and report with their per-boot token), all under
 //! one label, pinned to demo@1.
 //!
-//! A rollout 1 → 25% → 100% of demo@2, whose root image fails verification: the canary
+//! A rollout 1 → 25% → 100% of demo@2, whose root image is corrupted on the server's disk
+//! once the rollout started (the server then never serves it): the canary
 //! fails, the rollout pauses on its budget, the canary is held on demo@1 after its tries,
 //! and no other machine ever boots demo@2; a forged report moves nothing. Then a rollout
 //! of demo@3 (good): `tabula serve` is SIGKILLed mid-rollout and restarted, and the
@@ -25,16 +26,16 @@ const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// Longer than the server's snapshot age (`daemon::SNAPSHOT_MAX_AGE`).
 const SNAPSHOT_AGE: Duration = Duration::from_millis(400);
 
-pub fn mac(i: usize) -> Mac {
+fn mac(i: usize) -> Mac {
     Mac([0x02, 0x7a, 0, 0, 0, u8::try_from(i).unwrap()])
 }
 
-pub fn name(i: usize) -> String {
+fn name(i: usize) -> String {
     format!("m{i:02}")
 }
 
 /// A free loopback port (the public URL must name the port before the server starts).
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -103,7 +104,7 @@ impl Fleet {
     }
 }
 
-pub fn publish(env: &Env, version: &str, seed: u64) -> (String, std::path::PathBuf) {
+fn publish(env: &Env, version: &str, seed: u64) -> (String, std::path::PathBuf) {
     let kernel = env.file(&format!("vmlinuz-{version}"), seed, 64 << 10);
     let initrd = env.file(&format!("initrd-{version}"), seed + 1, 32 << 10);
     let root = env.file(&format!("root-{version}"), seed + 2, 256 << 10);
@@ -124,14 +125,14 @@ pub fn publish(env: &Env, version: &str, seed: u64) -> (String, std::path::PathB
     (out.split_whitespace().last().unwrap().to_string(), root)
 }
 
-pub fn state(v: &Value) -> (String, i64) {
+fn state(v: &Value) -> (String, i64) {
     (
         v["rollout"]["state"].as_str().unwrap().to_string(),
         v["rollout"]["step"].as_i64().unwrap(),
     )
 }
 
-pub fn count(v: &Value, s: &str) -> u64 {
+fn count(v: &Value, s: &str) -> u64 {
     v["counts"][s].as_u64().unwrap_or(0)
 }
 
@@ -141,7 +142,6 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     publish(&env, "1", 10);
     let (_, bad_root) = publish(&env, "2", 20);
     publish(&env, "3", 30);
-
     for i in 0..N {
         env.ok(&[
             "machine",
@@ -202,11 +202,9 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     ]);
     assert!(created.contains("members per step: 1, 4, 15"), "{created}");
     env.ok(&["rollout", "start", "bad"]);
-    // Once the rollout has started (its gate saw demo@2 whole on this server), demo@2's
-    // root image stops matching its digest: every machine that boots it fails, whether
-    // the server serves the bytes it already trusted (the machine's check fails) or
-    // finds them corrupt on first serve (quarantined, nothing served), as a broken image
-    // would.
+    // Once the rollout started (the server holds demo@2, verified), demo@2's root image
+    // no longer matches its digest: the server never sends it (it is quarantined), so
+    // every machine that boots demo@2 fails, as a broken image would.
     let digest = sha256_of(&bad_root);
     let blob = env
         .data()
@@ -217,6 +215,7 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
     perms.set_readonly(false);
     std::fs::set_permissions(&blob, perms).unwrap();
     std::fs::write(&blob, crate::common::bytes(99, 256 << 10)).unwrap();
+
     std::thread::sleep(Duration::from_millis(1200));
     let v = fleet.rollout("bad");
     assert_eq!(count(&v, "admitted"), 1, "{v}");

@@ -25,6 +25,7 @@ mod ha;
 mod ha_fabric;
 mod ha_lab;
 mod ha_ledger;
+mod ha_replica;
 mod ha_rollout;
 mod heads;
 mod hostile;

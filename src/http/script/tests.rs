@@ -102,3 +102,48 @@ fn injection_is_refused() {
     });
     assert!(render(&sel, "http://x/\nshell").is_err());
 }
+
+#[test]
+fn a_script_with_peers_names_each_server_in_turn() {
+    let sel = selection(Decision::Boot {
+        plan: Box::new(plan("console=ttyS0")),
+    });
+    let got = render_with_peers(
+        &sel,
+        "http://10.0.0.1:8080",
+        &["http://10.0.0.2:8080".into()],
+    )
+    .unwrap();
+    let k = Digest::of(b"k").hex();
+    let i = Digest::of(b"i").hex();
+    let q = "mac=52-54-00-00-00-01";
+    let servers = "tabula.servers=http://10.0.0.1:8080,http://10.0.0.2:8080";
+    assert!(
+        got.contains(&format!(
+            "kernel http://10.0.0.1:8080/blobs/sha256/{k}/vmlinuz?{q}&as=kernel console=ttyS0 {servers} || \
+             kernel http://10.0.0.2:8080/blobs/sha256/{k}/vmlinuz?{q}&as=kernel console=ttyS0 {servers} || goto failed\n"
+        )),
+        "{got}"
+    );
+    assert!(
+        got.contains(&format!(
+            "initrd http://10.0.0.1:8080/blobs/sha256/{i}/initrd.img?{q}&as=initrd || \
+             initrd http://10.0.0.2:8080/blobs/sha256/{i}/initrd.img?{q}&as=initrd || goto failed\n"
+        )),
+        "{got}"
+    );
+    assert!(
+        got.ends_with(&format!(
+            "chain --replace http://10.0.0.1:8080/boot.ipxe?{q}&arch=efi-x64 || \
+             chain --replace http://10.0.0.2:8080/boot.ipxe?{q}&arch=efi-x64\n"
+        )),
+        "{got}"
+    );
+    // A peer URL iPXE would interpret is refused, as the base URL is.
+    assert!(render_with_peers(&sel, "http://10.0.0.1:8080", &["http://x/${evil}".into()]).is_err());
+    // Without peers the script is the single-server one.
+    assert_eq!(
+        render_with_peers(&sel, "http://10.0.0.1:8080", &[]).unwrap(),
+        render(&sel, "http://10.0.0.1:8080").unwrap()
+    );
+}
