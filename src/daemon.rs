@@ -505,11 +505,36 @@ async fn resolve_loaders(config: &Config) -> LoaderFiles {
             _ => {}
         }
     }
+    let files = with_grub_bootstrap(config, files);
     if mode != crate::config::DhcpMode::Off && !checks.iter().any(LoaderCheck::servable) {
         tracing::warn!(
             root = %config.tftp.root.display(),
             "no configured loader can be served: only iPXE clients (script URL) can boot"
         );
+    }
+    files
+}
+
+/// Where Debian's signed GRUB network loaders look for their config over TFTP: their
+/// built-in prefix is `/grub` on the server that answered DHCP.
+const GRUB_BOOTSTRAP_NAMES: [&str; 2] = ["grub/grub.cfg", "grub.cfg"];
+
+/// With GRUB for any firmware, TFTP serves the bootstrap config (`http::grub::bootstrap`)
+/// under [`GRUB_BOOTSTRAP_NAMES`].
+fn with_grub_bootstrap(config: &Config, mut files: LoaderFiles) -> LoaderFiles {
+    use crate::boot::BootProgram;
+    let p = config.dhcp.loaders.programs;
+    if ![p.efi_x64, p.efi_arm64].contains(&BootProgram::Grub) {
+        return files;
+    }
+    match crate::http::grub::bootstrap(&config.http.public_url) {
+        Ok(text) => {
+            let text = axum::body::Bytes::from(text);
+            for name in GRUB_BOOTSTRAP_NAMES {
+                files = files.with_generated(name, text.clone());
+            }
+        }
+        Err(e) => tracing::warn!("GRUB bootstrap config: {e}"),
     }
     files
 }

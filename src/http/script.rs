@@ -42,18 +42,7 @@ pub fn echo_text(s: &str) -> String {
 /// The script for a decision.
 pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
     let mut s = String::from("#!ipxe\n");
-    let winner = match &sel.source {
-        // The fleet's decision (a hold, a rollout, a boot-once) names itself, not the pin
-        // it overrides.
-        Source::Hold { .. } | Source::Rollout { .. } | Source::BootOnce { .. } => {
-            sel.source.to_string()
-        }
-        _ => sel
-            .candidates
-            .first()
-            .map(|c| format!("{} -> {}", c.target, c.reference))
-            .unwrap_or_else(|| "no pin".into()),
-    };
+    let winner = winner(sel);
     match &sel.decision {
         Decision::Boot { plan } => boot(&mut s, sel, plan, base, &winner)?,
         Decision::Local => {
@@ -79,6 +68,21 @@ pub fn render(sel: &Selection, base: &str) -> Result<String, ScriptError> {
         }
     }
     Ok(s)
+}
+
+/// What decided the boot, for the comment and echo lines: the fleet's decision (a hold,
+/// a rollout, a boot-once) names itself, not the pin it overrides.
+pub(super) fn winner(sel: &Selection) -> String {
+    match &sel.source {
+        Source::Hold { .. } | Source::Rollout { .. } | Source::BootOnce { .. } => {
+            sel.source.to_string()
+        }
+        _ => sel
+            .candidates
+            .first()
+            .map(|c| format!("{} -> {}", c.target, c.reference))
+            .unwrap_or_else(|| "no pin".into()),
+    }
 }
 
 fn boot(
