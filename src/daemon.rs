@@ -302,6 +302,8 @@ pub(crate) async fn run(
     let http_up = bound.http.as_ref().map(|_| health.serving(Component::Http));
     let tftp_up = bound.tftp.as_ref().map(|_| health.serving(Component::Tftp));
     let dhcp_up = (!bound.dhcp.is_empty()).then(|| health.serving(Component::Dhcp));
+    // GRUB reads its config and blobs over TFTP, answered from the HTTP side's state.
+    let mut grub_files: Option<Arc<dyn crate::tftp::dynamic::Dynamic>> = None;
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),
@@ -327,6 +329,12 @@ pub(crate) async fn run(
             attempts: Some(tracker.clone()),
         };
         metrics::expose_http(&metrics, &state);
+        let p = config.dhcp.loaders.programs;
+        if [p.efi_x64, p.efi_arm64].contains(&crate::boot::BootProgram::Grub) {
+            grub_files = Some(Arc::new(crate::boot_files::GrubFiles {
+                http: state.clone(),
+            }));
+        }
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let _serving = http_up;
@@ -371,6 +379,7 @@ pub(crate) async fn run(
         let cfg = tftp::TftpServerConfig {
             grace: GRACE,
             loaders: loader_files.clone(),
+            dynamic: grub_files,
             ..tftp::TftpServerConfig::from(&config.tftp)
         };
         metrics::expose_tftp(&metrics, &cfg.refusals);
@@ -527,14 +536,9 @@ fn with_grub_bootstrap(config: &Config, mut files: LoaderFiles) -> LoaderFiles {
     if ![p.efi_x64, p.efi_arm64].contains(&BootProgram::Grub) {
         return files;
     }
-    match crate::http::grub::bootstrap(&config.http.public_url) {
-        Ok(text) => {
-            let text = axum::body::Bytes::from(text);
-            for name in GRUB_BOOTSTRAP_NAMES {
-                files = files.with_generated(name, text.clone());
-            }
-        }
-        Err(e) => tracing::warn!("GRUB bootstrap config: {e}"),
+    let text = axum::body::Bytes::from(crate::http::grub::bootstrap());
+    for name in GRUB_BOOTSTRAP_NAMES {
+        files = files.with_generated(name, text.clone());
     }
     files
 }

@@ -11,11 +11,7 @@ use crate::boot::{BootProgram, Firmware};
 /// A key and why its value is refused.
 pub(super) type Refusal = (String, String);
 
-pub(super) fn loaders(
-    l: LoadersFile,
-    p: ProgramsFile,
-    public_url: &str,
-) -> Result<Loaders, Refusal> {
+pub(super) fn loaders(l: LoadersFile, p: ProgramsFile) -> Result<Loaders, Refusal> {
     let program = |key: &str, v: Option<String>| -> Result<BootProgram, Refusal> {
         match v {
             None => Ok(BootProgram::Ipxe),
@@ -80,16 +76,6 @@ pub(super) fn loaders(
         return Err((
             "dhcp.loaders.shim_x64".into(),
             "shim loads grubx64.efi next: set dhcp.loaders.grub_x64 too".into(),
-        ));
-    }
-    let grub_anywhere = [programs.efi_x64, programs.efi_arm64].contains(&BootProgram::Grub);
-    if grub_anywhere && !public_url.starts_with("http://") {
-        return Err((
-            "http.public_url".into(),
-            format!(
-                "{public_url:?}: GRUB fetches its config and the kernel over plain HTTP \
-                 (it has no HTTPS), so [dhcp.programs] with \"grub\" needs an http:// URL"
-            ),
         ));
     }
     Ok(loaders)
@@ -187,12 +173,6 @@ mod tests {
                 "[dhcp.programs]\nefi_typo = \"grub\"\n",
                 "efi_typo",
                 "unknown field",
-            ),
-            (
-                "[http]\npublic_url = \"https://x\"\n[dhcp.loaders]\ngrub_x64 = \"g.efi\"\n\
-                 [dhcp.programs]\nefi_x64 = \"grub\"\n",
-                "http.public_url",
-                "plain HTTP",
             ),
         ];
         for (text, key, why) in cases {

@@ -256,7 +256,7 @@ pub(super) fn validate(
     }
 
     let ha = super::ha::validate(f.server.id, &f.ha, file)?;
-    let loaders = super::programs::loaders(f.dhcp.loaders, f.dhcp.programs, &public_url)
+    let loaders = super::programs::loaders(f.dhcp.loaders, f.dhcp.programs)
         .map_err(|(key, reason)| bad(&key, reason))?;
     Ok(Config {
         source: None,

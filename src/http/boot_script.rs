@@ -320,7 +320,7 @@ fn compute(
     };
     let rendered = match program {
         BootProgram::Ipxe => script::render(&sel, base_url).map_err(|e| e.to_string()),
-        BootProgram::Grub => grub::render(&sel, base_url).map_err(|e| e.to_string()),
+        BootProgram::Grub => grub::render(&sel).map_err(|e| e.to_string()),
     };
     match rendered {
         Ok(text) => Answer {

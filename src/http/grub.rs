@@ -4,14 +4,15 @@
 //!
 //! Why two files: Debian's signed `grubnet*.efi` configures its network from the PXE
 //! DHCP answer and reads `$prefix/grub.cfg` over TFTP from the server that answered
-//! (prefix `/grub`, no machine in the path). That bootstrap, the same for every machine,
-//! asks tabula over HTTP for `/boot/${net_default_mac}/grub.cfg`, the machine's own
-//! config, answered by the script route like `boot.ipxe`.
+//! (prefix `/grub`, no machine in the path; captured in the lab). That bootstrap, the same
+//! for every machine, asks for `boot/${net_default_mac}/grub.cfg?…`, the machine's own
+//! config, answered over TFTP (and HTTP, `/boot/<mac>/grub.cfg`) by the script route like
+//! `boot.ipxe`. Kernel and initrd are read over TFTP too, as `(tftp)/blobs/sha256/…`: the
+//! signed image has no HTTP module, and under Secure Boot GRUB loads no module at all.
 //!
 //! Every value placed into a config is single-quoted (GRUB expands nothing inside single
 //! quotes). Values containing a `'` or a control character are refused (the config then
-//! only reports the problem), except in `echo` lines, where they become `?`. GRUB reads
-//! files over HTTP as `(http,<host[:port]>)/<path>`, plain HTTP only (2.06 has no TLS).
+//! only reports the problem), except in `echo` lines, where they become `?`.
 //! `initrd=` arguments are left out of the kernel command line: they are iPXE's way of
 //! naming the initrd to the EFI stub, and GRUB hands the initrd over itself.
 
@@ -22,20 +23,20 @@ use crate::inventory::{Decision, Selection};
 
 /// Why a GRUB config could not be rendered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum GrubError {
-    /// A value GRUB's parser would interpret.
-    #[error(
-        "refusing to put {what} {value:?} into a GRUB config: it contains a control character or a single quote"
-    )]
-    Unsafe { what: &'static str, value: String },
-    /// GRUB reads over plain HTTP only.
-    #[error("GRUB cannot read {0:?}: it speaks plain http:// only")]
-    NotHttp(String),
+#[error(
+    "refusing to put {what} {value:?} into a GRUB config: it contains a control character or a single quote"
+)]
+pub struct GrubError {
+    pub what: &'static str,
+    pub value: String,
 }
+
+/// GRUB's TFTP device: the server that answered its DHCP.
+const DEVICE: &str = "(tftp)";
 
 fn quoted(what: &'static str, v: &str) -> Result<String, GrubError> {
     if v.chars().any(|c| c.is_control() || c == '\'') {
-        return Err(GrubError::Unsafe {
+        return Err(GrubError {
             what,
             value: v.to_string(),
         });
@@ -50,45 +51,27 @@ pub fn echo_text(s: &str) -> String {
         .collect()
 }
 
-/// `http://host:port/path?q` as GRUB's `(http,host:port)/path?q`.
-pub fn grub_path(url: &str) -> Result<String, GrubError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| GrubError::NotHttp(url.to_string()))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err(GrubError::NotHttp(url.to_string()));
-    }
-    Ok(format!("(http,{authority}){path}"))
-}
-
-/// The bootstrap every GRUB reads over TFTP (`grub/grub.cfg`): the machine's own config
-/// from tabula over HTTP, named by the MAC and firmware GRUB knows.
-pub fn bootstrap(base: &str) -> Result<String, GrubError> {
-    let dir = grub_path(&format!("{}/boot/", base.trim_end_matches('/')))?;
-    let dir = quoted("base URL", &dir)?;
+/// The bootstrap every GRUB reads over TFTP (`grub/grub.cfg`): the machine's own config,
+/// named by the MAC and firmware GRUB knows.
+pub fn bootstrap() -> String {
     let mut s = String::from(
-        "# tabula: the bootstrap every GRUB reads over TFTP; each machine's own config comes over HTTP\n",
+        "# tabula: the bootstrap every GRUB reads over TFTP; then each machine's own config\n",
     );
     s.push_str("echo \"tabula: GRUB on ${net_default_mac} asks for its config\"\n");
-    let _ = writeln!(
-        s,
-        "configfile {dir}\"${{net_default_mac}}\"'/grub.cfg?platform='\"${{grub_platform}}\"'&buildarch='\"${{grub_cpu}}\""
+    s.push_str(
+        "configfile '(tftp)/boot/'\"${net_default_mac}\"'/grub.cfg?platform='\"${grub_platform}\"'&buildarch='\"${grub_cpu}\"\n",
     );
     s.push_str("echo 'tabula: no config from the server; back to the firmware in 10 s'\n");
     s.push_str("sleep 10\nexit 1\n");
-    Ok(s)
+    s
 }
 
 /// The `grub.cfg` for a decision.
-pub fn render(sel: &Selection, base: &str) -> Result<String, GrubError> {
+pub fn render(sel: &Selection) -> Result<String, GrubError> {
     let winner = super::script::winner(sel);
     let mut s = String::new();
     match &sel.decision {
-        Decision::Boot { plan } => boot(&mut s, sel, plan, base, &winner)?,
+        Decision::Boot { plan } => boot(&mut s, sel, plan, &winner)?,
         Decision::Local => {
             let _ = writeln!(
                 s,
@@ -113,14 +96,10 @@ pub fn render(sel: &Selection, base: &str) -> Result<String, GrubError> {
     Ok(s)
 }
 
-fn boot(
-    s: &mut String,
-    sel: &Selection,
-    plan: &BootPlan,
-    base: &str,
-    winner: &str,
-) -> Result<(), GrubError> {
-    let urls = Urls::new(base);
+fn boot(s: &mut String, sel: &Selection, plan: &BootPlan, winner: &str) -> Result<(), GrubError> {
+    // Paths on the TFTP server, in the form the HTTP routes take.
+    let urls = Urls::new("");
+    let path = |p: String| format!("{DEVICE}{p}");
     // The whole line first: a newline between arguments is a control character too.
     quoted("kernel command line", &plan.cmdline)?;
     let mut args = Vec::new();
@@ -130,20 +109,17 @@ fn boot(
         }
     }
     let kernel = quoted(
-        "kernel URL",
-        &grub_path(&urls.blob(&plan.kernel, sel.mac, BlobRole::Kernel))?,
+        "kernel path",
+        &path(urls.blob(&plan.kernel, sel.mac, BlobRole::Kernel)),
     )?;
     let mut initrds = Vec::new();
     for i in &plan.initrds {
         initrds.push(quoted(
-            "initrd URL",
-            &grub_path(&urls.blob(i, sel.mac, BlobRole::Initrd))?,
+            "initrd path",
+            &path(urls.blob(i, sel.mac, BlobRole::Initrd)),
         )?);
     }
-    let again = quoted(
-        "config URL",
-        &grub_path(&urls.grub_cfg(sel.mac, sel.firmware))?,
-    )?;
+    let again = quoted("config path", &path(urls.grub_cfg(sel.mac, sel.firmware)))?;
     let _ = writeln!(
         s,
         "# tabula: {}@{} manifest {} for {} ({})",
