@@ -355,6 +355,8 @@ pub(crate) async fn run(
             shutdown.clone(),
         ));
     }
+    // GRUB reads its config and blobs over TFTP, answered from the HTTP side's state.
+    let mut grub_files: Option<Arc<dyn crate::tftp::dynamic::Dynamic>> = None;
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),
@@ -386,6 +388,12 @@ pub(crate) async fn run(
             peers: peers.clone(),
         };
         metrics::expose_http(&metrics, &state);
+        let p = config.dhcp.loaders.programs;
+        if [p.efi_x64, p.efi_arm64].contains(&crate::boot::BootProgram::Grub) {
+            grub_files = Some(Arc::new(crate::boot_files::GrubFiles {
+                http: state.clone(),
+            }));
+        }
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let _serving = http_up;
@@ -431,6 +439,7 @@ pub(crate) async fn run(
         let cfg = tftp::TftpServerConfig {
             grace: GRACE,
             loaders: loader_files.clone(),
+            dynamic: grub_files,
             ..tftp::TftpServerConfig::from(&config.tftp)
         };
         metrics::expose_tftp(&metrics, &cfg.refusals);
@@ -567,11 +576,31 @@ async fn resolve_loaders(config: &Config) -> LoaderFiles {
             _ => {}
         }
     }
+    let files = with_grub_bootstrap(config, files);
     if mode != crate::config::DhcpMode::Off && !checks.iter().any(LoaderCheck::servable) {
         tracing::warn!(
             root = %config.tftp.root.display(),
             "no configured loader can be served: only iPXE clients (script URL) can boot"
         );
+    }
+    files
+}
+
+/// Where Debian's signed GRUB network loaders look for their config over TFTP: their
+/// built-in prefix is `/grub` on the server that answered DHCP.
+const GRUB_BOOTSTRAP_NAMES: [&str; 2] = ["grub/grub.cfg", "grub.cfg"];
+
+/// With GRUB for any firmware, TFTP serves the bootstrap config (`http::grub::bootstrap`)
+/// under [`GRUB_BOOTSTRAP_NAMES`].
+fn with_grub_bootstrap(config: &Config, mut files: LoaderFiles) -> LoaderFiles {
+    use crate::boot::BootProgram;
+    let p = config.dhcp.loaders.programs;
+    if ![p.efi_x64, p.efi_arm64].contains(&BootProgram::Grub) {
+        return files;
+    }
+    let text = axum::body::Bytes::from(crate::http::grub::bootstrap());
+    for name in GRUB_BOOTSTRAP_NAMES {
+        files = files.with_generated(name, text.clone());
     }
     files
 }

@@ -12,6 +12,7 @@ pub(crate) mod api;
 pub mod attempt;
 pub(crate) mod auth;
 pub mod boot;
+pub mod boot_files;
 pub(crate) mod build;
 pub(crate) mod catalog;
 pub mod cli;

@@ -24,7 +24,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{DhcpMode, Loaders};
+use crate::config::{DhcpMode, Loaders, SHIM_SECOND_STAGE};
 
 /// Whether a front end of a configuration in DHCP mode `mode` would hand out the loader
 /// firmware key `key` names as `name`, i.e. whether it being unservable is worth a
@@ -36,6 +36,16 @@ pub fn handed_out(mode: DhcpMode, key: &str, name: &str) -> bool {
     match mode {
         DhcpMode::Full | DhcpMode::Proxy => true,
         DhcpMode::Off => Loaders::default_name(key) != Some(name),
+    }
+}
+
+/// The Debian package that ships the loader of firmware key `key`.
+fn package(key: &str) -> &'static str {
+    match key {
+        "shim_x64" => "shim-signed",
+        "grub_x64" => "grub-efi-amd64-signed",
+        "grub_arm64" => "grub-efi-arm64-bin",
+        _ => "ipxe",
     }
 }
 
@@ -99,8 +109,9 @@ impl LoaderCheck {
             Resolution::Missing => (
                 format!("{} does not exist", at.display()),
                 format!(
-                    "install the loader into {root} (Debian: apt install ipxe), or set {key} \
-                     to a loader that is there"
+                    "install the loader into {root} (Debian: apt install {}), or set {key} \
+                     to a loader that is there",
+                    package(self.key)
                 ),
             ),
             Resolution::Dangling { link, target } => (
@@ -110,8 +121,9 @@ impl LoaderCheck {
                     target.display()
                 ),
                 format!(
-                    "install what the link points at (Debian: apt install --reinstall ipxe), \
-                     or set {key} to a loader that exists"
+                    "install what the link points at (Debian: apt install --reinstall {}), \
+                     or set {key} to a loader that exists",
+                    package(self.key)
                 ),
             ),
             Resolution::NotRegular { path, kind } => (
@@ -142,20 +154,25 @@ impl LoaderCheck {
 #[derive(Clone, Debug, Default)]
 pub struct LoaderFiles {
     files: Arc<HashMap<PathBuf, PathBuf>>,
+    /// Files tabula renders itself (GRUB's bootstrap `grub/grub.cfg`), by name.
+    generated: Arc<HashMap<PathBuf, bytes::Bytes>>,
 }
 
 impl LoaderFiles {
     /// Resolves every loader `loaders` names under `root`, in firmware order. Blocking.
+    ///
+    /// With `shim_x64` set, shim asks for its fixed second stage `grubx64.efi` beside
+    /// itself: that name is served from the file `grub_x64` resolved to, whatever
+    /// `grub_x64` is called under the root.
     pub fn resolve(root: &Path, loaders: &Loaders) -> (LoaderFiles, Vec<LoaderCheck>) {
-        Self::resolve_names(
-            root,
-            &[
-                ("bios", &loaders.bios),
-                ("efi_ia32", &loaders.efi_ia32),
-                ("efi_x64", &loaders.efi_x64),
-                ("efi_arm64", &loaders.efi_arm64),
-            ],
-        )
+        let (mut files, checks) = Self::resolve_names(root, &loaders.named());
+        if let (Some(_), Some(grub)) = (&loaders.shim_x64, &loaders.grub_x64)
+            && let Some(rel) = plain_relative(grub)
+            && let Some(path) = files.files.get(&rel).cloned()
+        {
+            Arc::make_mut(&mut files.files).insert(PathBuf::from(SHIM_SECOND_STAGE), path);
+        }
+        (files, checks)
     }
 
     /// Resolves `(key, name)` pairs under `root`. Blocking.
@@ -187,6 +204,7 @@ impl LoaderFiles {
         (
             LoaderFiles {
                 files: Arc::new(files),
+                generated: Arc::default(),
             },
             checks,
         )
@@ -198,6 +216,17 @@ impl LoaderFiles {
     /// no leading `/`).
     pub fn file_of(&self, relative: &Path) -> Option<&Path> {
         self.files.get(relative).map(PathBuf::as_path)
+    }
+
+    /// Serves `text` under `name` (relative, checked by the caller), ahead of any file.
+    pub fn with_generated(mut self, name: &str, text: bytes::Bytes) -> LoaderFiles {
+        Arc::make_mut(&mut self.generated).insert(PathBuf::from(name), text);
+        self
+    }
+
+    /// The bytes of a generated file (`None` for any other name).
+    pub fn generated_of(&self, relative: &Path) -> Option<&bytes::Bytes> {
+        self.generated.get(relative)
     }
 }
 

@@ -298,6 +298,15 @@ impl<'a> Urls<'a> {
         )
     }
 
+    /// The GRUB config of a known machine and firmware (what a `grub.cfg` falls back to).
+    pub fn grub_cfg(&self, mac: Mac, firmware: Firmware) -> String {
+        format!(
+            "{}/boot/{}/grub.cfg?arch={firmware}",
+            self.base,
+            mac.hyphenated()
+        )
+    }
+
     /// The path form of the script URL.
     pub fn script_path(&self, mac: Mac) -> String {
         format!("{}/boot/{}/boot.ipxe", self.base, mac.hyphenated())
@@ -366,13 +375,31 @@ pub fn parse_script(target: &str) -> Result<ScriptRequest, UrlError> {
     let in_path = if path == "/boot.ipxe" {
         None
     } else {
-        let seg = path
-            .strip_prefix("/boot/")
-            .and_then(|p| p.strip_suffix("/boot.ipxe"))
-            .filter(|s| !s.is_empty() && !s.contains('/'))
-            .ok_or(UrlError::Unmatched)?;
-        Some(decode_segment(seg)?)
+        Some(mac_segment(path, "/boot.ipxe")?)
     };
+    script_request(in_path, query)
+}
+
+/// `/boot/<mac>/grub.cfg[?arch=…|?platform=…&buildarch=…]`: the GRUB config. GRUB fills
+/// in `platform=${grub_platform}&buildarch=${grub_cpu}` (`efi`, `x86_64`/`arm64`), the
+/// names iPXE uses too.
+pub fn parse_grub_cfg(target: &str) -> Result<ScriptRequest, UrlError> {
+    let (path, query) = split(target)?;
+    let mac = mac_segment(path, "/grub.cfg")?;
+    script_request(Some(mac), query)
+}
+
+/// The `<mac>` of `/boot/<mac><suffix>`, decoded.
+fn mac_segment<'a>(path: &'a str, suffix: &str) -> Result<Cow<'a, str>, UrlError> {
+    let seg = path
+        .strip_prefix("/boot/")
+        .and_then(|p| p.strip_suffix(suffix))
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .ok_or(UrlError::Unmatched)?;
+    decode_segment(seg)
+}
+
+fn script_request(in_path: Option<Cow<'_, str>>, query: &str) -> Result<ScriptRequest, UrlError> {
     let q = query_map(query)?;
     let mac = match &in_path {
         Some(m) => m.as_ref(),

@@ -41,7 +41,35 @@ pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     print(&Explanation::of(&sel)?);
+    print_program(&ctx.loaders, &sel);
     Ok(())
+}
+
+/// The boot program the configuration gives this firmware, what DHCP hands it first and
+/// what it fetches from tabula.
+fn print_program(l: &crate::config::Loaders, sel: &crate::inventory::Selection) {
+    use crate::boot::{BootProgram, Urls};
+    use crate::config::{Programs, SHIM_SECOND_STAGE};
+    let fw = sel.firmware;
+    let program = l.programs.for_firmware(fw);
+    let urls = Urls::new("");
+    let chain = match program {
+        BootProgram::Ipxe => format!("{} -> {}", l.for_firmware(fw), urls.script_path(sel.mac)),
+        BootProgram::Grub => {
+            let mut c = l.for_firmware(fw).to_string();
+            if fw.arch() == crate::boot::Arch::X86_64 && l.shim_x64.is_some() {
+                c.push_str(&format!(" -> {SHIM_SECOND_STAGE}"));
+            }
+            format!(
+                "{c} -> TFTP grub/grub.cfg -> /boot/{}/grub.cfg",
+                sel.mac.hyphenated()
+            )
+        }
+    };
+    println!(
+        "program    {program} ({} = \"{program}\"): {chain}",
+        Programs::key(fw)
+    );
 }
 
 /// Prints an explanation as `tabula explain` shows it.

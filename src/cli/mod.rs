@@ -294,6 +294,8 @@ pub(crate) struct Ctx {
     pub fleet: Fleet,
     /// The state directory (builds work under `<data_dir>/build/`).
     pub data_dir: PathBuf,
+    /// The configured loaders and boot programs (`tabula explain` names them).
+    pub loaders: config::Loaders,
 }
 
 impl Ctx {
@@ -312,6 +314,7 @@ impl Ctx {
                     .with_quarantine_ignore(config.health.quarantine == config::Quarantine::Ignore),
             )),
             data_dir: config.data_dir.clone(),
+            loaders: config.dhcp.loaders.clone(),
         })
     }
 

@@ -57,6 +57,7 @@ pub struct DhcpFile {
     pub router_advertisement: Option<bool>,
     pub lease_time: Option<String>,
     pub loaders: LoadersFile,
+    pub programs: ProgramsFile,
     pub subnets: Vec<SubnetFile>,
     pub reservations: Vec<ReservationFile>,
 }
@@ -64,6 +65,19 @@ pub struct DhcpFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoadersFile {
+    pub bios: Option<String>,
+    pub efi_ia32: Option<String>,
+    pub efi_x64: Option<String>,
+    pub efi_arm64: Option<String>,
+    pub shim_x64: Option<String>,
+    pub grub_x64: Option<String>,
+    pub grub_arm64: Option<String>,
+}
+
+/// `[dhcp.programs]`: the boot program per firmware kind (`ipxe` or `grub`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgramsFile {
     pub bios: Option<String>,
     pub efi_ia32: Option<String>,
     pub efi_x64: Option<String>,

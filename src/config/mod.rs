@@ -7,6 +7,7 @@
 
 mod file;
 mod ha;
+mod programs;
 mod validate;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::boot::{Firmware, Mac};
+use crate::boot::{BootProgram, Firmware, Mac};
 
 pub use file::FileConfig;
 pub use ha::HaConfig;
@@ -104,14 +105,43 @@ pub struct Reservation {
     pub hostname: Option<String>,
 }
 
-/// Loader file names (relative to the TFTP root) per firmware.
+/// Loader file names (relative to the TFTP root) per firmware, and the boot program
+/// each firmware kind gets ([`Programs`]): iPXE loaders by default, GRUB's (behind shim
+/// on x64 when `shim_x64` is set) where `[dhcp.programs]` says `grub`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Loaders {
     pub bios: String,
     pub efi_ia32: String,
     pub efi_x64: String,
     pub efi_arm64: String,
+    /// Debian's `shimx64.efi.signed`: handed to x64 UEFI machines booting GRUB, which
+    /// then loads `grubx64.efi` from the same TFTP directory (Secure Boot).
+    pub shim_x64: Option<String>,
+    /// GRUB for x64 UEFI (Debian's `grubnetx64.efi.signed`).
+    pub grub_x64: Option<String>,
+    /// GRUB for ARM64 UEFI (Debian's `grubnetaa64.efi`).
+    pub grub_arm64: Option<String>,
+    pub programs: Programs,
 }
+
+impl Default for Loaders {
+    fn default() -> Loaders {
+        let d = |k| Loaders::default_name(k).unwrap_or_default().to_string();
+        Loaders {
+            bios: d("bios"),
+            efi_ia32: d("efi_ia32"),
+            efi_x64: d("efi_x64"),
+            efi_arm64: d("efi_arm64"),
+            shim_x64: None,
+            grub_x64: None,
+            grub_arm64: None,
+            programs: Programs::default(),
+        }
+    }
+}
+
+/// The name shim loads as its second stage, from the directory it was loaded from.
+pub const SHIM_SECOND_STAGE: &str = "grubx64.efi";
 
 impl Loaders {
     /// The name each firmware key gets when the configuration sets none.
@@ -130,13 +160,84 @@ impl Loaders {
             .map(|(_, n)| *n)
     }
 
-    /// The loader for a firmware.
+    /// The file a firmware is handed first: its iPXE loader, or for GRUB, shim (x64,
+    /// when configured) or GRUB itself. Validation makes sure a GRUB firmware has its
+    /// loader; a missing one falls back to the iPXE loader.
     pub fn for_firmware(&self, fw: Firmware) -> &str {
+        if self.programs.for_firmware(fw) == BootProgram::Grub {
+            let grub = match fw {
+                Firmware::EfiX64 | Firmware::EfiX64Http => {
+                    self.shim_x64.as_deref().or(self.grub_x64.as_deref())
+                }
+                Firmware::EfiArm64 | Firmware::EfiArm64Http => self.grub_arm64.as_deref(),
+                Firmware::Bios | Firmware::EfiIa32 => None,
+            };
+            if let Some(g) = grub {
+                return g;
+            }
+        }
+        self.ipxe_for(fw)
+    }
+
+    /// The iPXE loader for a firmware.
+    pub fn ipxe_for(&self, fw: Firmware) -> &str {
         match fw {
             Firmware::Bios => &self.bios,
             Firmware::EfiIa32 => &self.efi_ia32,
             Firmware::EfiX64 | Firmware::EfiX64Http => &self.efi_x64,
             Firmware::EfiArm64 | Firmware::EfiArm64Http => &self.efi_arm64,
+        }
+    }
+
+    /// Every configured loader as `(key, name)`: the four iPXE ones, then the GRUB ones
+    /// that are set.
+    pub fn named(&self) -> Vec<(&'static str, &str)> {
+        let mut v = vec![
+            ("bios", self.bios.as_str()),
+            ("efi_ia32", self.efi_ia32.as_str()),
+            ("efi_x64", self.efi_x64.as_str()),
+            ("efi_arm64", self.efi_arm64.as_str()),
+        ];
+        for (k, n) in [
+            ("shim_x64", &self.shim_x64),
+            ("grub_x64", &self.grub_x64),
+            ("grub_arm64", &self.grub_arm64),
+        ] {
+            if let Some(n) = n {
+                v.push((k, n.as_str()));
+            }
+        }
+        v
+    }
+}
+
+/// `[dhcp.programs]`: which boot program each firmware kind gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Programs {
+    pub bios: BootProgram,
+    pub efi_ia32: BootProgram,
+    pub efi_x64: BootProgram,
+    pub efi_arm64: BootProgram,
+}
+
+impl Programs {
+    /// The program of a firmware (UEFI HTTP boot counts as its architecture's UEFI).
+    pub fn for_firmware(&self, fw: Firmware) -> BootProgram {
+        match fw {
+            Firmware::Bios => self.bios,
+            Firmware::EfiIa32 => self.efi_ia32,
+            Firmware::EfiX64 | Firmware::EfiX64Http => self.efi_x64,
+            Firmware::EfiArm64 | Firmware::EfiArm64Http => self.efi_arm64,
+        }
+    }
+
+    /// The config key of a firmware's program (`dhcp.programs.efi_x64`).
+    pub fn key(fw: Firmware) -> &'static str {
+        match fw {
+            Firmware::Bios => "dhcp.programs.bios",
+            Firmware::EfiIa32 => "dhcp.programs.efi_ia32",
+            Firmware::EfiX64 | Firmware::EfiX64Http => "dhcp.programs.efi_x64",
+            Firmware::EfiArm64 | Firmware::EfiArm64Http => "dhcp.programs.efi_arm64",
         }
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::file::{FileConfig, SubnetFile};
 use super::{
     ApiConfig, BootConfig, Chainload, Config, ConfigError, DEFAULT_API_LISTEN, DEFAULT_DATA_DIR,
-    DEFAULT_RETENTION, DhcpConfig, DhcpMode, EventsConfig, HttpConfig, Loaders, Reservation,
-    Subnet, TftpConfig, UnknownMachines,
+    DEFAULT_RETENTION, DhcpConfig, DhcpMode, EventsConfig, HttpConfig, Reservation, Subnet,
+    TftpConfig, UnknownMachines,
 };
 
 pub(super) fn validate(
@@ -144,27 +144,6 @@ pub(super) fn validate(
             hostname: r.hostname,
         });
     }
-    let l = f.dhcp.loaders;
-    let loaders = Loaders {
-        bios: l.bios.unwrap_or_else(|| "undionly.kpxe".into()),
-        efi_ia32: l.efi_ia32.unwrap_or_else(|| "ipxe-ia32.efi".into()),
-        efi_x64: l.efi_x64.unwrap_or_else(|| "snponly.efi".into()),
-        efi_arm64: l.efi_arm64.unwrap_or_else(|| "ipxe-arm64.efi".into()),
-    };
-    for (key, v) in [
-        ("bios", &loaders.bios),
-        ("efi_ia32", &loaders.efi_ia32),
-        ("efi_x64", &loaders.efi_x64),
-        ("efi_arm64", &loaders.efi_arm64),
-    ] {
-        if v.is_empty() || v.len() > 127 || v.split('/').any(|c| c == "..") || v.starts_with('/') {
-            return Err(bad(
-                &format!("dhcp.loaders.{key}"),
-                format!("{v:?} must be a relative path under the TFTP root, at most 127 bytes"),
-            ));
-        }
-    }
-
     let max_blksize = f.tftp.max_blksize.unwrap_or(1468);
     if !(512..=65464).contains(&max_blksize) {
         return Err(bad(
@@ -300,6 +279,8 @@ pub(super) fn validate(
     }
 
     let ha = super::ha::validate(f.server.id, &f.ha, file)?;
+    let loaders = super::programs::loaders(f.dhcp.loaders, f.dhcp.programs)
+        .map_err(|(key, reason)| bad(&key, reason))?;
     Ok(Config {
         source: None,
         data_dir,

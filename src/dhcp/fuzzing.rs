@@ -36,6 +36,7 @@ pub fn decode_and_decide(bytes: &[u8]) {
         efi_ia32: "ipxe-ia32.efi".into(),
         efi_x64: "snponly.efi".into(),
         efi_arm64: "ipxe-arm64.efi".into(),
+        ..Loaders::default()
     };
     let reservations = [Reservation {
         mac: Mac([2, 0, 0, 0, 0, 1]),

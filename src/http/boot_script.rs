@@ -34,13 +34,13 @@ use tokio::net::TcpStream;
 
 use super::route::Refusal;
 use super::wire::HeadWriter;
-use super::{HttpState, script};
+use super::{HttpState, grub, script};
 use crate::attempt::Served;
 use crate::boot::BootId;
 use crate::boot::urls::{self, ScriptRequest, UrlError};
 use crate::boot::{
-    BootSeal, BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac, Report, ReportKey,
-    ScriptSent, Via,
+    BootProgram, BootSeal, BootStage, Digest, EventDetail, EventText, Firmware, Ignored, Mac,
+    Report, ReportKey, ScriptSent, Via,
 };
 use crate::inventory::{Decision, Facts, Snapshot, select_for_boot};
 use crate::store::NewBoot;
@@ -113,7 +113,7 @@ struct Answer {
     attempt: Option<(BootId, NewBoot)>,
 }
 
-type Key = (Mac, Firmware, Option<String>);
+type Key = (Mac, Firmware, Option<String>, BootProgram);
 
 #[derive(Debug, Default)]
 struct Answers {
@@ -162,7 +162,7 @@ impl ScriptCache {
 /// The answer to a script request (refused when malformed), its boot event recorded.
 pub async fn reply(st: &HttpState, req: &Request, peer: Option<IpAddr>) -> Result<Reply, Refusal> {
     match &req.parsed {
-        Ok(r) => answer(st, r, peer).await,
+        Ok(r) => answer(st, r, req.program, peer).await,
         Err(UrlError::Mac(e)) => Err(Refusal::BadRequest(
             format!("malformed MAC address {:?}\n", e.input).into(),
         )),
@@ -174,6 +174,7 @@ pub async fn reply(st: &HttpState, req: &Request, peer: Option<IpAddr>) -> Resul
 pub async fn answer(
     st: &HttpState,
     req: &ScriptRequest,
+    program: BootProgram,
     peer: Option<IpAddr>,
 ) -> Result<Reply, Refusal> {
     let (mac, firmware) = (req.mac, req.firmware);
@@ -188,7 +189,7 @@ pub async fn answer(
             return Err(Refusal::Unavailable("inventory unavailable\n"));
         }
     };
-    let key = (mac, firmware, req.uuid.clone());
+    let key = (mac, firmware, req.uuid.clone(), program);
     let facts = Facts {
         mac,
         uuid: key.2.clone(),
@@ -203,6 +204,7 @@ pub async fn answer(
                 &st.base_url,
                 &st.peers.get(),
                 &st.report_key,
+                program,
             ));
             st.scripts.put(&snap, key.clone(), a.clone());
             a
@@ -218,6 +220,7 @@ pub async fn answer(
                 &st.base_url,
                 &st.peers.get(),
                 &st.report_key,
+                program,
             ));
             st.scripts.put(&snap, key, answer.clone());
             served = match &answer.attempt {
@@ -258,6 +261,7 @@ fn compute(
     base_url: &str,
     peers: &[String],
     key: &ReportKey,
+    program: BootProgram,
 ) -> Answer {
     let seal = BootSeal {
         key,
@@ -317,7 +321,13 @@ fn compute(
             }),
         ),
     };
-    match script::render_with_peers(&sel, base_url, peers) {
+    let rendered = match program {
+        BootProgram::Ipxe => {
+            script::render_with_peers(&sel, base_url, peers).map_err(|e| e.to_string())
+        }
+        BootProgram::Grub => grub::render(&sel).map_err(|e| e.to_string()),
+    };
+    match rendered {
         Ok(text) => Answer {
             reply: Reply {
                 status: StatusCode::OK,
@@ -331,15 +341,16 @@ fn compute(
         Err(e) => Answer {
             reply: Reply::plain(
                 StatusCode::OK,
-                format!(
-                    "#!ipxe\necho tabula: {}\nexit 1\n",
-                    script::echo_text(&e.to_string())
-                ),
+                match program {
+                    BootProgram::Ipxe => {
+                        format!("#!ipxe\necho tabula: {}\nexit 1\n", script::echo_text(&e))
+                    }
+                    BootProgram::Grub => {
+                        format!("echo 'tabula: {}'\nexit 1\n", grub::echo_text(&e))
+                    }
+                },
             ),
-            event: EventTemplate::new(
-                manifest,
-                &EventDetail::Failed(Report::reason(e.to_string())),
-            ),
+            event: EventTemplate::new(manifest, &EventDetail::Failed(Report::reason(e))),
             blobs: None,
             attempt: None,
         },
@@ -350,6 +361,8 @@ fn compute(
 #[derive(Debug)]
 pub struct Request {
     parsed: Result<ScriptRequest, UrlError>,
+    /// `boot.ipxe` or `grub.cfg`.
+    program: BootProgram,
 }
 
 impl Request {
@@ -358,12 +371,27 @@ impl Request {
         self.parsed.as_ref()
     }
 
-    /// `/boot.ipxe?…` or `/boot/{mac}/boot.ipxe[?…]`; `None` for any other path. A
-    /// malformed script request is still a script request (answered with 400).
+    /// The program the request is for.
+    pub fn program(&self) -> BootProgram {
+        self.program
+    }
+
+    /// `/boot.ipxe?…`, `/boot/{mac}/boot.ipxe[?…]` (iPXE) or `/boot/{mac}/grub.cfg[?…]`
+    /// (GRUB); `None` for any other path. A malformed script request is still a script
+    /// request (answered with 400).
     pub fn of_target(target: &str) -> Option<Request> {
         match urls::parse_script(target) {
-            Err(UrlError::Unmatched) => None,
-            parsed => Some(Request { parsed }),
+            Err(UrlError::Unmatched) => match urls::parse_grub_cfg(target) {
+                Err(UrlError::Unmatched) => None,
+                parsed => Some(Request {
+                    parsed,
+                    program: BootProgram::Grub,
+                }),
+            },
+            parsed => Some(Request {
+                parsed,
+                program: BootProgram::Ipxe,
+            }),
         }
     }
 }

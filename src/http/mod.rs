@@ -32,6 +32,7 @@ pub mod boot_script;
 pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grub;
 pub mod lease_match;
 pub mod limits;
 mod loaders;

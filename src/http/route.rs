@@ -4,7 +4,7 @@
 //!
 //! | route | methods |
 //! |---|---|
-//! | `/boot.ipxe?mac=…&…`, `/boot/<mac>/boot.ipxe[?…]` | `GET`, `HEAD` → [`Route::Script`] |
+//! | `/boot.ipxe?mac=…&…`, `/boot/<mac>/boot.ipxe[?…]`, `/boot/<mac>/grub.cfg[?…]` | `GET`, `HEAD` → [`Route::Script`] (iPXE or GRUB) |
 //! | `/blobs/sha256/<hex>[/<name>][?mac=…&as=…]` | `GET`, `HEAD` → [`Route::Blob`] |
 //! | `/loaders/<name>` | `GET`, `HEAD` → [`Route::Loader`] |
 //! | `/boot/<mac>/<manifest>[/<token>]/<booted\|failed\|progress>[?…]` | `POST` → [`Route::Report`] (a report is a write: never by `GET`, so a link cannot forge one) |

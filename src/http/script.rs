@@ -55,18 +55,7 @@ pub fn render_with_peers(
     peers: &[String],
 ) -> Result<String, ScriptError> {
     let mut s = String::from("#!ipxe\n");
-    let winner = match &sel.source {
-        // The fleet's decision (a hold, a rollout, a boot-once) names itself, not the pin
-        // it overrides.
-        Source::Hold { .. } | Source::Rollout { .. } | Source::BootOnce { .. } => {
-            sel.source.to_string()
-        }
-        _ => sel
-            .candidates
-            .first()
-            .map(|c| format!("{} -> {}", c.target, c.reference))
-            .unwrap_or_else(|| "no pin".into()),
-    };
+    let winner = winner(sel);
     match &sel.decision {
         Decision::Boot { plan } => boot(&mut s, sel, plan, base, peers, &winner)?,
         Decision::Local => {
@@ -92,6 +81,21 @@ pub fn render_with_peers(
         }
     }
     Ok(s)
+}
+
+/// What decided the boot, for the comment and echo lines: the fleet's decision (a hold,
+/// a rollout, a boot-once) names itself, not the pin it overrides.
+pub(super) fn winner(sel: &Selection) -> String {
+    match &sel.source {
+        Source::Hold { .. } | Source::Rollout { .. } | Source::BootOnce { .. } => {
+            sel.source.to_string()
+        }
+        _ => sel
+            .candidates
+            .first()
+            .map(|c| format!("{} -> {}", c.target, c.reference))
+            .unwrap_or_else(|| "no pin".into()),
+    }
 }
 
 fn boot(

@@ -14,6 +14,7 @@
 //! did not start (everything is killed by PID).
 
 pub mod capture;
+pub mod grub;
 pub mod images;
 pub mod network;
 pub mod operator;
@@ -104,6 +105,9 @@ pub enum VmFirmware {
     Bios,
     /// OVMF with its own PXE (no NIC ROM), chainloading `snponly.efi`.
     Uefi,
+    /// OVMF's Secure Boot build with Microsoft's keys enrolled, its own PXE loading
+    /// Debian's signed shim → GRUB → the Debian-signed kernel (see [`grub`]).
+    SecureBoot,
 }
 
 impl VmFirmware {
@@ -111,6 +115,7 @@ impl VmFirmware {
         match self {
             VmFirmware::Bios => "bios",
             VmFirmware::Uefi => "uefi",
+            VmFirmware::SecureBoot => "secureboot",
         }
     }
 }
@@ -200,7 +205,13 @@ impl Hardware {
     /// Refuses what cannot boot: OVMF has no e1000 driver, so UEFI + e1000 needs the
     /// iPXE ROM (shared/netboot-lab.md §3).
     pub fn check(self, firmware: FirmwareChoice) -> Result<(), String> {
-        let uefi = firmware.kinds().contains(&VmFirmware::Uefi);
+        let kinds = firmware.kinds();
+        if kinds.contains(&VmFirmware::SecureBoot) && self.nic == Nic::E1000 {
+            return Err(
+                "OVMF has no e1000 driver: --firmware secureboot needs --nic virtio".into(),
+            );
+        }
+        let uefi = kinds.contains(&VmFirmware::Uefi);
         if uefi && self.nic == Nic::E1000 && self.uefi_rom == UefiRom::Firmware {
             return Err(
                 "OVMF has no e1000 driver: a UEFI VM with --nic e1000 needs --uefi-rom ipxe".into(),
@@ -216,6 +227,7 @@ pub enum FirmwareChoice {
     Bios,
     Uefi,
     Both,
+    SecureBoot,
 }
 
 impl FromStr for FirmwareChoice {
@@ -225,7 +237,8 @@ impl FromStr for FirmwareChoice {
             "bios" => Ok(FirmwareChoice::Bios),
             "uefi" => Ok(FirmwareChoice::Uefi),
             "both" => Ok(FirmwareChoice::Both),
-            _ => Err(format!("{s:?} is not one of bios, uefi, both")),
+            "secureboot" => Ok(FirmwareChoice::SecureBoot),
+            _ => Err(format!("{s:?} is not one of bios, uefi, both, secureboot")),
         }
     }
 }
@@ -237,6 +250,7 @@ impl FirmwareChoice {
             FirmwareChoice::Bios => vec![VmFirmware::Bios],
             FirmwareChoice::Uefi => vec![VmFirmware::Uefi],
             FirmwareChoice::Both => vec![VmFirmware::Bios, VmFirmware::Uefi],
+            FirmwareChoice::SecureBoot => vec![VmFirmware::SecureBoot],
         }
     }
 }
@@ -260,6 +274,7 @@ pub fn plan_vms(choice: FirmwareChoice, per_firmware: u8) -> Vec<VmSpec> {
         let (kind, letter) = match fw {
             VmFirmware::Bios => (1u8, 'b'),
             VmFirmware::Uefi => (2u8, 'u'),
+            VmFirmware::SecureBoot => (3u8, 's'),
         };
         for i in 1..=per_firmware.min(99) {
             out.push(VmSpec {

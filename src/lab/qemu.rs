@@ -10,6 +10,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::grub::{OVMF_SB_CODE, OVMF_SB_VARS};
 use super::prereq::{OVMF_CODE, OVMF_VARS};
 use super::{LabError, UefiRom, VmFirmware, VmSpec};
 
@@ -89,6 +90,31 @@ pub fn args_with(vm: &VmSpec, work: &Path, control: &Control) -> Vec<String> {
                 work.join(SERCON).display()
             ));
         }
+        VmFirmware::SecureBoot => {
+            // Secure Boot OVMF keeps its variables behind SMM: q35 with SMM on and the
+            // flash marked secure. OVMF's own PXE (`romfile=`) loads shim.
+            a.extend([
+                "-machine".into(),
+                "q35,smm=on".into(),
+                "-global".into(),
+                "driver=cfi.pflash01,property=secure,value=on".into(),
+                "-device".into(),
+            ]);
+            a.push(format!(
+                "{},netdev=n0,mac={},bootindex=1,romfile=",
+                vm.hardware.nic.device(),
+                vm.mac
+            ));
+            a.push("-drive".into());
+            a.push(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SB_CODE}"
+            ));
+            a.push("-drive".into());
+            a.push(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars_path(vm, work).display()
+            ));
+        }
         VmFirmware::Uefi => {
             // `romfile=` removes the NIC's iPXE ROM: OVMF's own PXE does the first stage.
             // With the ROM (QEMU's default `efi-<nic>.rom`), iPXE does it.
@@ -128,9 +154,13 @@ pub fn prepare(vm: &VmSpec, work: &Path) -> Result<(), LabError> {
             let p = work.join(SERCON);
             std::fs::write(&p, [0xf8u8, 0x03]).map_err(LabError::io(p))
         }
-        VmFirmware::Uefi => {
+        VmFirmware::Uefi | VmFirmware::SecureBoot => {
+            let template = match vm.firmware {
+                VmFirmware::SecureBoot => OVMF_SB_VARS,
+                _ => OVMF_VARS,
+            };
             let p = vars_path(vm, work);
-            std::fs::copy(OVMF_VARS, &p)
+            std::fs::copy(template, &p)
                 .map(drop)
                 .map_err(LabError::io(p))
         }
@@ -324,6 +354,26 @@ mod tests {
             "{uefi}"
         );
         assert!(!uefi.contains("romfile="), "{uefi}");
+    }
+
+    #[test]
+    fn secure_boot_command_line() {
+        let vms = plan_vms(FirmwareChoice::SecureBoot, 1);
+        let sb = args(&vms[0], Path::new("/w")).join(" ");
+        assert!(sb.contains("-machine q35,smm=on"), "{sb}");
+        assert!(
+            sb.contains("-global driver=cfi.pflash01,property=secure,value=on"),
+            "{sb}"
+        );
+        assert!(
+            sb.contains("mac=52:54:00:77:03:01,bootindex=1,romfile="),
+            "{sb}"
+        );
+        assert!(
+            sb.contains("readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+            "{sb}"
+        );
+        assert!(sb.contains("unit=1,file=/w/secureboot-1-vars.fd"), "{sb}");
     }
 
     #[test]

@@ -134,7 +134,11 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     let work = opts.data_dir.join("lab-run");
     std::fs::create_dir_all(&work).map_err(LabError::io(&work))?;
     let config_path = work.join("lab.toml");
-    let config_text = lab_config(opts.uefi_loader.as_deref())?;
+    let config_text = super::grub::config(
+        lab_config(opts.uefi_loader.as_deref())?,
+        opts.firmware,
+        &work,
+    )?;
     std::fs::write(&config_path, config_text).map_err(LabError::io(&config_path))?;
     let config = Config::load(&config_path, Some(&opts.data_dir))?;
     let store = Store::open(&config.store_url).await?;
@@ -168,7 +172,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     for vm in &specs {
         let firmware = match vm.firmware {
             VmFirmware::Bios => Firmware::Bios,
-            VmFirmware::Uefi => Firmware::EfiX64,
+            VmFirmware::Uefi | VmFirmware::SecureBoot => Firmware::EfiX64,
         };
         let sel = select(
             &snap,

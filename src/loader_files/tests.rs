@@ -169,6 +169,7 @@ fn nested_names_and_the_default_loaders() {
         efi_ia32: "ipxe-ia32.efi".into(),
         efi_x64: "ipxe.efi".into(),
         efi_arm64: "ipxe.efi".into(),
+        ..Loaders::default()
     };
     let (files, checks) = LoaderFiles::resolve(&root, &loaders);
     let keys: Vec<_> = checks.iter().map(|c| (c.key, c.servable())).collect();

@@ -48,6 +48,14 @@ pub enum AbortReason {
     Io(String),
 }
 
+/// What shim looks for beside itself before it loads `grubx64.efi`, all optional
+/// (captured in the lab: Debian's shim 15.8 over OVMF's PXE).
+pub const SHIM_PROBES: [&str; 3] = [
+    "revocations_sku.efi",
+    "revocations_sbat.efi",
+    "shim_certificate_0.efi",
+];
+
 impl TransferEvent {
     /// The outcome as a metric label (`tabula_tftp_transfers_total{outcome}`) and the
     /// bytes of a completed transfer.
@@ -81,11 +89,22 @@ impl TransferEvent {
     /// The boot event this transfer means for the machine named in its path, at `at_ms`:
     /// `loader-sent` when it completed, `failed` on a timeout, refusal or I/O error, and
     /// none for a client's ERROR (how PXE firmware ends its `tsize` probe, not a failure)
-    /// or a shutdown.
+    /// or a shutdown. A file shim only looks for ([`SHIM_PROBES`]) being absent is none
+    /// either: shim asks for them on every boot and goes on without them.
     pub fn boot_event(&self, at_ms: i64) -> Option<BootEvent> {
         let (Some(mac), served) = parse_tftp_loader(&self.file) else {
             return None;
         };
+        if SHIM_PROBES.contains(&served)
+            && matches!(
+                self.outcome,
+                TransferOutcome::Aborted {
+                    reason: AbortReason::Refused { .. }
+                }
+            )
+        {
+            return None;
+        }
         let detail = match &self.outcome {
             TransferOutcome::Completed { bytes, elapsed } => EventDetail::LoaderSent(LoaderSent {
                 file: served.to_string(),
@@ -150,6 +169,23 @@ mod tests {
         // No machine in the path: no event, nothing to mark.
         let plain = ev("undionly.kpxe", done);
         assert_eq!((plain.delivered_to(), plain.boot_event(7)), (None, None));
+    }
+
+    #[test]
+    fn shims_optional_files_missing_are_no_failure() {
+        let missing = || TransferOutcome::Aborted {
+            reason: AbortReason::Refused {
+                code: 1,
+                message: "file not found".into(),
+            },
+        };
+        for f in SHIM_PROBES {
+            let e = ev(&format!("52-54-00-12-34-56/{f}"), missing());
+            assert_eq!(e.boot_event(1), None, "{f}");
+        }
+        // Its second stage missing is one.
+        let e = ev("52-54-00-12-34-56/grubx64.efi", missing());
+        assert_eq!(e.boot_event(1).unwrap().detail.stage(), BootStage::Failed);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //!
 //! This module never calls the DHCP or HTTP front ends; it reports through events.
 
+pub mod dynamic;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -17,6 +17,9 @@
 //! second link, a link to the link) is refused as above. The remembered file is still
 //! opened `O_NOFOLLOW | O_NONBLOCK` and must still be a regular file.
 //!
+//! Files tabula renders itself (GRUB's bootstrap config, see `http::grub`) are served
+//! from memory under their names, ahead of the directory.
+//!
 //! A first path component spelled as a hyphenated MAC (`52-54-00-12-34-56/undionly.kpxe`)
 //! names the client, not a directory: the DHCP side puts it there so a transfer says
 //! which machine it served without any lookup (see [`client_prefix`]). The rest of the
@@ -142,6 +145,9 @@ impl Root {
         };
         let (_, served) = client_prefix(name);
         let relative = relative_path(served).map_err(forbidden)?;
+        if let Some(text) = self.loaders.generated_of(&relative) {
+            return Ok(Content::Memory(text.clone()));
+        }
         let canonical = match self.loaders.file_of(&relative) {
             // A configured loader: the file it resolved to at start-up, wherever it is.
             Some(file) => file.to_path_buf(),

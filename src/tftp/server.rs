@@ -65,6 +65,8 @@ pub struct TftpServerConfig {
     /// The configured loaders, resolved at start-up: served from their resolved files
     /// even outside `root` (see `root.rs`). Empty: every name by the root's rules.
     pub loaders: LoaderFiles,
+    /// Names answered from tabula's state (GRUB configs, blobs) ahead of the root.
+    pub dynamic: Option<std::sync::Arc<dyn super::dynamic::Dynamic>>,
 }
 
 /// Read requests not answered for a limit, each counted and logged (rate-limited).
@@ -102,6 +104,7 @@ impl From<&TftpConfig> for TftpServerConfig {
             },
             grace: DEFAULT_GRACE,
             loaders: LoaderFiles::default(),
+            dynamic: None,
             refusals: Arc::default(),
         }
     }
@@ -132,6 +135,7 @@ pub async fn run(
         local_ip: local.ip(),
         events: events.clone(),
         cancel: cancel_rx,
+        dynamic: cfg.dynamic.clone(),
     };
     info!(%local, root = %session.root.dir().display(), max_transfers = cfg.max_transfers, "TFTP server listening");
 

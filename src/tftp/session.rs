@@ -43,6 +43,7 @@ pub(super) struct Session {
     pub(super) events: mpsc::Sender<TransferEvent>,
     /// Becomes `true` when the shutdown grace period is over.
     pub(super) cancel: watch::Receiver<bool>,
+    pub(super) dynamic: Option<Arc<dyn super::dynamic::Dynamic>>,
 }
 
 /// Serves one read request and reports how it ended. Runs in its own task, inside the
@@ -98,11 +99,20 @@ async fn transfer(
     };
     sock.connect(peer).await?;
 
-    let root = s.root.clone();
-    let name = req.filename.clone();
-    let opened = tokio::task::spawn_blocking(move || root.open(&name))
-        .await
-        .map_err(io::Error::other)?;
+    let asked = match &s.dynamic {
+        Some(d) => d.open(&req.filename, peer.ip()).await,
+        None => None,
+    };
+    let opened = match asked {
+        Some(answer) => answer,
+        None => {
+            let root = s.root.clone();
+            let name = req.filename.clone();
+            tokio::task::spawn_blocking(move || root.open(&name))
+                .await
+                .map_err(io::Error::other)?
+        }
+    };
     let content = match opened {
         Ok(content) => content,
         Err(e) => {

@@ -26,16 +26,16 @@ const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// Longer than the server's snapshot age (`daemon::SNAPSHOT_MAX_AGE`).
 const SNAPSHOT_AGE: Duration = Duration::from_millis(400);
 
-fn mac(i: usize) -> Mac {
+pub fn mac(i: usize) -> Mac {
     Mac([0x02, 0x7a, 0, 0, 0, u8::try_from(i).unwrap()])
 }
 
-fn name(i: usize) -> String {
+pub fn name(i: usize) -> String {
     format!("m{i:02}")
 }
 
 /// A free loopback port (the public URL must name the port before the server starts).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -104,7 +104,7 @@ impl Fleet {
     }
 }
 
-fn publish(env: &Env, version: &str, seed: u64) -> (String, std::path::PathBuf) {
+pub fn publish(env: &Env, version: &str, seed: u64) -> (String, std::path::PathBuf) {
     let kernel = env.file(&format!("vmlinuz-{version}"), seed, 64 << 10);
     let initrd = env.file(&format!("initrd-{version}"), seed + 1, 32 << 10);
     let root = env.file(&format!("root-{version}"), seed + 2, 256 << 10);
@@ -125,14 +125,14 @@ fn publish(env: &Env, version: &str, seed: u64) -> (String, std::path::PathBuf) 
     (out.split_whitespace().last().unwrap().to_string(), root)
 }
 
-fn state(v: &Value) -> (String, i64) {
+pub fn state(v: &Value) -> (String, i64) {
     (
         v["rollout"]["state"].as_str().unwrap().to_string(),
         v["rollout"]["step"].as_i64().unwrap(),
     )
 }
 
-fn count(v: &Value, s: &str) -> u64 {
+pub fn count(v: &Value, s: &str) -> u64 {
     v["counts"][s].as_u64().unwrap_or(0)
 }
 

@@ -33,6 +33,7 @@ mod lab_api;
 mod lab_cli;
 mod lab_direct;
 mod lab_direct_postgres;
+mod lab_grub;
 mod lab_http_boot;
 mod lab_matrix;
 mod lab_metrics;

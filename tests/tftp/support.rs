@@ -37,6 +37,7 @@ pub fn config(root: &Path) -> TftpServerConfig {
         },
         grace: Duration::from_millis(500),
         loaders: Default::default(),
+        dynamic: None,
         refusals: Default::default(),
     }
 }

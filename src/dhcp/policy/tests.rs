@@ -31,6 +31,7 @@ fn loaders() -> Loaders {
         efi_ia32: "ipxe-ia32.efi".into(),
         efi_x64: "snponly.efi".into(),
         efi_arm64: "ipxe-arm64.efi".into(),
+        ..Loaders::default()
     }
 }
 
