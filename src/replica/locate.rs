@@ -53,17 +53,15 @@ impl Peers {
 /// The rollout gate: which live blob servers lack part of a version.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Gate {
-    /// How long to wait for servers to report what they hold before refusing. A version
-    /// published a moment ago is reported by its server within a second or two on a quiet
-    /// host, but each server hashes a blob before reporting it present, which on a loaded
-    /// host or with a large root takes longer: a start waits rather than fails for that.
+    /// How long to wait for servers to report what they hold before refusing (a
+    /// version published a moment ago is reported by its server within a second or two).
     pub settle: Duration,
 }
 
 impl Default for Gate {
     fn default() -> Self {
         Gate {
-            settle: Duration::from_secs(20),
+            settle: Duration::from_secs(3),
         }
     }
 }
