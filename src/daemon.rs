@@ -357,6 +357,7 @@ pub(crate) async fn run(
     }
     // GRUB reads its config and blobs over TFTP, answered from the HTTP side's state.
     let mut grub_files: Option<Arc<dyn crate::tftp::dynamic::Dynamic>> = None;
+    let mut grub_blobs = None;
     if let Some(listener) = bound.http {
         let state = HttpState {
             inventory: inventory.clone(),
@@ -393,6 +394,10 @@ pub(crate) async fn run(
             grub_files = Some(Arc::new(crate::boot_files::GrubFiles {
                 http: state.clone(),
             }));
+            grub_blobs = Some(GrubBlobs {
+                boots: state.boots.clone(),
+                attempts: tracker.clone(),
+            });
         }
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -456,6 +461,7 @@ pub(crate) async fn run(
             ledger.clone(),
             fleet_ledger.clone(),
             metrics.clone(),
+            grub_blobs,
         ));
     }
     if !bound.dhcp.is_empty() {
@@ -586,6 +592,13 @@ async fn resolve_loaders(config: &Config) -> LoaderFiles {
     files
 }
 
+/// What verifies the blobs GRUB reads over TFTP: the HTTP side's record of what each
+/// MAC's boot names, and the boot attempts.
+struct GrubBlobs {
+    boots: Arc<http::attribution::Boots>,
+    attempts: Arc<crate::attempt::tracker::Tracker>,
+}
+
 /// Where Debian's signed GRUB network loaders look for their config over TFTP: their
 /// built-in prefix is `/grub` on the server that answered DHCP.
 const GRUB_BOOTSTRAP_NAMES: [&str; 2] = ["grub/grub.cfg", "grub.cfg"];
@@ -616,6 +629,7 @@ async fn loader_events(
     ledger: Arc<LoaderLedger>,
     fleet: Option<Arc<dhcp::FleetLedger>>,
     metrics: crate::metrics::Metrics,
+    grub: Option<GrubBlobs>,
 ) {
     while let Some(ev) = rx.recv().await {
         let (outcome, bytes) = ev.metric();
@@ -641,6 +655,19 @@ async fn loader_events(
         if let Some(mut e) = ev.boot_event(events::now_ms()) {
             if let (EventDetail::LoaderSent(l), Some(ok)) = (&mut e.detail, confirmed) {
                 l.unverified = !ok;
+            }
+            if let (
+                EventDetail::KernelSent(b)
+                | EventDetail::InitrdSent(b)
+                | EventDetail::RootfsSent(b),
+                Some(g),
+            ) = (&mut e.detail, &grub)
+            {
+                // A blob GRUB read over TFTP: verified as over HTTP (the boot it was served).
+                b.unverified = !g.boots.belongs(e.mac, b.digest, std::time::Instant::now());
+                if !b.unverified {
+                    g.attempts.fetched(e.mac);
+                }
             }
             sink.record(e);
         }

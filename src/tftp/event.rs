@@ -2,7 +2,9 @@
 //! [`TransferEvent`] per finished, refused or abandoned read request, and the boot event
 //! it means ([`TransferEvent::boot_event`]). The machine is named by the `<mac>/` first
 //! component of the file it asked for (DHCP hands loaders out under that path,
-//! [`crate::boot::urls::tftp_loader`]); a transfer without one belongs to no machine.
+//! [`crate::boot::urls::tftp_loader`]), or for a blob GRUB read over TFTP, by its
+//! attribution (`blobs/sha256/<hex>/<name>?mac=…&as=…`, the URL form); a transfer with
+//! neither belongs to no machine.
 //!
 //! Plain values only: no clock (the caller passes the time), no socket, no store.
 //! Sending them is the server's job, keeping them the store's.
@@ -10,8 +12,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::boot::urls::parse_tftp_loader;
-use crate::boot::{BootEvent, EventDetail, LoaderSent, Mac, Report, Via};
+use crate::boot::urls::{Attribution, parse_blob, parse_tftp_loader};
+use crate::boot::{BlobSent, BootEvent, EventDetail, LoaderSent, Mac, Report, Via};
 
 /// One finished, refused or abandoned read request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,40 @@ pub enum AbortReason {
     Refused { code: u16, message: String },
     /// A local I/O error (socket or file) ended the transfer.
     Io(String),
+}
+
+impl TransferEvent {
+    /// A completed blob transfer with an attribution: its `kernel-sent`, `initrd-sent` or
+    /// `rootfs-sent`, marked `unverified` until the caller checks that the MAC's boot
+    /// names the blob (the HTTP side's attribution window).
+    fn blob_event(&self, at_ms: i64) -> Option<BootEvent> {
+        let TransferOutcome::Completed { bytes, elapsed } = &self.outcome else {
+            return None;
+        };
+        let target = format!("/{}", self.file.trim_start_matches('/'));
+        let blob = parse_blob(&target).ok()?;
+        let Ok(Some(Attribution { mac, role })) = blob.attribution() else {
+            return None;
+        };
+        Some(BootEvent {
+            at_ms,
+            mac,
+            manifest: None,
+            via: Via::Tftp,
+            peer: Some(self.peer.ip()),
+            detail: EventDetail::blob(
+                role,
+                BlobSent {
+                    digest: blob.digest,
+                    bytes: *bytes,
+                    expected: *bytes,
+                    seconds: elapsed.as_secs_f64(),
+                    complete: true,
+                    unverified: true,
+                },
+            ),
+        })
+    }
 }
 
 /// What shim looks for beside itself before it loads `grubx64.efi`, all optional
@@ -93,7 +129,7 @@ impl TransferEvent {
     /// either: shim asks for them on every boot and goes on without them.
     pub fn boot_event(&self, at_ms: i64) -> Option<BootEvent> {
         let (Some(mac), served) = parse_tftp_loader(&self.file) else {
-            return None;
+            return self.blob_event(at_ms);
         };
         if SHIM_PROBES.contains(&served)
             && matches!(
@@ -169,6 +205,30 @@ mod tests {
         // No machine in the path: no event, nothing to mark.
         let plain = ev("undionly.kpxe", done);
         assert_eq!((plain.delivered_to(), plain.boot_event(7)), (None, None));
+    }
+
+    #[test]
+    fn a_blob_grub_read_is_its_roles_event() {
+        let hex = "ab".repeat(32);
+        let done = TransferOutcome::Completed {
+            bytes: 9_000_000,
+            elapsed: Duration::from_secs(7),
+        };
+        let e = ev(
+            &format!("/blobs/sha256/{hex}/vmlinuz?mac=52-54-00-12-34-56&as=kernel"),
+            done.clone(),
+        );
+        let b = e.boot_event(3).unwrap();
+        assert_eq!((b.mac, b.via), (MAC, Via::Tftp));
+        let EventDetail::KernelSent(s) = b.detail else {
+            panic!("{:?}", b.detail)
+        };
+        assert_eq!((s.bytes, s.complete, s.unverified), (9_000_000, true, true));
+        // No attribution, or not completed: no event.
+        assert_eq!(
+            ev(&format!("/blobs/sha256/{hex}/vmlinuz"), done).boot_event(3),
+            None
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! enabled`, read from the firmware's SecureBoot variable) and locks itself down. shim's
 //! optional probes (`revocations_*.efi`, `shim_certificate_0.efi`) are not failures.
 //!
+//! GRUB's TFTP reads of the kernel and initrd are `kernel-sent`/`initrd-sent` events,
+//! verified against the boot that named them, so the summary times every stage.
+//!
 //! Root and the lab packages (with shim-signed, grub-efi-amd64-signed) are required
 //! (fails, never skips). Bounded by `crate::lab_cli::lab`.
 
@@ -83,6 +86,17 @@ fn secure_boot_through_shim_and_grub() {
         !events.iter().any(|e| e["stage"] == "failed"),
         "shim's optional probes must not be failures: {events:?}"
     );
+    // GRUB's TFTP reads of kernel and initrd are the boot's own downloads (verified
+    // against what its config named), so the summary times them.
+    for stage in ["kernel-sent", "initrd-sent"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["stage"] == stage && e["detail"]["unverified"] != true),
+            "no verified {stage}: {events:?}"
+        );
+    }
+    assert!(!s[0].iter().any(|w| w == "kernel+initrd=-"), "{:?}", s[0]);
     // The GRUB config was an answer of the boot decision (its script-sent event).
     assert!(
         events
