@@ -216,4 +216,33 @@ fn rollouts_and_boot_once_through_the_api_are_the_clis() {
     assert_eq!(r.status, 204);
     api.get(&format!("/api/v1/webhooks/{wid}/deliveries"), &api.read)
         .problem(404, "urn:tabula:problem:not-found");
+
+    // The fleet metrics: r1 (running) has its 4 members in the gauge; the counters are
+    // there at 0 (no boot has ended); promtool accepts the scrape.
+    let mut text = String::new();
+    crate::common::wait_for("the rollout's members in /metrics", 20, || {
+        text = crate::metrics::scrape(api.srv.api);
+        crate::metrics::sum(&text, "tabula_rollout_members", &[]) == 4.0
+    });
+    assert_eq!(
+        crate::metrics::value(&text, "tabula_rollbacks_total"),
+        Some(0.0)
+    );
+    for r in ["booted", "failed", "expired"] {
+        let s = format!("tabula_boot_once_results_total{{result=\"{r}\"}}");
+        assert_eq!(crate::metrics::value(&text, &s), Some(0.0), "{s}");
+    }
+    crate::metrics::promtool_check(&text);
+    // Aborted: no longer in progress, out of the gauge.
+    let r = api.call(
+        "POST",
+        "/api/v1/rollouts/r1/abort",
+        Some(&api.operate),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    crate::common::wait_for("the aborted rollout out of /metrics", 20, || {
+        text = crate::metrics::scrape(api.srv.api);
+        crate::metrics::sum(&text, "tabula_rollout_members", &[]) == 0.0
+    });
 }
