@@ -151,3 +151,17 @@ pub(crate) async fn boot_once(
     }
     Ok(Json(row))
 }
+
+/// `GET /api/v1/boot-once/{id}`: a boot-once request by id alone (= `tabula pin
+/// once-status ID --json`).
+pub(crate) async fn boot_once_by_id(
+    State(st): State<ApiState>,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Json<BootOnceRow>, Problem> {
+    st.fleet
+        .boot_once(&id)
+        .await
+        .map(Json)
+        .map_err(|e| Problem::fleet(uri.path(), Kind::BootOnce, e))
+}

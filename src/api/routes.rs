@@ -160,6 +160,13 @@ pub(crate) const TABLE: &[Route] = &[
     ),
     r(
         "get",
+        "/api/v1/boot-once/{id}",
+        Read,
+        "A boot-once request by id alone (= tabula pin once-status ID --json)",
+        None,
+    ),
+    r(
+        "get",
         "/api/v1/holds",
         Read,
         "Machines held by automatic rollback (or quarantined)",
@@ -431,6 +438,10 @@ pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
             get(fleet_machines::boot_once),
         )
         .route("/api/v1/holds", get(fleet_machines::holds))
+        .route(
+            "/api/v1/boot-once/{id}",
+            get(fleet_machines::boot_once_by_id),
+        )
         .route(
             "/api/v1/rollouts",
             get(rollouts::list).post(rollouts::create),

@@ -246,3 +246,96 @@ fn rollouts_and_boot_once_through_the_api_are_the_clis() {
         crate::metrics::sum(&text, "tabula_rollout_members", &[]) == 0.0
     });
 }
+
+/// The remote CLI (`--server`) runs `rollout …` and `pin set --once` through the API and
+/// prints what the local CLI prints.
+#[test]
+fn remote_rollout_and_boot_once_print_what_local_does() {
+    let env = Env::new();
+    publish_demo(&env, "1", 1);
+    publish_demo(&env, "2", 3);
+    for i in 1..=3 {
+        env.ok(&[
+            "machine",
+            "add",
+            &format!("n{i}"),
+            "--mac",
+            &mac(i),
+            "--label",
+            "role=web",
+        ]);
+    }
+    let api = Api::start(env);
+    let remote = |token: &str, args: &[&str]| -> String {
+        let out = api
+            .env
+            .command()
+            .env("TABULA_DATA_DIR", api.env.dir.path().join("no-store-here"))
+            .env_remove("TABULA_CONFIG")
+            .env("TABULA_SERVER", api.base())
+            .env("TABULA_TOKEN", token)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let created = remote(
+        &api.admin,
+        &[
+            "rollout", "create", "r1", "--target", "role=web", "--to", "demo@2", "--steps",
+            "1,100%",
+        ],
+    );
+    let local_show = api.env.ok(&["rollout", "show", "r1"]);
+    assert_eq!(
+        created,
+        format!(
+            "created rollout r1 (draft): start it with `tabula rollout start r1`\n{local_show}"
+        )
+    );
+    assert_eq!(remote(&api.read, &["rollout", "show", "r1"]), local_show);
+    assert_eq!(
+        remote(&api.read, &["rollout", "show", "r1", "--json"]),
+        api.env.ok(&["rollout", "show", "r1", "--json"])
+    );
+    assert_eq!(
+        remote(&api.operate, &["rollout", "start", "r1"]),
+        "rollout r1: start -> running\n"
+    );
+    assert_eq!(
+        remote(&api.operate, &["rollout", "pause", "r1"]),
+        api.env
+            .ok(&["rollout", "resume", "r1"])
+            .replace("resume -> running", "pause -> paused")
+    );
+    assert_eq!(
+        remote(&api.read, &["rollout", "list"]),
+        api.env.ok(&["rollout", "list"])
+    );
+
+    // Boot-once: made remotely, read remotely and locally alike.
+    let made = remote(&api.operate, &["pin", "set", "n1", "demo@2", "--once"]);
+    let id = made
+        .strip_prefix("boot-once ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{made}"))
+        .to_string();
+    assert!(made.contains(" : n1 boots demo@2 once (until "), "{made}");
+    assert!(made.ends_with("), then revert\n"), "{made}");
+    let local = api.env.ok(&["pin", "set", "n2", "demo@2", "--once"]);
+    let shape = |s: &str| {
+        let (_, rest) = s.split_once(" : ").unwrap();
+        rest.split(" (until ").next().unwrap().replace("n2", "n1")
+    };
+    assert_eq!(shape(&made), shape(&local));
+    for json in [false, true] {
+        let mut args = vec!["pin", "once-status", id.as_str()];
+        if json {
+            args.push("--json");
+        }
+        assert_eq!(remote(&api.read, &args), api.env.ok(&args), "{args:?}");
+    }
+}
