@@ -265,6 +265,11 @@ pub(crate) async fn run(
         metrics.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(metrics::refresh_fleet(
+        metrics.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     // Heartbeat, leader rows, revision feed: how this server shares the store with others.
     let fleet = crate::ha::join(
         &config,

@@ -14,18 +14,19 @@ use super::{ApiState, Problem};
 use crate::auth::{self, AuthError, Principal, Scope};
 
 /// The scope a request needs: `read` for every GET (and HEAD); `operate` to change
-/// machines and pins (and boot actions, when there are some); `admin` for everything
-/// else (images, blobs, tokens).
+/// machines and pins, and for boot actions (boot-once, releasing holds) and a rollout's
+/// commands (start, pause, …); `admin` for everything else (images, blobs, tokens,
+/// webhooks, and creating a rollout: it decides what a fleet boots).
 pub(crate) fn required(method: &Method, path: &str) -> Scope {
     if method == Method::GET || method == Method::HEAD {
         return Scope::Read;
     }
-    let resource = path
-        .strip_prefix("/api/v1/")
-        .and_then(|r| r.split('/').next())
-        .unwrap_or("");
+    let mut segments = path.strip_prefix("/api/v1/").unwrap_or("").split('/');
+    let resource = segments.next().unwrap_or("");
     match resource {
-        "machines" | "pins" | "boots" => Scope::Operate,
+        "machines" | "pins" | "boots" | "holds" => Scope::Operate,
+        // `/rollouts/{name}/{command}`; creating one (`/rollouts`) is admin's.
+        "rollouts" if segments.nth(1).is_some_and(|c| !c.is_empty()) => Scope::Operate,
         _ => Scope::Admin,
     }
 }
@@ -119,6 +120,25 @@ mod tests {
         );
         assert_eq!(required(&Method::POST, "/api/v1/pinsx"), Scope::Admin);
         assert_eq!(required(&Method::POST, "/api/v1/tokens"), Scope::Admin);
+        assert_eq!(required(&Method::POST, "/api/v1/rollouts"), Scope::Admin);
+        assert_eq!(required(&Method::POST, "/api/v1/rollouts/r1"), Scope::Admin);
+        assert_eq!(
+            required(&Method::POST, "/api/v1/rollouts/r1/start"),
+            Scope::Operate
+        );
+        assert_eq!(
+            required(&Method::POST, "/api/v1/machines/n1/boot-once"),
+            Scope::Operate
+        );
+        assert_eq!(
+            required(&Method::DELETE, "/api/v1/machines/n1/hold"),
+            Scope::Operate
+        );
+        assert_eq!(required(&Method::POST, "/api/v1/webhooks"), Scope::Admin);
+        assert_eq!(
+            required(&Method::DELETE, "/api/v1/webhooks/wh_1"),
+            Scope::Admin
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | `GET /readyz` | `store reachable` / `store unreachable: …` once checked, then one line per front end: `serving`, `down` or `off` (503 if one is down or the store is unreachable) |
 //! | `GET /api/v1/` | `{"name": "tabula", "version": "…"}` |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of every resource ([`openapi`]) |
-//! | `/api/v1/machines…`, `explain/{mac}`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
+//! | `/api/v1/machines…`, `explain/{mac}`, `pins…`, `images…`, `blobs…`, `leases`, `events`, `tokens…`, `rollouts…`, `holds`, `webhooks…` | the REST resources, one file each, listed with their scopes in [`routes::TABLE`] |
 //! | `GET /api/v1/servers` | (read) the servers sharing the store: alive, serves, roles, version ([`servers`]) |
 //! | `GET /api/v1/events/stream` | the boot history as Server-Sent Events, live, resumable ([`events`]) |
 //! | `GET /metrics` | Prometheus text format ([`metrics`]) |
@@ -18,7 +18,8 @@
 //! | anything else | a problem+json 404, or 405 for a known path ([`problem`]) |
 //!
 //! Every resource needs a bearer token of the scope [`auth::required`] names (read for
-//! every GET, operate for machines and pins, admin for the rest); health, the index and
+//! every GET, operate for machines, pins, boot actions, holds, boot-once and rollout
+//! commands, admin for the rest: images, tokens, webhooks, creating rollouts); health, the index and
 //! the OpenAPI document do not. Each resource parses a request into the same library
 //! facade call the CLI makes (`crate::fleet`, `crate::catalog`, store reads), on behalf
 //! of the token, whose name is the actor of the histories its writes change.
@@ -33,6 +34,7 @@ mod event_list;
 pub(crate) mod events;
 mod explain;
 mod extract;
+mod fleet_machines;
 mod images;
 mod leases;
 mod machines;
@@ -41,11 +43,13 @@ mod openapi;
 mod page;
 mod pins;
 pub(crate) mod problem;
+mod rollouts;
 pub(crate) mod routes;
 pub(crate) mod servers;
 mod timeline;
 pub(crate) mod tls;
 mod tokens;
+mod webhooks;
 
 use std::io;
 

@@ -138,7 +138,7 @@ pub(crate) fn build() -> Value {
         "info": {
             "title": "tabula API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The control plane of tabula. Tokens: `tabula token create NAME --scope read|operate|admin`; read = every GET, operate = machines and pins, admin = everything.",
+            "description": "The control plane of tabula. Tokens: `tabula token create NAME --scope read|operate|admin`; read = every GET, operate = machines, pins, boot-once, holds and rollout commands, admin = everything (images, tokens, webhooks, creating rollouts).",
         },
         "paths": paths,
         "components": {
@@ -180,6 +180,29 @@ pub(crate) fn build() -> Value {
                     "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                     "scope": {"type": "string", "enum": ["read", "operate", "admin"]},
                     "expires": {"type": ["string", "null"], "description": "a duration such as 90d"},
+                })),
+                "NewRollout": object(&["name", "target", "to"], json!({
+                    "name": {"type": "string"},
+                    "target": {"type": "string", "description": "label selector k=v,k2=a|b"},
+                    "to": {"type": "string", "description": "IMAGE@VERSION"},
+                    "steps": {"type": "string", "description": "default 1,10%,50%,100%"},
+                    "max_in_flight": {"type": "integer", "minimum": 0},
+                    "failure_budget": {"type": "string", "description": "N or P% (default 0)"},
+                    "bake": {"type": "string", "description": "a duration (default 0s)"},
+                    "deadline": {"type": "string", "description": "a duration (default 30m)"},
+                    "on_budget": {"type": "string", "enum": ["pause", "rollback"]},
+                    "reboot": {"type": "string", "enum": ["passive", "webhook"]},
+                    "dry_run": {"type": "boolean"},
+                })),
+                "NewBootOnce": object(&["ref"], json!({
+                    "ref": {"type": "string", "description": "IMAGE@VERSION, IMAGE:CHANNEL, local…"},
+                    "ttl": {"type": "string", "description": "a duration (default 2h)"},
+                    "then": {"type": "string", "enum": ["revert", "local"]},
+                })),
+                "NewWebhook": object(&["url", "events"], json!({
+                    "url": {"type": "string", "description": "http://HOST[:PORT]/PATH"},
+                    "events": {"type": "string", "description": "booted,failed,machine.*,rollout.*"},
+                    "secret": {"type": ["string", "null"], "description": "whsec_…; made when left out"},
                 })),
                 "Problem": {
                 "type": "object",

@@ -9,8 +9,8 @@ use axum::middleware;
 use axum::routing::{get, post, put};
 
 use super::{
-    ApiState, auth, blobs, event_list, events, explain, images, leases, machines, pins, servers,
-    timeline, tokens,
+    ApiState, auth, blobs, event_list, events, explain, fleet_machines, images, leases, machines,
+    pins, rollouts, servers, timeline, tokens, webhooks,
 };
 use crate::auth::Scope;
 
@@ -129,6 +129,106 @@ pub(crate) const TABLE: &[Route] = &[
         None,
     )
     .query(&[("limit", "latest events read, 1-1000 (default 200)")]),
+    r(
+        "get",
+        "/api/v1/machines/{name}/boots",
+        Read,
+        "The machine's boot attempts, newest first (= tabula machine boots --json; ?limit)",
+        None,
+    )
+    .query(&[("limit", "attempts read, 1-1000 (default 50)")]),
+    r(
+        "delete",
+        "/api/v1/machines/{name}/hold",
+        Operate,
+        "Release an automatic-rollback hold or quarantine (200 with it; 204 if not held)",
+        None,
+    ),
+    r(
+        "post",
+        "/api/v1/machines/{name}/boot-once",
+        Operate,
+        "Boot a reference once: {\"ref\": \"demo@2\", \"ttl\"?: \"2h\", \"then\"?: \"revert\"|\"local\"}",
+        Some("NewBootOnce"),
+    ),
+    r(
+        "get",
+        "/api/v1/machines/{name}/boot-once/{id}",
+        Read,
+        "A boot-once request and its result: pending, booting, booted, failed, expired",
+        None,
+    ),
+    r(
+        "get",
+        "/api/v1/boot-once/{id}",
+        Read,
+        "A boot-once request by id alone (= tabula pin once-status ID --json)",
+        None,
+    ),
+    r(
+        "get",
+        "/api/v1/holds",
+        Read,
+        "Machines held by automatic rollback (or quarantined)",
+        None,
+    ),
+    r(
+        "get",
+        "/api/v1/rollouts",
+        Read,
+        "Every rollout with its members by state, newest first",
+        None,
+    ),
+    r(
+        "post",
+        "/api/v1/rollouts",
+        Admin,
+        "Create a rollout in draft (tabula rollout create; dry_run: only compute it)",
+        Some("NewRollout"),
+    ),
+    r(
+        "get",
+        "/api/v1/rollouts/{name}",
+        Read,
+        "A rollout: state, step, members by state, budget used (= tabula rollout show --json)",
+        None,
+    ),
+    r(
+        "post",
+        "/api/v1/rollouts/{name}/{command}",
+        Operate,
+        "Run a command: start, pause, resume, promote, abort or retry (409 if the state does not take it)",
+        None,
+    ),
+    r(
+        "get",
+        "/api/v1/webhooks",
+        Read,
+        "Webhooks (never their secrets)",
+        None,
+    ),
+    r(
+        "post",
+        "/api/v1/webhooks",
+        Admin,
+        "Add a webhook: {\"url\", \"events\": \"booted,machine.*\", \"secret\"?} (the answer holds the secret, once)",
+        Some("NewWebhook"),
+    ),
+    r(
+        "delete",
+        "/api/v1/webhooks/{id}",
+        Admin,
+        "Remove a webhook (204 also when absent)",
+        None,
+    ),
+    r(
+        "get",
+        "/api/v1/webhooks/{id}/deliveries",
+        Read,
+        "A webhook's delivery log, newest first (?limit)",
+        None,
+    )
+    .query(&[("limit", "deliveries read, 1-1000 (default 100)")]),
     r(
         "get",
         "/api/v1/explain/{mac}",
@@ -324,6 +424,42 @@ pub(crate) fn resources(st: ApiState) -> Router<ApiState> {
         .route("/api/v1/machines/{name}/explain", get(machines::explain))
         .route("/api/v1/machines/{name}/history", get(machines::history))
         .route("/api/v1/machines/{name}/timeline", get(timeline::get))
+        .route("/api/v1/machines/{name}/boots", get(fleet_machines::boots))
+        .route(
+            "/api/v1/machines/{name}/hold",
+            axum::routing::delete(fleet_machines::release),
+        )
+        .route(
+            "/api/v1/machines/{name}/boot-once",
+            post(fleet_machines::create_boot_once),
+        )
+        .route(
+            "/api/v1/machines/{name}/boot-once/{id}",
+            get(fleet_machines::boot_once),
+        )
+        .route("/api/v1/holds", get(fleet_machines::holds))
+        .route(
+            "/api/v1/boot-once/{id}",
+            get(fleet_machines::boot_once_by_id),
+        )
+        .route(
+            "/api/v1/rollouts",
+            get(rollouts::list).post(rollouts::create),
+        )
+        .route("/api/v1/rollouts/{name}", get(rollouts::get))
+        .route("/api/v1/rollouts/{name}/{command}", post(rollouts::command))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            axum::routing::delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route("/api/v1/explain/{mac}", get(explain::get))
         .route("/api/v1/pins", get(pins::list))
         .route(

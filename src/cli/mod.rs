@@ -17,6 +17,7 @@ mod lease;
 mod machine;
 mod pin;
 mod remote;
+mod remote_fleet;
 mod remote_image;
 mod rollout;
 mod serve;

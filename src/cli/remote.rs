@@ -1,5 +1,5 @@
 //! The remote CLI: with `--server URL` (env `TABULA_SERVER`) the commands `machine`,
-//! `pin`, `image`, `explain`, `events` and `lease` call the API ([`crate::client`])
+//! `pin` (with `--once`), `rollout`, `image`, `explain`, `events` and `lease` call the API ([`crate::client`])
 //! instead of opening the store, and print what they print locally, with the same
 //! printers, from the same types. The token comes from `TABULA_TOKEN` or
 //! `--token-file PATH` (never a flag of its own: a command line is visible to every
@@ -56,6 +56,7 @@ pub(super) fn applies(command: &Command) -> bool {
         command,
         Command::Machine(_)
             | Command::Pin(_)
+            | Command::Rollout(_)
             | Command::Image(_)
             | Command::Explain(_)
             | Command::Events(_)
@@ -98,13 +99,7 @@ pub(super) async fn run(
         ) => {
             return Err(local_only(
                 "machine boots|release|holds",
-                "the API has no boot-attempt or hold routes yet",
-            ));
-        }
-        Command::Pin(PinCmd::Set { once: true, .. } | PinCmd::OnceStatus { .. }) => {
-            return Err(local_only(
-                "pin set --once, pin once-status",
-                "the API has no boot-once route yet",
+                "not in the remote CLI yet: the API has GET /api/v1/machines/NAME/boots, GET /api/v1/holds and DELETE /api/v1/machines/NAME/hold",
             ));
         }
         Command::Token(_) => {
@@ -115,6 +110,7 @@ pub(super) async fn run(
         }
         Command::Machine(_)
         | Command::Pin(_)
+        | Command::Rollout(_)
         | Command::Image(_)
         | Command::Explain(_)
         | Command::Events(_)
@@ -125,7 +121,18 @@ pub(super) async fn run(
     let client = Client::new(server, &token(server, token_file)?, ca_file)?;
     match command {
         Command::Machine(cmd) => machines(&client, cmd).await,
+        Command::Pin(PinCmd::Set {
+            target,
+            reference,
+            once: true,
+            ttl,
+            then,
+        }) => super::remote_fleet::boot_once(&client, target, reference, ttl, then).await,
+        Command::Pin(PinCmd::OnceStatus { id, json }) => {
+            super::remote_fleet::once_status(&client, id, *json).await
+        }
         Command::Pin(cmd) => pins(&client, cmd).await,
+        Command::Rollout(cmd) => super::remote_fleet::rollout(&client, cmd).await,
         Command::Image(cmd) => super::remote_image::run(&client, cmd).await,
         Command::Explain(a) => explain(&client, a).await,
         Command::Events(a) => events(&client, a).await,

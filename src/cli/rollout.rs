@@ -131,27 +131,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &RolloutCmd) -> anyhow::Result<()> {
             return Ok(());
         }
         RolloutCmd::List => {
-            let rows: Vec<Vec<String>> = ctx
-                .fleet
-                .rollouts()
-                .await?
-                .into_iter()
-                .map(|v| {
-                    let r = &v.rollout;
-                    vec![
-                        r.name.clone(),
-                        state_text(&v),
-                        format!("{}@{}", r.image, r.version),
-                        format!("label:{}", r.selector),
-                        counts_text(&v),
-                        time(r.updated_ms),
-                    ]
-                })
-                .collect();
-            table(
-                &["NAME", "STATE", "TO", "TARGET", "MEMBERS", "UPDATED"],
-                &rows,
-            );
+            print_list(ctx.fleet.rollouts().await?);
             return Ok(());
         }
     };
@@ -160,7 +140,29 @@ pub(super) async fn run(ctx: &Ctx, cmd: &RolloutCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn state_text(v: &RolloutView) -> String {
+/// Prints `rollout list`.
+pub(super) fn print_list(views: Vec<RolloutView>) {
+    let rows: Vec<Vec<String>> = views
+        .into_iter()
+        .map(|v| {
+            let r = &v.rollout;
+            vec![
+                r.name.clone(),
+                state_text(&v),
+                format!("{}@{}", r.image, r.version),
+                format!("label:{}", r.selector),
+                counts_text(&v),
+                time(r.updated_ms),
+            ]
+        })
+        .collect();
+    table(
+        &["NAME", "STATE", "TO", "TARGET", "MEMBERS", "UPDATED"],
+        &rows,
+    );
+}
+
+pub(super) fn state_text(v: &RolloutView) -> String {
     let r = &v.rollout;
     let steps = v.per_step.len();
     match r.state.as_str() {
@@ -170,7 +172,7 @@ fn state_text(v: &RolloutView) -> String {
     }
 }
 
-fn counts_text(v: &RolloutView) -> String {
+pub(super) fn counts_text(v: &RolloutView) -> String {
     v.counts
         .iter()
         .map(|(k, n)| format!("{k}={n}"))
@@ -178,7 +180,7 @@ fn counts_text(v: &RolloutView) -> String {
         .join(" ")
 }
 
-fn print_view(v: &RolloutView) {
+pub(super) fn print_view(v: &RolloutView) {
     let r = &v.rollout;
     println!("rollout    {}", r.name);
     println!("state      {}", state_text(v));

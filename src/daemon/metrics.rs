@@ -142,3 +142,50 @@ pub(super) fn expose_events(m: &Metrics, sink: &EventSink) {
         read(|s| s.truncated),
     );
 }
+
+/// How often the fleet's counts are read from the store for `/metrics`.
+pub(super) const FLEET_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads the fleet's counts (rollbacks, boot-once results, rollout members by state)
+/// from the store every [`FLEET_REFRESH`] until `shutdown`; a failed read keeps the last
+/// values (and is logged once per failure).
+pub(super) async fn refresh_fleet(
+    m: Metrics,
+    store: crate::store::Store,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(FLEET_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match store.fleet_counts().await {
+            Ok(c) => m.set_fleet(fleet_values(&c)),
+            Err(e) => tracing::debug!(error = %e, "fleet metrics not read"),
+        }
+    }
+}
+
+/// The store's counts in the metrics' fixed label order (unknown states are left out).
+fn fleet_values(c: &crate::store::FleetCounts) -> crate::metrics::FleetValues {
+    let pick = |labels: &[&str], rows: &[(String, u64)], out: &mut [u64]| {
+        for (state, n) in rows {
+            if let Some(i) = labels.iter().position(|l| l == state) {
+                out[i] = *n;
+            }
+        }
+    };
+    let mut v = crate::metrics::FleetValues {
+        rollbacks: c.rollbacks,
+        ..Default::default()
+    };
+    pick(
+        &crate::metrics::BOOT_ONCE_RESULTS,
+        &c.boot_once,
+        &mut v.boot_once,
+    );
+    pick(&crate::metrics::MEMBER_STATES, &c.members, &mut v.members);
+    v
+}

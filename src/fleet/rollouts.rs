@@ -32,7 +32,7 @@ pub(crate) struct RolloutSpec {
 }
 
 /// A rollout with its members, as `rollout show` and the API show it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RolloutView {
     pub rollout: RolloutRow,
     /// Members per state.

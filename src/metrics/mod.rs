@@ -21,7 +21,10 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::registry::Registry;
 
 pub use families::{BootMetrics, DhcpMetrics, HttpMetrics, Observed, TftpMetrics};
-pub use observed::{PoolUsage, ReadCounter, ReadPools, ReadValue, Single};
+pub use observed::{
+    BOOT_ONCE_RESULTS, FleetValues, MEMBER_STATES, PoolUsage, ReadCounter, ReadPools, ReadValue,
+    Single,
+};
 
 /// The `Content-Type` of a scrape.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -95,6 +98,12 @@ impl Metrics {
         read: ReadValue,
     ) {
         self.0.readers.single(name, help, kind, read);
+    }
+
+    /// Sets the fleet's counts (rollbacks, boot-once results, rollout members), which
+    /// the daemon reads from the store.
+    pub fn set_fleet(&self, v: FleetValues) {
+        self.0.readers.set_fleet(v);
     }
 
     /// Exposes address-pool sizes and use (read at scrape time).

@@ -36,8 +36,31 @@ pub type PoolUsage = (String, u64, u64);
 /// Reads every subnet's pool usage.
 pub type ReadPools = Box<dyn Fn() -> Vec<PoolUsage> + Send + Sync>;
 
+/// The fleet's counts (`rollbacks`, boot-once results, rollout members by state), set by
+/// the daemon from the store every few seconds ([`super::Metrics::set_fleet`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetValues {
+    pub rollbacks: u64,
+    /// By result, in [`BOOT_ONCE_RESULTS`] order.
+    pub boot_once: [u64; 3],
+    /// By member state, in [`MEMBER_STATES`] order.
+    pub members: [u64; 5],
+}
+
+/// The results of a boot-once request that has ended.
+pub const BOOT_ONCE_RESULTS: [&str; 3] = ["booted", "failed", "expired"];
+/// The states of a rollout member.
+pub const MEMBER_STATES: [&str; 5] = [
+    "waiting",
+    "admitted",
+    "succeeded",
+    "failed",
+    "skipped_pinned",
+];
+
 #[derive(Default)]
 struct Sources {
+    fleet: FleetValues,
     counters: Vec<(Observed, &'static str, ReadCounter)>,
     singles: Vec<(&'static str, &'static str, Single, ReadValue)>,
     pools: Vec<ReadPools>,
@@ -68,6 +91,11 @@ impl Readers {
     ) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         s.singles.push((name, help, kind, read));
+    }
+
+    pub(super) fn set_fleet(&self, v: FleetValues) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.fleet = v;
     }
 
     pub(super) fn pools(&self, read: ReadPools) {
@@ -115,6 +143,7 @@ impl Collector for Readers {
                 }
             }
         }
+        encode_fleet(&s.fleet, &mut encoder)?;
         let pools: Vec<PoolUsage> = s.pools.iter().flat_map(|read| read()).collect();
         for (name, help, pick) in [
             (
@@ -138,4 +167,36 @@ impl Collector for Readers {
         }
         Ok(())
     }
+}
+
+/// `tabula_rollbacks_total`, `tabula_boot_once_results_total{result}`,
+/// `tabula_rollout_members{state}`: every series, at 0 until counted.
+fn encode_fleet(f: &FleetValues, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let m = encoder.encode_descriptor(
+        "tabula_rollbacks",
+        "Machines held on their last known good image after failed tries (automatic rollbacks)",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(f.rollbacks).encode(m)?;
+    let mut m = encoder.encode_descriptor(
+        "tabula_boot_once_results",
+        "Boot-once requests ended, by result",
+        None,
+        MetricType::Counter,
+    )?;
+    for (label, v) in BOOT_ONCE_RESULTS.iter().zip(f.boot_once) {
+        ConstCounter::new(v).encode(m.encode_family(&[("result", *label)])?)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        "tabula_rollout_members",
+        "Members of the rollouts in progress (running, paused, rolling back), by state",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (label, v) in MEMBER_STATES.iter().zip(f.members) {
+        ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+            .encode(m.encode_family(&[("state", *label)])?)?;
+    }
+    Ok(())
 }

@@ -33,6 +33,9 @@ fn every_family_is_there_at_zero_with_help_and_type() {
         "tabula_reports_rejected_total",
         "tabula_dhcp_pool_addresses",
         "tabula_dhcp_pool_used_addresses",
+        "tabula_rollbacks_total",
+        "tabula_boot_once_results_total",
+        "tabula_rollout_members",
     ] {
         assert!(
             text.contains(&format!("# HELP {name} ")),
@@ -275,5 +278,39 @@ fn promtool_accepts_a_scrape() {
         "promtool: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn fleet_counts_are_encoded_with_every_label() {
+    let m = Metrics::new();
+    let text = m.encode();
+    assert_eq!(value(&text, "tabula_rollbacks_total"), Some(0.0), "{text}");
+    for r in BOOT_ONCE_RESULTS {
+        let s = format!("tabula_boot_once_results_total{{result=\"{r}\"}}");
+        assert_eq!(value(&text, &s), Some(0.0), "{s}\n{text}");
+    }
+    m.set_fleet(FleetValues {
+        rollbacks: 2,
+        boot_once: [3, 1, 0],
+        members: [5, 1, 0, 1, 2],
+    });
+    let text = m.encode();
+    assert!(
+        text.contains("# TYPE tabula_rollout_members gauge"),
+        "{text}"
+    );
+    assert_eq!(value(&text, "tabula_rollbacks_total"), Some(2.0));
+    assert_eq!(
+        value(&text, "tabula_boot_once_results_total{result=\"booted\"}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&text, "tabula_rollout_members{state=\"skipped_pinned\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&text, "tabula_rollout_members{state=\"waiting\"}"),
+        Some(5.0)
     );
 }

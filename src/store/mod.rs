@@ -24,6 +24,7 @@
 mod attempts;
 mod event_reads;
 mod events;
+mod fleet_counts;
 mod fleet_reads;
 mod history;
 mod images;
@@ -49,6 +50,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use attempts::{BootRow, FleetEventRow, HoldRow, NewBoot};
 pub use events::EventRow;
+pub use fleet_counts::FleetCounts;
 pub use history::{MachineChange, VersionChange};
 pub use images::{ChannelMove, ChannelRow, VersionRow};
 pub use leases::{LeaseRow, LeaseWrite, Written};

@@ -9,7 +9,7 @@ use sqlx::AssertSqlSafe;
 use super::{Store, StoreError, Tx};
 
 /// A rollout as stored.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct RolloutRow {
     pub name: String,
     pub selector: String,
@@ -32,7 +32,7 @@ pub struct RolloutRow {
 }
 
 /// A rollout member as stored.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct MemberRow {
     pub rollout: String,
     pub machine: String,
@@ -55,7 +55,7 @@ pub struct AdmissionRow {
 }
 
 /// A boot-once request as stored.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct BootOnceRow {
     pub id: String,
     pub machine: String,

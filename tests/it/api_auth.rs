@@ -31,6 +31,49 @@ fn routes(blob_hex: &str) -> Vec<(&'static str, String, Option<String>, &'static
         ("GET", s("/api/v1/machines/n1/explain"), None, "read", 200),
         ("GET", s("/api/v1/machines/n1/timeline"), None, "read", 200),
         ("GET", s("/api/v1/machines/n1/history"), None, "read", 200),
+        ("GET", s("/api/v1/machines/n1/boots"), None, "read", 200),
+        (
+            "DELETE",
+            s("/api/v1/machines/n1/hold"),
+            None,
+            "operate",
+            204,
+        ),
+        (
+            "POST",
+            s("/api/v1/machines/n1/boot-once"),
+            Some(s(r#"{"ref":"demo@1"}"#)),
+            "operate",
+            201,
+        ),
+        ("GET", s("/api/v1/holds"), None, "read", 200),
+        ("GET", s("/api/v1/rollouts"), None, "read", 200),
+        (
+            "POST",
+            s("/api/v1/rollouts"),
+            Some(s(r#"{"name":"r1","target":"role=web","to":"demo@2"}"#)),
+            "admin",
+            201,
+        ),
+        ("GET", s("/api/v1/rollouts/r1"), None, "read", 200),
+        ("POST", s("/api/v1/rollouts/r1/start"), None, "operate", 200),
+        ("POST", s("/api/v1/rollouts/r1/pause"), None, "operate", 200),
+        (
+            "POST",
+            s("/api/v1/rollouts/r1/resume"),
+            None,
+            "operate",
+            200,
+        ),
+        ("POST", s("/api/v1/rollouts/r1/abort"), None, "operate", 200),
+        ("GET", s("/api/v1/webhooks"), None, "read", 200),
+        (
+            "POST",
+            s("/api/v1/webhooks"),
+            Some(s(r#"{"url":"http://127.0.0.1:9/hook","events":"booted"}"#)),
+            "admin",
+            201,
+        ),
         ("GET", s("/api/v1/pins"), None, "read", 200),
         (
             "PUT",
@@ -119,7 +162,11 @@ fn every_route_wants_a_token_of_its_scope() {
     let hex = sha256_of(&blob)[7..].to_string();
 
     let table = routes(&hex);
-    assert_eq!(table.len(), 28, "every route but the stream (below)");
+    assert_eq!(
+        table.len(),
+        41,
+        "every route but the stream, a boot-once's and a webhook's (below)"
+    );
     for (method, path, body, scope, want) in &table {
         let body = body.as_deref();
         let what = format!("{method} {path}");
@@ -180,6 +227,48 @@ fn every_route_wants_a_token_of_its_scope() {
                 "{what}"
             );
         }
+    }
+
+    // The routes of things made above, whose ids the server chose: a boot-once, a webhook.
+    let once = api.get("/api/v1/machines/n1/boots", &api.read).json();
+    assert!(once["items"].is_array(), "{once}");
+    let w = api.get("/api/v1/webhooks", &api.read).json();
+    let wid = w["items"][0]["id"].as_str().unwrap().to_string();
+    let made = api.call(
+        "POST",
+        "/api/v1/machines/n1/boot-once",
+        Some(&api.operate),
+        Some(r#"{"ref":"demo@2"}"#),
+    );
+    let oid = made.json()["id"].as_str().unwrap().to_string();
+    for (method, path, scope, want) in [
+        (
+            "GET",
+            format!("/api/v1/machines/n1/boot-once/{oid}"),
+            "read",
+            200,
+        ),
+        (
+            "GET",
+            format!("/api/v1/webhooks/{wid}/deliveries"),
+            "read",
+            200,
+        ),
+        ("DELETE", format!("/api/v1/webhooks/{wid}"), "admin", 204),
+    ] {
+        api.call(method, &path, None, None)
+            .problem(401, "urn:tabula:problem:unauthorized");
+        if scope == "admin" {
+            api.call(method, &path, Some(&api.operate), None)
+                .problem(403, "urn:tabula:problem:insufficient-scope");
+        }
+        let t = if scope == "admin" {
+            &api.admin
+        } else {
+            &api.read
+        };
+        let r = api.call(method, &path, Some(t), None);
+        assert_eq!(r.status, want, "{method} {path}: {}", r.text());
     }
 
     // The stream: 401 without a token, 200 text/event-stream with one (cut by curl).

@@ -7,6 +7,7 @@
 
 mod api_auth;
 mod api_events;
+mod api_fleet;
 mod api_history;
 mod api_images;
 mod api_machines;

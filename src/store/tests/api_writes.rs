@@ -8,7 +8,9 @@ use crate::store::StoreError;
 
 on_both_backends!(
     machines_are_replaced_whole_or_not_at_all,
-    histories_keep_the_actor
+    histories_keep_the_actor,
+    machine_and_version_histories_keep_the_actor,
+    fleet_counts_start_at_zero
 );
 
 fn m(name: &str, macs: &[&str], address: Option<&str>) -> Machine {
@@ -86,4 +88,75 @@ async fn histories_keep_the_actor(f: Fixture) {
     let moves = s.channel_history("demo", "stable").await.unwrap();
     assert_eq!(moves[0].actor, None);
     assert_eq!(moves[1].actor.as_deref(), Some("admin"));
+}
+
+async fn machine_and_version_histories_keep_the_actor(f: Fixture) {
+    let s = &f.store;
+    s.add_machine(&m("a", &["52:54:00:00:00:01"], None))
+        .await
+        .unwrap();
+    s.label_machine_by("a", &[("role".into(), Some("web".into()))], Some("alice"))
+        .await
+        .unwrap();
+    s.update_machine_by(&m("a", &["52:54:00:00:00:03"], None), Some("bob"))
+        .await
+        .unwrap();
+    assert!(s.remove_machine_by("a", Some("alice")).await.unwrap());
+    assert!(!s.remove_machine_by("a", Some("alice")).await.unwrap());
+    let h = s.machine_history("a").await.unwrap();
+    let got: Vec<(&str, Option<&str>)> = h
+        .iter()
+        .map(|c| (c.kind.as_str(), c.actor.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("add", None),
+            ("label", Some("alice")),
+            ("update", Some("bob")),
+            ("rm", Some("alice"))
+        ]
+    );
+    assert!(h[1].detail.as_deref().unwrap().contains("\"role\":\"web\""));
+    assert!(h[3].detail.is_none());
+    // A conflicting add writes no history.
+    s.add_machine(&m("b", &["52:54:00:00:00:02"], None))
+        .await
+        .unwrap();
+    assert!(
+        s.add_machine_by(&m("b", &[], None), Some("x"))
+            .await
+            .is_err()
+    );
+    assert_eq!(s.machine_history("b").await.unwrap().len(), 1);
+
+    s.insert_version_by("demo", "1", "sha256:aa", Some("ci"))
+        .await
+        .unwrap();
+    // The same version again: no new entry.
+    s.insert_version_by("demo", "1", "sha256:aa", Some("ci"))
+        .await
+        .unwrap();
+    assert!(
+        s.remove_version_by("demo", "1", &[], Some("ops"))
+            .await
+            .unwrap()
+    );
+    let v = s.version_history("demo").await.unwrap();
+    let got: Vec<(&str, Option<&str>, Option<&str>)> = v
+        .iter()
+        .map(|c| (c.kind.as_str(), c.manifest.as_deref(), c.actor.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("publish", Some("sha256:aa"), Some("ci")),
+            ("rm", Some("sha256:aa"), Some("ops"))
+        ]
+    );
+}
+
+async fn fleet_counts_start_at_zero(f: Fixture) {
+    let c = f.store.fleet_counts().await.unwrap();
+    assert_eq!(c, crate::store::FleetCounts::default());
 }
