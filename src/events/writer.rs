@@ -130,6 +130,7 @@ mod tests {
             via: crate::boot::Via::Http,
             peer: None,
             detail: format!("{{\"n\":{i}}}").into(),
+            attempt: None,
         }
     }
 
