@@ -4,7 +4,8 @@
 //! (0–1000, without `after` or `stage`) is instead the newest N (of that MAC), oldest
 //! first, as `tabula events --last N` prints them, with `next` always set: the newest
 //! event id when it was read, the cursor to follow from. The live stream of the same
-//! events is [`super::events`].
+//! events is [`super::events`]. `attempt=ID` (with `after` and `limit` only) is the events
+//! of one boot attempt, oldest first.
 
 use axum::Json;
 use axum::extract::State;
@@ -25,6 +26,7 @@ pub(crate) struct ListQuery {
     after: Option<String>,
     limit: Option<usize>,
     last: Option<i64>,
+    attempt: Option<String>,
 }
 
 /// Rows read per store query while filtering by stage.
@@ -46,6 +48,9 @@ pub(crate) async fn list(
             path,
             format!("limit={limit}: 1 to {MAX_LIMIT}"),
         ));
+    }
+    if let Some(attempt) = &q.attempt {
+        return of_attempt(&st, path, attempt, &q, limit).await;
     }
     if let Some(n) = q.last {
         return newest(&st, path, q.mac, q.stage.is_some() || q.after.is_some(), n).await;
@@ -89,6 +94,42 @@ pub(crate) async fn list(
     Ok(Json(Page {
         items: items.iter().map(crate::events::json).collect(),
         next: next.map(|n| n.to_string()),
+    }))
+}
+
+/// `?attempt=ID`: the events of one boot attempt, oldest first, paged by `after` like
+/// the rest; with no other filter.
+async fn of_attempt(
+    st: &ApiState,
+    path: &str,
+    attempt: &str,
+    q: &ListQuery,
+    limit: usize,
+) -> Result<Json<Page<Value>>, Problem> {
+    if q.mac.is_some() || q.stage.is_some() || q.last.is_some() {
+        return Err(Problem::bad_request(
+            path,
+            "attempt= takes no mac=, stage= or last=".to_string(),
+        ));
+    }
+    let after = match &q.after {
+        None => 0,
+        Some(a) => a
+            .parse::<i64>()
+            .map_err(|_| Problem::bad_request(path, format!("after={a}: an event id")))?,
+    };
+    let want = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = st
+        .store
+        .events_of_attempt(attempt, after, want)
+        .await
+        .map_err(|e| Problem::store(path, &e))?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(Page {
+        items: rows.iter().map(crate::events::json).collect(),
+        next,
     }))
 }
 

@@ -231,6 +231,7 @@ fn event(mac: u8, stage: crate::boot::BootStage) -> crate::boot::EventText {
         via: crate::boot::Via::Http,
         peer: None,
         detail: "{}".into(),
+        attempt: None,
     }
 }
 

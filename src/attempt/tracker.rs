@@ -81,16 +81,16 @@ impl Tracker {
         self.send(Note::Open(boot));
     }
 
-    /// A blob of `mac`'s current plan was fetched (a verified attribution).
-    pub fn fetched(&self, mac: Mac) {
+    /// A blob of `mac`'s current plan was fetched (a verified attribution); returns
+    /// that attempt's boot id (the download's event carries it), `None` when this
+    /// process served the MAC no script.
+    pub fn fetched(&self, mac: Mac) -> Option<BootId> {
         let id = {
             let mut m = self.map();
-            let Some((boot, state)) = m.get_mut(&mac) else {
-                return;
-            };
+            let (boot, state) = m.get_mut(&mac)?;
             match step(*state, Input::Fetched) {
                 Step::Move(to) => *state = to,
-                Step::Stay | Step::Ignore => return,
+                Step::Stay | Step::Ignore => return Some(*boot),
             }
             *boot
         };
@@ -100,6 +100,7 @@ impl Tracker {
             reason: None,
             ack: None,
         });
+        Some(id)
     }
 
     /// A report with a verified token of boot `boot`: moves the MAC's attempt in memory

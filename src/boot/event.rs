@@ -167,6 +167,9 @@ pub struct EventText {
     pub peer: Option<IpAddr>,
     /// The [`EventDetail`] as a JSON object, as text.
     pub detail: Arc<str>,
+    /// The boot attempt it belongs to, when the front end knew it (`boots.id`: the boot
+    /// id's hex digits).
+    pub attempt: Option<crate::boot::BootId>,
 }
 
 impl From<&BootEvent> for EventText {
@@ -179,6 +182,7 @@ impl From<&BootEvent> for EventText {
             via: e.via,
             peer: e.peer,
             detail: Arc::from(e.detail.to_json()),
+            attempt: None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `tabula events [MAC] [--follow] [--json]`: the boot history, as stored. The `--json`
+//! `tabula events [MAC] [--follow] [--json] [--attempt ID]`: the boot history, as stored. The `--json`
 //! line is the README's "Boot events" shape: the row's columns, and `detail` as its
 //! stage's typed fields. [`print`] is shared with the remote path (`--server`), which
 //! follows over the API's event stream instead of polling the store.
@@ -22,6 +22,10 @@ pub(super) struct EventsArgs {
     /// Show at most this many of the latest events first
     #[arg(long, default_value_t = 50)]
     pub(super) last: i64,
+    /// Only the events of this boot attempt (its id, as `machine boots` lists it), all
+    /// of them, oldest first
+    #[arg(long, conflicts_with_all = ["follow", "mac"])]
+    pub(super) attempt: Option<String>,
 }
 
 /// Prints one event as `tabula events` shows it (also remotely).
@@ -44,6 +48,22 @@ pub(super) fn print(e: &EventRow, json: bool) {
 }
 
 pub(super) async fn run(ctx: &Ctx, a: &EventsArgs) -> anyhow::Result<()> {
+    if let Some(attempt) = &a.attempt {
+        let mut after = 0;
+        loop {
+            let page = ctx
+                .store()
+                .events_of_attempt(attempt, after, FOLLOW_PAGE)
+                .await?;
+            for e in &page {
+                print(e, a.json);
+                after = e.id;
+            }
+            if i64::try_from(page.len()).unwrap_or(i64::MAX) < FOLLOW_PAGE {
+                return Ok(());
+            }
+        }
+    }
     let mac: Option<Mac> = a.mac.as_deref().map(str::parse).transpose()?;
     // The newest id before reading: following starts there even if `--last 0`.
     let mut last_id = ctx.store().last_event_id().await?;

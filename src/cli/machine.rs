@@ -48,6 +48,8 @@ impl Shown {
 }
 /// How many of a machine's latest boot attempts `machine boots` prints.
 const SHOW_BOOTS: i64 = 50;
+/// Events `machine boots` lists per attempt at most.
+const ATTEMPT_EVENTS: i64 = 200;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MachineCmd {
@@ -291,34 +293,53 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
         }
         MachineCmd::Boots { name, json } => {
             let boots = ctx.fleet.machine_boots(name, SHOW_BOOTS).await?;
+            let mut listed = Vec::new();
+            for b in boots {
+                let events = ctx.store().attempt_events(&b, ATTEMPT_EVENTS).await?;
+                listed.push((b, events));
+            }
             if *json {
-                println!("{}", serde_json::to_string_pretty(&boots)?);
+                let out: Vec<serde_json::Value> = listed
+                    .iter()
+                    .map(|(b, events)| {
+                        let mut v = serde_json::to_value(b).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            let events = events.iter().map(crate::events::json).collect();
+                            o.insert("events".into(), serde_json::Value::Array(events));
+                        }
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
                 return Ok(());
             }
-            let mut rows = Vec::new();
-            for b in boots {
-                let end = b.ended_ms.unwrap_or(b.deadline_ms);
-                let events = ctx
-                    .store()
-                    .event_count_between(&b.mac, b.started_ms, end)
-                    .await?;
-                rows.push(vec![
-                    b.id,
-                    time(b.started_ms),
-                    b.state,
-                    format!("{}@{}", b.image, b.version),
-                    b.attempt.to_string(),
-                    b.source,
-                    events.to_string(),
-                    b.reason.unwrap_or_default(),
-                ]);
-            }
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|(b, events)| {
+                    vec![
+                        b.id.clone(),
+                        time(b.started_ms),
+                        b.state.clone(),
+                        format!("{}@{}", b.image, b.version),
+                        b.attempt.to_string(),
+                        b.source.clone(),
+                        events.len().to_string(),
+                        b.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
             table(
                 &[
                     "BOOT", "STARTED", "STATE", "IMAGE", "TRY", "SOURCE", "EVENTS", "REASON",
                 ],
                 &rows,
             );
+            for (b, events) in listed.iter().filter(|(_, e)| !e.is_empty()) {
+                println!("\nboot {}:", b.id);
+                for e in events {
+                    super::events::print(e, false);
+                }
+            }
         }
         MachineCmd::Release { name } => {
             let h = ctx.fleet.release_hold(name).await?;

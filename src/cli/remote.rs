@@ -262,6 +262,12 @@ async fn explain(c: &Client, a: &ExplainArgs) -> anyhow::Result<()> {
 }
 
 async fn events(c: &Client, a: &EventsArgs) -> anyhow::Result<()> {
+    if let Some(attempt) = &a.attempt {
+        for e in &c.attempt_events(attempt).await? {
+            events::print(e, a.json);
+        }
+        return Ok(());
+    }
     let mac: Option<Mac> = a.mac.as_deref().map(str::parse).transpose()?;
     let mac = mac.map(|m| m.to_string());
     let (rows, newest) = c

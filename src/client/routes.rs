@@ -337,6 +337,31 @@ impl Client {
 
     /// `GET /api/v1/events?last=N[&mac=]`: the newest `last` events, oldest first, and
     /// the event id to follow from.
+    /// Every event of boot attempt `attempt`, oldest first (`GET /api/v1/events?attempt=`,
+    /// page by page).
+    pub(crate) async fn attempt_events(&self, attempt: &str) -> Result<Vec<EventRow>, ClientError> {
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = format!(
+                "/api/v1/events{}",
+                query(&[
+                    ("attempt", Some(attempt.to_string())),
+                    ("after", after.clone()),
+                    ("limit", Some("1000".to_string())),
+                ])
+            );
+            let page: Page<Value> = self.call(Method::GET, &path, None).await?;
+            for v in page.items {
+                rows.push(wire::event_row(v).map_err(|e| self.bad(&path, e))?);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(rows),
+            }
+        }
+    }
+
     pub(crate) async fn recent_events(
         &self,
         mac: Option<&str>,

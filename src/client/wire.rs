@@ -21,6 +21,9 @@ struct EventJson {
     via: Via,
     peer: Option<IpAddr>,
     detail: serde_json::Value,
+    /// Absent from servers older than migration 0009, and for events of no attempt.
+    #[serde(default)]
+    attempt: Option<String>,
 }
 
 /// The row of an event's JSON; its detail is typed by its stage, as the store reads it.
@@ -32,6 +35,7 @@ pub(crate) fn event_row(v: serde_json::Value) -> Result<EventRow, String> {
         .map_err(|_| format!("an event of unknown stage {:?}", e.stage))?;
     Ok(EventRow {
         id: e.id,
+        attempt: e.attempt,
         event: BootEvent {
             at_ms: e.at_ms,
             mac: e.mac,
@@ -75,6 +79,7 @@ mod tests {
         let rows = [
             EventRow {
                 id: 7,
+                attempt: Some("00112233aabbccdd".to_string()),
                 event: BootEvent {
                     at_ms: 1_700_000_000_123,
                     mac,
@@ -86,6 +91,7 @@ mod tests {
             },
             EventRow {
                 id: 8,
+                attempt: None,
                 event: BootEvent {
                     at_ms: 1,
                     mac,

@@ -37,14 +37,19 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// One stored event as the JSON object `tabula events --json` prints and the API's event
-/// stream sends: one schema for every reader.
+/// stream sends: one schema for every reader. `attempt` (the boot attempt's id) is
+/// there only when the event has one.
 pub(crate) fn json(row: &crate::store::EventRow) -> serde_json::Value {
     let ev = &row.event;
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "id": row.id, "at_ms": ev.at_ms, "mac": ev.mac.to_string(), "stage": ev.stage().as_str(),
         "manifest": ev.manifest.map(|d| d.to_string()), "via": ev.via.as_str(),
         "peer": ev.peer.map(|p| p.to_string()), "detail": ev.detail,
-    })
+    });
+    if let (Some(a), Some(o)) = (&row.attempt, v.as_object_mut()) {
+        o.insert("attempt".into(), a.clone().into());
+    }
+    v
 }
 
 #[cfg(test)]

@@ -194,7 +194,20 @@ impl EventSink {
     /// its MAC nor the client `peer` is over its rate; `false` when it was not queued
     /// for that reason (counted).
     pub fn record_from(&self, event: BootEvent, peer: IpAddr) -> bool {
-        self.record_text_from(EventText::from(&event), Some(peer))
+        self.record_attempt_from(event, None, peer)
+    }
+
+    /// [`EventSink::record_from`] for an event of a known boot attempt (its id carried
+    /// in the event: nothing is looked up here).
+    pub fn record_attempt_from(
+        &self,
+        event: BootEvent,
+        attempt: Option<crate::boot::BootId>,
+        peer: IpAddr,
+    ) -> bool {
+        let mut text = EventText::from(&event);
+        text.attempt = attempt;
+        self.record_text_from(text, Some(peer))
     }
 
     /// [`EventSink::record_from`] for an event whose detail is JSON text already (a

@@ -24,6 +24,7 @@ fn event(i: i64, m: u8) -> EventText {
         via: crate::boot::Via::Http,
         peer: None,
         detail: format!("{{\"n\":{i}}}").into(),
+        attempt: None,
     }
 }
 

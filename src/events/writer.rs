@@ -308,6 +308,7 @@ mod tests {
             via: crate::boot::Via::Http,
             peer: None,
             detail: format!("{{\"n\":{i}}}").into(),
+            attempt: None,
         }
     }
 

@@ -261,13 +261,13 @@ fn record(
                 .boots
                 .belongs(mac, target.digest, std::time::Instant::now()),
     };
-    if !sent.unverified
-        && let Some(t) = &st.attempts
-    {
-        t.fetched(mac);
-    }
+    // A verified download belongs to the MAC's current attempt, which the tracker knows.
+    let attempt = match &st.attempts {
+        Some(t) if !sent.unverified => t.fetched(mac),
+        _ => None,
+    };
     // Rate-gated per MAC and per client: a loop of downloads is not a row each.
-    st.events.record_from(
+    st.events.record_attempt_from(
         BootEvent {
             at_ms: crate::events::now_ms(),
             mac,
@@ -276,6 +276,7 @@ fn record(
             peer: Some(peer.ip()),
             detail: EventDetail::blob(role, sent),
         },
+        attempt,
         peer.ip(),
     );
 }

@@ -237,6 +237,13 @@ pub async fn answer(
             .served(mac, blobs.clone(), std::time::Instant::now());
     }
     let t = &answer.event;
+    // The attempt this script opened or reuses (tracked attempts only): known here, so
+    // the event carries it without a query.
+    let attempt = st
+        .attempts
+        .as_ref()
+        .and(answer.attempt.as_ref())
+        .map(|(b, _)| *b);
     // A client can ask for its script at will: its events are rate-gated like reports
     // (events.per_mac_per_minute, events.per_peer_per_minute), counted when over.
     st.events.record_text_from(
@@ -248,6 +255,7 @@ pub async fn answer(
             via: Via::Http,
             peer,
             detail: t.detail.clone(),
+            attempt,
         },
         peer,
     );

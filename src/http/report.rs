@@ -157,7 +157,13 @@ pub fn answer(st: &HttpState, req: &Request, body: &[u8], peer: IpAddr) -> Resul
         peer: Some(peer),
         detail: detail(p.kind, body, &p.query),
     };
-    if st.events.record_from(event, peer) {
+    // A verified token names its boot attempt (tracked attempts only).
+    let attempt = st
+        .attempts
+        .as_ref()
+        .and(p.callback.token.as_ref())
+        .map(|t| t.boot);
+    if st.events.record_attempt_from(event, attempt, peer) {
         Ok(())
     } else {
         Err(Refusal::TooManyRequests)

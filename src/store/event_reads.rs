@@ -9,6 +9,7 @@ impl EventRow {
     pub fn from_text(id: i64, e: &EventText) -> Result<EventRow, StoreError> {
         Ok(EventRow {
             id,
+            attempt: e.attempt.map(crate::attempt::id_text),
             event: BootEvent {
                 at_ms: e.at_ms,
                 mac: e.mac,
@@ -26,5 +27,28 @@ impl EventRow {
                 ),
             },
         })
+    }
+}
+
+impl super::Store {
+    /// The events of attempt `b`, oldest first, at most `limit`: those that carry its id;
+    /// when none does (events stored before migration 0009), those of its MAC in its
+    /// time window that carry no attempt.
+    pub async fn attempt_events(
+        &self,
+        b: &super::BootRow,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let linked = self.events_of_attempt(&b.id, 0, limit).await?;
+        if !linked.is_empty() {
+            return Ok(linked);
+        }
+        let mac: crate::boot::Mac = b.mac.parse().map_err(|_| StoreError::Corrupt {
+            what: "boot attempt MAC",
+            value: b.mac.clone(),
+        })?;
+        let end = b.ended_ms.unwrap_or(b.deadline_ms);
+        self.unlinked_events_between(mac, b.started_ms, end, limit)
+            .await
     }
 }

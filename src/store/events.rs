@@ -24,7 +24,7 @@ use crate::boot::{BootEvent, BootStage, EventDetail, EventText, Mac};
 pub(super) const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
 
 /// Parameters per event row.
-const COLUMNS: usize = 7;
+const COLUMNS: usize = 8;
 
 /// The INSERT texts for [`ROWS_PER_INSERT`], per dialect (placeholders differ).
 static INSERTS: LazyLock<[Vec<(usize, String)>; 2]> =
@@ -40,7 +40,7 @@ fn inserts(dialect: Dialect) -> Vec<(usize, String)> {
             (
                 n,
                 format!(
-                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, via, peer, detail) VALUES {} RETURNING id",
+                    "INSERT INTO boot_events (at_ms, mac, stage, manifest, via, peer, detail, attempt) VALUES {} RETURNING id",
                     rows.join(", ")
                 ),
             )
@@ -55,7 +55,7 @@ const DELETE_CHUNK: u64 = 1000;
 macro_rules! select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, at_ms, mac, stage, manifest, via, peer, detail FROM boot_events",
+            "SELECT id, at_ms, mac, stage, manifest, via, peer, detail, attempt FROM boot_events",
             $tail
         )
     };
@@ -66,6 +66,8 @@ macro_rules! select {
 pub struct EventRow {
     pub id: i64,
     pub event: BootEvent,
+    /// The id of the boot attempt it belongs to (`boots.id`), when it was known.
+    pub attempt: Option<String>,
 }
 
 impl Store {
@@ -158,7 +160,8 @@ impl Store {
                     .bind(e.manifest.map(|d| d.to_string()))
                     .bind(e.via.as_str())
                     .bind(e.peer.map(|p| p.to_string()))
-                    .bind(&*e.detail);
+                    .bind(&*e.detail)
+                    .bind(e.attempt.map(crate::attempt::id_text));
             }
             // RETURNING's row order is unspecified, but one statement draws its ids in
             // VALUES order (and under the writer's lock nobody else draws any): sorted,
@@ -259,6 +262,48 @@ impl Store {
         rows.iter().rev().map(event_row).collect()
     }
 
+    /// The events of boot attempt `attempt` (its id), oldest first, after `after_id`, at
+    /// most `limit`: read along the `(attempt, id)` index.
+    pub async fn events_of_attempt(
+        &self,
+        attempt: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query(select!(
+            " WHERE attempt = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(attempt)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    /// The events of `mac` between two times (Unix ms, both included) that carry no
+    /// attempt, oldest first, at most `limit`: an attempt's events by its time window,
+    /// for events stored before they carried their attempt (migration 0009).
+    pub async fn unlinked_events_between(
+        &self,
+        mac: Mac,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query(select!(
+            " WHERE mac = $1 AND attempt IS NULL AND at_ms >= $2 AND at_ms <= $3 \
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(mac.to_string())
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
     /// Retention: deletes up to `max_rows` events recorded before `at_ms` (Unix ms),
     /// oldest first; returns how many went. Works in chunks of at most 1000 rows, each
     /// its own short statement, and each looks only at the oldest rows by id (so it reads
@@ -301,6 +346,7 @@ pub(super) fn event_row(r: &AnyRow) -> Result<EventRow, StoreError> {
         .map_err(|_| corrupt("event stage", stage.clone()))?;
     Ok(EventRow {
         id: r.try_get("id")?,
+        attempt: r.try_get("attempt")?,
         event: BootEvent {
             at_ms: r.try_get("at_ms")?,
             mac: mac.parse().map_err(|_| corrupt("event MAC", mac.clone()))?,

@@ -10,7 +10,7 @@ impl Store {
     /// row is read by its primary key.
     pub async fn latest_event_per_mac(&self) -> Result<Vec<EventRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT e.id, e.at_ms, e.mac, e.stage, e.manifest, e.via, e.peer, e.detail \
+            "SELECT e.id, e.at_ms, e.mac, e.stage, e.manifest, e.via, e.peer, e.detail, e.attempt \
              FROM boot_events e JOIN (SELECT MAX(id) AS id FROM boot_events GROUP BY mac) l \
              ON e.id = l.id",
         )

@@ -69,6 +69,7 @@ macro_rules! on_both_backends {
 pub(crate) use on_both_backends;
 
 mod api_writes;
+mod event_attempts;
 mod events;
 
 on_both_backends!(

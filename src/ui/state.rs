@@ -146,6 +146,7 @@ mod tests {
     ) -> EventRow {
         EventRow {
             id: 1,
+            attempt: None,
             event: BootEvent {
                 at_ms,
                 mac: Mac([0x52, 0x54, 0, 0, 0, 1]),

@@ -24,7 +24,7 @@ use crate::serve::{Server, curl, start_with, status};
 const N: usize = 20;
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// Longer than the server's snapshot age (`daemon::SNAPSHOT_MAX_AGE`).
-const SNAPSHOT_AGE: Duration = Duration::from_millis(400);
+pub(crate) const SNAPSHOT_AGE: Duration = Duration::from_millis(400);
 
 pub fn mac(i: usize) -> Mac {
     Mac([0x02, 0x7a, 0, 0, 0, u8::try_from(i).unwrap()])
@@ -43,8 +43,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-struct Fleet {
-    env: Env,
+pub(crate) struct Fleet {
+    pub(crate) env: Env,
     cfg: std::path::PathBuf,
     port: u16,
     rt: tokio::runtime::Runtime,
@@ -56,7 +56,7 @@ impl Fleet {
     }
 
     /// Every machine in `which` boots once, at the same time; their results by index.
-    fn boot(&self, which: &[usize]) -> BTreeMap<usize, netboot::HttpBoot> {
+    pub(crate) fn boot(&self, which: &[usize]) -> BTreeMap<usize, netboot::HttpBoot> {
         let port = self.port;
         self.rt.block_on(async {
             let mut set = tokio::task::JoinSet::new();
@@ -99,7 +99,7 @@ impl Fleet {
         );
     }
 
-    fn boots(&self, i: usize) -> Vec<Value> {
+    pub(crate) fn boots(&self, i: usize) -> Vec<Value> {
         serde_json::from_str(&self.env.ok(&["machine", "boots", &name(i), "--json"])).unwrap()
     }
 }
@@ -380,7 +380,7 @@ fn a_bad_image_stops_at_the_canary_and_a_good_one_survives_sigkill() {
 }
 
 /// A fleet of `n` machines under role=web pinned to demo@1, `tabula serve` started.
-fn small_fleet(n: usize, extra: &str) -> (Fleet, Server) {
+pub(crate) fn small_fleet(n: usize, extra: &str) -> (Fleet, Server) {
     let env = Env::new();
     publish(&env, "1", 10);
     publish(&env, "2", 20);

@@ -22,6 +22,7 @@ mod descriptors;
 mod dhcp;
 mod doctor;
 mod fleet;
+mod fleet_events;
 mod ha;
 mod ha_fabric;
 mod ha_lab;

@@ -67,6 +67,7 @@ fn text(mac: Mac, at_ms: i64) -> EventText {
         via: Via::Http,
         peer: None,
         detail: format!("{{\"n\":{at_ms}}}").into(),
+        attempt: None,
     }
 }
 
