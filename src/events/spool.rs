@@ -4,7 +4,7 @@
 //! (the next start replays the file).
 //!
 //! The file: a header line `tabula-events-spool 1 <id>`, then one event per line, fields
-//! separated by tabs (`at_ms mac stage manifest via peer detail`, `-` for none; the
+//! separated by tabs (`at_ms mac stage manifest via peer attempt detail`, `-` for none; the
 //! detail is JSON, which never holds a raw tab or newline). Each replayed batch's
 //! transaction records in the store how many of spool `<id>`'s events are stored
 //! ([`crate::store::Store::append_spooled`]), so a replay cut short resumes after them and
@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use crate::boot::EventText;
+use crate::boot::{BootId, EventText};
 
 /// The most the spool file may hold.
 pub(crate) const MAX_BYTES: u64 = 64 << 20;
@@ -42,19 +42,36 @@ pub(crate) struct Spool {
 fn line(e: &EventText) -> String {
     let opt = |s: Option<String>| s.unwrap_or_else(|| "-".into());
     format!(
-        "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
         e.at_ms,
         e.mac,
         e.stage.as_str(),
         opt(e.manifest.map(|d| d.to_string())),
         e.via.as_str(),
         opt(e.peer.map(|p| p.to_string())),
+        opt(e.attempt.map(attempt_text)),
         e.detail
     )
 }
 
+/// A boot attempt's id as its 16 hex digits (as `boots.id` holds it).
+fn attempt_text(b: BootId) -> String {
+    b.0.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn parse_attempt(s: &str) -> Option<BootId> {
+    if s.len() != 16 || !s.is_ascii() {
+        return None;
+    }
+    let mut b = [0u8; 8];
+    for (i, out) in b.iter_mut().enumerate() {
+        *out = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(BootId(b))
+}
+
 fn parse(l: &str) -> Option<EventText> {
-    let mut f = l.splitn(7, '\t');
+    let mut f = l.splitn(8, '\t');
     let mut next = || f.next();
     let at_ms = next()?.parse().ok()?;
     let mac = next()?.parse().ok()?;
@@ -68,6 +85,10 @@ fn parse(l: &str) -> Option<EventText> {
         "-" => None,
         p => Some(p.parse().ok()?),
     };
+    let attempt = match next()? {
+        "-" => None,
+        a => Some(parse_attempt(a)?),
+    };
     let detail = next()?;
     serde_json::from_str::<serde_json::Value>(detail).ok()?;
     Some(EventText {
@@ -78,6 +99,7 @@ fn parse(l: &str) -> Option<EventText> {
         via,
         peer,
         detail: detail.into(),
+        attempt,
     })
 }
 
@@ -226,6 +248,16 @@ mod tests {
             via: Via::Http,
             peer: Some("10.0.0.9".parse().unwrap()),
             detail: format!("{{\"n\":{i},\"s\":\"a\\tb\"}}").into(),
+            attempt: (i % 2 == 0).then_some(BootId([
+                0xa5,
+                1,
+                2,
+                3,
+                4,
+                5,
+                6,
+                u8::try_from(i & 0xff).unwrap(),
+            ])),
         }
     }
 

@@ -20,6 +20,7 @@ fn event(i: i64) -> EventText {
         via: Via::Http,
         peer: None,
         detail: format!("{{\"n\":{i}}}").into(),
+        attempt: None,
     }
 }
 
