@@ -198,6 +198,21 @@ pub(super) fn print_history(changes: &[MachineChange], json: bool) -> anyhow::Re
     Ok(())
 }
 
+/// Prints `machine holds`.
+pub(super) fn print_holds(holds: &[crate::store::HoldRow]) {
+    let rows: Vec<Vec<String>> = holds
+        .iter()
+        .map(|h| {
+            vec![
+                h.machine.clone(),
+                time(h.since_ms),
+                crate::attempt::record::hold_sentence(h),
+            ]
+        })
+        .collect();
+    table(&["MACHINE", "SINCE", "HOLD"], &rows);
+}
+
 /// Prints `machine show`.
 pub(super) fn print_show(view: &Shown) {
     let m = &view.machine;
@@ -348,22 +363,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: &MachineCmd) -> anyhow::Result<()> {
                 crate::attempt::record::hold_sentence(&h)
             );
         }
-        MachineCmd::Holds => {
-            let rows: Vec<Vec<String>> = ctx
-                .fleet
-                .holds()
-                .await?
-                .iter()
-                .map(|h| {
-                    vec![
-                        h.machine.clone(),
-                        time(h.since_ms),
-                        crate::attempt::record::hold_sentence(h),
-                    ]
-                })
-                .collect();
-            table(&["MACHINE", "SINCE", "HOLD"], &rows);
-        }
+        MachineCmd::Holds => print_holds(&ctx.fleet.holds().await?),
         MachineCmd::Label { name, changes } => {
             let parsed = parse_labels(changes)?;
             ctx.fleet.label_machine(name, &parsed).await?;

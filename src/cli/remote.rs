@@ -94,12 +94,10 @@ pub(super) async fn run(
                 "it re-hashes the server's blob store",
             ));
         }
-        Command::Machine(
-            MachineCmd::Boots { .. } | MachineCmd::Release { .. } | MachineCmd::Holds,
-        ) => {
+        Command::Machine(MachineCmd::Boots { .. }) => {
             return Err(local_only(
-                "machine boots|release|holds",
-                "not in the remote CLI yet: the API has GET /api/v1/machines/NAME/boots, GET /api/v1/holds and DELETE /api/v1/machines/NAME/hold",
+                "machine boots",
+                "not in the remote CLI yet: the API has GET /api/v1/machines/NAME/boots",
             ));
         }
         Command::Token(_) => {
@@ -203,9 +201,24 @@ async fn machines(c: &Client, cmd: &MachineCmd) -> anyhow::Result<()> {
                 .await?;
             println!("labels of {name} updated");
         }
-        MachineCmd::Boots { .. } | MachineCmd::Release { .. } | MachineCmd::Holds => {
-            unreachable!("refused in run")
+        MachineCmd::Holds => {
+            let page: serde_json::Value = c.call(hyper::Method::GET, "/api/v1/holds", None).await?;
+            let holds: Vec<crate::store::HoldRow> = serde_json::from_value(page["items"].clone())?;
+            machine::print_holds(&holds);
         }
+        MachineCmd::Release { name } => {
+            let path = format!("/api/v1/machines/{}/hold", crate::client::segment(name));
+            let (parts, body) = c.call_raw(hyper::Method::DELETE, &path, None).await?;
+            if parts.status == hyper::StatusCode::NO_CONTENT {
+                anyhow::bail!("{name} is not held");
+            }
+            let h: crate::store::HoldRow = serde_json::from_slice(&body)?;
+            println!(
+                "released {name} (was {})",
+                crate::attempt::record::hold_sentence(&h)
+            );
+        }
+        MachineCmd::Boots { .. } => unreachable!("refused in run"),
     }
     Ok(())
 }

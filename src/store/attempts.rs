@@ -46,7 +46,7 @@ pub struct NewBoot {
 }
 
 /// A hold as stored: `manifest` `None` is a quarantine (no known good).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct HoldRow {
     pub machine: String,
     pub manifest: Option<String>,

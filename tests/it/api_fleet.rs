@@ -331,6 +331,26 @@ fn remote_rollout_and_boot_once_print_what_local_does() {
         rest.split(" (until ").next().unwrap().replace("n2", "n1")
     };
     assert_eq!(shape(&made), shape(&local));
+    // Holds and release: the same table, the same refusal.
+    assert_eq!(
+        remote(&api.read, &["machine", "holds"]),
+        api.env.ok(&["machine", "holds"])
+    );
+    let out = api
+        .env
+        .command()
+        .env("TABULA_DATA_DIR", api.env.dir.path().join("no-store-here"))
+        .env_remove("TABULA_CONFIG")
+        .env("TABULA_SERVER", api.base())
+        .env("TABULA_TOKEN", &api.operate)
+        .args(["machine", "release", "n1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        api.env.fails(&["machine", "release", "n1"])
+    );
     for json in [false, true] {
         let mut args = vec!["pin", "once-status", id.as_str()];
         if json {
