@@ -349,7 +349,7 @@ pub(crate) const TABLE: &[Route] = &[
         "get",
         "/api/v1/events",
         Read,
-        "List boot events (?mac, ?stage, ?after, ?limit; or ?last)",
+        "List boot events (?mac, ?stage, ?after, ?limit; or ?last; or ?attempt)",
         None,
     )
     .query(&[
@@ -360,6 +360,10 @@ pub(crate) const TABLE: &[Route] = &[
         (
             "last",
             "instead: the newest N (0-1000), oldest first; next = the newest id, to follow from",
+        ),
+        (
+            "attempt",
+            "instead: the events of this boot attempt (its id), oldest first (with after, limit)",
         ),
     ]),
     r(

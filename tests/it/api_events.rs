@@ -113,4 +113,41 @@ fn a_subscriber_sees_a_boot_in_order_and_resumes_with_exactly_what_it_missed() {
     assert_eq!(only["items"].as_array().unwrap().len(), 2);
     api.get("/api/v1/events?stage=nope", &api.read)
         .problem(400, "about:blank");
+
+    // `?attempt=`: the first script, its kernel and its initrd are one attempt; the
+    // script asked again after the kernel was fetched is the next (the machine rebooted).
+    let all = api.get("/api/v1/events", &api.read).json();
+    let attempts: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["attempt"]
+                .as_str()
+                .expect("every event of a boot has its attempt")
+        })
+        .collect();
+    assert_eq!(attempts[0], attempts[1], "{all}");
+    assert_eq!(attempts[0], attempts[2], "{all}");
+    assert_ne!(attempts[0], attempts[3], "{all}");
+    let page = |q: &str| api.get(&format!("/api/v1/events?{q}"), &api.read).json();
+    let first = page(&format!("attempt={}&limit=2", attempts[0]));
+    let stages: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["script-sent", "kernel-sent"], "{first}");
+    let next = first["next"].as_str().unwrap();
+    let rest = page(&format!("attempt={}&after={next}", attempts[0]));
+    assert_eq!(rest["items"][0]["stage"], "initrd-sent", "{rest}");
+    assert!(rest["next"].is_null(), "{rest}");
+    let second = page(&format!("attempt={}", attempts[3]));
+    assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
+    api.get(
+        &format!("/api/v1/events?attempt={}&mac={MAC}", attempts[0]),
+        &api.read,
+    )
+    .problem(400, "about:blank");
 }
