@@ -317,12 +317,13 @@ impl Fleet {
         name: &str,
         limit: i64,
     ) -> Result<Vec<BootRow>, FleetError> {
+        // The snapshot (cached per store revision), not a read of every machine.
         let known = self
-            .store()
-            .machines()
+            .inventory()
+            .snapshot()
             .await?
-            .iter()
-            .any(|m| m.name == name);
+            .machine_named(name)
+            .is_some();
         if !known && name.parse::<crate::boot::Mac>().is_err() {
             return Err(super::missing(&crate::store::Requirement::Machine(
                 name.to_string(),
