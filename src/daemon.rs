@@ -430,6 +430,7 @@ pub(crate) async fn run(
                 token_required: config.api.metrics_token_required,
             },
             heartbeat: config.ha.heartbeat,
+            loaders: config.dhcp.loaders.clone(),
         };
         tasks.spawn(async move {
             if let Err(e) = crate::api::run(listener, st, tls).await {

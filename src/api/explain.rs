@@ -13,7 +13,8 @@ use super::extract::Params;
 use super::{ApiState, Problem};
 use crate::boot::{Firmware, Mac};
 use crate::fleet::Kind;
-use crate::inventory::{Facts, Selection, select};
+use crate::inventory::explanation::ExplainAnswer;
+use crate::inventory::{Facts, select};
 
 /// The query.
 #[derive(Debug, Deserialize)]
@@ -31,7 +32,7 @@ pub(crate) async fn get(
     uri: Uri,
     Path(mac): Path<String>,
     Params(q): Params<ExplainQuery>,
-) -> Result<Json<Selection>, Problem> {
+) -> Result<Json<ExplainAnswer>, Problem> {
     let path = uri.path();
     let mac: Mac = mac
         .parse()
@@ -48,12 +49,16 @@ pub(crate) async fn get(
         .snapshot()
         .await
         .map_err(|e| Problem::fleet(path, Kind::Machine, e.into()))?;
-    Ok(Json(select(
+    let selection = select(
         &snap,
         &Facts {
             mac,
             uuid: q.uuid.map(|u| u.to_ascii_lowercase()),
             firmware,
         },
-    )))
+    );
+    Ok(Json(ExplainAnswer {
+        selection,
+        program: st.loaders.program_line(firmware, mac),
+    }))
 }

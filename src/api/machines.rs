@@ -283,5 +283,10 @@ pub(crate) async fn explain(
             firmware,
         },
     );
-    Ok(Json(sel).into_response())
+    let program = st.loaders.program_line(firmware, mac);
+    Ok(Json(crate::inventory::explanation::ExplainAnswer {
+        selection: sel,
+        program,
+    })
+    .into_response())
 }

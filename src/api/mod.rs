@@ -83,6 +83,8 @@ pub(crate) struct ApiState {
     pub metrics: metrics::Scrape,
     /// `ha.heartbeat`: a server is alive while its last beat is younger than 3 of these.
     pub heartbeat: std::time::Duration,
+    /// The loaders and boot programs this server hands out (explain names them).
+    pub loaders: crate::config::Loaders,
 }
 
 /// The document at `/api/v1/`.

@@ -94,6 +94,7 @@ async fn state(shutdown: CancellationToken) -> (tempfile::TempDir, ApiState) {
         shutdown,
         metrics: Default::default(),
         heartbeat: std::time::Duration::from_secs(1),
+        loaders: crate::config::Loaders::default(),
     };
     (dir, st)
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use super::Ctx;
 use crate::boot::{Firmware, Mac};
 use crate::inventory::explanation::DecisionText;
+use crate::inventory::explanation::ExplainAnswer;
 use crate::inventory::{Explanation, Facts, Source, select};
 
 #[derive(Debug, Args)]
@@ -36,40 +37,19 @@ pub(super) async fn run(ctx: &Ctx, a: &ExplainArgs) -> anyhow::Result<()> {
             firmware,
         },
     );
+    let program = ctx.loaders.program_line(firmware, mac);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&sel)?);
+        let answer = ExplainAnswer {
+            selection: sel,
+            program,
+        };
+        println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    print(&Explanation::of(&sel)?);
-    print_program(&ctx.loaders, &sel);
+    let mut ex = Explanation::of(&sel)?;
+    ex.program = Some(program);
+    print(&ex);
     Ok(())
-}
-
-/// The boot program the configuration gives this firmware, what DHCP hands it first and
-/// what it fetches from tabula.
-fn print_program(l: &crate::config::Loaders, sel: &crate::inventory::Selection) {
-    use crate::boot::{BootProgram, Urls};
-    use crate::config::{Programs, SHIM_SECOND_STAGE};
-    let fw = sel.firmware;
-    let program = l.programs.for_firmware(fw);
-    let urls = Urls::new("");
-    let chain = match program {
-        BootProgram::Ipxe => format!("{} -> {}", l.for_firmware(fw), urls.script_path(sel.mac)),
-        BootProgram::Grub => {
-            let mut c = l.for_firmware(fw).to_string();
-            if fw.arch() == crate::boot::Arch::X86_64 && l.shim_x64.is_some() {
-                c.push_str(&format!(" -> {SHIM_SECOND_STAGE}"));
-            }
-            format!(
-                "{c} -> TFTP grub/grub.cfg -> /boot/{}/grub.cfg",
-                sel.mac.hyphenated()
-            )
-        }
-    };
-    println!(
-        "program    {program} ({} = \"{program}\"): {chain}",
-        Programs::key(fw)
-    );
 }
 
 /// Prints an explanation as `tabula explain` shows it.
@@ -114,5 +94,8 @@ pub(super) fn print(sel: &Explanation) {
         }
         DecisionText::Local => println!("decision   local (boot from local disk)"),
         DecisionText::Ignore { reason } => println!("decision   ignore: {reason}"),
+    }
+    if let Some(p) = &sel.program {
+        println!("program    {p}");
     }
 }

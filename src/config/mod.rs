@@ -144,6 +144,28 @@ impl Default for Loaders {
 pub const SHIM_SECOND_STAGE: &str = "grubx64.efi";
 
 impl Loaders {
+    /// What `tabula explain` says of the boot program firmware `fw` gets: the program,
+    /// the key that chose it, what DHCP hands the machine first and what it fetches from
+    /// tabula (`ipxe (dhcp.programs.bios = "ipxe"): undionly.kpxe -> /boot/<mac>/boot.ipxe`).
+    pub fn program_line(&self, fw: Firmware, mac: Mac) -> String {
+        let program = self.programs.for_firmware(fw);
+        let urls = crate::boot::Urls::new("");
+        let chain = match program {
+            BootProgram::Ipxe => format!("{} -> {}", self.for_firmware(fw), urls.script_path(mac)),
+            BootProgram::Grub => {
+                let mut c = self.for_firmware(fw).to_string();
+                if fw.arch() == crate::boot::Arch::X86_64 && self.shim_x64.is_some() {
+                    c.push_str(&format!(" -> {SHIM_SECOND_STAGE}"));
+                }
+                format!(
+                    "{c} -> TFTP grub/grub.cfg -> /boot/{}/grub.cfg",
+                    mac.hyphenated()
+                )
+            }
+        };
+        format!("{program} ({} = \"{program}\"): {chain}", Programs::key(fw))
+    }
+
     /// The name each firmware key gets when the configuration sets none.
     pub const DEFAULTS: [(&'static str, &'static str); 4] = [
         ("bios", "undionly.kpxe"),

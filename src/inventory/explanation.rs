@@ -26,6 +26,20 @@ pub struct Explanation {
     /// [`Selection`]'s field order, so both serialise to the same JSON.
     #[serde(default)]
     pub source: Source,
+    /// The boot program the serving configuration gives this firmware
+    /// ([`crate::config::Loaders::program_line`]); the selection itself does not know it,
+    /// so it is added by whoever has the configuration ([`ExplainAnswer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+}
+
+/// The explain answer of `tabula explain --json` and the API: the selection, then the
+/// boot program line of the configuration that answers.
+#[derive(Debug, Serialize)]
+pub struct ExplainAnswer {
+    #[serde(flatten)]
+    pub selection: Selection,
+    pub program: String,
 }
 
 /// A pin that applied, and how it fared (`won`, or why it lost).
