@@ -37,6 +37,8 @@ pub mod lease_match;
 pub mod limits;
 mod loaders;
 mod meter;
+#[cfg(test)]
+mod program_fixtures;
 pub mod report;
 pub mod report_key;
 pub mod route;
