@@ -10,12 +10,29 @@
 #                                    answers the callback with `return 200`; dnsmasq with
 #                                    --no-ping, since every pool address answers pings in
 #                                    the client namespace, and --tftp-max=512 as tabula)
-# in the same run, with the same client and files. Server and client live in two network
-# namespaces joined by a veth pair; the server side's egress is shaped with tbf at LINK,
-# so the physical limit is known: all bytes / link rate.
+#   tabula-pg                       (tabula with its store on PostgreSQL: a throw-away
+#                                    cluster on a Unix socket, started here once)
+#   tabula-2                        (two `tabula serve` on that PostgreSQL, one database:
+#                                    A publishes the image, B replicates it before the
+#                                    storm; each on its own link of rate LINK)
+# in the same run, with the same client and files. Each server lives in its own network
+# namespace with its own veth pair into a bridge in the client namespace (server A
+# 10.77.0.1, server B 10.77.0.3; single-server variants use A only, B's link idles); each
+# server side's egress is shaped with tbf at LINK, so the physical limit is known: all
+# bytes / (servers x link rate).
+#
+# How tabula-2 spreads the machines: as a registered fleet does. Every machine has a
+# reserved address (`[[dhcp.reservations]]`, the same list on both servers), and every
+# server answers reserved clients (the DHCP authority's role is about dynamic pools only;
+# docs/ha.md). A machine takes the first OFFER, as PXE firmware does, and that server's
+# next-server and script URL, so it boots from whichever server answered first: the
+# split is a race that a busier server loses, not a fixed half. The split is printed
+# (scripts per server, from each machine's callback). The tabula-pg and tabula-2 runs
+# use the same reservations; the SQLite variants hand out dynamic addresses.
 #
 # Usage (root): bash bench/storm.sh
 # Knobs (environment): LINK=10gbit SCENARIOS="100 500 1000" SERVERS="tabula standin"
+#   (SERVERS also: tabula-fair tabula-pg tabula-2; the last two need PostgreSQL installed)
 #   ROOT_MIB=8 KERNEL_MIB=4 INITRD_MIB=2 SPREAD_MS=1000 DEADLINE_S=600
 #   MAX_STREAMS=32 (tabula's http.admission.max_streams)
 #   STORM_BIN=… TABULA_BIN=… (prebuilt binaries; else cargo build --release)
@@ -25,7 +42,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "storm.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, port 67)"
-for b in ip tc dnsmasq nginx curl python3; do command -v "$b" >/dev/null || die "missing $b"; done
+for b in ip tc curl python3; do command -v "$b" >/dev/null || die "missing $b"; done
 
 LINK=${LINK:-10gbit}
 SCENARIOS=${SCENARIOS:-"100 500 1000"}
@@ -39,6 +56,9 @@ case "$LINK" in
   *gbit) BPS=$(( ${LINK%gbit} * 1000000000 )) ;;
   *mbit) BPS=$(( ${LINK%mbit} * 1000000 )) ;;
   *) die "LINK must be <n>gbit or <n>mbit" ;;
+esac
+case " $SERVERS " in *" standin "*)
+  for b in dnsmasq nginx; do command -v "$b" >/dev/null || die "missing $b (the stand-in)"; done ;;
 esac
 for n in $SCENARIOS; do [ "$n" -ge 1 ] && [ "$n" -le 2000 ] || die "N must be 1..2000 (the pool)"; done
 
@@ -56,9 +76,15 @@ W=$(mktemp -d /tmp/tabula-storm.XXXXXX)
 TAG=$$
 NS_S=tabula-storm-$TAG-srv
 NS_C=tabula-storm-$TAG-cli
+NS_S2=tabula-storm-$TAG-srv2
 VS=ts${TAG}s
 VC=ts${TAG}c
+VS2=ts${TAG}t
+VC2=ts${TAG}d
+BR=ts${TAG}b
 PIDS=()
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PGDIR=""
 
 stop() { # PID: TERM, wait up to 10 s, then KILL
   local p=$1
@@ -69,32 +95,48 @@ stop() { # PID: TERM, wait up to 10 s, then KILL
 }
 cleanup() {
   for p in "${PIDS[@]}"; do stop "$p"; done
+  if [ -n "$PGDIR" ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$PGDIR"
+  fi
+  ip netns del "$NS_S2" 2>/dev/null || true
   ip netns del "$NS_S" 2>/dev/null || true
   ip netns del "$NS_C" 2>/dev/null || true
   rm -rf "$W"
 }
 trap cleanup EXIT
 
-# --- network: server 10.77.0.1/16, every pool address on the client side ---------------
+# --- network: servers 10.77.0.1/16 (A) and 10.77.0.3/16 (B), each on its own veth into
+# the client namespace's bridge; every pool address on the bridge ---------------------------
 ip netns add "$NS_S"
+ip netns add "$NS_S2"
 ip netns add "$NS_C"
 ip link add "$VS" netns "$NS_S" type veth peer name "$VC" netns "$NS_C"
-for ns in "$NS_S" "$NS_C"; do ip -n "$ns" link set lo up; done
+ip link add "$VS2" netns "$NS_S2" type veth peer name "$VC2" netns "$NS_C"
+for ns in "$NS_S" "$NS_S2" "$NS_C"; do ip -n "$ns" link set lo up; done
+ip -n "$NS_C" link add "$BR" address 02:77:00:00:00:01 type bridge forward_delay 0
+ip -n "$NS_C" link set "$VC" master "$BR"
+ip -n "$NS_C" link set "$VC2" master "$BR"
 ip -n "$NS_S" addr add 10.77.0.1/16 dev "$VS"
+ip -n "$NS_S2" addr add 10.77.0.3/16 dev "$VS2"
 ip -n "$NS_S" link set "$VS" up
-ip -n "$NS_C" link set "$VC" up
+ip -n "$NS_S2" link set "$VS2" up
+for l in "$VC" "$VC2" "$BR"; do ip -n "$NS_C" link set "$l" up; done
 POOL_FIRST=10.77.1.1 POOL_LAST=10.77.8.254
 # Every address from POOL_FIRST to POOL_LAST (10.77.1.1-10.77.8.254, .0 and .255 included
 # in between: inside a /16 they are host addresses, and dnsmasq hands them out).
 pool() { for i in $(seq $((256 + 1)) $((8 * 256 + 254))); do echo "10.77.$((i / 256)).$((i % 256))"; done; }
-pool | sed "s|.*|addr add &/16 dev $VC|" > "$W/addrs"
+pool | sed "s|.*|addr add &/16 dev $BR|" > "$W/addrs"
 ip -n "$NS_C" -batch "$W/addrs"
-# The server's neighbours, permanent: the neighbour table (shared by every namespace,
+# The servers' neighbours, permanent: the neighbour table (shared by every namespace,
 # gc_thresh3 = 1024 by default) does not count those, so 1000 machines cannot overflow it.
-CMAC=$(ip netns exec "$NS_C" cat "/sys/class/net/$VC/address")
+CMAC=$(ip netns exec "$NS_C" cat "/sys/class/net/$BR/address")
 pool | sed "s|.*|neigh replace & lladdr $CMAC dev $VS nud permanent|" > "$W/neigh"
 ip -n "$NS_S" -batch "$W/neigh"
+pool | sed "s|.*|neigh replace & lladdr $CMAC dev $VS2 nud permanent|" > "$W/neigh2"
+ip -n "$NS_S2" -batch "$W/neigh2"
 ip netns exec "$NS_S" tc qdisc add dev "$VS" root tbf rate "$LINK" burst 8mb latency 20ms
+ip netns exec "$NS_S2" tc qdisc add dev "$VS2" root tbf rate "$LINK" burst 8mb latency 20ms
 
 # --- the same files for both servers ------------------------------------------------------
 mkdir -p "$W/tftp" "$W/www"
@@ -145,6 +187,88 @@ TOML
   wait_http "http://10.77.0.1:8080/healthz"
 }
 
+# A throw-away PostgreSQL cluster on a Unix socket in $PGDIR (no TCP), started once;
+# the servers' namespaces reach it through the file system.
+start_pg() {
+  [ -n "$PGDIR" ] && return 0
+  [ -n "$PGBIN" ] || die "missing PostgreSQL (apt-get install postgresql)"
+  PGDIR=$(mktemp -d /tmp/tabula-storm-pg.XXXXXX)
+  chown postgres "$PGDIR" && chmod 700 "$PGDIR"
+  runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+    -o "-c listen_addresses='' -c unix_socket_directories='$PGDIR'" start >/dev/null
+}
+
+# The reservations of machines 0..N-1 of storm salt SALT: the client's MACs
+# (02:5a:<salt>:<i>, src/storm/mod.rs) on the pool's addresses in order.
+reservations() { # n salt
+  pool | head -n "$1" | awk -v salt="$2" '{ i = NR - 1
+    printf "[[dhcp.reservations]]\nmac = \"02:5a:%02x:%02x:%02x:%02x\"\naddress = \"%s\"\n", salt, int(i / 65536) % 256, int(i / 256) % 256, i % 256, $0 }'
+}
+
+pg_conf() { # dir id address interface database n salt
+  local d=$1
+  mkdir -p "$d"
+  cat > "$d/tabula.toml" <<TOML
+[server]
+data_dir = "$d/data"
+id = "$2"
+advertise = "$3"
+[store]
+url = "postgres://postgres@localhost/$5?host=$PGDIR"
+[dhcp]
+mode = "full"
+interfaces = ["$4"]
+[[dhcp.subnets]]
+network = "10.77.0.0/16"
+pools = ["$POOL_FIRST-$POOL_LAST"]
+lease_time = "1h"
+$(reservations "$6" "$7")
+[tftp]
+listen = "$3:69"
+root = "$W/tftp"
+[http]
+listen = "$3:8080"
+public_url = "http://$3:8080"
+[http.admission]
+max_streams = ${MAX_STREAMS:-32}
+[api]
+enabled = false
+TOML
+}
+
+start_tabula_pg() { # run-dir servers(1|2) n salt
+  local d=$1 count=$2 db=storm$RANDOM
+  start_pg
+  runuser -u postgres -- "$PGBIN/createdb" -h "$PGDIR" "$db"
+  pg_conf "$d/a" storm-a 10.77.0.1 "$VS" "$db" "$3" "$4"
+  "$TABULA_BIN" --config "$d/a/tabula.toml" image add storm --version 1 \
+    --kernel "$W/www/vmlinuz" --initrd "$W/www/initrd.img" --rootfs "$W/www/root.img" > "$d/image.txt"
+  "$TABULA_BIN" --config "$d/a/tabula.toml" pin set default storm@1 >/dev/null
+  TABULA_LOG=warn ip netns exec "$NS_S" "$TABULA_BIN" --config "$d/a/tabula.toml" serve \
+    > "$d/a.out" 2> "$d/a.log" &
+  SERVER_PIDS=($!)
+  PIDS+=($!)
+  wait_http "http://10.77.0.1:8080/healthz"
+  [ "$count" = 2 ] || return 0
+  # B starts after A holds the DHCP authority (A started first), with an empty data dir.
+  pg_conf "$d/b" storm-b 10.77.0.3 "$VS2" "$db" "$3" "$4"
+  TABULA_LOG=warn ip netns exec "$NS_S2" "$TABULA_BIN" --config "$d/b/tabula.toml" serve \
+    > "$d/b.out" 2> "$d/b.log" &
+  SERVER_PIDS+=($!)
+  PIDS+=($!)
+  wait_http "http://10.77.0.3:8080/healthz" "$NS_S2"
+  # The image replicated to B: both servers report every blob present.
+  local t0=$SECONDS
+  until "$TABULA_BIN" --config "$d/a/tabula.toml" image list > "$d/image-list.txt" 2>&1 &&
+      grep -q "storm-a=present" "$d/image-list.txt" && grep -q "storm-b=present" "$d/image-list.txt"; do
+    [ $((SECONDS - t0)) -lt 120 ] || die "storm@1 not present on both servers after 120 s: $(cat "$d/image-list.txt")"
+    sleep 1
+  done
+  echo "  replicated to B in $((SECONDS - t0)) s: $(grep storm "$d/image-list.txt" | tr -s ' ')"
+  "$TABULA_BIN" --config "$d/a/tabula.toml" server list > "$d/server-list.txt" 2>&1 || true
+}
+
 start_standin() { # run-dir
   local d=$1
   mkdir -p "$d"
@@ -180,9 +304,9 @@ NGX
   wait_http "http://10.77.0.1:8081/boot.ipxe"
 }
 
-wait_http() {
+wait_http() { # url [namespace]
   for _ in $(seq 1 100); do
-    ip netns exec "$NS_S" curl -sf -o /dev/null --max-time 1 "$1" && { sleep 0.5; return 0; }
+    ip netns exec "${2:-$NS_S}" curl -sf -o /dev/null --max-time 1 "$1" && { sleep 0.5; return 0; }
     sleep 0.1
   done
   die "server did not answer $1 (logs in $W)"
@@ -206,8 +330,9 @@ echo "host: $(nproc) cores, load before $(cut -d' ' -f1-3 /proc/loadavg), $(unam
 {
   echo "link=$LINK root_mib=$ROOT_MIB kernel_mib=$KERNEL_MIB initrd_mib=$INITRD_MIB spread_ms=$SPREAD_MS"
   echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg) cores=$(nproc) kernel=$(uname -r)"
-  echo "dnsmasq: $(dnsmasq --version | head -1)"
-  echo "nginx: $(nginx -v 2>&1)"
+  command -v dnsmasq >/dev/null && echo "dnsmasq: $(dnsmasq --version | head -1)"
+  command -v nginx >/dev/null && echo "nginx: $(nginx -v 2>&1)"
+  [ -n "$PGBIN" ] && echo "postgresql: $("$PGBIN/postgres" --version)"
 } > "$OUT/setup.txt"
 salt=0
 for n in $SCENARIOS; do
@@ -218,20 +343,26 @@ for n in $SCENARIOS; do
       tabula) start_tabula "$d" "${MAX_STREAMS:-32}" ;;
       tabula-fair) start_tabula "$d" 0 ;;
       standin) start_standin "$d" ;;
+      tabula-pg) start_tabula_pg "$d" 1 "$n" "$salt" ;;
+      tabula-2) start_tabula_pg "$d" 2 "$n" "$salt" ;;
       *) die "unknown server $s" ;;
     esac
     before=$(ticks "${SERVER_PIDS[@]}")
     t0=$(date +%s.%N)
-    timeout $((DEADLINE_S + 120)) ip netns exec "$NS_C" "$STORM_BIN" --iface "$VC" \
+    links=1; [ "$s" = tabula-2 ] && links=2
+    timeout $((DEADLINE_S + 120)) ip netns exec "$NS_C" "$STORM_BIN" --iface "$BR" \
       --machines "$n" --salt "$salt" --spread-ms "$SPREAD_MS" --deadline-s "$DEADLINE_S" \
-      --link-bps "$BPS" > "$OUT/$s-$n.jsonl" 2> "$OUT/$s-$n.err" || echo "storm client failed: see $OUT/$s-$n.err"
+      --link-bps "$((BPS * links))" > "$OUT/$s-$n.jsonl" 2> "$OUT/$s-$n.err" || echo "storm client failed: see $OUT/$s-$n.err"
     t1=$(date +%s.%N)
     after=$(ticks "${SERVER_PIDS[@]}")
     cpu=$(awk -v a="$before" -v b="$after" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
     echo "{\"server\":\"$s\",\"n\":$n,\"server_cpu_s\":$cpu,\"wall_s\":$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')}" >> "$OUT/runs.jsonl"
     for p in "${SERVER_PIDS[@]}"; do stop "$p"; done
-    for f in "$d"/*.log "$d"/*.err "$d"/*.out; do [ -s "$f" ] && cp "$f" "$OUT/$s-$n.$(basename "$f")"; done
-    echo "  $s N=$n done: server CPU ${cpu}s"
+    for f in "$d"/*.log "$d"/*.err "$d"/*.out "$d"/*-list.txt; do [ -s "$f" ] && cp "$f" "$OUT/$s-$n.$(basename "$f")"; done
+    # Which server each machine's script came from (its callback's host).
+    split=$(grep -o '"callback":"http://[0-9.]*' "$OUT/$s-$n.jsonl" | sed 's|.*http://||' | sort | uniq -c | awk '{printf "%s%s: %s", sep, $2, $1; sep=", "}')
+    echo "{\"server\":\"$s\",\"n\":$n,\"scripts_from\":\"$split\"}" >> "$OUT/split.jsonl"
+    echo "  $s N=$n done: server CPU ${cpu}s; scripts from $split"
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/setup.txt"

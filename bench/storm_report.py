@@ -7,7 +7,8 @@ from pathlib import Path
 
 out = Path(sys.argv[1])
 runs = [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines() if l.strip()]
-NAMES = {"tabula": "tabula", "tabula-fair": "tabula, no admission", "standin": "dnsmasq+nginx"}
+NAMES = {"tabula": "tabula", "tabula-fair": "tabula, no admission", "standin": "dnsmasq+nginx",
+         "tabula-pg": "tabula, PostgreSQL", "tabula-2": "two tabula, one PostgreSQL"}
 
 
 def summary(server, n):
