@@ -64,6 +64,9 @@ pub(super) struct Lab<'a> {
     /// Each wait's bound.
     pub limit: Duration,
     pub stop: &'a CancellationToken,
+    /// Corrupts demo@3's stored root image ([`corrupt`]): called once its rollout has
+    /// started, since a rollout starts only when every server holds its version whole.
+    pub break_demo3: Box<dyn Fn() -> Result<(), LabError> + Send + Sync + 'a>,
 }
 
 /// Runs the scenario; `Ok` only if every stage came out as it must.
@@ -112,7 +115,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<(), LabErro
         .map_err(|e| LabError::Image(format!("{e}")))?;
     images::ensure(&store, &broken, &recipes, stop).await?;
     drop(store);
-    corrupt(&data, &out.join("demo-3.squashfs"))?;
+    let broken_root = out.join("demo-3.squashfs");
 
     let op = Operator::new(&opts.exe, &config_path, &data);
     for vm in &specs {
@@ -195,6 +198,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<(), LabErro
         receiver: &rx,
         limit: opts.timeout,
         stop,
+        break_demo3: Box::new(move || corrupt(&data, &broken_root)),
     };
     let result = match started {
         Ok(()) => super::stages::scenario(&mut lab).await,
@@ -214,7 +218,9 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<(), LabErro
 }
 
 /// The stored root image of demo@3 no longer matches its digest: bytes in its middle
-/// inverted, the length kept (a corrupted store or mirror, as the fleet test does).
+/// inverted, the length kept (a corrupted store or mirror, as the fleet test does). The
+/// server then never serves it (it hashes a changed file before sending it, and
+/// quarantines it), so every machine that boots demo@3 fails to fetch its root.
 fn corrupt(data: &Path, built: &Path) -> Result<(), LabError> {
     use sha2::Digest as _;
     let bytes = std::fs::read(built).map_err(LabError::io(built))?;
@@ -233,6 +239,6 @@ fn corrupt(data: &Path, built: &Path) -> Result<(), LabError> {
     perms.set_readonly(false);
     std::fs::set_permissions(&blob, perms).map_err(LabError::io(&blob))?;
     std::fs::write(&blob, b).map_err(LabError::io(&blob))?;
-    println!("lab: demo@3's stored root image (sha256:{hex}) corrupted: it fails verification");
+    println!("lab: demo@3's stored root image (sha256:{hex}) corrupted: it is never served whole");
     Ok(())
 }

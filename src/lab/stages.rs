@@ -116,6 +116,7 @@ async fn bad_rollout(
     let op = lab.op.clone();
     op.show(&rollout_args("bad", "demo@3", "1")).await?;
     op.show(&["rollout", "start", "bad"]).await?;
+    (lab.break_demo3)()?;
     let canary = wait_for(
         "rollout bad",
         "canary admitted",
