@@ -55,6 +55,11 @@ pub enum Trust {
 #[derive(Clone, Debug, Default)]
 pub struct Trusted {
     map: Arc<Mutex<HashMap<Digest, FileStamp>>>,
+    /// One lock per blob being hashed: the first requests of a storm for a blob not yet
+    /// verified wait for one hash instead of each reading the whole file.
+    hashing: Arc<Mutex<HashMap<Digest, Arc<Mutex<()>>>>>,
+    /// Whole-file hashes done (tests read it).
+    hashes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Trusted {
@@ -84,7 +89,23 @@ impl Trusted {
         if self.is_trusted(d, &stamp) {
             return Ok(Trust::Good);
         }
-        match store.verify(d)? {
+        let lock = {
+            let mut h = self.hashing.lock().unwrap_or_else(|p| p.into_inner());
+            h.entry(*d).or_default().clone()
+        };
+        let _one = lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Another check may have hashed this very file while this one waited.
+        if self.is_trusted(d, &stamp) {
+            return Ok(Trust::Good);
+        }
+        self.hashes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let verified = store.verify(d);
+        self.hashing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(d);
+        match verified? {
             Verified::Ok { .. } => {
                 let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
                 map.insert(*d, stamp);
@@ -112,6 +133,20 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    #[test]
+    fn concurrent_first_checks_hash_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path()).unwrap();
+        let d = s.put_bytes(&vec![7u8; 8 << 20]).unwrap();
+        let t = Trusted::default();
+        std::thread::scope(|sc| {
+            for _ in 0..8 {
+                sc.spawn(|| assert!(matches!(t.check(&s, &d).unwrap(), Trust::Good)));
+            }
+        });
+        assert_eq!(t.hashes.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn a_written_blob_is_checked_again_and_quarantined() {
