@@ -14,43 +14,12 @@ use crate::store::BootOnceRow;
 
 /// `tabula rollout …` through the API.
 pub(super) async fn rollout(c: &Client, cmd: &RolloutCmd) -> anyhow::Result<()> {
-    let (name, command) = match cmd {
-        RolloutCmd::Create {
-            name,
-            target,
-            to,
-            steps,
-            max_in_flight,
-            failure_budget,
-            bake,
-            deadline,
-            on_budget,
-            reboot,
-            dry_run,
-        } => {
-            let body = json!({
-                "name": name, "target": target, "to": to, "steps": steps,
-                "max_in_flight": max_in_flight, "failure_budget": failure_budget,
-                "bake": bake, "deadline": deadline, "on_budget": on_budget,
-                "reboot": reboot, "dry_run": dry_run,
-            });
+    match cmd {
+        RolloutCmd::Create(a) => {
+            let body = serde_json::to_value(a)?;
             let v: RolloutView = c.call(Method::POST, "/api/v1/rollouts", Some(body)).await?;
-            if *dry_run {
-                println!("dry run: nothing created");
-            } else {
-                println!(
-                    "created rollout {name} (draft): start it with `tabula rollout start {name}`"
-                );
-            }
-            rollout::print_view(&v);
-            return Ok(());
+            rollout::print_created(a, &v);
         }
-        RolloutCmd::Start { name } => (name, "start"),
-        RolloutCmd::Pause { name } => (name, "pause"),
-        RolloutCmd::Resume { name } => (name, "resume"),
-        RolloutCmd::Promote { name } => (name, "promote"),
-        RolloutCmd::Abort { name } => (name, "abort"),
-        RolloutCmd::Retry { name } => (name, "retry"),
         RolloutCmd::Show { name, json } => {
             let path = format!("/api/v1/rollouts/{}", segment(name));
             let v: RolloutView = c.call(Method::GET, &path, None).await?;
@@ -59,19 +28,21 @@ pub(super) async fn rollout(c: &Client, cmd: &RolloutCmd) -> anyhow::Result<()> 
             } else {
                 rollout::print_view(&v);
             }
-            return Ok(());
         }
         RolloutCmd::List => {
             let page: Value = c.call(Method::GET, "/api/v1/rollouts", None).await?;
             let views: Vec<RolloutView> = serde_json::from_value(page["items"].clone())?;
             rollout::print_list(views);
-            return Ok(());
         }
-    };
-    let path = format!("/api/v1/rollouts/{}/{command}", segment(name));
-    let answer: Value = c.call(Method::POST, &path, None).await?;
-    let to = answer["state"].as_str().unwrap_or_default();
-    println!("rollout {name}: {command} -> {to}");
+        simple => {
+            if let Some((name, command)) = simple.command() {
+                let path = format!("/api/v1/rollouts/{}/{command}", segment(name));
+                let answer: Value = c.call(Method::POST, &path, None).await?;
+                let to = answer["state"].as_str().unwrap_or_default();
+                println!("rollout {name}: {command} -> {to}");
+            }
+        }
+    }
     Ok(())
 }
 

@@ -11,39 +11,7 @@ use crate::rollout::Command;
 #[derive(Debug, Subcommand)]
 pub(super) enum RolloutCmd {
     /// Create a rollout (in draft) of IMAGE@VERSION to the machines a label selector matches
-    Create {
-        name: String,
-        /// Label selector: k=v[,k2=v2|v3] (a leading "label:" is accepted)
-        #[arg(long)]
-        target: String,
-        /// The version to roll out: IMAGE@VERSION
-        #[arg(long)]
-        to: String,
-        /// Cumulative step sizes, counts or shares; the last is 100%
-        #[arg(long, default_value = "1,10%,50%,100%")]
-        steps: String,
-        /// Most members admitted without a result yet
-        #[arg(long, default_value_t = 10)]
-        max_in_flight: u32,
-        /// Failures tolerated: N, or P% of the admitted members
-        #[arg(long, default_value = "0")]
-        failure_budget: String,
-        /// How long a step's results must hold before the next step
-        #[arg(long, default_value = "0s")]
-        bake: String,
-        /// How long an admitted member has to boot the new version
-        #[arg(long, default_value = "30m")]
-        deadline: String,
-        /// What a spent budget does: pause or rollback
-        #[arg(long, default_value = "pause")]
-        on_budget: String,
-        /// How members reboot: passive (on their own) or webhook (a rollout.reboot_requested event each)
-        #[arg(long, default_value = "passive")]
-        reboot: String,
-        /// Show the members and steps without creating anything
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Create(CreateArgs),
     /// Start a draft rollout
     Start { name: String },
     /// Pause a running rollout (nothing more is admitted)
@@ -66,61 +34,104 @@ pub(super) enum RolloutCmd {
     List,
 }
 
+/// `rollout create`'s arguments: the API's create body, field for field (the remote CLI
+/// posts them as they are; the local one builds a [`RolloutSpec`] with [`CreateArgs::spec`]).
+#[derive(Debug, clap::Args, serde::Serialize)]
+pub(super) struct CreateArgs {
+    name: String,
+    /// Label selector: k=v[,k2=v2|v3] (a leading "label:" is accepted)
+    #[arg(long)]
+    target: String,
+    /// The version to roll out: IMAGE@VERSION
+    #[arg(long)]
+    to: String,
+    /// Cumulative step sizes, counts or shares; the last is 100%
+    #[arg(long, default_value = "1,10%,50%,100%")]
+    steps: String,
+    /// Most members admitted without a result yet
+    #[arg(long, default_value_t = 10)]
+    max_in_flight: u32,
+    /// Failures tolerated: N, or P% of the admitted members
+    #[arg(long, default_value = "0")]
+    failure_budget: String,
+    /// How long a step's results must hold before the next step
+    #[arg(long, default_value = "0s")]
+    bake: String,
+    /// How long an admitted member has to boot the new version
+    #[arg(long, default_value = "30m")]
+    deadline: String,
+    /// What a spent budget does: pause or rollback
+    #[arg(long, default_value = "pause")]
+    on_budget: String,
+    /// How members reboot: passive (on their own) or webhook (a rollout.reboot_requested event each)
+    #[arg(long, default_value = "passive")]
+    reboot: String,
+    /// Show the members and steps without creating anything
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl CreateArgs {
+    /// The facade's spec: the selector, version, steps, budget and durations parsed.
+    fn spec(&self) -> anyhow::Result<RolloutSpec> {
+        let target = &self.target;
+        let selector: Selector = target.strip_prefix("label:").unwrap_or(target).parse()?;
+        let (image, version) = match self.to.parse::<PinRef>()? {
+            PinRef::Version { image, version } => (image, version),
+            other => anyhow::bail!("--to {other}: a rollout names one version, IMAGE@VERSION"),
+        };
+        Ok(RolloutSpec {
+            name: self.name.clone(),
+            selector,
+            image,
+            version,
+            steps: self.steps.parse()?,
+            max_in_flight: self.max_in_flight,
+            budget: self.failure_budget.parse()?,
+            bake: duration(&self.bake, "bake")?,
+            deadline: duration(&self.deadline, "deadline")?,
+            on_budget: self.on_budget.clone(),
+            reboot: self.reboot.clone(),
+        })
+    }
+}
+
+impl RolloutCmd {
+    /// The rollout and command of the commands that only name a rollout.
+    pub(super) fn command(&self) -> Option<(&str, Command)> {
+        Some(match self {
+            RolloutCmd::Start { name } => (name, Command::Start),
+            RolloutCmd::Pause { name } => (name, Command::Pause),
+            RolloutCmd::Resume { name } => (name, Command::Resume),
+            RolloutCmd::Promote { name } => (name, Command::Promote),
+            RolloutCmd::Abort { name } => (name, Command::Abort),
+            RolloutCmd::Retry { name } => (name, Command::Retry),
+            RolloutCmd::Create(_) | RolloutCmd::Show { .. } | RolloutCmd::List => return None,
+        })
+    }
+}
+
+/// What `rollout create` prints on success (or after a dry run).
+pub(super) fn print_created(a: &CreateArgs, v: &RolloutView) {
+    let name = &a.name;
+    if a.dry_run {
+        println!("dry run: nothing created");
+    } else {
+        println!("created rollout {name} (draft): start it with `tabula rollout start {name}`");
+    }
+    print_view(v);
+}
+
 fn duration(s: &str, what: &str) -> anyhow::Result<std::time::Duration> {
     humantime::parse_duration(s).map_err(|e| anyhow::anyhow!("--{what} {s:?}: {e}"))
 }
 
 pub(super) async fn run(ctx: &Ctx, cmd: &RolloutCmd) -> anyhow::Result<()> {
-    let simple = |name: &String, c: Command| (name.clone(), c);
-    let (name, command) = match cmd {
-        RolloutCmd::Create {
-            name,
-            target,
-            to,
-            steps,
-            max_in_flight,
-            failure_budget,
-            bake,
-            deadline,
-            on_budget,
-            reboot,
-            dry_run,
-        } => {
-            let selector: Selector = target.strip_prefix("label:").unwrap_or(target).parse()?;
-            let (image, version) = match to.parse::<PinRef>()? {
-                PinRef::Version { image, version } => (image, version),
-                other => anyhow::bail!("--to {other}: a rollout names one version, IMAGE@VERSION"),
-            };
-            let spec = RolloutSpec {
-                name: name.clone(),
-                selector,
-                image,
-                version,
-                steps: steps.parse()?,
-                max_in_flight: *max_in_flight,
-                budget: failure_budget.parse()?,
-                bake: duration(bake, "bake")?,
-                deadline: duration(deadline, "deadline")?,
-                on_budget: on_budget.clone(),
-                reboot: reboot.clone(),
-            };
-            let v = ctx.fleet.create_rollout(&spec, *dry_run).await?;
-            if *dry_run {
-                println!("dry run: nothing created");
-            } else {
-                println!(
-                    "created rollout {name} (draft): start it with `tabula rollout start {name}`"
-                );
-            }
-            print_view(&v);
-            return Ok(());
+    match cmd {
+        RolloutCmd::Create(a) => {
+            let v = ctx.fleet.create_rollout(&a.spec()?, a.dry_run).await?;
+            print_created(a, &v);
         }
-        RolloutCmd::Start { name } => simple(name, Command::Start),
-        RolloutCmd::Pause { name } => simple(name, Command::Pause),
-        RolloutCmd::Resume { name } => simple(name, Command::Resume),
-        RolloutCmd::Promote { name } => simple(name, Command::Promote),
-        RolloutCmd::Abort { name } => simple(name, Command::Abort),
-        RolloutCmd::Retry { name } => simple(name, Command::Retry),
         RolloutCmd::Show { name, json } => {
             let v = ctx.fleet.rollout_view(name).await?;
             if *json {
@@ -128,15 +139,15 @@ pub(super) async fn run(ctx: &Ctx, cmd: &RolloutCmd) -> anyhow::Result<()> {
             } else {
                 print_view(&v);
             }
-            return Ok(());
         }
-        RolloutCmd::List => {
-            print_list(ctx.fleet.rollouts().await?);
-            return Ok(());
+        RolloutCmd::List => print_list(ctx.fleet.rollouts().await?),
+        simple => {
+            if let Some((name, command)) = simple.command() {
+                let to = ctx.fleet.rollout_command(name, command).await?;
+                println!("rollout {name}: {command} -> {to}");
+            }
         }
-    };
-    let to = ctx.fleet.rollout_command(&name, command).await?;
-    println!("rollout {name}: {command} -> {to}");
+    }
     Ok(())
 }
 

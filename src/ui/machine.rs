@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::machine_fleet::{self, MachineFleet};
-use super::session::{Signed, forged, urlencode};
+use super::session::{Signed, forged, form_csrf, urlencode};
 use super::state::{self, State as MState};
 use super::timeline::{BootRow, boots, human_bytes};
 use super::{Chrome, Ui, error, render, when};
@@ -347,11 +347,6 @@ pub(crate) async fn pin(
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct CsrfOnly {
-    csrf: Option<String>,
-}
-
 /// `POST /ui/machines/{name}/rollback`: the pin goes back to the one before it.
 pub(crate) async fn rollback(
     State(ui): State<Ui>,
@@ -359,8 +354,8 @@ pub(crate) async fn rollback(
     Path(name): Path<String>,
     body: String,
 ) -> Response {
-    let form: CsrfOnly = serde_urlencoded::from_str(&body).unwrap_or(CsrfOnly { csrf: None });
-    if let Some(r) = refused(&signed, form.csrf.as_deref()) {
+    let csrf = form_csrf(&body);
+    if let Some(r) = refused(&signed, csrf.as_deref()) {
         return r;
     }
     let target = PinTarget::Machine(name.clone());

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::machine::{back, fleet_error, refused};
-use super::session::{Signed, urlencode};
+use super::session::{Signed, form_csrf, urlencode};
 use super::{Ui, error, when};
 use crate::fleet::Then;
 use crate::inventory::{PinRef, PinTarget};
@@ -139,11 +139,6 @@ pub(crate) async fn load(
     out
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct CsrfOnly {
-    csrf: Option<String>,
-}
-
 /// `POST /ui/machines/{name}/release`: clears its hold.
 pub(crate) async fn release(
     State(ui): State<Ui>,
@@ -151,8 +146,8 @@ pub(crate) async fn release(
     Path(name): Path<String>,
     body: String,
 ) -> Response {
-    let form: CsrfOnly = serde_urlencoded::from_str(&body).unwrap_or(CsrfOnly { csrf: None });
-    if let Some(r) = refused(&signed, form.csrf.as_deref()) {
+    let csrf = form_csrf(&body);
+    if let Some(r) = refused(&signed, csrf.as_deref()) {
         return r;
     }
     match ui.api.fleet.release_hold(&name).await {

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::rollout_view::{self, BudgetMeter, Point, StepBar};
-use super::session::{Signed, forged, urlencode};
+use super::session::{Signed, forged, form_csrf, urlencode};
 use super::{Chrome, Ui, error, render, when};
 use crate::auth::Scope;
 use crate::fleet::{FleetError, RolloutView};
@@ -262,11 +262,6 @@ pub(crate) async fn page(
     })
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct CsrfOnly {
-    csrf: Option<String>,
-}
-
 /// `POST /ui/rollouts/{name}/{command}`: pause, resume, promote, abort, start, retry.
 pub(crate) async fn command(
     State(ui): State<Ui>,
@@ -274,8 +269,8 @@ pub(crate) async fn command(
     Path((name, cmd)): Path<(String, String)>,
     body: String,
 ) -> Response {
-    let form: CsrfOnly = serde_urlencoded::from_str(&body).unwrap_or(CsrfOnly { csrf: None });
-    if !signed.csrf_ok(form.csrf.as_deref()) {
+    let csrf = form_csrf(&body);
+    if !signed.csrf_ok(csrf.as_deref()) {
         return forged(&signed);
     }
     let chrome = signed.chrome("rollouts");

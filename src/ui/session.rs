@@ -145,6 +145,18 @@ impl Signed {
     }
 }
 
+/// The `csrf` field of a posted form whose other fields do not matter (a command button);
+/// `None` when the body is not a form or has no such field.
+pub(crate) fn form_csrf(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct CsrfOnly {
+        csrf: Option<String>,
+    }
+    serde_urlencoded::from_str::<CsrfOnly>(body)
+        .ok()
+        .and_then(|f| f.csrf)
+}
+
 impl FromRequestParts<Ui> for Signed {
     type Rejection = Response;
 
