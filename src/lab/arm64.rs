@@ -64,7 +64,10 @@ pub fn machine_args(vm: &VmSpec, work: &Path) -> Vec<String> {
         "-cpu".into(),
         "cortex-a57".into(),
         "-device".into(),
-        format!("virtio-net-pci,netdev=n0,mac={},bootindex=1,romfile=", vm.mac),
+        format!(
+            "virtio-net-pci,netdev=n0,mac={},bootindex=1,romfile=",
+            vm.mac
+        ),
         "-drive".into(),
         format!("if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}"),
         "-drive".into(),

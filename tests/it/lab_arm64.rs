@@ -46,7 +46,11 @@ fn arm64_uefi_boots_through_grub() {
         s[0]
     );
     let secs = stage_seconds(&s[0]);
-    assert!(secs.iter().all(Option::is_some), "untimed stage: {:?}", s[0]);
+    assert!(
+        secs.iter().all(Option::is_some),
+        "untimed stage: {:?}",
+        s[0]
+    );
     let console: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("[arm64-1] "))
@@ -82,15 +86,16 @@ fn arm64_uefi_boots_through_grub() {
     let vmlinuz = std::fs::read(env.data().join("lab-run/images/arm64/vmlinuz")).unwrap();
     assert_eq!(&vmlinuz[0x38..0x3c], b"ARM\x64", "not an ARM64 Image");
 
-    let explained: serde_json::Value = serde_json::from_str(&env.ok(&[
-        "explain", MAC, "--arch", "efi-arm64", "--json",
-    ]))
-    .unwrap();
+    let explained: serde_json::Value =
+        serde_json::from_str(&env.ok(&["explain", MAC, "--arch", "efi-arm64", "--json"])).unwrap();
     let manifest = explained["decision"]["plan"]["manifest"]
         .as_str()
         .unwrap_or_else(|| panic!("{explained}"))
         .to_string();
-    assert_eq!(explained["decision"]["plan"]["arch"], "arm64", "{explained}");
+    assert_eq!(
+        explained["decision"]["plan"]["arch"], "arm64",
+        "{explained}"
+    );
     // The same pin on an x86 firmware is refused: the version records its architecture.
     let x86 = env.ok(&["explain", MAC, "--arch", "efi-x64"]);
     assert!(x86.contains("built for arm64"), "{x86}");
