@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # images/kernel.sh: the Debian kernel the lab boots, fetched and unpacked once into the cache.
 #
-# Resolves the kernel package from linux-image-amd64's dependency (or TABULA_LAB_KERNEL,
-# e.g. 6.1.0-56-amd64, to pin it), fetches it with `apt-get download` (never installs it),
+# Resolves the kernel package from linux-image-$ARCH's dependency (or TABULA_LAB_KERNEL,
+# e.g. 6.1.0-56-amd64, to pin it; ARCH is TABULA_LAB_ARCH, amd64 by default, or arm64),
+# fetches it with `apt-get download` (never installs it),
 # unpacks it with `dpkg-deb -x`, writes modules.dep (depmod) and keeps the tree. Prints, as shell assignments on stdout:
 #   KERNEL_RELEASE  KERNEL_PACKAGE  KERNEL_PACKAGE_VERSION  KERNEL_DEB  VMLINUZ  MODULES_DIR
 # A second run with the tree in the cache is instant and needs no network.
@@ -18,24 +19,24 @@ flock 9
 release=${TABULA_LAB_KERNEL:-}
 if [ -z "$release" ]; then
   lab_need apt-cache
-  # The candidate linux-image-amd64 depends on exactly one linux-image-<release>.
-  dep=$(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
-    sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*-amd64\).*/\1/p' | head -n1)
-  [ -n "$dep" ] || lab_die "cannot resolve linux-image-amd64 (run apt-get update, or set TABULA_LAB_KERNEL)"
+  # The candidate linux-image-$ARCH depends on exactly one linux-image-<release>.
+  dep=$(apt-cache show --no-all-versions "linux-image-$LAB_ARCH:$LAB_ARCH" 2>/dev/null |
+    sed -n "s/^Depends: .*\(linux-image-[0-9][^ ,]*-$LAB_ARCH\).*/\1/p" | head -n1)
+  [ -n "$dep" ] || lab_die "cannot resolve linux-image-$LAB_ARCH:$LAB_ARCH (run images/setup-packages.sh and apt-get update, or set TABULA_LAB_KERNEL)"
   release=${dep#linux-image-}
 fi
 pkg=linux-image-$release
 tree=$dir/$release
 
 if [ ! -d "$tree" ]; then
-  deb=$(ls "$dir"/"${pkg}"_*_amd64.deb 2>/dev/null | head -n1 || true)
+  deb=$(ls "$dir"/"${pkg}"_*_"$LAB_ARCH".deb 2>/dev/null | head -n1 || true)
   if [ -z "$deb" ]; then
     lab_need apt-get dpkg-deb
     lab_log "downloading $pkg with apt-get download"
     tmp=$(mktemp -d "$dir/.download.XXXXXX")
     # _apt cannot write into a root-only cache directory: let it write into its own.
     chmod 0755 "$tmp"
-    (cd "$tmp" && apt-get download -q "$pkg" 2>&1 | grep -v 'unsandboxed as root' >&2) ||
+    (cd "$tmp" && apt-get download -q "$pkg:$LAB_ARCH" 2>&1 | grep -v 'unsandboxed as root' >&2) ||
       { rm -rf "$tmp"; lab_die "apt-get download $pkg failed (run apt-get update?)"; }
     got=$(ls "$tmp"/*.deb)
     mv "$got" "$dir/"
@@ -57,7 +58,7 @@ if [ ! -d "$tree" ]; then
   mv "$tmp" "$tree"
 fi
 
-deb=$(ls "$dir"/"${pkg}"_*_amd64.deb 2>/dev/null | head -n1 || true)
+deb=$(ls "$dir"/"${pkg}"_*_"$LAB_ARCH".deb 2>/dev/null | head -n1 || true)
 vmlinuz=$tree/boot/vmlinuz-$release
 modules=$tree/lib/modules/$release
 [ -f "$vmlinuz" ] || lab_die "$vmlinuz is missing (remove $tree to unpack again)"

@@ -9,11 +9,18 @@
 # pin the kernel with TABULA_LAB_KERNEL, or publish into a fresh data directory.
 # TABULA_LAB_CMDLINE is the kernel command line template (default "panic=5"); tabula
 # appends console= from its config and the tabula.* arguments the initramfs reads.
+# TABULA_LAB_ARCH=arm64 publishes demo-arm64@1 and @2 instead, built from Debian's arm64
+# packages and recorded as arm64 (`--arch arm64`), so only arm64 machines are given them;
+# their default command line adds console=ttyAMA0 (the PL011 UART of QEMU's virt machine).
 set -euo pipefail
 LAB_RECIPE=publish
 . "$(dirname "$0")/env.sh"
 
-cmdline=${TABULA_LAB_CMDLINE:-panic=5}
+default_cmdline=panic=5
+[ "$LAB_ARCH" = arm64 ] && default_cmdline="panic=5 console=ttyAMA0"
+cmdline=${TABULA_LAB_CMDLINE:-$default_cmdline}
+arch=x86_64
+[ "$LAB_ARCH" = arm64 ] && arch=arm64
 
 if [ -n "${TABULA:-}" ]; then
   tabula=$TABULA
@@ -29,11 +36,11 @@ fi
 
 "$LAB_IMAGES_DIR/build.sh"
 for v in ${TABULA_LAB_DEMO_VERSIONS:-1 2}; do
-  lab_log "tabula image add demo --version $v"
-  "$tabula" image add demo --version "$v" \
+  lab_log "tabula image add $LAB_DEMO_NAME --version $v --arch $arch"
+  "$tabula" image add "$LAB_DEMO_NAME" --version "$v" --arch "$arch" \
     --kernel "$LAB_OUT/vmlinuz" \
     --initrd "$LAB_OUT/initramfs.cpio.gz" \
-    --rootfs "$LAB_OUT/demo-$v.squashfs" \
+    --rootfs "$LAB_OUT/$LAB_DEMO_NAME-$v.squashfs" \
     --cmdline "$cmdline"
 done
-lab_log "published; pin a machine with: tabula pin set MAC demo@1 (or demo@2)"
+lab_log "published; pin a machine with: tabula pin set MAC $LAB_DEMO_NAME@1 (or @2)"

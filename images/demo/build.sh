@@ -2,17 +2,19 @@
 # images/demo/build.sh VERSION [OUT]: builds the demo root image (squashfs) for VERSION.
 #
 # Contents: busybox-static with its applet links, /sbin/init from this directory, and
-# /etc/tabula-release stamped with NAME=demo and VERSION, which the marker line prints.
+# /etc/tabula-release stamped with NAME and VERSION, which the marker line prints. NAME is
+# demo, or demo-arm64 with TABULA_LAB_ARCH=arm64 (arm64's busybox-static).
 # Reproducible: fixed modes and mtimes (SOURCE_DATE_EPOCH, 0 by default), all files owned
 # by root, no xattrs, and a squashfs creation time of that same epoch.
-# OUT defaults to $TABULA_LAB_OUT/demo-VERSION.squashfs (TABULA_LAB_OUT: lab-out/).
+# OUT defaults to $TABULA_LAB_OUT/NAME-VERSION.squashfs (TABULA_LAB_OUT: lab-out/, and
+# its arm64/ folder for arm64).
 set -euo pipefail
 LAB_RECIPE=demo
 . "$(dirname "$0")/../env.sh"
 lab_need mksquashfs
 
 version=${1:?usage: images/demo/build.sh VERSION [OUT]}
-name=demo
+name=$LAB_DEMO_NAME
 out=${2:-$LAB_OUT/$name-$version.squashfs}
 bb=$(lab_busybox)
 

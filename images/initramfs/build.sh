@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # images/initramfs/build.sh [OUT]: builds the tabula netboot initramfs (gzip'd newc cpio).
 #
-# Contents: busybox-static with its applet links, /init and the udhcpc hook from this
+# For TABULA_LAB_ARCH (amd64 by default, or arm64: that architecture's kernel modules and
+# busybox-static, fetched with apt-get download). Contents: busybox-static with its applet links, /init and the udhcpc hook from this
 # directory, and the kernel modules the Debian kernel needs for the NIC (virtio-net,
 # e1000) and the root image (loop, squashfs, overlay), with their dependencies resolved
 # from modules.dep into /lib/modules/load-order, decompressed if packed. Nothing else.
@@ -81,7 +82,9 @@ printf '%s\n' "${order[@]}" >"$root/lib/modules/load-order"
 {
   echo "KERNEL_RELEASE=$KERNEL_RELEASE"
   echo "KERNEL_PACKAGE=$KERNEL_PACKAGE $KERNEL_PACKAGE_VERSION"
-  echo "BUSYBOX=$(dpkg-query -W -f='${Package} ${Version}' busybox-static)"
+  echo "BUSYBOX=$(lab_busybox_version)"
+  # Only for arm64: the amd64 initramfs keeps the bytes (and digests) it always had.
+  [ "$LAB_ARCH" = amd64 ] || echo "ARCH=$LAB_ARCH"
 } >"$root/etc/tabula-initramfs"
 chmod 0644 "$root/etc/tabula-initramfs" "$root/lib/modules/load-order"
 

@@ -49,6 +49,16 @@ pub enum FirmwareError {
 }
 
 impl Firmware {
+    /// The firmware a client of `arch` that did not name its firmware is taken to have
+    /// (x86_64: BIOS, the DHCP default; the others have UEFI only).
+    pub fn assumed_for(arch: Arch) -> Firmware {
+        match arch {
+            Arch::X86_64 => Firmware::Bios,
+            Arch::I386 => Firmware::EfiIa32,
+            Arch::Arm64 => Firmware::EfiArm64,
+        }
+    }
+
     /// Every firmware, in a stable order.
     pub const ALL: [Firmware; 6] = [
         Firmware::Bios,

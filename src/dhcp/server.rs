@@ -590,6 +590,9 @@ impl Service {
                 .map(|u| u.to_string()),
             firmware: req.kind.firmware.unwrap_or(Firmware::Bios),
         };
+        if req.kind.firmware.is_none() {
+            return crate::inventory::select_unnamed_arch(&snap, &facts).decision;
+        }
         select(&snap, &facts).decision
     }
 

@@ -17,7 +17,7 @@ pub use live::Inventory;
 pub use pin::{PinRef, PinTarget, Selector};
 pub use select::{
     Candidate, CandidateOutcome, Decision, Facts, Resolved, Selection, Source, select,
-    select_for_boot,
+    select_for_boot, select_unnamed_arch,
 };
 pub use snapshot::{Admission, BootOnce, FleetState, Hold, Pin, Settings, Snapshot, Version};
 

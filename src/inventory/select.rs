@@ -186,6 +186,31 @@ pub fn select(snap: &Snapshot, facts: &Facts) -> Selection {
     decide(snap, facts, None)
 }
 
+/// [`select`] for a DHCP client that names no architecture (no option 93: an operating
+/// system's or the netboot initramfs's DHCP, after the firmware stages did name it).
+/// `facts.firmware` is then only the BIOS guess, so a refusal for the architecture alone
+/// would be a guess too: the client is taken to be of the architecture its image was
+/// built for, and decided again as such. An arm64 machine's initramfs thus gets its
+/// lease like an x86 one's (found booting the ARM64 lab); every other decision is
+/// [`select`]'s.
+pub fn select_unnamed_arch(snap: &Snapshot, facts: &Facts) -> Selection {
+    let sel = select(snap, facts);
+    if let Decision::Ignore {
+        reason: IgnoreReason::WrongArch { built, .. },
+    } = &sel.decision
+        && let Some(&arch) = built.first()
+    {
+        return select(
+            snap,
+            &Facts {
+                firmware: Firmware::assumed_for(arch),
+                ..facts.clone()
+            },
+        );
+    }
+    sel
+}
+
 /// [`select`] for a plan that is served: its callback (on the kernel command line and in
 /// `${callback_url}`) carries the token `seal` makes for the MAC and manifest.
 pub fn select_for_boot(snap: &Snapshot, facts: &Facts, seal: &BootSeal<'_>) -> Selection {

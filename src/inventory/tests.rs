@@ -275,6 +275,29 @@ fn local_none_missing_and_arch() {
 }
 
 #[test]
+fn a_client_naming_no_arch_gets_its_images_arch() {
+    let s = snap(
+        &[("c", "demo@arm"), ("a", "demo@1")],
+        three_machines(),
+        UnknownMachines::Default,
+    );
+    // No option 93: the BIOS guess would refuse the arm64 image; the image's arch decides.
+    let sel = select_unnamed_arch(&s, &facts(C, Firmware::Bios));
+    assert_eq!(booted_version(&sel), "arm");
+    assert_eq!(sel.firmware, Firmware::EfiArm64);
+    assert_eq!(
+        booted_version(&select_unnamed_arch(&s, &facts(A, Firmware::Bios))),
+        "1"
+    );
+    // Anything but an architecture refusal is select's own.
+    let none = snap(&[("c", "none")], three_machines(), UnknownMachines::Default);
+    assert_eq!(
+        select_unnamed_arch(&none, &facts(C, Firmware::Bios)),
+        select(&none, &facts(C, Firmware::Bios))
+    );
+}
+
+#[test]
 fn plan_carries_digests_and_exact_cmdline() {
     let mut ms = three_machines();
     ms[0].hostname = Some("node-a".into());

@@ -1,7 +1,8 @@
 //! The image the lab boots: reused when it is already published in the lab's data dir,
 //! otherwise, for the demo image, built and published by the repository's recipes
-//! (`images/publish.sh`: Debian kernel, netboot initramfs, demo@1 and demo@2), with this
-//! very binary as the `tabula` that publishes. Other images must be published first.
+//! (`images/publish.sh`: Debian kernel, netboot initramfs, demo@1 and demo@2; for
+//! `demo-arm64`, the same from Debian's arm64 packages, `TABULA_LAB_ARCH=arm64`), with
+//! this very binary as the `tabula` that publishes. Other images must be published first.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -76,7 +77,12 @@ pub async fn ensure(
     else {
         return Ok(());
     };
-    if image != "demo" {
+    let arch = match image.as_str() {
+        "demo" => "amd64",
+        super::arm64::DEMO => "arm64",
+        _ => "",
+    };
+    if arch.is_empty() {
         return Err(LabError::Image(format!(
             "{reference} is not published in {} and only the demo image can be built here; \
              publish it with `tabula --data-dir {} image add …`",
@@ -99,8 +105,8 @@ pub async fn ensure(
         versions.push(version.clone());
     }
     println!(
-        "lab: building and publishing demo@{} into {} ({})",
-        versions.join(", demo@"),
+        "lab: building and publishing {image}@{} into {} ({})",
+        versions.join(&format!(", {image}@")),
         r.data_dir.display(),
         script.display()
     );
@@ -115,6 +121,7 @@ pub async fn ensure(
         .env("TABULA_CONFIG", r.config)
         .env("TABULA_LAB_OUT", r.out)
         .env("TABULA_LAB_DEMO_VERSIONS", versions.join(" "))
+        .env("TABULA_LAB_ARCH", arch)
         .env("TABULA_LOG", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true)

@@ -13,6 +13,7 @@
 //! Must not: touch any interface outside the namespace it creates, or kill a process it
 //! did not start (everything is killed by PID).
 
+pub mod arm64;
 pub mod capture;
 pub mod grub;
 pub mod images;
@@ -108,6 +109,9 @@ pub enum VmFirmware {
     /// OVMF's Secure Boot build with Microsoft's keys enrolled, its own PXE loading
     /// Debian's signed shim → GRUB → the Debian-signed kernel (see [`grub`]).
     SecureBoot,
+    /// QEMU's arm64 `virt` machine with AAVMF's own PXE loading Debian's
+    /// `grubnetaa64.efi` → the arm64 kernel (see [`arm64`]).
+    Arm64,
 }
 
 impl VmFirmware {
@@ -116,6 +120,7 @@ impl VmFirmware {
             VmFirmware::Bios => "bios",
             VmFirmware::Uefi => "uefi",
             VmFirmware::SecureBoot => "secureboot",
+            VmFirmware::Arm64 => "arm64",
         }
     }
 }
@@ -206,6 +211,9 @@ impl Hardware {
     /// iPXE ROM (shared/netboot-lab.md §3).
     pub fn check(self, firmware: FirmwareChoice) -> Result<(), String> {
         let kinds = firmware.kinds();
+        if kinds.contains(&VmFirmware::Arm64) && self.nic == Nic::E1000 {
+            return Err("AAVMF has no e1000 driver: --firmware arm64 needs --nic virtio".into());
+        }
         if kinds.contains(&VmFirmware::SecureBoot) && self.nic == Nic::E1000 {
             return Err(
                 "OVMF has no e1000 driver: --firmware secureboot needs --nic virtio".into(),
@@ -228,6 +236,7 @@ pub enum FirmwareChoice {
     Uefi,
     Both,
     SecureBoot,
+    Arm64,
 }
 
 impl FromStr for FirmwareChoice {
@@ -238,7 +247,10 @@ impl FromStr for FirmwareChoice {
             "uefi" => Ok(FirmwareChoice::Uefi),
             "both" => Ok(FirmwareChoice::Both),
             "secureboot" => Ok(FirmwareChoice::SecureBoot),
-            _ => Err(format!("{s:?} is not one of bios, uefi, both, secureboot")),
+            "arm64" => Ok(FirmwareChoice::Arm64),
+            _ => Err(format!(
+                "{s:?} is not one of bios, uefi, both, secureboot, arm64"
+            )),
         }
     }
 }
@@ -251,6 +263,7 @@ impl FirmwareChoice {
             FirmwareChoice::Uefi => vec![VmFirmware::Uefi],
             FirmwareChoice::Both => vec![VmFirmware::Bios, VmFirmware::Uefi],
             FirmwareChoice::SecureBoot => vec![VmFirmware::SecureBoot],
+            FirmwareChoice::Arm64 => vec![VmFirmware::Arm64],
         }
     }
 }
@@ -275,6 +288,7 @@ pub fn plan_vms(choice: FirmwareChoice, per_firmware: u8) -> Vec<VmSpec> {
             VmFirmware::Bios => (1u8, 'b'),
             VmFirmware::Uefi => (2u8, 'u'),
             VmFirmware::SecureBoot => (3u8, 's'),
+            VmFirmware::Arm64 => (4u8, 'a'),
         };
         for i in 1..=per_firmware.min(99) {
             out.push(VmSpec {

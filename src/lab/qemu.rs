@@ -32,6 +32,14 @@ pub fn qmp_path(vm: &VmSpec, work: &Path) -> PathBuf {
     work.join(format!("{}.qmp", vm.name))
 }
 
+/// The QEMU program of a firmware kind.
+pub fn program(firmware: VmFirmware) -> &'static str {
+    match firmware {
+        VmFirmware::Arm64 => super::arm64::QEMU,
+        _ => "qemu-system-x86_64",
+    }
+}
+
 /// QEMU's arguments for `vm`, with per-VM files under `work`.
 pub fn args(vm: &VmSpec, work: &Path) -> Vec<String> {
     args_with(vm, work, &Control::default())
@@ -77,6 +85,7 @@ pub fn args_with(vm: &VmSpec, work: &Path, control: &Control) -> Vec<String> {
         a.push(format!("unix:{},server=on,wait=off", q.display()));
     }
     match vm.firmware {
+        VmFirmware::Arm64 => a.extend(super::arm64::machine_args(vm, work)),
         VmFirmware::Bios => {
             a.extend(["-machine".into(), "pc".into(), "-device".into()]);
             a.push(format!(
@@ -142,7 +151,8 @@ pub fn args_with(vm: &VmSpec, work: &Path, control: &Control) -> Vec<String> {
     a
 }
 
-fn vars_path(vm: &VmSpec, work: &Path) -> PathBuf {
+/// A UEFI VM's own copy of its firmware's variable store.
+pub(super) fn vars_path(vm: &VmSpec, work: &Path) -> PathBuf {
     work.join(format!("{}-vars.fd", vm.name))
 }
 
@@ -154,9 +164,10 @@ pub fn prepare(vm: &VmSpec, work: &Path) -> Result<(), LabError> {
             let p = work.join(SERCON);
             std::fs::write(&p, [0xf8u8, 0x03]).map_err(LabError::io(p))
         }
-        VmFirmware::Uefi | VmFirmware::SecureBoot => {
+        VmFirmware::Uefi | VmFirmware::SecureBoot | VmFirmware::Arm64 => {
             let template = match vm.firmware {
                 VmFirmware::SecureBoot => OVMF_SB_VARS,
+                VmFirmware::Arm64 => super::arm64::AAVMF_VARS,
                 _ => OVMF_VARS,
             };
             let p = vars_path(vm, work);
@@ -191,8 +202,9 @@ impl Vm {
         if let Some(q) = &control.qmp {
             let _ = std::fs::remove_file(q);
         }
+        let qemu = program(vm.firmware);
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "qemu-system-x86_64"])
+            .args(["netns", "exec", ns, qemu])
             .args(args_with(vm, work, control))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -200,7 +212,7 @@ impl Vm {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| LabError::Command {
-                command: "qemu-system-x86_64".into(),
+                command: qemu.into(),
                 detail: e.to_string(),
             })?;
         let log = work.join(format!("{}.log", vm.name));

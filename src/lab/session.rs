@@ -139,6 +139,8 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
         opts.firmware,
         &work,
     )?;
+    let config_text = super::arm64::config(config_text, opts.firmware, &work)?;
+    let image = super::arm64::image(opts.firmware, &opts.image);
     std::fs::write(&config_path, config_text).map_err(LabError::io(&config_path))?;
     let config = Config::load(&config_path, Some(&opts.data_dir))?;
     let store = Store::open(&config.store_url).await?;
@@ -161,18 +163,19 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
         out: &work.join("images"),
         cmdline: None,
     };
-    images::ensure(&store, &opts.image, &recipes, stop).await?;
+    images::ensure(&store, &image, &recipes, stop).await?;
 
     // Pin every VM's MAC; what each should boot, from the one policy seam.
     let mut pinned = Vec::new();
     for vm in &specs {
-        fleet.set_pin(&PinTarget::Mac(vm.mac), &opts.image).await?;
+        fleet.set_pin(&PinTarget::Mac(vm.mac), &image).await?;
     }
     let snap = inventory.snapshot().await?;
     for vm in &specs {
         let firmware = match vm.firmware {
             VmFirmware::Bios => Firmware::Bios,
             VmFirmware::Uefi | VmFirmware::SecureBoot => Firmware::EfiX64,
+            VmFirmware::Arm64 => Firmware::EfiArm64,
         };
         let sel = select(
             &snap,
@@ -185,7 +188,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
         let Decision::Boot { plan } = sel.decision else {
             return Err(LabError::Image(format!(
                 "{} pinned to {} does not boot an image ({:?})",
-                vm.mac, opts.image, sel.decision
+                vm.mac, image, sel.decision
             )));
         };
         println!(

@@ -32,6 +32,7 @@ mod ha_rollout;
 mod heads;
 mod hostile;
 mod lab_api;
+mod lab_arm64;
 mod lab_cli;
 mod lab_direct;
 mod lab_direct_postgres;
