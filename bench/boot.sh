@@ -25,7 +25,8 @@
 #
 # Usage (root): bash bench/boot.sh
 # Knobs: PATHS="bios bios-chain uefi uefi-http ipxe-efi secureboot" SERVERS="tabula standin"
-#   RUNS=1 LIMIT_S=240 TABULA_BIN=… (default target/release/tabula, else target/debug/tabula)
+#   RUNS=1 LIMIT_S=240 CAPTURE=1 (tcpdump of the bridge per boot, 128-byte snaplen)
+#   TABULA_BIN=… (default target/release/tabula, else target/debug/tabula)
 # Output: a table on stdout; consoles, server logs and the table in bench/results/boot-<UTC>/.
 # Only the namespace and processes this script creates are touched; all removed on exit.
 set -euo pipefail
@@ -288,7 +289,13 @@ for path in $PATHS; do
     for run in $(seq 1 "$RUNS"); do
       start_server "$server" "$path"
       log=$OUT/console-$path-$server-$run.txt
+      CAP_PID=
+      if [ -n "${CAPTURE:-}" ]; then
+        ip netns exec "$NS" tcpdump -q -i tabr0 -s 128 -w "$OUT/capture-$path-$server-$run.pcap" 2>/dev/null &
+        CAP_PID=$!; PIDS+=($CAP_PID); sleep 0.5
+      fi
       boot_vm "$path" "$log"
+      [ -z "$CAP_PID" ] || { kill "$CAP_PID"; wait "$CAP_PID" 2>/dev/null || true; }
       stop_server
       row=$(printf '%-10s %-8s %4s ' "$path" "$server" "$run")
       for s in $STAGES; do v=$(at "$s" "$log" || true); row="$row $(printf '%8s' "${v:--}")"; done

@@ -15,6 +15,7 @@
 
 pub mod capture;
 pub mod grub;
+pub mod http_boot;
 pub mod images;
 pub mod network;
 pub mod operator;
@@ -108,6 +109,8 @@ pub enum VmFirmware {
     /// OVMF's Secure Boot build with Microsoft's keys enrolled, its own PXE loading
     /// Debian's signed shim → GRUB → the Debian-signed kernel (see [`grub`]).
     SecureBoot,
+    /// OVMF with its PXE off: UEFI HTTP boot of the loader, then iPXE (see [`http_boot`]).
+    UefiHttp,
 }
 
 impl VmFirmware {
@@ -116,6 +119,7 @@ impl VmFirmware {
             VmFirmware::Bios => "bios",
             VmFirmware::Uefi => "uefi",
             VmFirmware::SecureBoot => "secureboot",
+            VmFirmware::UefiHttp => "uefi-http",
         }
     }
 }
@@ -206,6 +210,9 @@ impl Hardware {
     /// iPXE ROM (shared/netboot-lab.md §3).
     pub fn check(self, firmware: FirmwareChoice) -> Result<(), String> {
         let kinds = firmware.kinds();
+        if kinds.contains(&VmFirmware::UefiHttp) {
+            http_boot::check(self)?;
+        }
         if kinds.contains(&VmFirmware::SecureBoot) && self.nic == Nic::E1000 {
             return Err(
                 "OVMF has no e1000 driver: --firmware secureboot needs --nic virtio".into(),
@@ -228,6 +235,7 @@ pub enum FirmwareChoice {
     Uefi,
     Both,
     SecureBoot,
+    UefiHttp,
 }
 
 impl FromStr for FirmwareChoice {
@@ -238,7 +246,10 @@ impl FromStr for FirmwareChoice {
             "uefi" => Ok(FirmwareChoice::Uefi),
             "both" => Ok(FirmwareChoice::Both),
             "secureboot" => Ok(FirmwareChoice::SecureBoot),
-            _ => Err(format!("{s:?} is not one of bios, uefi, both, secureboot")),
+            "uefi-http" => Ok(FirmwareChoice::UefiHttp),
+            _ => Err(format!(
+                "{s:?} is not one of bios, uefi, both, secureboot, uefi-http"
+            )),
         }
     }
 }
@@ -251,6 +262,7 @@ impl FirmwareChoice {
             FirmwareChoice::Uefi => vec![VmFirmware::Uefi],
             FirmwareChoice::Both => vec![VmFirmware::Bios, VmFirmware::Uefi],
             FirmwareChoice::SecureBoot => vec![VmFirmware::SecureBoot],
+            FirmwareChoice::UefiHttp => vec![VmFirmware::UefiHttp],
         }
     }
 }
@@ -275,6 +287,7 @@ pub fn plan_vms(choice: FirmwareChoice, per_firmware: u8) -> Vec<VmSpec> {
             VmFirmware::Bios => (1u8, 'b'),
             VmFirmware::Uefi => (2u8, 'u'),
             VmFirmware::SecureBoot => (3u8, 's'),
+            VmFirmware::UefiHttp => (5u8, 'h'),
         };
         for i in 1..=per_firmware.min(99) {
             out.push(VmSpec {
