@@ -27,6 +27,7 @@
 # Knobs: PATHS="bios bios-chain uefi uefi-http ipxe-efi secureboot" SERVERS="tabula standin"
 #   RUNS=1 LIMIT_S=240 CAPTURE=1 (tcpdump of the bridge per boot, 128-byte snaplen)
 #   TABULA_BIN=… (default target/release/tabula, else target/debug/tabula)
+# Runs alternate the servers (tabula, stand-in, tabula, …) so drift in the host's load hits both.
 # Output: a table on stdout; consoles, server logs and the table in bench/results/boot-<UTC>/.
 # Only the namespace and processes this script creates are touched; all removed on exit.
 set -euo pipefail
@@ -285,8 +286,8 @@ at() { grep -aE "$(pattern "$1")" "$2" | head -n1 | cut -d' ' -f1; }
 TABLE=$OUT/table.txt
 printf '%-10s %-8s %4s  %8s %8s %8s %8s %8s %8s\n' path server run loader script kernel init root marker | tee "$TABLE"
 for path in $PATHS; do
-  for server in $SERVERS; do
-    for run in $(seq 1 "$RUNS"); do
+  for run in $(seq 1 "$RUNS"); do
+    for server in $SERVERS; do
       start_server "$server" "$path"
       log=$OUT/console-$path-$server-$run.txt
       CAP_PID=

@@ -66,13 +66,20 @@ mod tests {
             a.contains("mac=52:54:00:77:05:01,bootindex=1,romfile="),
             "{a}"
         );
-        assert!(a.contains("readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"), "{a}");
+        assert!(
+            a.contains("readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"),
+            "{a}"
+        );
         assert!(a.contains("unit=1,file=/w/uefi-http-1-vars.fd"), "{a}");
         assert!(a.contains(&args().join(" ")), "{a}");
         // An iPXE ROM never comes back on an HTTP-boot VM, even if asked for.
         let mut rom = vms[0].clone();
         rom.hardware.uefi_rom = UefiRom::Ipxe;
-        assert!(qemu::args(&rom, std::path::Path::new("/w")).join(" ").contains("romfile="));
+        assert!(
+            qemu::args(&rom, std::path::Path::new("/w"))
+                .join(" ")
+                .contains("romfile=")
+        );
         assert!(Hardware::default().check(choice).is_ok());
         assert!(rom.hardware.check(choice).is_err());
     }
