@@ -13,7 +13,8 @@ use crate::lab::{self, FirmwareChoice, Hardware, Nic, UefiRom};
 pub(super) struct LabArgs {
     /// Firmware of the VMs: bios (SeaBIOS + iPXE ROM), uefi (OVMF PXE), both,
     /// secureboot (OVMF Secure Boot with Microsoft's keys: shim → GRUB → signed kernel),
-    /// or arm64 (QEMU virt + AAVMF PXE → grubnetaa64 → the demo-arm64 image)
+    /// arm64 (QEMU virt + AAVMF PXE → grubnetaa64 → the demo-arm64 image), or uefi-http
+    /// (OVMF with PXE off: UEFI HTTP boot of the loader, then iPXE)
     #[arg(long, default_value = "bios", value_parser = parse_firmware)]
     firmware: FirmwareChoice,
     /// The image every VM is pinned to (NAME@VERSION, NAME:CHANNEL); demo@1 and demo@2

@@ -16,6 +16,7 @@
 pub mod arm64;
 pub mod capture;
 pub mod grub;
+pub mod http_boot;
 pub mod images;
 pub mod network;
 pub mod operator;
@@ -112,6 +113,8 @@ pub enum VmFirmware {
     /// QEMU's arm64 `virt` machine with AAVMF's own PXE loading Debian's
     /// `grubnetaa64.efi` → the arm64 kernel (see [`arm64`]).
     Arm64,
+    /// OVMF with its PXE off: UEFI HTTP boot of the loader, then iPXE (see [`http_boot`]).
+    UefiHttp,
 }
 
 impl VmFirmware {
@@ -121,6 +124,7 @@ impl VmFirmware {
             VmFirmware::Uefi => "uefi",
             VmFirmware::SecureBoot => "secureboot",
             VmFirmware::Arm64 => "arm64",
+            VmFirmware::UefiHttp => "uefi-http",
         }
     }
 }
@@ -214,6 +218,9 @@ impl Hardware {
         if kinds.contains(&VmFirmware::Arm64) && self.nic == Nic::E1000 {
             return Err("AAVMF has no e1000 driver: --firmware arm64 needs --nic virtio".into());
         }
+        if kinds.contains(&VmFirmware::UefiHttp) {
+            http_boot::check(self)?;
+        }
         if kinds.contains(&VmFirmware::SecureBoot) && self.nic == Nic::E1000 {
             return Err(
                 "OVMF has no e1000 driver: --firmware secureboot needs --nic virtio".into(),
@@ -237,6 +244,7 @@ pub enum FirmwareChoice {
     Both,
     SecureBoot,
     Arm64,
+    UefiHttp,
 }
 
 impl FromStr for FirmwareChoice {
@@ -248,8 +256,9 @@ impl FromStr for FirmwareChoice {
             "both" => Ok(FirmwareChoice::Both),
             "secureboot" => Ok(FirmwareChoice::SecureBoot),
             "arm64" => Ok(FirmwareChoice::Arm64),
+            "uefi-http" => Ok(FirmwareChoice::UefiHttp),
             _ => Err(format!(
-                "{s:?} is not one of bios, uefi, both, secureboot, arm64"
+                "{s:?} is not one of bios, uefi, both, secureboot, arm64, uefi-http"
             )),
         }
     }
@@ -264,6 +273,7 @@ impl FirmwareChoice {
             FirmwareChoice::Both => vec![VmFirmware::Bios, VmFirmware::Uefi],
             FirmwareChoice::SecureBoot => vec![VmFirmware::SecureBoot],
             FirmwareChoice::Arm64 => vec![VmFirmware::Arm64],
+            FirmwareChoice::UefiHttp => vec![VmFirmware::UefiHttp],
         }
     }
 }
@@ -289,6 +299,7 @@ pub fn plan_vms(choice: FirmwareChoice, per_firmware: u8) -> Vec<VmSpec> {
             VmFirmware::Uefi => (2u8, 'u'),
             VmFirmware::SecureBoot => (3u8, 's'),
             VmFirmware::Arm64 => (4u8, 'a'),
+            VmFirmware::UefiHttp => (5u8, 'h'),
         };
         for i in 1..=per_firmware.min(99) {
             out.push(VmSpec {

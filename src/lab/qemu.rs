@@ -124,13 +124,16 @@ pub fn args_with(vm: &VmSpec, work: &Path, control: &Control) -> Vec<String> {
                 vars_path(vm, work).display()
             ));
         }
-        VmFirmware::Uefi => {
-            // `romfile=` removes the NIC's iPXE ROM: OVMF's own PXE does the first stage.
-            // With the ROM (QEMU's default `efi-<nic>.rom`), iPXE does it.
+        VmFirmware::Uefi | VmFirmware::UefiHttp => {
+            // `romfile=` removes the NIC's iPXE ROM: OVMF's own PXE (or HTTP boot) does
+            // the first stage. With the ROM (QEMU's default `efi-<nic>.rom`), iPXE does it.
             let rom = match vm.hardware.uefi_rom {
-                UefiRom::Firmware => ",romfile=",
-                UefiRom::Ipxe => "",
+                UefiRom::Ipxe if vm.firmware == VmFirmware::Uefi => "",
+                _ => ",romfile=",
             };
+            if vm.firmware == VmFirmware::UefiHttp {
+                a.extend(super::http_boot::args());
+            }
             a.extend(["-machine".into(), "q35".into(), "-device".into()]);
             a.push(format!(
                 "{},netdev=n0,mac={},bootindex=1{rom}",
@@ -164,7 +167,7 @@ pub fn prepare(vm: &VmSpec, work: &Path) -> Result<(), LabError> {
             let p = work.join(SERCON);
             std::fs::write(&p, [0xf8u8, 0x03]).map_err(LabError::io(p))
         }
-        VmFirmware::Uefi | VmFirmware::SecureBoot | VmFirmware::Arm64 => {
+        VmFirmware::Uefi | VmFirmware::UefiHttp | VmFirmware::SecureBoot | VmFirmware::Arm64 => {
             let template = match vm.firmware {
                 VmFirmware::SecureBoot => OVMF_SB_VARS,
                 VmFirmware::Arm64 => super::arm64::AAVMF_VARS,

@@ -176,6 +176,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
             VmFirmware::Bios => Firmware::Bios,
             VmFirmware::Uefi | VmFirmware::SecureBoot => Firmware::EfiX64,
             VmFirmware::Arm64 => Firmware::EfiArm64,
+            VmFirmware::UefiHttp => Firmware::EfiX64Http,
         };
         let sel = select(
             &snap,
@@ -220,7 +221,7 @@ pub async fn run(opts: &Options, stop: &CancellationToken) -> Result<Report, Lab
     for (spec, (image, manifest)) in specs.into_iter().zip(pinned) {
         let vm = Vm::start(&spec, network.name(), &work)?;
         println!(
-            "lab: started {} ({} PXE, QEMU pid {}, console below as [{}])",
+            "lab: started {} ({} netboot, QEMU pid {}, console below as [{}])",
             spec.name,
             spec.firmware,
             vm.pid().unwrap_or(0),
