@@ -16,6 +16,7 @@
 pub mod capture;
 pub mod grub;
 pub mod images;
+pub mod local_disk;
 pub mod network;
 pub mod operator;
 pub mod prereq;
