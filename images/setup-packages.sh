@@ -5,7 +5,8 @@
 # ipxe-qemu, ipxe and ovmf boot them; curl drives tabula in tests. shim-signed and
 # grub-efi-amd64-signed are the Secure Boot chain `tabula lab --firmware secureboot` serves
 # (Microsoft-signed shim, Debian-signed grubnetx64.efi; ovmf has the Secure Boot firmware),
-# sbsigntool's sbverify shows what signed the kernel. qemu-system-x86 and
+# sbsigntool's sbverify shows what signed the kernel; mtools and grub-efi-amd64-bin build
+# the lab's local disk (a FAT ESP with a standalone GRUB, src/lab/local_disk.rs). qemu-system-x86 and
 # seabios come from bookworm-backports: the machine image ships qemu-utils from backports,
 # which Breaks bookworm's qemu-system-common 7.2, so installing the stock qemu would make
 # apt remove qemu-utils. The backports source has pin priority 100, so nothing else is
@@ -18,7 +19,7 @@ check_only=0
 [ "${1:-}" = --check ] && check_only=1
 
 PACKAGES=(busybox-static squashfs-tools cpio ipxe ipxe-qemu ovmf curl xz-utils
-  shim-signed grub-efi-amd64-signed sbsigntool)
+  shim-signed grub-efi-amd64-signed sbsigntool mtools grub-efi-amd64-bin)
 BACKPORTS_PACKAGES=(qemu-system-x86 seabios)
 BACKPORTS_SOURCE=/etc/apt/sources.list.d/bookworm-backports.sources
 
