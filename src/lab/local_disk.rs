@@ -30,6 +30,8 @@ pub const NEEDS: &[Need] = &[
 ];
 
 const SECTOR: u64 = 512;
+const SECTOR_BYTES: usize = 512;
+const DISK_BYTES: usize = 16 << 20;
 /// The whole disk: 16 MiB; the ESP from 1 MiB to 1 MiB before the end (room for the backup
 /// table).
 const DISK_SECTORS: u64 = 16 * 2048;
@@ -41,6 +43,9 @@ const ESP_TYPE: [u8; 16] = [
 ];
 const ENTRIES: u64 = 128;
 const ENTRY_SIZE: u64 = 128;
+const TABLE_BYTES: usize = 128 * 128;
+const ENTRIES_FIELD: u32 = 128;
+const ENTRY_SIZE_FIELD: u32 = 128;
 /// Sectors the entry array takes (128 × 128 bytes).
 const ENTRY_SECTORS: u64 = ENTRIES * ENTRY_SIZE / SECTOR;
 
@@ -54,7 +59,7 @@ pub fn gpt(
     disk: [u8; 16],
     part: [u8; 16],
 ) -> (Vec<u8>, Vec<u8>) {
-    let mut entries = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
+    let mut entries = vec![0u8; TABLE_BYTES];
     entries[0..16].copy_from_slice(&ESP_TYPE);
     entries[16..32].copy_from_slice(&part);
     entries[32..40].copy_from_slice(&first.to_le_bytes());
@@ -64,7 +69,7 @@ pub fn gpt(
     }
     let entries_crc = crc32fast::hash(&entries);
     let header = |mine: u64, other: u64, table: u64| {
-        let mut h = vec![0u8; SECTOR as usize];
+        let mut h = vec![0u8; SECTOR_BYTES];
         h[0..8].copy_from_slice(b"EFI PART");
         h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
         h[12..16].copy_from_slice(&92u32.to_le_bytes());
@@ -74,14 +79,14 @@ pub fn gpt(
         h[48..56].copy_from_slice(&(sectors - 2 - ENTRY_SECTORS).to_le_bytes());
         h[56..72].copy_from_slice(&disk);
         h[72..80].copy_from_slice(&table.to_le_bytes());
-        h[80..84].copy_from_slice(&(ENTRIES as u32).to_le_bytes());
-        h[84..88].copy_from_slice(&(ENTRY_SIZE as u32).to_le_bytes());
+        h[80..84].copy_from_slice(&ENTRIES_FIELD.to_le_bytes());
+        h[84..88].copy_from_slice(&ENTRY_SIZE_FIELD.to_le_bytes());
         h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
         let crc = crc32fast::hash(&h[..92]);
         h[16..20].copy_from_slice(&crc.to_le_bytes());
         h
     };
-    let mut mbr = vec![0u8; SECTOR as usize];
+    let mut mbr = vec![0u8; SECTOR_BYTES];
     // One partition of type 0xEE over the whole disk (capped at 2^32 - 1 sectors).
     mbr[446 + 1..446 + 4].copy_from_slice(&[0x00, 0x02, 0x00]);
     mbr[446 + 4] = 0xee;
@@ -127,7 +132,7 @@ pub fn build(work: &Path) -> Result<PathBuf, LabError> {
         *b"tabula-lab-disk\0",
         *b"tabula-lab-esp\0\0",
     );
-    let mut bytes = vec![0u8; (DISK_SECTORS * SECTOR) as usize];
+    let mut bytes = vec![0u8; DISK_BYTES];
     bytes[..head.len()].copy_from_slice(&head);
     let at = bytes.len() - tail.len();
     bytes[at..].copy_from_slice(&tail);
@@ -194,6 +199,8 @@ mod tests {
     #[test]
     fn the_gpt_has_one_esp_and_checksums_that_verify() {
         let (head, tail) = gpt(DISK_SECTORS, ESP_FIRST, ESP_LAST, [1; 16], [2; 16]);
+        assert_eq!(DISK_BYTES as u64, DISK_SECTORS * SECTOR);
+        assert_eq!(TABLE_BYTES as u64, ENTRIES * ENTRY_SIZE);
         assert_eq!(head.len() as u64, (2 + ENTRY_SECTORS) * SECTOR);
         assert_eq!(tail.len() as u64, (1 + ENTRY_SECTORS) * SECTOR);
         assert_eq!(head[450], 0xee);
