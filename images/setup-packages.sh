@@ -5,7 +5,8 @@
 # ipxe-qemu, ipxe and ovmf boot them; curl drives tabula in tests. shim-signed and
 # grub-efi-amd64-signed are the Secure Boot chain `tabula lab --firmware secureboot` serves
 # (Microsoft-signed shim, Debian-signed grubnetx64.efi; ovmf has the Secure Boot firmware),
-# sbsigntool's sbverify shows what signed the kernel. The ARM64 kind (`--firmware
+# sbsigntool's sbverify shows what signed the kernel; mtools and grub-efi-amd64-bin build
+# the lab's local disk (a FAT ESP with a standalone GRUB, src/lab/local_disk.rs). The ARM64 kind (`--firmware
 # arm64`) needs qemu-system-arm, qemu-efi-aarch64 (AAVMF) and grub-efi-arm64-bin:arm64
 # (grubnetaa64.efi): dpkg gets the arm64 architecture added for it, which also lets the
 # image recipes `apt-get download` arm64's kernel and busybox-static (never installed).
@@ -21,7 +22,7 @@ check_only=0
 [ "${1:-}" = --check ] && check_only=1
 
 PACKAGES=(busybox-static squashfs-tools cpio ipxe ipxe-qemu ovmf curl xz-utils
-  shim-signed grub-efi-amd64-signed sbsigntool qemu-efi-aarch64)
+  shim-signed grub-efi-amd64-signed sbsigntool qemu-efi-aarch64 mtools grub-efi-amd64-bin)
 # Installed after the arm64 architecture is added (its Multi-Arch: foreign grub-common
 # dependency is the amd64 one).
 ARM64_PACKAGES=(grub-efi-arm64-bin:arm64)

@@ -394,8 +394,7 @@ pub(crate) async fn run(
             peers: peers.clone(),
         };
         metrics::expose_http(&metrics, &state);
-        let p = config.dhcp.loaders.programs;
-        if [p.efi_x64, p.efi_arm64].contains(&crate::boot::BootProgram::Grub) {
+        if grub_served(&config) {
             grub_files = Some(Arc::new(crate::boot_files::GrubFiles {
                 http: state.clone(),
             }));
@@ -609,12 +608,21 @@ struct GrubBlobs {
 /// built-in prefix is `/grub` on the server that answered DHCP.
 const GRUB_BOOTSTRAP_NAMES: [&str; 2] = ["grub/grub.cfg", "grub.cfg"];
 
-/// With GRUB for any firmware, TFTP serves the bootstrap config (`http::grub::bootstrap`)
-/// under [`GRUB_BOOTSTRAP_NAMES`].
+/// Whether any machine can boot GRUB: a firmware kind whose program is GRUB, or a GRUB
+/// loader configured (machines pinned `local` then boot GRUB, `Loaders::local_for`). TFTP
+/// then serves GRUB's configs and blobs.
+fn grub_served(config: &Config) -> bool {
+    let l = &config.dhcp.loaders;
+    let p = l.programs;
+    [p.efi_x64, p.efi_arm64].contains(&crate::boot::BootProgram::Grub)
+        || l.grub_x64.is_some()
+        || l.grub_arm64.is_some()
+}
+
+/// When GRUB is served ([`grub_served`]), TFTP serves the bootstrap config
+/// (`http::grub::bootstrap`) under [`GRUB_BOOTSTRAP_NAMES`].
 fn with_grub_bootstrap(config: &Config, mut files: LoaderFiles) -> LoaderFiles {
-    use crate::boot::BootProgram;
-    let p = config.dhcp.loaders.programs;
-    if ![p.efi_x64, p.efi_arm64].contains(&BootProgram::Grub) {
+    if !grub_served(config) {
         return files;
     }
     let text = axum::body::Bytes::from(crate::http::grub::bootstrap());

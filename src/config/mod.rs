@@ -201,6 +201,21 @@ impl Loaders {
         self.ipxe_for(fw)
     }
 
+    /// What the firmware's own PXE of a machine pinned `local` is handed: GRUB for x64 and
+    /// ARM64 UEFI when that GRUB loader is configured (shim first when set), whatever
+    /// `[dhcp.programs]` says, because GRUB finds and chainloads the disk's boot program
+    /// itself, while iPXE can only exit back to the firmware, which then tries its other
+    /// network boot options first (OVMF: minutes; README "Local boot on UEFI"). Otherwise
+    /// what a boot of that firmware is handed.
+    pub fn local_for(&self, fw: Firmware) -> &str {
+        let grub = match fw {
+            Firmware::EfiX64 => self.shim_x64.as_deref().or(self.grub_x64.as_deref()),
+            Firmware::EfiArm64 => self.grub_arm64.as_deref(),
+            _ => None,
+        };
+        grub.unwrap_or_else(|| self.for_firmware(fw))
+    }
+
     /// The iPXE loader for a firmware.
     pub fn ipxe_for(&self, fw: Firmware) -> &str {
         match fw {

@@ -218,11 +218,14 @@ pub fn is_netboot(req: &ClientRequest) -> bool {
 ///
 /// * not a netboot client, or `Local` for a BIOS firmware client: none (the BIOS moves on
 ///   to the next boot device within seconds);
-/// * `Local` for a UEFI firmware client (PXE or HTTP boot): the loader all the same, whose
-///   iPXE gets the script, which exits back to the firmware. An offer without a boot file
-///   is "no valid offer" to OVMF's PXE and HTTP boot, which then retry DHCP for ~65-90 s
-///   per boot option before moving on (measured: PXEv4 given up at 97 s); the loader's
-///   `exit` ends that option in seconds (README "Local boot on UEFI");
+/// * `Local` for a UEFI firmware PXE client: GRUB when its loader is configured
+///   ([`crate::config::Loaders::local_for`]), whose config chainloads the disk's boot
+///   program; else the loader all the same, whose iPXE gets the script, which exits back
+///   to the firmware (HTTP boot: always the loader). An offer without a boot file is "no
+///   valid offer" to OVMF's PXE and HTTP boot, which then retry DHCP for ~65-90 s per
+///   boot option before moving on (measured: PXEv4 given up at 97 s); the loader's `exit`
+///   ends that option in seconds, GRUB's chainload skips the rest (README "Local boot on
+///   UEFI");
 /// * iPXE: the script URL, except with `chainload = "loader-first"` when the MAC has not
 ///   had its loader within the ledger window: then the loader for its firmware (once;
 ///   the next iPXE request within the window gets the script, so no loop is possible);
@@ -240,8 +243,12 @@ pub fn boot_file(
     loader_recent: bool,
 ) -> Option<BootFile> {
     let firmware = req.kind.firmware.unwrap_or(Firmware::Bios);
-    let loader = ctx.loaders.for_firmware(firmware);
     let local = matches!(decision, Decision::Local);
+    let loader = if local && !req.kind.http_boot {
+        ctx.loaders.local_for(firmware)
+    } else {
+        ctx.loaders.for_firmware(firmware)
+    };
     let urls = Urls::new(ctx.public_url);
     if req.kind.ipxe {
         if ctx.chainload == Chainload::LoaderFirst

@@ -18,7 +18,7 @@
 
 use std::fmt::Write as _;
 
-use crate::boot::{BlobRole, BootPlan, Urls};
+use crate::boot::{BlobRole, BootPlan, Firmware, Urls};
 use crate::inventory::{Decision, Selection};
 
 /// Why a GRUB config could not be rendered.
@@ -79,9 +79,7 @@ pub fn render(sel: &Selection) -> Result<String, GrubError> {
                 sel.mac,
                 echo_text(&winner)
             );
-            // A failure status, as in the iPXE script: the UEFI boot manager then moves
-            // on to the next boot option (the disk).
-            s.push_str("exit 1\n");
+            local(&mut s, sel.firmware);
         }
         Decision::Ignore { reason } => {
             let _ = writeln!(
@@ -94,6 +92,50 @@ pub fn render(sel: &Selection) -> Result<String, GrubError> {
         }
     }
     Ok(s)
+}
+
+/// Where a local disk's EFI system partition keeps its boot program, per architecture,
+/// first found first booted: the removable-media path every firmware knows, then the boot
+/// managers of the usual installs (Debian installs the removable path only when asked).
+pub fn local_programs(firmware: Firmware) -> &'static [&'static str] {
+    match firmware {
+        Firmware::EfiArm64 | Firmware::EfiArm64Http => &[
+            "/EFI/BOOT/BOOTAA64.EFI",
+            "/EFI/debian/shimaa64.efi",
+            "/EFI/ubuntu/shimaa64.efi",
+            "/EFI/redhat/shimaa64.efi",
+        ],
+        _ => &[
+            "/EFI/BOOT/BOOTX64.EFI",
+            "/EFI/debian/shimx64.efi",
+            "/EFI/ubuntu/shimx64.efi",
+            "/EFI/redhat/shimx64.efi",
+            "/EFI/Microsoft/Boot/bootmgfw.efi",
+        ],
+    }
+}
+
+/// A `local` machine's GRUB boots its disk itself: the first partition (of any disk) with
+/// one of [`local_programs`], chainloaded (under Secure Boot, shim's verifier checks it).
+/// Exiting instead would send the firmware through its other network boot options first
+/// (OVMF: IPv6 PXE, HTTP boot; minutes, README "Local boot on UEFI"). With no such
+/// partition, or when the program returns: `exit 1`, the firmware's next boot option.
+fn local(s: &mut String, firmware: Firmware) {
+    let _ = writeln!(
+        s,
+        "for tabula_program in {}; do",
+        local_programs(firmware).join(" ")
+    );
+    s.push_str("  if search --no-floppy --file --set=tabula_disk \"$tabula_program\"; then\n");
+    s.push_str("    echo \"tabula: chainloading ($tabula_disk)$tabula_program\"\n");
+    s.push_str("    chainloader \"($tabula_disk)$tabula_program\"\n");
+    s.push_str("    boot\n");
+    s.push_str("  fi\n");
+    s.push_str("done\n");
+    s.push_str("echo 'tabula: no local disk to boot; back to the firmware'\n");
+    // A failure status, as in the iPXE script: the UEFI boot manager then moves on to
+    // the next boot option.
+    s.push_str("exit 1\n");
 }
 
 fn boot(s: &mut String, sel: &Selection, plan: &BootPlan, winner: &str) -> Result<(), GrubError> {

@@ -18,6 +18,7 @@ pub mod capture;
 pub mod grub;
 pub mod http_boot;
 pub mod images;
+pub mod local_disk;
 pub mod network;
 pub mod operator;
 pub mod prereq;

@@ -38,6 +38,7 @@ mod lab_direct;
 mod lab_direct_postgres;
 mod lab_grub;
 mod lab_http_boot;
+mod lab_local_uefi;
 mod lab_matrix;
 mod lab_metrics;
 mod lab_proxy;

@@ -302,6 +302,30 @@ fn plain_and_local_clients_get_address_without_file() {
         "{:?}",
         spec(&ack).0.boot_file
     );
+    // With a GRUB loader configured (programs still iPXE): GRUB, shim first, which
+    // chainloads the disk itself; a boot of the same firmware still gets iPXE; HTTP boot
+    // keeps the loader.
+    let mut w = World::new(DhcpMode::Full);
+    w.loaders.shim_x64 = Some("shimx64.efi".into());
+    w.loaders.grub_x64 = Some("grubx64.efi".into());
+    let (_, ack) = dora(&mut w, pxe(Firmware::EfiX64), &Decision::Local, false);
+    let file = spec(&ack).0.boot_file.clone().unwrap_or_default();
+    assert!(file.ends_with("/shimx64.efi"), "{file}");
+    let mut w2 = World::new(DhcpMode::Full);
+    w2.loaders = w.loaders.clone();
+    let (_, ack) = dora(&mut w2, pxe(Firmware::EfiX64), &boot(), false);
+    let file = spec(&ack).0.boot_file.clone().unwrap_or_default();
+    assert!(file.ends_with("/snponly.efi"), "{file}");
+    let mut w3 = World::new(DhcpMode::Full);
+    w3.loaders = w.loaders.clone();
+    let http = ClientKind {
+        http_boot: true,
+        pxe: false,
+        ..pxe(Firmware::EfiX64Http)
+    };
+    let (_, ack) = dora(&mut w3, http, &Decision::Local, false);
+    let file = spec(&ack).0.boot_file.clone().unwrap_or_default();
+    assert!(file.ends_with("/loaders/snponly.efi"), "{file}");
     // iPXE + Local: the script (which exits), never the loader.
     let mut w = World::new(DhcpMode::Full);
     let (_, ack) = dora(&mut w, ipxe(Firmware::Bios), &Decision::Local, false);

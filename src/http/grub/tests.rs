@@ -59,8 +59,26 @@ fn bootstrap_golden() {
 fn local_and_ignore_configs() {
     assert_eq!(
         render(&selection(Decision::Local)).unwrap(),
-        "echo 'tabula: 52:54:00:00:00:01 boots from local disk (machine:n1 -> demo@1)'\nexit 1\n"
+        "echo 'tabula: 52:54:00:00:00:01 boots from local disk (machine:n1 -> demo@1)'\n\
+         for tabula_program in /EFI/BOOT/BOOTX64.EFI /EFI/debian/shimx64.efi \
+         /EFI/ubuntu/shimx64.efi /EFI/redhat/shimx64.efi /EFI/Microsoft/Boot/bootmgfw.efi; do\n\
+         \x20 if search --no-floppy --file --set=tabula_disk \"$tabula_program\"; then\n\
+         \x20   echo \"tabula: chainloading ($tabula_disk)$tabula_program\"\n\
+         \x20   chainloader \"($tabula_disk)$tabula_program\"\n\
+         \x20   boot\n\
+         \x20 fi\n\
+         done\n\
+         echo 'tabula: no local disk to boot; back to the firmware'\n\
+         exit 1\n"
     );
+    let mut arm = selection(Decision::Local);
+    arm.firmware = Firmware::EfiArm64;
+    let got = render(&arm).unwrap();
+    assert!(
+        got.contains("for tabula_program in /EFI/BOOT/BOOTAA64.EFI /EFI/debian/shimaa64.efi "),
+        "{got}"
+    );
+    assert!(!got.contains("X64"), "{got}");
     let sel = selection(Decision::Ignore {
         reason: IgnoreReason::PinnedNone {
             target: "evil'\nshell".into(),
