@@ -586,7 +586,14 @@ impl Service {
     /// address since the last one changes the lease table's reservations at once.
     fn refresh(&self, snap: Arc<Snapshot>) {
         let mut cur = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        if Arc::ptr_eq(&cur, &snap) {
+            return;
+        }
+        // The same revision in a new snapshot: manifests re-read after replicated blobs
+        // arrived (a manifest unusable before). Installed, or a replica would refuse its
+        // netboot clients ("blob missing") until the next store change.
         if cur.revision == snap.revision {
+            *cur = snap;
             return;
         }
         if let Some(table) = &self.leases {
