@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tabula::boot::Mac;
 use tabula::storm::dhcp::{Asker, Dhcp};
