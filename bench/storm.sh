@@ -35,6 +35,9 @@
 #   (SERVERS also: tabula-fair tabula-pg tabula-2; the last two need PostgreSQL installed)
 #   ROOT_MIB=8 KERNEL_MIB=4 INITRD_MIB=2 SPREAD_MS=1000 DEADLINE_S=600
 #   MAX_STREAMS=32 (tabula's http.admission.max_streams)
+#   BALANCE=true (tabula-pg/tabula-2: ha.load_balance; false: every server answers every
+#   reserved client at once, the first OFFER wins)
+#   SERVER_LOG=warn (TABULA_LOG of the PostgreSQL variants' servers, e.g. tabula::dhcp=debug)
 #   STORM_BIN=… TABULA_BIN=… (prebuilt binaries; else cargo build --release)
 # Output: a table on stdout; raw JSON lines, logs and the table in bench/results/storm-<UTC>/.
 # Only the namespaces and processes this script creates are touched; all are removed on exit.
@@ -52,6 +55,7 @@ KERNEL_MIB=${KERNEL_MIB:-4}
 INITRD_MIB=${INITRD_MIB:-2}
 SPREAD_MS=${SPREAD_MS:-1000}
 DEADLINE_S=${DEADLINE_S:-600}
+SERVER_LOG=${SERVER_LOG:-warn}
 case "$LINK" in
   *gbit) BPS=$(( ${LINK%gbit} * 1000000000 )) ;;
   *mbit) BPS=$(( ${LINK%mbit} * 1000000 )) ;;
@@ -234,6 +238,8 @@ public_url = "http://$3:8080"
 max_streams = ${MAX_STREAMS:-32}
 [api]
 enabled = false
+[ha]
+load_balance = ${BALANCE:-true}
 TOML
 }
 
@@ -245,7 +251,7 @@ start_tabula_pg() { # run-dir servers(1|2) n salt
   "$TABULA_BIN" --config "$d/a/tabula.toml" image add storm --version 1 \
     --kernel "$W/www/vmlinuz" --initrd "$W/www/initrd.img" --rootfs "$W/www/root.img" > "$d/image.txt"
   "$TABULA_BIN" --config "$d/a/tabula.toml" pin set default storm@1 >/dev/null
-  TABULA_LOG=warn ip netns exec "$NS_S" "$TABULA_BIN" --config "$d/a/tabula.toml" serve \
+  TABULA_LOG=$SERVER_LOG ip netns exec "$NS_S" "$TABULA_BIN" --config "$d/a/tabula.toml" serve \
     > "$d/a.out" 2> "$d/a.log" &
   SERVER_PIDS=($!)
   PIDS+=($!)
@@ -253,7 +259,7 @@ start_tabula_pg() { # run-dir servers(1|2) n salt
   [ "$count" = 2 ] || return 0
   # B starts after A holds the DHCP authority (A started first), with an empty data dir.
   pg_conf "$d/b" storm-b 10.77.0.3 "$VS2" "$db" "$3" "$4"
-  TABULA_LOG=warn ip netns exec "$NS_S2" "$TABULA_BIN" --config "$d/b/tabula.toml" serve \
+  TABULA_LOG=$SERVER_LOG ip netns exec "$NS_S2" "$TABULA_BIN" --config "$d/b/tabula.toml" serve \
     > "$d/b.out" 2> "$d/b.log" &
   SERVER_PIDS+=($!)
   PIDS+=($!)
@@ -361,8 +367,10 @@ for n in $SCENARIOS; do
     for f in "$d"/*.log "$d"/*.err "$d"/*.out "$d"/*-list.txt; do [ -s "$f" ] && cp "$f" "$OUT/$s-$n.$(basename "$f")"; done
     # Which server each machine's script came from (its callback's host).
     split=$(grep -o '"callback":"http://[0-9.]*' "$OUT/$s-$n.jsonl" | sed 's|.*http://||' | sort | uniq -c | awk '{printf "%s%s: %s", sep, $2, $1; sep=", "}')
-    echo "{\"server\":\"$s\",\"n\":$n,\"scripts_from\":\"$split\"}" >> "$OUT/split.jsonl"
-    echo "  $s N=$n done: server CPU ${cpu}s; scripts from $split"
+    # Which server acknowledged each machine's DHCP exchanges (ROM, iPXE, initramfs).
+    dsplit=$(grep -o '"dhcp_servers":\[[^]]*\]' "$OUT/$s-$n.jsonl" | grep -o '[0-9.]\{7,\}' | sort | uniq -c | awk '{printf "%s%s: %s", sep, $2, $1; sep=", "}')
+    echo "{\"server\":\"$s\",\"n\":$n,\"scripts_from\":\"$split\",\"acks_from\":\"$dsplit\"}" >> "$OUT/split.jsonl"
+    echo "  $s N=$n done: server CPU ${cpu}s; scripts from $split; DHCP ACKs from $dsplit"
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/setup.txt"

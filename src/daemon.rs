@@ -495,6 +495,7 @@ pub(crate) async fn run(
             metrics: metrics.clone(),
             revision_changed: fleet.revision_changed.clone(),
             authority: fleet.dhcp.clone(),
+            peers: fleet.dhcp_peers.clone(),
             store: health.clone(),
         };
         let sockets = bound.dhcp;

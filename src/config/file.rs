@@ -172,6 +172,8 @@ pub struct EventsFile {
 pub struct HaFile {
     pub heartbeat: Option<String>,
     pub leader_ttl: Option<String>,
+    pub load_balance: Option<bool>,
+    pub load_balance_max_secs: Option<u16>,
 }
 
 /// `[health]`: boot attempts, their deadline and automatic rollback (issue 14).

@@ -21,6 +21,13 @@ pub struct HaConfig {
     /// renewed (`ha.leader_ttl`, default 3s). Renewed every third of it; a standby takes
     /// over at most this long after the holder's last renewal.
     pub leader_ttl: Duration,
+    /// Whether reserved DHCP clients are split among the live servers (`ha.load_balance`,
+    /// default true): each has one owner, which answers at once (`crate::dhcp`
+    /// `balance`); `false`: every server answers every reserved client at once.
+    pub load_balance: bool,
+    /// A non-owner answers a reserved client once its `secs` field reaches this
+    /// (`ha.load_balance_max_secs`, default 3).
+    pub load_balance_max_secs: u16,
 }
 
 /// Longest id accepted (it is a key in the store and a label in logs).
@@ -76,6 +83,8 @@ pub(super) fn validate(
         server_id,
         heartbeat,
         leader_ttl,
+        load_balance: f.load_balance.unwrap_or(true),
+        load_balance_max_secs: f.load_balance_max_secs.unwrap_or(3),
     })
 }
 
@@ -90,6 +99,8 @@ mod tests {
         assert_eq!(c.server_id, "pxe-1.rack_a");
         assert_eq!(c.leader_ttl, Duration::from_secs(3));
         assert_eq!(c.heartbeat, Duration::from_secs(1));
+        assert!(c.load_balance);
+        assert_eq!(c.load_balance_max_secs, 3);
         assert!(validate(Some("a b".into()), &f, "t").is_err());
         assert!(validate(Some(String::new()), &f, "t").is_err());
         assert!(valid_id(&validate(None, &f, "t").unwrap().server_id));

@@ -10,6 +10,7 @@
 //! task). This module never imports the TFTP or HTTP front ends.
 
 mod authority;
+mod balance;
 mod commit;
 mod destination;
 mod fleet_ledger;

@@ -10,6 +10,8 @@
 //! Before deciding, `full` mode asks [`super::authority`] whether this server answers the
 //! request at all (dynamic clients only on the DHCP authority; degraded mode when the
 //! store is unreachable); taking the authority reloads the lease table from the store.
+//! A reserved client's DISCOVER is then answered at once only by its owner among the live
+//! servers ([`super::balance`]), so a storm is spread over them.
 //! Boot events (DhcpOffer, DhcpAck, Ignored) are recorded for netboot clients (PXE, HTTP
 //! boot, iPXE) only: renewals of running systems would flood the boot history.
 //! Must not import the TFTP or HTTP front ends.
@@ -24,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::authority::{Ask, Authority, Gate};
+use super::balance;
 use super::commit::{self, LeaseLog, Outgoing, Pending};
 use super::lease::{LeaseTable, LeaseTimers};
 use super::ledger::LoaderLedger;
@@ -76,6 +79,9 @@ pub struct Shared {
     /// it is not held, dynamic clients get no answer; when it is taken, the lease table is
     /// reloaded from the store first (the previous authority's leases).
     pub authority: Option<crate::ha::Leadership>,
+    /// The live full-mode DHCP servers on the store, to split reserved clients among
+    /// (`super::balance`; `None`: every reserved client is answered at once).
+    pub peers: Option<crate::ha::DhcpPeers>,
     /// Whether the store answers (the membership heartbeat's view): while it does not,
     /// DHCP runs degraded (see `super::authority`).
     pub store: crate::health::Health,
@@ -92,6 +98,7 @@ struct Service {
     commits: mpsc::Sender<Pending>,
     metrics: Metrics,
     authority: Authority,
+    peers: Option<crate::ha::DhcpPeers>,
     store: crate::health::Health,
 }
 
@@ -150,6 +157,7 @@ pub async fn run(
             None => Authority::sole(),
             Some(_) => Authority::member(),
         },
+        peers: shared.peers.take(),
         store: shared.store.clone(),
     });
     // The winners of refused writes go into the table (the losers' clients start over).
@@ -322,6 +330,26 @@ impl Service {
             if gate != Gate::Answer {
                 tracing::debug!(?gate, "not answered by this server");
                 return;
+            }
+            if reserved
+                && req.message_type == MessageType::Discover
+                && let Some(peers) = &self.peers
+            {
+                let live = peers.live(Instant::now());
+                let ha = &self.config.ha;
+                let share = balance::share(
+                    &ha.server_id,
+                    live.as_deref().map(Vec::as_slice),
+                    req.mac,
+                    req.secs,
+                    ha.load_balance_max_secs,
+                );
+                if !share.answers() {
+                    tracing::debug!(?share, secs = req.secs, "reserved client left to its owner");
+                    m.dropped.inc("peer-owns");
+                    return;
+                }
+                tracing::debug!(?share, secs = req.secs, "reserved client answered");
             }
         }
         // Only the messages that can be answered with a boot file ask the inventory.
@@ -558,7 +586,14 @@ impl Service {
     /// address since the last one changes the lease table's reservations at once.
     fn refresh(&self, snap: Arc<Snapshot>) {
         let mut cur = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        if Arc::ptr_eq(&cur, &snap) {
+            return;
+        }
+        // The same revision in a new snapshot: manifests re-read after replicated blobs
+        // arrived (a manifest unusable before). Installed, or a replica would refuse its
+        // netboot clients ("blob missing") until the next store change.
         if cur.revision == snap.revision {
+            *cur = snap;
             return;
         }
         if let Some(table) = &self.leases {

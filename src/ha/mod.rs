@@ -8,9 +8,11 @@
 
 pub mod elector;
 pub mod heartbeat;
+pub mod peers;
 pub mod revisions;
 
 pub use elector::{Leadership, elect};
+pub use peers::DhcpPeers;
 
 /// A singleton role: at most one server holds each at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,9 @@ use crate::store::{MemberRow, Store};
 pub struct Membership {
     /// The `dhcp` role, when this server allocates addresses (`dhcp.mode = "full"`).
     pub dhcp: Option<Leadership>,
+    /// The live full-mode DHCP servers, when reserved clients are balanced among them
+    /// (`ha.load_balance`, full mode with DHCP bound).
+    pub dhcp_peers: Option<DhcpPeers>,
     /// The `jobs` role: fleet-wide singleton jobs run only while it is held.
     pub jobs: Leadership,
     /// Woken when another server announced a store revision.
@@ -112,6 +117,8 @@ pub async fn join(
     } else {
         None
     };
+    let dhcp_peers = (dhcp.is_some() && config.ha.load_balance)
+        .then(|| peers::watch(store.clone(), config.ha.heartbeat, stop.clone()));
     let jobs = elect(store.clone(), Role::Jobs, id, ttl, stop.clone()).await;
     let revision_changed = Arc::new(Notify::new());
     tokio::spawn(revisions::run(
@@ -122,6 +129,7 @@ pub async fn join(
     ));
     Membership {
         dhcp,
+        dhcp_peers,
         jobs,
         revision_changed,
     }

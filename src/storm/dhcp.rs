@@ -45,8 +45,9 @@ impl Asker {
     }
 }
 
-/// The client message for `mac`, as `asker` builds it.
-fn message(asker: Asker, t: MessageType, mac: Mac, xid: u32) -> v4::Message {
+/// The client message for `mac`, as `asker` builds it, `secs` seconds after it began
+/// (RFC 2131's `secs`, which firmware fills in and servers may balance on).
+fn message(asker: Asker, t: MessageType, mac: Mac, xid: u32, secs: u16) -> v4::Message {
     let mut m = v4::Message::new_with_id(
         xid,
         Ipv4Addr::UNSPECIFIED,
@@ -56,6 +57,7 @@ fn message(asker: Asker, t: MessageType, mac: Mac, xid: u32) -> v4::Message {
         &mac.0,
     );
     m.set_flags(v4::Flags::default().set_broadcast());
+    m.set_secs(secs);
     let o = m.opts_mut();
     o.insert(DhcpOption::MessageType(t));
     if asker == Asker::Initramfs {
@@ -98,14 +100,14 @@ fn encode(m: &v4::Message) -> Vec<u8> {
     b
 }
 
-/// A DISCOVER.
-pub fn discover(asker: Asker, mac: Mac, xid: u32) -> Vec<u8> {
-    encode(&message(asker, MessageType::Discover, mac, xid))
+/// A DISCOVER, `secs` seconds after the exchange began.
+pub fn discover(asker: Asker, mac: Mac, xid: u32, secs: u16) -> Vec<u8> {
+    encode(&message(asker, MessageType::Discover, mac, xid, secs))
 }
 
 /// A REQUEST for the address `offer` made, naming its server.
-pub fn request(asker: Asker, mac: Mac, xid: u32, offer: &Reply) -> Vec<u8> {
-    let mut m = message(asker, MessageType::Request, mac, xid);
+pub fn request(asker: Asker, mac: Mac, xid: u32, offer: &Reply, secs: u16) -> Vec<u8> {
+    let mut m = message(asker, MessageType::Request, mac, xid, secs);
     m.opts_mut()
         .insert(DhcpOption::RequestedIpAddress(offer.yiaddr));
     if let Some(s) = offer.server {
@@ -218,10 +220,12 @@ impl Dhcp {
             .unwrap_or_else(|e| e.into_inner())
             .insert(xid, tx);
         let mut retransmits = 0;
+        let began = tokio::time::Instant::now();
         let got = async {
             let offer = self
                 .exchange(
-                    &discover(asker, mac, xid),
+                    |secs| discover(asker, mac, xid, secs),
+                    began,
                     asker,
                     &mut rx,
                     MessageType::Offer,
@@ -229,7 +233,8 @@ impl Dhcp {
                 )
                 .await?;
             self.exchange(
-                &request(asker, mac, xid, &offer),
+                |secs| request(asker, mac, xid, &offer, secs),
+                began,
                 asker,
                 &mut rx,
                 MessageType::Ack,
@@ -247,7 +252,8 @@ impl Dhcp {
 
     async fn exchange(
         &self,
-        packet: &[u8],
+        packet: impl Fn(u16) -> Vec<u8>,
+        began: tokio::time::Instant,
         asker: Asker,
         rx: &mut mpsc::UnboundedReceiver<Reply>,
         want: MessageType,
@@ -259,7 +265,8 @@ impl Dhcp {
                 *retransmits += 1;
             }
             // A send error (a full socket buffer) is a lost packet, as on a wire.
-            let _ = self.sock.send_to(packet, to).await;
+            let secs = u16::try_from(began.elapsed().as_secs()).unwrap_or(u16::MAX);
+            let _ = self.sock.send_to(&packet(secs), to).await;
             let until = tokio::time::Instant::now() + Duration::from_secs(*wait);
             loop {
                 match tokio::time::timeout_at(until, rx.recv()).await {
@@ -284,12 +291,13 @@ mod tests {
     #[test]
     fn tabula_classifies_each_asker_as_the_firmware_it_imitates() {
         let mac = Mac([2, 0x5a, 0, 0, 0, 7]);
-        let rom = decode(&discover(Asker::PxeRom, mac, 1)).unwrap();
+        let rom = decode(&discover(Asker::PxeRom, mac, 1, 4)).unwrap();
+        assert_eq!(rom.secs, 4);
         assert_eq!(rom.mac, mac);
         assert!(rom.kind.pxe && !rom.kind.ipxe, "{rom:?}");
         assert!(rom.machine_id.is_some() && rom.network_interface == Some((1, 2, 1)));
         assert_eq!(rom.arch_codes, [0]);
-        let ipxe = decode(&discover(Asker::Ipxe, mac, 2)).unwrap();
+        let ipxe = decode(&discover(Asker::Ipxe, mac, 2, 0)).unwrap();
         assert!(ipxe.kind.pxe && ipxe.kind.ipxe, "{ipxe:?}");
         assert!(ipxe.ipxe.is_some(), "{ipxe:?}");
         let off = Reply {
@@ -300,7 +308,7 @@ mod tests {
             server: Some(Ipv4Addr::new(10, 0, 0, 1)),
             bootfile: None,
         };
-        let r = decode(&request(Asker::Initramfs, mac, 3, &off)).unwrap();
+        let r = decode(&request(Asker::Initramfs, mac, 3, &off, 0)).unwrap();
         assert!(!r.kind.pxe, "{r:?}");
         assert_eq!(r.requested_ip, Some(Ipv4Addr::new(10, 0, 0, 9)));
     }

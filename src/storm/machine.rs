@@ -45,6 +45,9 @@ pub struct Record {
     pub bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<Ipv4Addr>,
+    /// The server id of each DHCP ACK, in boot order (ROM, iPXE, initramfs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dhcp_servers: Vec<Ipv4Addr>,
     /// The callback the script named (it carries the manifest on tabula).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback: Option<String>,
@@ -91,6 +94,7 @@ async fn run(dhcp: &Dhcp, mac: Mac, xid: u32, rec: &mut Record) -> Result<(), Fa
         .await
         .ok_or_else(|| Failed("dhcp_pxe", "no lease after the ROM's schedule".into()))?;
     rec.dhcp_retransmits += rom.retransmits;
+    rec.dhcp_servers.extend(rom.ack.server);
     rec.phases.insert("dhcp_pxe", t.elapsed().as_secs_f64());
     let ip = rom.ack.yiaddr;
     rec.ip = Some(ip);
@@ -118,6 +122,7 @@ async fn run(dhcp: &Dhcp, mac: Mac, xid: u32, rec: &mut Record) -> Result<(), Fa
         .await
         .ok_or_else(|| Failed("dhcp_ipxe", "no lease after iPXE's schedule".into()))?;
     rec.dhcp_retransmits += ipxe.retransmits;
+    rec.dhcp_servers.extend(ipxe.ack.server);
     rec.phases.insert("dhcp_ipxe", t.elapsed().as_secs_f64());
     let script_url = ipxe
         .ack
@@ -148,6 +153,7 @@ async fn run(dhcp: &Dhcp, mac: Mac, xid: u32, rec: &mut Record) -> Result<(), Fa
         .await
         .ok_or_else(|| Failed("dhcp_initramfs", "no lease after udhcpc's tries".into()))?;
     rec.dhcp_retransmits += init.retransmits;
+    rec.dhcp_servers.extend(init.ack.server);
     rec.phases
         .insert("dhcp_initramfs", t.elapsed().as_secs_f64());
     let ip = init.ack.yiaddr;

@@ -24,6 +24,7 @@ mod doctor;
 mod fleet;
 mod fleet_events;
 mod ha;
+mod ha_balance;
 mod ha_fabric;
 mod ha_lab;
 mod ha_ledger;
