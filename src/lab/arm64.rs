@@ -109,22 +109,16 @@ fn links() -> Vec<(&'static str, String)> {
 /// The text change alone (pure): the TFTP root, GRUB for arm64 UEFI in
 /// `[dhcp.programs]`, and its loader.
 pub fn rewrite(config: &str, tftp_root: &Path) -> Result<String, LabError> {
-    const ROOT: &str = "root = \"/usr/lib/ipxe\"";
-    const LOADERS: &str = "[dhcp.loaders]\n";
-    let root = tftp_root.display().to_string();
-    if !config.contains(ROOT) || !config.contains(LOADERS) || root.contains(['"', '\\', '\n']) {
-        return Err(LabError::Options(
-            "the lab config has no TFTP root or [dhcp.loaders] to set for arm64 GRUB".into(),
-        ));
-    }
-    Ok(config.replace(ROOT, &format!("root = \"{root}\"")).replace(
-        LOADERS,
+    super::grub::with_grub(
+        config,
+        tftp_root,
+        "arm64 GRUB",
         "[dhcp.programs]\n\
          # arm64 UEFI machines boot Debian's grubnetaa64.efi (Debian has no arm64 iPXE).\n\
          efi_arm64 = \"grub\"\n\n\
          [dhcp.loaders]\n\
          grub_arm64 = \"grubnetaa64.efi\"\n",
-    ))
+    )
 }
 
 #[cfg(test)]

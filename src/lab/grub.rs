@@ -63,23 +63,39 @@ pub fn config(config: String, choice: FirmwareChoice, work: &Path) -> Result<Str
 
 /// The text change alone (pure): the TFTP root, the GRUB loaders and `[dhcp.programs]`.
 pub fn rewrite(config: &str, tftp_root: &Path) -> Result<String, LabError> {
-    const ROOT: &str = "root = \"/usr/lib/ipxe\"";
-    const LOADERS: &str = "[dhcp.loaders]\n";
-    let root = tftp_root.display().to_string();
-    if !config.contains(ROOT) || !config.contains(LOADERS) || root.contains(['"', '\\', '\n']) {
-        return Err(LabError::Options(
-            "the lab config has no TFTP root or [dhcp.loaders] to set for GRUB".into(),
-        ));
-    }
-    Ok(config.replace(ROOT, &format!("root = \"{root}\"")).replace(
-        LOADERS,
+    with_grub(
+        config,
+        tftp_root,
+        "GRUB",
         "[dhcp.programs]\n\
          # x64 UEFI machines boot Debian's signed shim, which loads grubx64.efi beside it.\n\
          efi_x64 = \"grub\"\n\n\
          [dhcp.loaders]\n\
          shim_x64 = \"shimx64.efi\"\n\
          grub_x64 = \"grubx64.efi\"\n",
-    ))
+    )
+}
+
+/// The lab config with its TFTP root set to `tftp_root` (a folder of links) and its
+/// `[dhcp.loaders]` header replaced by `block` (a `[dhcp.programs]` table, then the
+/// loaders header with the GRUB kind's loaders): shared by the GRUB kinds.
+pub(super) fn with_grub(
+    config: &str,
+    tftp_root: &Path,
+    kind: &str,
+    block: &str,
+) -> Result<String, LabError> {
+    const ROOT: &str = "root = \"/usr/lib/ipxe\"";
+    const LOADERS: &str = "[dhcp.loaders]\n";
+    let root = tftp_root.display().to_string();
+    if !config.contains(ROOT) || !config.contains(LOADERS) || root.contains(['"', '\\', '\n']) {
+        return Err(LabError::Options(format!(
+            "the lab config has no TFTP root or [dhcp.loaders] to set for {kind}"
+        )));
+    }
+    Ok(config
+        .replace(ROOT, &format!("root = \"{root}\""))
+        .replace(LOADERS, block))
 }
 
 #[cfg(test)]
